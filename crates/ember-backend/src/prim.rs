@@ -1,0 +1,603 @@
+//! The primitive op set: thin, typed calls onto burn's `Dispatch` backend.
+//!
+//! Every function here assumes its inputs were validated by `ember-tensor`: same device, the
+//! dtypes the op needs, equal ranks for binary ops, dims in range, non-empty results. burn
+//! panics (or silently computes garbage on some backends) when those do not hold.
+//! A [`Prim`] always has rank >= 1; Ember keeps rank-0 tensors as `[1]` primitives.
+
+use burn_backend::ops::{ActivationOps, BoolTensorOps, FloatTensorOps, IntTensorOps};
+use burn_backend::{Backend, Scalar, Shape, Slice, TensorData, TensorMetadata, read_sync};
+use burn_dispatch::{Dispatch, DispatchTensor};
+use burn_std::IndexingUpdateOp;
+
+use crate::dtype::INT;
+use crate::{DType, Device, Element, Error, Result};
+
+type B = Dispatch;
+
+/// A burn tensor primitive with Ember's dtype attached.
+#[derive(Clone, Debug)]
+pub struct Prim {
+    inner: DispatchTensor,
+    dtype: DType,
+}
+
+/// The kind-specific primitive: which family of burn ops applies.
+enum Kind {
+    Float,
+    Int,
+    Bool,
+}
+
+impl Prim {
+    fn new(inner: DispatchTensor, dtype: DType) -> Prim {
+        Prim { inner, dtype }
+    }
+
+    fn int(inner: DispatchTensor) -> Prim {
+        Prim::new(inner, DType::I64)
+    }
+
+    fn bool(inner: DispatchTensor) -> Prim {
+        Prim::new(inner, DType::Bool)
+    }
+
+    fn kind(&self) -> Kind {
+        match self.dtype {
+            DType::I64 => Kind::Int,
+            DType::Bool => Kind::Bool,
+            _ => Kind::Float,
+        }
+    }
+
+    /// The Ember dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The primitive's shape (rank >= 1).
+    pub fn dims(&self) -> Vec<usize> {
+        self.inner.shape().iter().copied().collect()
+    }
+
+    /// The burn primitive, for code that calls burn directly.
+    pub fn into_inner(self) -> DispatchTensor {
+        self.inner
+    }
+}
+
+fn bool_store(device: &burn_dispatch::DispatchDevice) -> burn_backend::BoolDType {
+    burn_backend::get_device_settings::<B>(device).bool_dtype
+}
+
+fn bool_store_of(p: &DispatchTensor) -> burn_backend::BoolDType {
+    bool_store(&p.device())
+}
+
+// ---------------------------------------------------------------- host I/O and creation
+
+/// Uploads host values with a shape (product of `shape` == `values.len()`, checked by caller).
+pub(crate) fn from_vec<E: Element + burn_backend::Element>(
+    values: Vec<E>,
+    shape: &[usize],
+    device: Device,
+) -> Result<Prim> {
+    let data = TensorData::new(values, Shape::from(shape.to_vec()));
+    from_data(data, E::DTYPE, device)
+}
+
+/// Uploads burn host data whose dtype is `dtype`'s host dtype.
+pub fn from_data(data: TensorData, dtype: DType, device: Device) -> Result<Prim> {
+    let dev = device.dispatch()?;
+    Ok(match dtype {
+        DType::I64 => Prim::int(B::int_from_data(data, &dev)),
+        DType::Bool => {
+            let ints = data.convert_dtype(burn_backend::DType::I64);
+            cast(Prim::int(B::int_from_data(ints, &dev)), DType::Bool)
+        }
+        _ => Prim::new(B::float_from_data(data, &dev), dtype),
+    })
+}
+
+/// Reads a primitive back to the host (Bool primitives are read through `Element for bool`).
+pub(crate) fn into_data(p: Prim) -> Result<TensorData> {
+    let res = match p.kind() {
+        Kind::Float => read_sync(B::float_into_data(p.inner)),
+        Kind::Int => read_sync(B::int_into_data(p.inner)),
+        Kind::Bool => read_sync(B::bool_into_data(p.inner)),
+    };
+    res.map_err(|e| Error::Backend {
+        op: "to_vec",
+        msg: format!("{e:?}"),
+    })
+}
+
+/// A tensor filled with one value.
+pub fn full(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Prim> {
+    let dev = device.dispatch()?;
+    let shape = Shape::from(shape.to_vec());
+    Ok(match dtype {
+        DType::I64 => Prim::int(B::int_full(shape, Scalar::Int(value as i64), &dev, INT)),
+        DType::Bool => {
+            let store = bool_store(&dev);
+            let t = if value != 0.0 {
+                B::bool_ones(shape, &dev, store)
+            } else {
+                B::bool_zeros(shape, &dev, store)
+            };
+            Prim::bool(t)
+        }
+        _ => Prim::new(
+            B::float_full(
+                shape,
+                Scalar::Float(value),
+                &dev,
+                dtype.burn_float().unwrap(),
+            ),
+            dtype,
+        ),
+    })
+}
+
+// ---------------------------------------------------------------- layout and movement
+
+/// Reshape to a shape with the same number of elements.
+pub fn reshape(p: Prim, shape: &[usize]) -> Prim {
+    let s = Shape::from(shape.to_vec());
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Float => B::float_reshape(p.inner, s),
+        Kind::Int => B::int_reshape(p.inner, s),
+        Kind::Bool => B::bool_reshape(p.inner, s),
+    };
+    Prim::new(t, dtype)
+}
+
+/// Permute axes (`axes` is a permutation of `0..rank`).
+pub fn permute(p: Prim, axes: &[usize]) -> Prim {
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Float => B::float_permute(p.inner, axes),
+        Kind::Int => B::int_permute(p.inner, axes),
+        Kind::Bool => B::bool_permute(p.inner, axes),
+    };
+    Prim::new(t, dtype)
+}
+
+/// Broadcast size-1 dims to `shape` (same rank).
+pub fn expand(p: Prim, shape: &[usize]) -> Prim {
+    if p.dims() == shape {
+        return p;
+    }
+    let s = Shape::from(shape.to_vec());
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Float => B::float_expand(p.inner, s),
+        Kind::Int => B::int_expand(p.inner, s),
+        Kind::Bool => B::bool_expand(p.inner, s),
+    };
+    Prim::new(t, dtype)
+}
+
+/// Slice every dim with `(start, end, step)`, all in range, step >= 1, non-empty.
+pub fn slice(p: Prim, ranges: &[(usize, usize, usize)]) -> Prim {
+    let slices: Vec<Slice> = ranges
+        .iter()
+        .map(|&(s, e, st)| Slice::new(s as isize, Some(e as isize), st as isize))
+        .collect();
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Float => B::float_slice(p.inner, &slices),
+        Kind::Int => B::int_slice(p.inner, &slices),
+        Kind::Bool => B::bool_slice(p.inner, &slices),
+    };
+    Prim::new(t, dtype)
+}
+
+/// Concatenate along `dim` (all same dtype, rank and other dims).
+pub fn cat(ps: Vec<Prim>, dim: usize) -> Prim {
+    let dtype = ps[0].dtype;
+    let kind = ps[0].kind();
+    let inner: Vec<DispatchTensor> = ps.into_iter().map(|p| p.inner).collect();
+    let t = match kind {
+        Kind::Float => B::float_cat(inner, dim),
+        Kind::Int => B::int_cat(inner, dim),
+        Kind::Bool => B::bool_cat(inner, dim),
+    };
+    Prim::new(t, dtype)
+}
+
+/// Rows of `p` along `dim` picked by an I64 index vector (indices in range).
+pub fn select(p: Prim, dim: usize, idx: Prim) -> Prim {
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Float => B::float_select(p.inner, dim, idx.inner),
+        Kind::Int => B::int_select(p.inner, dim, idx.inner),
+        Kind::Bool => B::bool_select(p.inner, dim, idx.inner),
+    };
+    Prim::new(t, dtype)
+}
+
+/// torch.gather with `idx` of the same shape as `p` (caller narrows `p` first).
+pub fn gather(p: Prim, dim: usize, idx: Prim) -> Prim {
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Float => B::float_gather(dim, p.inner, idx.inner),
+        Kind::Int => B::int_gather(dim, p.inner, idx.inner),
+        Kind::Bool => B::bool_gather(dim, p.inner, idx.inner),
+    };
+    Prim::new(t, dtype)
+}
+
+/// torch.scatter_add: `p[.., idx[i], ..] += src[i]` along `dim` (float or int).
+pub fn scatter_add(p: Prim, dim: usize, idx: Prim, src: Prim) -> Prim {
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Int => B::int_scatter(dim, p.inner, idx.inner, src.inner, IndexingUpdateOp::Add),
+        _ => B::float_scatter(dim, p.inner, idx.inner, src.inner, IndexingUpdateOp::Add),
+    };
+    Prim::new(t, dtype)
+}
+
+/// `where(mask, value, p)`: elements of `value` where `mask` is true (all same shape).
+pub fn mask_where(p: Prim, mask: Prim, value: Prim) -> Prim {
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Float => B::float_mask_where(p.inner, mask.inner, value.inner),
+        Kind::Int => B::int_mask_where(p.inner, mask.inner, value.inner),
+        Kind::Bool => B::bool_mask_where(p.inner, mask.inner, value.inner),
+    };
+    Prim::new(t, dtype)
+}
+
+/// Fill elements where `mask` is true with a scalar (same shape).
+pub fn mask_fill(p: Prim, mask: Prim, value: f64) -> Prim {
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Float => B::float_mask_fill(p.inner, mask.inner, Scalar::Float(value)),
+        Kind::Int => B::int_mask_fill(p.inner, mask.inner, Scalar::Int(value as i64)),
+        Kind::Bool => B::bool_mask_fill(p.inner, mask.inner, Scalar::Bool(value != 0.0)),
+    };
+    Prim::new(t, dtype)
+}
+
+/// Move to another device.
+pub fn to_device(p: Prim, device: Device) -> Result<Prim> {
+    let dev = device.dispatch()?;
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Float => B::float_to_device(p.inner, &dev),
+        Kind::Int => B::int_to_device(p.inner, &dev),
+        Kind::Bool => B::bool_to_device(p.inner, &dev),
+    };
+    Ok(Prim::new(t, dtype))
+}
+
+/// Convert to another dtype (float→int truncates toward zero; x→bool is x != 0).
+pub fn cast(p: Prim, to: DType) -> Prim {
+    if p.dtype == to {
+        return p;
+    }
+    match (p.kind(), to) {
+        (Kind::Float, DType::I64) => Prim::int(B::float_into_int(p.inner, INT)),
+        (Kind::Float, DType::Bool) => {
+            let store = bool_store_of(&p.inner);
+            Prim::bool(B::float_not_equal_elem(p.inner, Scalar::Float(0.0), store))
+        }
+        (Kind::Float, f) => Prim::new(B::float_cast(p.inner, f.burn_float().unwrap()), f),
+        (Kind::Int, DType::Bool) => {
+            let store = bool_store_of(&p.inner);
+            Prim::bool(B::int_not_equal_elem(p.inner, Scalar::Int(0), store))
+        }
+        (Kind::Int, f) => Prim::new(B::int_into_float(p.inner, f.burn_float().unwrap()), f),
+        (Kind::Bool, DType::I64) => Prim::int(B::bool_into_int(p.inner, INT)),
+        (Kind::Bool, f) => Prim::new(B::bool_into_float(p.inner, f.burn_float().unwrap()), f),
+    }
+}
+
+// ---------------------------------------------------------------- elementwise
+
+/// Float unary functions burn provides directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unary {
+    /// -x
+    Neg,
+    /// |x|
+    Abs,
+    /// e^x
+    Exp,
+    /// ln x
+    Log,
+    /// √x
+    Sqrt,
+    /// sin x
+    Sin,
+    /// cos x
+    Cos,
+    /// tanh x
+    Tanh,
+    /// 1/(1+e^-x)
+    Sigmoid,
+    /// max(x, 0)
+    Relu,
+    /// erf x
+    Erf,
+    /// 1/x
+    Recip,
+}
+
+/// Applies a float unary function (I64 supports `Neg` and `Abs` only).
+pub fn unary(op: Unary, p: Prim) -> Prim {
+    let dtype = p.dtype;
+    if let Kind::Int = p.kind() {
+        let t = match op {
+            Unary::Abs => B::int_abs(p.inner),
+            _ => B::int_neg(p.inner),
+        };
+        return Prim::int(t);
+    }
+    let x = p.inner;
+    let t = match op {
+        Unary::Neg => B::float_neg(x),
+        Unary::Abs => B::float_abs(x),
+        Unary::Exp => B::float_exp(x),
+        Unary::Log => B::float_log(x),
+        Unary::Sqrt => B::float_sqrt(x),
+        Unary::Sin => B::float_sin(x),
+        Unary::Cos => B::float_cos(x),
+        Unary::Tanh => B::float_tanh(x),
+        Unary::Sigmoid => B::sigmoid(x),
+        Unary::Relu => B::relu(x),
+        Unary::Erf => B::float_erf(x),
+        Unary::Recip => B::float_recip(x),
+    };
+    Prim::new(t, dtype)
+}
+
+/// Binary arithmetic between tensors of one dtype and equal rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binary {
+    /// a + b
+    Add,
+    /// a - b
+    Sub,
+    /// a * b
+    Mul,
+    /// a / b (float only)
+    Div,
+    /// a ^ b (float only)
+    Pow,
+}
+
+/// Elementwise `a op b` (same dtype, same rank, size-1 broadcasting allowed).
+pub fn binary(op: Binary, a: Prim, b: Prim) -> Prim {
+    let dtype = a.dtype;
+    let (x, y) = (a.inner, b.inner);
+    let t = match (a_kind(dtype), op) {
+        (true, Binary::Add) => B::int_add(x, y),
+        (true, Binary::Sub) => B::int_sub(x, y),
+        (true, Binary::Mul) => B::int_mul(x, y),
+        (true, Binary::Div) => B::int_div(x, y),
+        (true, Binary::Pow) => B::int_powi(x, y),
+        (false, Binary::Add) => B::float_add(x, y),
+        (false, Binary::Sub) => B::float_sub(x, y),
+        (false, Binary::Mul) => B::float_mul(x, y),
+        (false, Binary::Div) => B::float_div(x, y),
+        (false, Binary::Pow) => B::float_powf(x, y),
+    };
+    Prim::new(t, dtype)
+}
+
+fn a_kind(dtype: DType) -> bool {
+    dtype == DType::I64
+}
+
+/// Elementwise `a op scalar`.
+pub fn binary_scalar(op: Binary, a: Prim, s: f64) -> Prim {
+    let dtype = a.dtype;
+    let x = a.inner;
+    let t = if dtype == DType::I64 {
+        let v = Scalar::Int(s as i64);
+        match op {
+            Binary::Add => B::int_add_scalar(x, v),
+            Binary::Sub => B::int_sub_scalar(x, v),
+            Binary::Mul => B::int_mul_scalar(x, v),
+            Binary::Div => B::int_div_scalar(x, v),
+            Binary::Pow => B::int_powi_scalar(x, v),
+        }
+    } else {
+        let v = Scalar::Float(s);
+        match op {
+            Binary::Add => B::float_add_scalar(x, v),
+            Binary::Sub => B::float_sub_scalar(x, v),
+            Binary::Mul => B::float_mul_scalar(x, v),
+            Binary::Div => B::float_div_scalar(x, v),
+            Binary::Pow => B::float_powf_scalar(x, v),
+        }
+    };
+    Prim::new(t, dtype)
+}
+
+/// Clamp to `[min, max]` (either bound optional).
+pub fn clamp(p: Prim, min: Option<f64>, max: Option<f64>) -> Prim {
+    let dtype = p.dtype;
+    let int = dtype == DType::I64;
+    let sc = |v: f64| {
+        if int {
+            Scalar::Int(v as i64)
+        } else {
+            Scalar::Float(v)
+        }
+    };
+    let mut t = p.inner;
+    if let Some(lo) = min {
+        t = if int {
+            B::int_clamp_min(t, sc(lo))
+        } else {
+            B::float_clamp_min(t, sc(lo))
+        };
+    }
+    if let Some(hi) = max {
+        t = if int {
+            B::int_clamp_max(t, sc(hi))
+        } else {
+            B::float_clamp_max(t, sc(hi))
+        };
+    }
+    Prim::new(t, dtype)
+}
+
+/// Comparison ops, producing Bool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// ==
+    Eq,
+    /// !=
+    Ne,
+    /// <
+    Lt,
+    /// <=
+    Le,
+    /// >
+    Gt,
+    /// >=
+    Ge,
+}
+
+/// Elementwise comparison of two tensors of one dtype and equal rank.
+pub fn compare(op: Compare, a: Prim, b: Prim) -> Prim {
+    let store = bool_store_of(&a.inner);
+    let (x, y) = (a.inner, b.inner);
+    let t = match a.dtype {
+        DType::I64 => match op {
+            Compare::Eq => B::int_equal(x, y, store),
+            Compare::Ne => B::int_not_equal(x, y, store),
+            Compare::Lt => B::int_lower(x, y, store),
+            Compare::Le => B::int_lower_equal(x, y, store),
+            Compare::Gt => B::int_greater(x, y, store),
+            Compare::Ge => B::int_greater_equal(x, y, store),
+        },
+        DType::Bool => match op {
+            Compare::Eq => B::bool_equal(x, y),
+            _ => B::bool_not_equal(x, y),
+        },
+        _ => match op {
+            Compare::Eq => B::float_equal(x, y, store),
+            Compare::Ne => B::float_not_equal(x, y, store),
+            Compare::Lt => B::float_lower(x, y, store),
+            Compare::Le => B::float_lower_equal(x, y, store),
+            Compare::Gt => B::float_greater(x, y, store),
+            Compare::Ge => B::float_greater_equal(x, y, store),
+        },
+    };
+    Prim::bool(t)
+}
+
+/// Elementwise comparison with a scalar (float or int tensors).
+pub fn compare_scalar(op: Compare, a: Prim, s: f64) -> Prim {
+    let store = bool_store_of(&a.inner);
+    let x = a.inner;
+    let t = if a.dtype == DType::I64 {
+        let v = Scalar::Int(s as i64);
+        match op {
+            Compare::Eq => B::int_equal_elem(x, v, store),
+            Compare::Ne => B::int_not_equal_elem(x, v, store),
+            Compare::Lt => B::int_lower_elem(x, v, store),
+            Compare::Le => B::int_lower_equal_elem(x, v, store),
+            Compare::Gt => B::int_greater_elem(x, v, store),
+            Compare::Ge => B::int_greater_equal_elem(x, v, store),
+        }
+    } else {
+        let v = Scalar::Float(s);
+        match op {
+            Compare::Eq => B::float_equal_elem(x, v, store),
+            Compare::Ne => B::float_not_equal_elem(x, v, store),
+            Compare::Lt => B::float_lower_elem(x, v, store),
+            Compare::Le => B::float_lower_equal_elem(x, v, store),
+            Compare::Gt => B::float_greater_elem(x, v, store),
+            Compare::Ge => B::float_greater_equal_elem(x, v, store),
+        }
+    };
+    Prim::bool(t)
+}
+
+/// Logical not of a Bool tensor.
+pub fn logical_not(p: Prim) -> Prim {
+    Prim::bool(B::bool_not(p.inner))
+}
+
+/// True where a float tensor is NaN.
+pub fn is_nan(p: Prim) -> Prim {
+    let store = bool_store_of(&p.inner);
+    Prim::bool(B::float_is_nan(p.inner, store))
+}
+
+// ---------------------------------------------------------------- reductions and matmul
+
+/// Reductions along one dim, keeping it with size 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    /// Σ
+    Sum,
+    /// arithmetic mean (float only)
+    Mean,
+    /// maximum
+    Max,
+    /// minimum
+    Min,
+}
+
+/// Reduces `dim` to size 1 (float or int).
+pub fn reduce_dim(op: Reduce, p: Prim, dim: usize) -> Prim {
+    let dtype = p.dtype;
+    let x = p.inner;
+    let t = if dtype == DType::I64 {
+        match op {
+            Reduce::Sum => B::int_sum_dim(x, dim),
+            Reduce::Mean => B::int_mean_dim(x, dim),
+            Reduce::Max => B::int_max_dim(x, dim),
+            Reduce::Min => B::int_min_dim(x, dim),
+        }
+    } else {
+        match op {
+            Reduce::Sum => B::float_sum_dim(x, dim),
+            Reduce::Mean => B::float_mean_dim(x, dim),
+            Reduce::Max => B::float_max_dim(x, dim),
+            Reduce::Min => B::float_min_dim(x, dim),
+        }
+    };
+    Prim::new(t, dtype)
+}
+
+/// Index of the max (or min) along `dim`, kept with size 1, as I64.
+pub fn arg_reduce(max: bool, p: Prim, dim: usize) -> Prim {
+    let x = p.inner;
+    let t = match (p.dtype == DType::I64, max) {
+        (true, true) => B::int_cast(B::int_argmax(x, dim), INT),
+        (true, false) => B::int_cast(B::int_argmin(x, dim), INT),
+        (false, true) => B::float_argmax(x, dim, INT),
+        (false, false) => B::float_argmin(x, dim, INT),
+    };
+    Prim::int(t)
+}
+
+/// Softmax along `dim` (float).
+pub fn softmax(p: Prim, dim: usize) -> Prim {
+    let dtype = p.dtype;
+    Prim::new(B::softmax(p.inner, dim), dtype)
+}
+
+/// Batched matmul of equal-rank float tensors with identical batch dims: `[.., m, k] @ [.., k, n]`.
+pub fn matmul(a: Prim, b: Prim) -> Prim {
+    let dtype = a.dtype;
+    Prim::new(B::float_matmul(a.inner, b.inner), dtype)
+}
+
+/// Waits for all queued work on the device.
+pub fn sync(device: Device) -> Result<()> {
+    let dev = device.dispatch()?;
+    B::sync(&dev).map_err(|e| Error::Backend {
+        op: "sync",
+        msg: format!("{e:?}"),
+    })
+}

@@ -1,0 +1,228 @@
+//! Reductions over one or several dims, and the softmax family.
+
+use ember_backend::prim::{self, Binary, Compare, Prim, Reduce, Unary};
+use ember_backend::{DType, Error, Result};
+
+use crate::shape::{norm_dim, norm_dims};
+use crate::tensor::Tensor;
+
+/// Shape after reducing `dims` (sorted, unique).
+fn reduced_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Vec<usize> {
+    let mut out = Vec::with_capacity(shape.len());
+    for (i, &s) in shape.iter().enumerate() {
+        if dims.contains(&i) {
+            if keepdim {
+                out.push(1);
+            }
+        } else {
+            out.push(s);
+        }
+    }
+    out
+}
+
+impl Tensor {
+    /// Reduces `dims` one by one with burn's keep-dim reductions, then drops them if asked.
+    fn reduce(
+        &self,
+        op: &'static str,
+        red: Reduce,
+        dims: &[isize],
+        keepdim: bool,
+    ) -> Result<Tensor> {
+        let x = match (red, self.dtype()) {
+            (Reduce::Sum, DType::Bool) => self.to_dtype(DType::I64)?,
+            (Reduce::Mean, d) if !d.is_float() => {
+                return Err(Error::dtype(
+                    op,
+                    format!("needs a float dtype, got {d}; convert with to_dtype first"),
+                ));
+            }
+            (_, DType::Bool) => self.to_dtype(DType::I64)?,
+            _ => self.clone(),
+        };
+        let dims = norm_dims(op, dims, self.rank())?;
+        let mut p = x.prim();
+        if self.rank() == 0 {
+            return Ok(x);
+        }
+        if red == Reduce::Mean {
+            // One mean over several dims: sum them all, then divide once.
+            for &d in &dims {
+                p = prim::reduce_dim(Reduce::Sum, p, d);
+            }
+            let n: usize = dims.iter().map(|&d| self.dims()[d]).product();
+            p = prim::binary_scalar(Binary::Div, p, n as f64);
+        } else {
+            for &d in &dims {
+                p = prim::reduce_dim(red, p, d);
+            }
+        }
+        let out = reduced_shape(self.dims(), &dims, keepdim);
+        Ok(self.wrap(reshape_to(p, &out), out))
+    }
+
+    /// Sum over `dims` (`&[]` for all), as `torch.sum(x, dims, keepdim)`; bools sum as I64.
+    ///
+    /// ```
+    /// # use ember_tensor::{Tensor, Device};
+    /// let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2], Device::Cpu)?;
+    /// assert_eq!(t.sum(&[-1], false)?.to_vec::<f32>()?, vec![3.0, 7.0]);
+    /// assert_eq!(t.sum(&[], false)?.to_scalar::<f32>()?, 10.0);
+    /// # Ok::<(), ember_tensor::Error>(())
+    /// ```
+    pub fn sum(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.reduce("sum", Reduce::Sum, dims, keepdim)
+    }
+
+    /// Mean over `dims` (`&[]` for all); float dtypes only, as PyTorch.
+    pub fn mean(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.reduce("mean", Reduce::Mean, dims, keepdim)
+    }
+
+    /// Maximum over `dims` (`&[]` for all); values only (see [`Tensor::argmax`]).
+    pub fn max(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.reduce("max", Reduce::Max, dims, keepdim)
+    }
+
+    /// Minimum over `dims` (`&[]` for all).
+    pub fn min(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.reduce("min", Reduce::Min, dims, keepdim)
+    }
+
+    /// Index (I64) of the maximum along `dim`; the first one on ties.
+    pub fn argmax(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
+        self.arg_reduce("argmax", true, dim, keepdim)
+    }
+
+    /// Index (I64) of the minimum along `dim`; the first one on ties.
+    pub fn argmin(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
+        self.arg_reduce("argmin", false, dim, keepdim)
+    }
+
+    fn arg_reduce(&self, op: &'static str, max: bool, dim: isize, keepdim: bool) -> Result<Tensor> {
+        let x = if self.dtype() == DType::Bool {
+            self.to_dtype(DType::I64)?
+        } else {
+            self.clone()
+        };
+        if self.rank() == 0 {
+            norm_dim(op, dim, 1)?;
+            return Tensor::zeros(&[], DType::I64, self.device());
+        }
+        let d = norm_dim(op, dim, self.rank())?;
+        let p = prim::arg_reduce(max, x.prim(), d);
+        let out = reduced_shape(self.dims(), &[d], keepdim);
+        Ok(self.wrap(reshape_to(p, &out), out))
+    }
+
+    /// Variance over `dims` with Bessel's `correction` (1 gives `torch.var`'s default).
+    pub fn var(&self, dims: &[isize], correction: usize, keepdim: bool) -> Result<Tensor> {
+        const OP: &str = "var";
+        self.check_float(OP)?;
+        let nd = norm_dims(OP, dims, self.rank())?;
+        let n: usize = nd.iter().map(|&d| self.dims()[d]).product();
+        if n <= correction {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "{n} elements over dims {dims:?} of shape {:?} leave no degrees of freedom \
+                     with correction {correction}",
+                    self.dims()
+                ),
+            ));
+        }
+        let mean = self.mean(dims, true)?;
+        let centered = self.sub(&mean)?;
+        let ss = centered.square()?.sum(dims, keepdim)?;
+        ss.div_scalar((n - correction) as f64)
+    }
+
+    /// `log(Σ exp(x))` over `dims`, computed stably (shifted by the max).
+    pub fn logsumexp(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        const OP: &str = "logsumexp";
+        let x = self.floated_for(OP)?;
+        let nd = norm_dims(OP, dims, self.rank())?;
+        let p = x.prim();
+        let m = lse_shift(p.clone(), &nd);
+        let mut s = prim::unary(Unary::Exp, prim::binary(Binary::Sub, p, m.clone()));
+        for &d in &nd {
+            s = prim::reduce_dim(Reduce::Sum, s, d);
+        }
+        let y = prim::binary(Binary::Add, prim::unary(Unary::Log, s), m);
+        let out = reduced_shape(self.dims(), &nd, keepdim);
+        Ok(self.wrap(reshape_to(y, &out), out))
+    }
+
+    /// Softmax along `dim`, numerically stable.
+    ///
+    /// ```
+    /// # use ember_tensor::{Tensor, Device};
+    /// let t = Tensor::from_vec(vec![1.0f32, 1.0, 1000.0, 1000.0], &[2, 2], Device::Cpu)?;
+    /// assert_eq!(t.softmax(-1)?.to_vec::<f32>()?, vec![0.5; 4]);
+    /// # Ok::<(), ember_tensor::Error>(())
+    /// ```
+    pub fn softmax(&self, dim: isize) -> Result<Tensor> {
+        const OP: &str = "softmax";
+        let x = self.floated_for(OP)?;
+        if self.rank() == 0 {
+            norm_dim(OP, dim, 1)?;
+            return self.ones_like()?.to_dtype(x.dtype());
+        }
+        let d = norm_dim(OP, dim, self.rank())?;
+        Ok(self.wrap(prim::softmax(x.prim(), d), self.shape()))
+    }
+
+    /// `log(softmax(x))` along `dim`, computed as `x - logsumexp(x)`.
+    pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
+        const OP: &str = "log_softmax";
+        let x = self.floated_for(OP)?;
+        let d = if self.rank() == 0 {
+            norm_dim(OP, dim, 1)? as isize
+        } else {
+            norm_dim(OP, dim, self.rank())? as isize
+        };
+        let lse = x.logsumexp(&[d], true)?;
+        x.sub(&lse)
+    }
+
+    fn check_float(&self, op: &'static str) -> Result<()> {
+        if !self.dtype().is_float() {
+            return Err(Error::dtype(
+                op,
+                format!("needs a float dtype, got {}", self.dtype()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ints and bools as F32, floats unchanged (PyTorch promotes for these ops).
+    fn floated_for(&self, _op: &'static str) -> Result<Tensor> {
+        if self.dtype().is_float() {
+            Ok(self.clone())
+        } else {
+            self.to_dtype(DType::F32)
+        }
+    }
+}
+
+/// The max over `dims` (kept), with infinities replaced by 0 so `x - m` never makes NaN.
+fn lse_shift(p: Prim, dims: &[usize]) -> Prim {
+    let mut m = p;
+    for &d in dims {
+        m = prim::reduce_dim(Reduce::Max, m, d);
+    }
+    let inf = prim::unary(Unary::Abs, m.clone());
+    let is_inf = prim::compare_scalar(Compare::Eq, inf, f64::INFINITY);
+    prim::mask_fill(m, is_inf, 0.0)
+}
+
+/// Reshapes a primitive to a logical shape (rank 0 as `[1]`).
+pub(crate) fn reshape_to(p: Prim, shape: &[usize]) -> Prim {
+    let target = super::elementwise::out_p(shape);
+    if p.dims() == target {
+        p
+    } else {
+        prim::reshape(p, &target)
+    }
+}
