@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Writes PyTorch reference fixtures for Ember's op tests.
+
+Usage: python scripts/make_fixtures.py   (needs torch and safetensors; see scripts/setup_venv.sh)
+
+Output:
+  tests/fixtures/ops.safetensors  inputs and PyTorch's outputs, named "<case>/in<i>" and "<case>/out<j>"
+  tests/fixtures/ops.json         one spec per case: op, args, views applied to inputs, tolerance
+
+Each case names an Ember op (the Rust test dispatches on it). Inputs are random, seeded, small,
+with odd sizes (1, 7, 33), broadcasting, negative dims, keepdim and non-contiguous views
+(transposed or narrowed inputs: the base tensor is stored, the view is replayed on both sides).
+"""
+import json
+import os
+
+import torch
+from safetensors.torch import save_file
+
+torch.manual_seed(0)
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+
+DT = {"f32": torch.float32, "f64": torch.float64, "f16": torch.float16, "bf16": torch.bfloat16,
+      "i64": torch.int64, "bool": torch.bool}
+TOL = {"f32": (1e-5, 1e-6), "f64": (1e-10, 1e-12), "f16": (1e-2, 1e-3), "bf16": (2e-2, 1e-2),
+       "i64": (0, 0), "bool": (0, 0)}
+
+tensors = {}
+specs = []
+
+
+def apply_view(t, view):
+    if view is None:
+        return t
+    kind = view[0]
+    if kind == "transpose":
+        return t.transpose(view[1], view[2])
+    if kind == "narrow":
+        return t.narrow(view[1], view[2], view[3])
+    raise ValueError(view)
+
+
+def case(op, inputs, fn, args=None, views=None, dtype="f32", tol=None, name=None):
+    """Records one case: `fn(*viewed_inputs)` is PyTorch's answer."""
+    args = args or {}
+    views = views or [None] * len(inputs)
+    name = name or f"{op}_{len([s for s in specs if s['op'] == op])}"
+    viewed = [apply_view(t, v) for t, v in zip(inputs, views)]
+    out = fn(*viewed)
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    for i, t in enumerate(inputs):
+        tensors[f"{name}/in{i}"] = t.contiguous().clone()
+    for j, t in enumerate(outs):
+        tensors[f"{name}/out{j}"] = t.contiguous().clone()
+    rtol, atol = tol or TOL[dtype]
+    specs.append({"name": name, "op": op, "args": args, "views": views, "n_in": len(inputs),
+                  "n_out": len(outs), "dtype": dtype, "rtol": rtol, "atol": atol})
+
+
+def rn(*shape, dtype="f32"):
+    return torch.randn(shape, dtype=torch.float64).to(DT[dtype])
+
+
+def pos(*shape, dtype="f32"):
+    return (torch.rand(shape, dtype=torch.float64) * 2 + 0.1).to(DT[dtype])
+
+
+def ints(*shape, high=10):
+    return torch.randint(-high, high, shape, dtype=torch.int64)
+
+
+# ---------------------------------------------------------------- unary
+UNARY = {
+    "neg": (torch.neg, rn), "abs": (torch.abs, rn), "exp": (torch.exp, rn), "log": (torch.log, pos),
+    "sqrt": (torch.sqrt, pos), "rsqrt": (torch.rsqrt, pos), "sin": (torch.sin, rn),
+    "cos": (torch.cos, rn), "tanh": (torch.tanh, rn), "sigmoid": (torch.sigmoid, rn),
+    "relu": (torch.relu, rn), "gelu": (torch.nn.functional.gelu, rn),
+    "gelu_tanh": (lambda x: torch.nn.functional.gelu(x, approximate="tanh"), rn),
+    "silu": (torch.nn.functional.silu, rn), "recip": (torch.reciprocal, pos),
+    "square": (torch.square, rn), "erf": (torch.erf, rn),
+}
+for op, (fn, gen) in UNARY.items():
+    case(op, [gen(7, 33)], fn)
+    case(op, [gen(33, 7)], fn, views=[["transpose", 0, 1]])
+    case(op, [gen(1)], fn)
+for dt in ["f64", "f16", "bf16"]:
+    for op in ["exp", "tanh", "sigmoid", "gelu", "sqrt", "neg"]:
+        fn, gen = UNARY[op]
+        case(op, [gen(7, 5, dtype=dt)], fn, dtype=dt, name=f"{op}_{dt}")
+case("neg", [ints(7, 3)], torch.neg, dtype="i64")
+case("abs", [ints(7, 3)], torch.abs, dtype="i64")
+case("relu", [ints(7, 3)], torch.relu, dtype="i64")
+case("powf", [pos(7, 33)], lambda x: torch.pow(x, 2.5), args={"exponent": 2.5})
+case("powf", [rn(7, 33)], lambda x: torch.pow(x, 3.0), args={"exponent": 3.0})
+case("powf", [pos(7, 33)], lambda x: torch.pow(x, -0.5), args={"exponent": -0.5})
+case("clamp", [rn(7, 33)], lambda x: torch.clamp(x, -0.5, 0.7), args={"min": -0.5, "max": 0.7})
+case("clamp", [rn(7, 33)], lambda x: torch.clamp(x, min=0.1), args={"min": 0.1})
+case("clamp", [rn(7, 33)], lambda x: torch.clamp(x, max=0.1), args={"max": 0.1})
+case("clamp", [ints(7, 3)], lambda x: torch.clamp(x, -3, 4), args={"min": -3, "max": 4}, dtype="i64")
+
+# ---------------------------------------------------------------- binary
+BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
+          "maximum": torch.maximum, "minimum": torch.minimum}
+SHAPES = [((7, 33), (7, 33)), ((7, 33), (33,)), ((4, 1, 7), (3, 1)), ((1,), (7, 33)),
+          ((), (7, 5)), ((2, 3, 1, 5), (1, 4, 1))]
+for op, fn in BINARY.items():
+    for sa, sb in SHAPES:
+        case(op, [rn(*sa), rn(*sb)], fn)
+    case(op, [rn(33, 7), rn(7, 33)], fn, views=[["transpose", 0, 1], None])
+    case(op, [rn(7, 33), rn(7, 9)], fn, views=[["narrow", 1, 3, 9], None])
+for op in ["add", "sub", "mul", "maximum", "minimum"]:
+    case(op, [ints(7, 3), ints(3)], BINARY[op], dtype="i64")
+case("div", [ints(7, 3), torch.randint(1, 5, (3,))], torch.div, dtype="i64",
+     tol=(1e-6, 1e-7), name="div_int_true_division")
+case("add", [rn(7, 3), ints(3)], torch.add, name="add_promote_int_float")
+for dt in ["f64", "f16", "bf16"]:
+    for op in ["add", "mul", "div"]:
+        case(op, [rn(7, 5, dtype=dt), rn(5, dtype=dt)], BINARY[op], dtype=dt, name=f"{op}_{dt}")
+case("pow", [pos(7, 33), rn(33)], torch.pow)
+case("pow", [pos(4, 1, 7), rn(3, 1)], torch.pow)
+SCALAR = {"add_scalar": torch.add, "sub_scalar": torch.sub, "mul_scalar": torch.mul,
+          "div_scalar": torch.div}
+for op, fn in SCALAR.items():
+    case(op, [rn(7, 33)], lambda x, fn=fn: fn(x, 1.75), args={"scalar": 1.75})
+    case(op, [ints(7, 3)], lambda x, fn=fn: fn(x, 3), args={"scalar": 3}, dtype="i64",
+         tol=(1e-6, 1e-7))
+    case(op, [rn(33, 7)], lambda x, fn=fn: fn(x, -0.5), args={"scalar": -0.5},
+         views=[["transpose", 0, 1]])
+
+# ---------------------------------------------------------------- comparisons and selection
+CMP = {"eq": torch.eq, "ne": torch.ne, "lt": torch.lt, "le": torch.le, "gt": torch.gt,
+       "ge": torch.ge}
+for op, fn in CMP.items():
+    a = torch.randint(0, 3, (7, 33)).float()
+    case(op, [a, torch.randint(0, 3, (33,)).float()], fn)
+    case(op, [ints(7, 3, high=2), ints(7, 1, high=2)], fn, dtype="i64")
+    case(op + "_scalar", [a], lambda x, fn=fn: fn(x, 1.0), args={"scalar": 1.0})
+cond = torch.rand(7, 33) > 0.5
+case("where", [cond, rn(7, 33), rn(7, 33)], torch.where)
+case("where", [torch.rand(4, 1, 7) > 0.5, rn(3, 1), rn(7)], torch.where)
+case("where", [torch.rand(7, 3) > 0.5, ints(7, 3), ints(3)], torch.where, dtype="i64")
+case("masked_fill", [rn(7, 33), torch.rand(7, 33) > 0.5],
+     lambda x, m: x.masked_fill(m, -1e9), args={"value": -1e9})
+case("masked_fill", [rn(4, 7, 7), torch.rand(7, 7) > 0.5],
+     lambda x, m: x.masked_fill(m, 0.25), args={"value": 0.25})
+
+# ---------------------------------------------------------------- reductions
+RED = {"sum": torch.sum, "mean": torch.mean, "max": torch.amax, "min": torch.amin,
+       "logsumexp": torch.logsumexp}
+for op, fn in RED.items():
+    for dims, keep in [([-1], False), ([0], True), ([0, 2], False), ([1], True), ([], False)]:
+        x = rn(7, 33, 5)
+        if dims:
+            ref = lambda x, fn=fn, d=dims, k=keep: fn(x, dim=d, keepdim=k)
+        else:
+            ref = lambda x, fn=fn: fn(x, dim=[0, 1, 2]) if fn is torch.logsumexp else fn(x)
+        case(op, [x], ref, args={"dims": dims, "keepdim": keep})
+    case(op, [rn(33, 7)], lambda x, fn=fn: fn(x, dim=[1], keepdim=False),
+         args={"dims": [1], "keepdim": False}, views=[["transpose", 0, 1]])
+for op in ["sum", "max", "min"]:
+    case(op, [ints(7, 5)], lambda x, fn=RED[op]: fn(x, dim=[1]), args={"dims": [1], "keepdim": False},
+         dtype="i64")
+case("sum", [torch.rand(7, 5) > 0.5], lambda x: torch.sum(x, dim=[1]), dtype="bool",
+     args={"dims": [1], "keepdim": False}, name="sum_bool_counts")
+for dt in ["f64", "f16", "bf16"]:
+    case("sum", [rn(7, 33, dtype=dt)], lambda x: torch.sum(x, dim=[-1]), dtype=dt,
+         args={"dims": [-1], "keepdim": False}, name=f"sum_{dt}")
+for op, fn in {"argmax": torch.argmax, "argmin": torch.argmin}.items():
+    for dim, keep in [(-1, False), (0, True), (1, False)]:
+        case(op, [rn(7, 33, 5)], lambda x, fn=fn, d=dim, k=keep: fn(x, dim=d, keepdim=k),
+             args={"dim": dim, "keepdim": keep})
+    case(op, [ints(7, 33, high=1000)], lambda x, fn=fn: fn(x, dim=1), args={"dim": 1, "keepdim": False},
+         dtype="i64")
+for dims, corr, keep in [([-1], 1, False), ([0, 1], 0, True), ([], 1, False)]:
+    ref = (lambda x, d=dims, c=corr, k=keep: torch.var(x, dim=d if d else None, correction=c, keepdim=k))
+    case("var", [rn(7, 33, 5)], ref, args={"dims": dims, "correction": corr, "keepdim": keep})
+for op, fn in {"softmax": torch.softmax, "log_softmax": torch.log_softmax}.items():
+    for dim in [-1, 0, 1]:
+        case(op, [rn(7, 33, 5) * 5], lambda x, fn=fn, d=dim: fn(x, dim=d), args={"dim": dim})
+    case(op, [rn(33, 7)], lambda x, fn=fn: fn(x, dim=-1), args={"dim": -1},
+         views=[["transpose", 0, 1]])
+    big = rn(4, 9) * 1000
+    case(op, [big], lambda x, fn=fn: fn(x, dim=-1), args={"dim": -1}, name=f"{op}_large_logits")
+    for dt in ["f64", "f16", "bf16"]:
+        case(op, [rn(7, 33, dtype=dt)], lambda x, fn=fn: fn(x, dim=-1), args={"dim": -1}, dtype=dt,
+             name=f"{op}_{dt}")
+
+# ---------------------------------------------------------------- matmul
+MM = [((7, 33), (33, 5)), ((33,), (33,)), ((33,), (33, 7)), ((7, 33), (33,)),
+      ((3, 7, 33), (33, 5)), ((2, 1, 7, 4), (3, 4, 5)), ((1, 1), (1, 1)), ((5, 7, 3), (5, 3, 2))]
+for sa, sb in MM:
+    case("matmul", [rn(*sa), rn(*sb)], torch.matmul, tol=(1e-5, 1e-5))
+case("matmul", [rn(33, 7), rn(5, 33)], torch.matmul, views=[["transpose", 0, 1], ["transpose", 0, 1]],
+     tol=(1e-5, 1e-5))
+for dt in ["f64", "f16", "bf16"]:
+    case("matmul", [rn(7, 33, dtype=dt), rn(33, 5, dtype=dt)], torch.matmul, dtype=dt,
+         name=f"matmul_{dt}", tol=None if dt == "f64" else (3e-2, 3e-2))
+
+# ---------------------------------------------------------------- shape ops
+x = rn(7, 33, 5)
+case("reshape", [x], lambda x: x.reshape(33, -1), args={"shape": [33, -1]})
+case("reshape", [rn(33, 7)], lambda x: x.reshape(-1), args={"shape": [-1]}, views=[["transpose", 0, 1]])
+case("permute", [x], lambda x: x.permute(2, 0, 1), args={"axes": [2, 0, 1]})
+case("permute", [x], lambda x: x.permute(-1, 1, 0), args={"axes": [-1, 1, 0]})
+case("transpose", [x], lambda x: x.transpose(0, -1), args={"d0": 0, "d1": -1})
+case("squeeze", [rn(7, 1, 5)], lambda x: x.squeeze(1), args={"dim": 1})
+case("squeeze", [rn(7, 1, 5)], lambda x: x.squeeze(0), args={"dim": 0})
+case("unsqueeze", [x], lambda x: x.unsqueeze(-1), args={"dim": -1})
+case("unsqueeze", [x], lambda x: x.unsqueeze(1), args={"dim": 1})
+case("flatten", [x], lambda x: x.flatten(1, 2), args={"start": 1, "end": 2})
+case("flatten", [rn(2, 3, 4, 5)], lambda x: x.flatten(0, -2), args={"start": 0, "end": -2})
+case("expand", [rn(7, 1)], lambda x: x.expand(3, -1, 5), args={"shape": [3, -1, 5]})
+case("broadcast_to", [rn(1, 5)], lambda x: x.broadcast_to((2, 7, 5)), args={"shape": [2, 7, 5]})
+case("narrow", [x], lambda x: x.narrow(1, 3, 20), args={"dim": 1, "start": 3, "len": 20})
+case("narrow", [x], lambda x: x.narrow(-1, 4, 1), args={"dim": -1, "start": 4, "len": 1})
+case("slice", [x], lambda x: x[:, 1:-1:3], args={"dim": 1, "start": 1, "end": -1, "step": 3})
+case("slice", [x], lambda x: x[-3:], args={"dim": 0, "start": -3, "end": None, "step": 1})
+case("slice", [x], lambda x: x[..., ::2], args={"dim": -1, "start": None, "end": None, "step": 2})
+case("cat", [rn(7, 3), rn(7, 5), rn(7, 1)], lambda *t: torch.cat(t, dim=1), args={"dim": 1})
+case("cat", [rn(2, 3), rn(4, 3)], lambda *t: torch.cat(t, dim=-2), args={"dim": -2})
+case("cat", [ints(2, 3), ints(1, 3)], lambda *t: torch.cat(t, dim=0), args={"dim": 0}, dtype="i64")
+case("cat", [rn(3, 7), rn(7, 2)], lambda *t: torch.cat(t, dim=1), args={"dim": 1},
+     views=[["transpose", 0, 1], None])
+case("stack", [rn(7, 3), rn(7, 3)], lambda *t: torch.stack(t, dim=1), args={"dim": 1})
+case("stack", [rn(7, 3), rn(7, 3), rn(7, 3)], lambda *t: torch.stack(t, dim=-1), args={"dim": -1})
+case("split", [rn(7, 33)], lambda x: x.split(10, dim=1), args={"size": 10, "dim": 1})
+case("split", [rn(7, 33)], lambda x: x.split(3, dim=0), args={"size": 3, "dim": 0})
+case("chunk", [rn(7, 33)], lambda x: x.chunk(3, dim=-1), args={"chunks": 3, "dim": -1})
+case("chunk", [rn(7, 33)], lambda x: x.chunk(2, dim=0), args={"chunks": 2, "dim": 0})
+idx = torch.tensor([4, 0, 6, 6, 1])
+case("index_select", [rn(7, 33), idx], lambda x, i: x.index_select(0, i), args={"dim": 0})
+case("index_select", [rn(33, 7), idx], lambda x, i: x.index_select(-1, i), args={"dim": -1},
+     views=[["transpose", 0, 1], None])
+case("index_select", [ints(7, 3), idx], lambda x, i: x.index_select(0, i), args={"dim": 0}, dtype="i64")
+g = torch.randint(0, 5, (7, 4))
+case("gather", [rn(7, 5), g], lambda x, i: x.gather(1, i), args={"dim": 1})
+case("gather", [rn(9, 5), torch.randint(0, 9, (4, 3))], lambda x, i: x.gather(0, i), args={"dim": 0})
+case("scatter_add", [rn(7, 5), g, rn(7, 4)], lambda x, i, s: x.scatter_add(1, i, s), args={"dim": 1})
+case("scatter_add", [rn(5, 6), torch.randint(0, 5, (3, 4)), rn(3, 4)],
+     lambda x, i, s: x.scatter_add(0, i, s), args={"dim": 0})
+ids = torch.tensor([[1, 0, 6], [6, 2, 2]])
+case("embedding", [rn(7, 33), ids], lambda w, i: torch.nn.functional.embedding(i, w))
+case("tril", [rn(7, 33)], lambda x: x.tril(0), args={"diagonal": 0})
+case("tril", [rn(2, 7, 7)], lambda x: x.tril(-1), args={"diagonal": -1})
+case("triu", [rn(7, 33)], lambda x: x.triu(1), args={"diagonal": 1})
+case("triu", [rn(2, 5, 7)], lambda x: x.triu(0), args={"diagonal": 0})
+
+# ---------------------------------------------------------------- dtype conversion and creation
+case("to_dtype", [rn(7, 5) * 3], lambda x: x.to(torch.int64), args={"to": "i64"})
+case("to_dtype", [ints(7, 5)], lambda x: x.to(torch.float32), args={"to": "f32"}, dtype="i64")
+case("to_dtype", [rn(7, 5)], lambda x: x.to(torch.float16), args={"to": "f16"}, tol=(1e-3, 1e-4))
+case("to_dtype", [rn(7, 5)], lambda x: x.to(torch.bool), args={"to": "bool"})
+case("to_dtype", [torch.rand(7, 5) > 0.5], lambda x: x.to(torch.float32), args={"to": "f32"},
+     dtype="bool")
+case("arange", [], lambda: torch.arange(-3.0, 4.0, 0.5), args={"start": -3.0, "end": 4.0, "step": 0.5})
+case("arange", [], lambda: torch.arange(0, 7), args={"start": 0, "end": 7, "step": 1}, dtype="i64")
+case("eye", [], lambda: torch.eye(5), args={"n": 5})
+
+os.makedirs(ROOT, exist_ok=True)
+save_file(tensors, os.path.join(ROOT, "ops.safetensors"))
+with open(os.path.join(ROOT, "ops.json"), "w") as f:
+    json.dump({"generator": "scripts/make_fixtures.py", "torch": torch.__version__, "cases": specs},
+              f, indent=1)
+print(f"{len(specs)} cases, {len(tensors)} tensors, ops: {len({s['op'] for s in specs})}")
