@@ -12,9 +12,10 @@ use crate::{DType, Error, Result};
 /// `Cpu` is burn-flex and always exists. `Wgpu(i)` is burn-wgpu (Vulkan, Metal, DX12), built
 /// with the `wgpu` feature: `Wgpu(0)` is the default adapter (the best one wgpu finds; on a
 /// machine without a GPU, Mesa's lavapipe), `Wgpu(i)` for `i >= 1` is the i-th discrete GPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Device {
     /// The CPU (burn-flex kernels).
+    #[default]
     Cpu,
     /// A wgpu adapter by ordinal.
     Wgpu(usize),
@@ -121,11 +122,6 @@ impl fmt::Display for Device {
     }
 }
 
-impl Default for Device {
-    fn default() -> Self {
-        Device::Cpu
-    }
-}
 
 #[cfg(feature = "wgpu")]
 mod wgpu_rt {

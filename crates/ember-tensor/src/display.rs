@@ -49,7 +49,7 @@ fn format_values(t: &Tensor) -> Result<Vec<String>, crate::Error> {
                     } else if integral && !(sci && max > 1e8) {
                         format!("{x:.0}.")
                     } else if sci {
-                        format!("{x:.4e}")
+                        sci_format(x)
                     } else {
                         format!("{x:.4}")
                     }
@@ -57,6 +57,18 @@ fn format_values(t: &Tensor) -> Result<Vec<String>, crate::Error> {
                 .collect()
         }
     })
+}
+
+/// `1.2408e-01`, as PyTorch (Rust's `{:e}` writes `1.2408e-1`).
+fn sci_format(x: f64) -> String {
+    let s = format!("{x:.4e}");
+    match s.split_once('e') {
+        Some((mantissa, exp)) => {
+            let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
 }
 
 /// Indices shown along a dim of `size`: all, or the edges around a `None` ellipsis.
@@ -154,6 +166,11 @@ mod tests {
         assert_eq!(s.to_string(), "tensor(3., dtype=f64)");
         let b = i.gt_scalar(0.0).unwrap();
         assert_eq!(b.to_string(), "tensor([False,  True,  True])");
+        let sci = Tensor::from_vec(vec![1e-5f64, 1.0], &[2], Device::Cpu).unwrap();
+        assert_eq!(
+            sci.to_string(),
+            "tensor([1.0000e-05, 1.0000e+00], dtype=f64)"
+        );
         let big = Tensor::zeros(&[2000], DType::F32, Device::Cpu).unwrap();
         assert_eq!(big.to_string(), "tensor([0., 0., 0., ..., 0., 0., 0.])");
     }

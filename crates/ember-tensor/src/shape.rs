@@ -101,7 +101,7 @@ pub(crate) fn infer_shape(op: &'static str, spec: &[isize], from: &[usize]) -> R
         }
     }
     if let Some(i) = infer {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(Error::shape(
                 op,
                 format!(

@@ -1,0 +1,35 @@
+//! Ember: define, train and run transformer models in Rust with PyTorch's semantics.
+//!
+//! This umbrella crate re-exports the layers so one dependency is enough:
+//! [`Tensor`] (dynamic rank, run-time dtype and device, NumPy broadcasting, `Result` errors),
+//! [`Device`], [`DType`] and the one [`Error`] type. `use ember::prelude::*` brings the
+//! everyday names into scope.
+//!
+//! ```
+//! use ember::prelude::*;
+//!
+//! let x = Tensor::randn(&[2, 3], DType::F32, Device::Cpu)?;
+//! let w = Tensor::randn(&[3, 4], DType::F32, Device::Cpu)?;
+//! let probs = x.matmul(&w)?.softmax(-1)?; // (2, 4), rows sum to 1
+//! let total = probs.sum(&[], false)?.to_scalar::<f32>()?;
+//! assert!((total - 2.0).abs() < 1e-5);
+//! # Ok::<(), ember::Error>(())
+//! ```
+//!
+//! Crates, lowest first: `ember-backend` (devices, dtypes, errors, burn primitives),
+//! `ember-tensor` (the `Tensor` and every op's forward). Autograd, layers, optimizers,
+//! training and models arrive as their own crates and are re-exported here.
+#![warn(missing_docs)]
+
+pub use ember_backend::{DType, Device, Element, Error, Result, bf16, f16};
+pub use ember_tensor::{Generator, Tensor, TensorId, manual_seed};
+
+/// The everyday names: `use ember::prelude::*`.
+pub mod prelude {
+    pub use crate::{DType, Device, Error, Generator, Result, Tensor, manual_seed};
+}
+
+/// The README's code blocks, compiled and run as doctests so they never rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

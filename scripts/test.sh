@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs Ember's whole test suite on every backend: CPU (burn-flex) and wgpu. Without a GPU the
+# wgpu tests run on Mesa's lavapipe (software Vulkan), which this script installs if missing.
+# Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing mesa-vulkan-drivers (lavapipe) for the wgpu tests"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+    else
+        echo "no Vulkan driver found: install mesa-vulkan-drivers (or a GPU driver)," >&2
+        echo "or run with EMBER_ALLOW_NO_WGPU=1 to skip the wgpu tests loudly" >&2
+        exit 1
+    fi
+fi
+# Mesa warns without a runtime dir.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+
+cargo test --workspace --features ember/wgpu "$@"
