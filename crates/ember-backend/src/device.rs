@@ -122,7 +122,6 @@ impl fmt::Display for Device {
     }
 }
 
-
 #[cfg(feature = "wgpu")]
 mod wgpu_rt {
     //! Opening wgpu adapters once, with errors instead of panics.

@@ -98,6 +98,12 @@ pub enum Error {
         /// The operation.
         op: &'static str,
     },
+    /// A backward pass that cannot run (untracked or non-scalar root, consumed graph, ...).
+    #[error("backward: {msg}")]
+    Autograd {
+        /// What is wrong.
+        msg: String,
+    },
     /// The backend reported a failure while executing or reading back.
     #[error("{op}: backend error: {msg}")]
     Backend {

@@ -205,7 +205,8 @@ impl Tensor {
             .into_iter()
             .map(|p| if g.uniform() < p { 1.0 } else { 0.0 })
             .collect();
-        upload_f64(values, self.dims(), self.dtype(), self.device())
+        let y = upload_f64(values, self.dims(), self.dtype(), self.device())?;
+        Ok(y.record_nondiff("bernoulli", self))
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod create;
 mod display;
+mod graph;
 mod ops;
 mod overloads;
 mod random;
@@ -20,5 +21,6 @@ mod shape;
 mod tensor;
 
 pub use ember_backend::{DType, Device, Element, Error, Result, bf16, f16};
+pub use graph::{BinaryFn, NoGradGuard, Op, OpKind, ReduceFn, UnaryFn, is_grad_enabled, no_grad};
 pub use random::{Generator, manual_seed};
 pub use tensor::{Tensor, TensorId};

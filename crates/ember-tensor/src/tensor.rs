@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ember_backend::prim::{self, Prim};
 use ember_backend::{DType, Device, Element, Error, Result};
 
+use crate::graph::{Op, Track};
+
 /// A unique identity for a tensor value; clones of a handle share it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TensorId(u64);
@@ -31,7 +33,8 @@ struct Record {
     prim: Prim,
     shape: Vec<usize>,
     device: Device,
-    // The autograd node of the next layer will live here.
+    /// Whether and how autograd tracks this value.
+    track: Track,
 }
 
 impl Tensor {
@@ -49,7 +52,51 @@ impl Tensor {
             prim,
             shape,
             device,
+            track: Track::None,
         }))
+    }
+
+    /// The same value in a new record with another autograd role (a fresh identity).
+    pub(crate) fn with_track(&self, track: Track) -> Tensor {
+        Tensor(Arc::new(Record {
+            id: TensorId::fresh(),
+            prim: self.prim(),
+            shape: self.shape(),
+            device: self.device(),
+            track,
+        }))
+    }
+
+    pub(crate) fn track(&self) -> &Track {
+        &self.0.track
+    }
+
+    /// A leaf that requires a gradient (`true`), or an untracked copy of the value (`false`),
+    /// as `torch.Tensor.requires_grad_`. The result is a new tensor with its own identity;
+    /// only float tensors can require gradients.
+    pub fn requires_grad(&self, requires: bool) -> Result<Tensor> {
+        if !requires {
+            return Ok(self.detach());
+        }
+        if !self.dtype().is_float() {
+            return Err(Error::dtype(
+                "requires_grad",
+                format!(
+                    "only float tensors can require gradients, got {}",
+                    self.dtype()
+                ),
+            ));
+        }
+        Ok(self.with_track(Track::Leaf))
+    }
+
+    /// The same value, cut from the graph: no gradient flows through the result.
+    pub fn detach(&self) -> Tensor {
+        if self.is_tracked() {
+            self.with_track(Track::None)
+        } else {
+            self.clone()
+        }
     }
 
     /// A new tensor on this tensor's device, from a primitive (shape read from the primitive
@@ -151,7 +198,12 @@ impl Tensor {
             return Ok(self.clone());
         }
         self.device().check_dtype("to_dtype", dtype)?;
-        Ok(self.wrap(prim::cast(self.prim(), dtype), self.shape()))
+        let out = self.wrap(prim::cast(self.prim(), dtype), self.shape());
+        if dtype.is_float() {
+            Ok(out.record(&[self], || Op::ToDtype(self.clone())))
+        } else {
+            Ok(out.record_nondiff("to_dtype", self))
+        }
     }
 
     /// Copies the tensor to another device.
@@ -161,7 +213,8 @@ impl Tensor {
         }
         device.check_dtype("to_device", self.dtype())?;
         let p = prim::to_device(self.prim(), device)?;
-        Ok(Tensor::from_prim(p, self.shape(), device))
+        let out = Tensor::from_prim(p, self.shape(), device);
+        Ok(out.record(&[self], || Op::ToDevice(self.clone())))
     }
 
     /// A tensor with the same values. burn's kernels handle strided layouts themselves, so
@@ -187,10 +240,11 @@ impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Tensor {{ shape: {:?}, dtype: {}, device: {} }}",
+            "Tensor {{ shape: {:?}, dtype: {}, device: {}{} }}",
             self.dims(),
             self.dtype(),
-            self.device()
+            self.device(),
+            if self.is_tracked() { ", tracked" } else { "" }
         )
     }
 }

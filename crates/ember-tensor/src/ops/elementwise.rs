@@ -3,6 +3,7 @@
 use ember_backend::prim::{self, Binary, Compare, Prim, Unary};
 use ember_backend::{DType, Error, Result};
 
+use crate::graph::{BinaryFn, Op, UnaryFn};
 use crate::shape::{broadcast, broadcasts_to};
 use crate::tensor::Tensor;
 
@@ -57,16 +58,21 @@ impl Tensor {
         Ok((a, b, out))
     }
 
-    fn binary(&self, op: &'static str, rhs: &Tensor, bin: Binary, kind: Arith) -> Result<Tensor> {
+    fn binary(&self, op: &'static str, rhs: &Tensor, f: BinaryFn, kind: Arith) -> Result<Tensor> {
         let dtype = arith_dtype(op, self.dtype(), rhs.dtype(), kind)?;
         let (a, b, out) = self.broadcast_pair(op, rhs, dtype)?;
-        Ok(self.wrap(prim::binary(bin, a, b), out))
+        let y = self.wrap(prim::binary(prim_binary(f), a, b), out);
+        Ok(y.record(&[self, rhs], || Op::Binary(f, self.clone(), rhs.clone())))
     }
 
-    fn binary_scalar(&self, op: &'static str, s: f64, bin: Binary, kind: Arith) -> Result<Tensor> {
+    fn binary_scalar(&self, op: &'static str, s: f64, f: BinaryFn, kind: Arith) -> Result<Tensor> {
         let dtype = scalar_dtype(op, self.dtype(), s, kind)?;
-        let a = self.to_dtype(dtype)?.prim();
-        Ok(self.wrap(prim::binary_scalar(bin, a, s), self.shape()))
+        let x = self.to_dtype(dtype)?;
+        let y = self.wrap(
+            prim::binary_scalar(prim_binary(f), x.prim(), s),
+            self.shape(),
+        );
+        Ok(y.record(&[&x], || Op::Scalar(f, x.clone(), s)))
     }
 
     /// A float version of this tensor: ints and bools become F32, as PyTorch does for
@@ -79,67 +85,77 @@ impl Tensor {
         }
     }
 
-    fn unary(&self, u: Unary) -> Result<Tensor> {
+    fn unary(&self, u: Unary, f: UnaryFn) -> Result<Tensor> {
         let x = self.floated()?;
-        Ok(self.wrap(prim::unary(u, x.prim()), self.shape()))
+        Ok(self
+            .wrap(prim::unary(u, x.prim()), self.shape())
+            .recorded_unary(f, &x))
+    }
+
+    fn recorded_unary(self, f: UnaryFn, x: &Tensor) -> Tensor {
+        self.record(&[x], || Op::Unary(f, x.clone()))
     }
 
     /// `-x`.
     pub fn neg(&self) -> Result<Tensor> {
         self.check_not_bool("neg")?;
-        Ok(self.wrap(prim::unary(Unary::Neg, self.prim()), self.shape()))
+        let y = self.wrap(prim::unary(Unary::Neg, self.prim()), self.shape());
+        Ok(y.recorded_unary(UnaryFn::Neg, self))
     }
 
     /// `|x|`.
     pub fn abs(&self) -> Result<Tensor> {
         self.check_not_bool("abs")?;
-        Ok(self.wrap(prim::unary(Unary::Abs, self.prim()), self.shape()))
+        let y = self.wrap(prim::unary(Unary::Abs, self.prim()), self.shape());
+        Ok(y.recorded_unary(UnaryFn::Abs, self))
     }
 
     /// `e^x`.
     pub fn exp(&self) -> Result<Tensor> {
-        self.unary(Unary::Exp)
+        self.unary(Unary::Exp, UnaryFn::Exp)
     }
 
     /// Natural logarithm.
     pub fn log(&self) -> Result<Tensor> {
-        self.unary(Unary::Log)
+        self.unary(Unary::Log, UnaryFn::Log)
     }
 
     /// Square root.
     pub fn sqrt(&self) -> Result<Tensor> {
-        self.unary(Unary::Sqrt)
+        self.unary(Unary::Sqrt, UnaryFn::Sqrt)
     }
 
     /// `1 / sqrt(x)`.
     pub fn rsqrt(&self) -> Result<Tensor> {
-        let s = prim::unary(Unary::Sqrt, self.floated()?.prim());
-        Ok(self.wrap(prim::unary(Unary::Recip, s), self.shape()))
+        let x = self.floated()?;
+        let s = prim::unary(Unary::Sqrt, x.prim());
+        let y = self.wrap(prim::unary(Unary::Recip, s), self.shape());
+        Ok(y.recorded_unary(UnaryFn::Rsqrt, &x))
     }
 
     /// Sine.
     pub fn sin(&self) -> Result<Tensor> {
-        self.unary(Unary::Sin)
+        self.unary(Unary::Sin, UnaryFn::Sin)
     }
 
     /// Cosine.
     pub fn cos(&self) -> Result<Tensor> {
-        self.unary(Unary::Cos)
+        self.unary(Unary::Cos, UnaryFn::Cos)
     }
 
     /// Hyperbolic tangent.
     pub fn tanh(&self) -> Result<Tensor> {
-        self.unary(Unary::Tanh)
+        self.unary(Unary::Tanh, UnaryFn::Tanh)
     }
 
     /// Logistic sigmoid `1 / (1 + e^-x)`.
     pub fn sigmoid(&self) -> Result<Tensor> {
-        self.unary(Unary::Sigmoid)
+        self.unary(Unary::Sigmoid, UnaryFn::Sigmoid)
     }
 
     /// Error function.
     pub fn erf(&self) -> Result<Tensor> {
-        self.unary(Unary::Erf)
+        self.unary(Unary::Erf, UnaryFn::Erf)
     }
 
     /// `max(x, 0)`.
@@ -147,22 +163,24 @@ impl Tensor {
         if self.dtype() == DType::I64 {
             return self.clamp(Some(0.0), None);
         }
-        self.unary(Unary::Relu)
+        self.unary(Unary::Relu, UnaryFn::Relu)
     }
 
     /// GELU, exact (erf) form: `x/2 · (1 + erf(x/√2))`, as `torch.nn.functional.gelu`.
     pub fn gelu(&self) -> Result<Tensor> {
-        let x = self.floated()?.prim();
+        let t = self.floated()?;
+        let x = t.prim();
         let e = prim::binary_scalar(Binary::Mul, x.clone(), std::f64::consts::FRAC_1_SQRT_2);
         let e = prim::binary_scalar(Binary::Add, prim::unary(Unary::Erf, e), 1.0);
         let y = prim::binary(Binary::Mul, prim::binary_scalar(Binary::Mul, x, 0.5), e);
-        Ok(self.wrap(y, self.shape()))
+        Ok(self.wrap(y, self.shape()).recorded_unary(UnaryFn::Gelu, &t))
     }
 
     /// GELU, tanh approximation (`approximate="tanh"`, HF's `gelu_new`):
     /// `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`.
     pub fn gelu_tanh(&self) -> Result<Tensor> {
-        let x = self.floated()?.prim();
+        let tx = self.floated()?;
+        let x = tx.prim();
         let k = (2.0 / std::f64::consts::PI).sqrt();
         let x3 = prim::binary_scalar(Binary::Pow, x.clone(), 3.0);
         let inner = prim::binary(
@@ -173,20 +191,24 @@ impl Tensor {
         let t = prim::unary(Unary::Tanh, prim::binary_scalar(Binary::Mul, inner, k));
         let t = prim::binary_scalar(Binary::Add, t, 1.0);
         let y = prim::binary(Binary::Mul, prim::binary_scalar(Binary::Mul, x, 0.5), t);
-        Ok(self.wrap(y, self.shape()))
+        Ok(self
+            .wrap(y, self.shape())
+            .recorded_unary(UnaryFn::GeluTanh, &tx))
     }
 
     /// SiLU (swish): `x · sigmoid(x)`.
     pub fn silu(&self) -> Result<Tensor> {
-        let x = self.floated()?.prim();
+        let t = self.floated()?;
+        let x = t.prim();
         let s = prim::unary(Unary::Sigmoid, x.clone());
-        Ok(self.wrap(prim::binary(Binary::Mul, x, s), self.shape()))
+        let y = self.wrap(prim::binary(Binary::Mul, x, s), self.shape());
+        Ok(y.recorded_unary(UnaryFn::Silu, &t))
     }
 
     /// `x ^ exponent` with a scalar exponent.
     pub fn powf(&self, exponent: f64) -> Result<Tensor> {
         self.floated()?
-            .binary_scalar("powf", exponent, Binary::Pow, Arith::Other)
+            .binary_scalar("powf", exponent, BinaryFn::Pow, Arith::Other)
     }
 
     /// Clamps to `[min, max]`; either bound may be `None`.
@@ -200,12 +222,17 @@ impl Tensor {
                 format!("min {lo} is greater than max {hi}"),
             ));
         }
-        Ok(self.wrap(prim::clamp(self.prim(), min, max), self.shape()))
+        let y = self.wrap(prim::clamp(self.prim(), min, max), self.shape());
+        Ok(y.record(&[self], || Op::Clamp {
+            x: self.clone(),
+            min,
+            max,
+        }))
     }
 
     /// `1 / x`.
     pub fn recip(&self) -> Result<Tensor> {
-        self.unary(Unary::Recip)
+        self.unary(Unary::Recip, UnaryFn::Recip)
     }
 
     /// `x * x`.
@@ -215,47 +242,47 @@ impl Tensor {
 
     /// `self + rhs`, broadcasting.
     pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary("add", rhs, Binary::Add, Arith::Ring)
+        self.binary("add", rhs, BinaryFn::Add, Arith::Ring)
     }
 
     /// `self - rhs`, broadcasting.
     pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary("sub", rhs, Binary::Sub, Arith::Ring)
+        self.binary("sub", rhs, BinaryFn::Sub, Arith::Ring)
     }
 
     /// `self * rhs`, broadcasting.
     pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary("mul", rhs, Binary::Mul, Arith::Ring)
+        self.binary("mul", rhs, BinaryFn::Mul, Arith::Ring)
     }
 
     /// `self / rhs`, broadcasting; integer operands give F32 (true division, as PyTorch).
     pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary("div", rhs, Binary::Div, Arith::Div)
+        self.binary("div", rhs, BinaryFn::Div, Arith::Div)
     }
 
     /// `self ^ rhs`, broadcasting.
     pub fn pow(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary("pow", rhs, Binary::Pow, Arith::Other)
+        self.binary("pow", rhs, BinaryFn::Pow, Arith::Other)
     }
 
     /// `self + s`.
     pub fn add_scalar(&self, s: f64) -> Result<Tensor> {
-        self.binary_scalar("add", s, Binary::Add, Arith::Ring)
+        self.binary_scalar("add", s, BinaryFn::Add, Arith::Ring)
     }
 
     /// `self - s`.
     pub fn sub_scalar(&self, s: f64) -> Result<Tensor> {
-        self.binary_scalar("sub", s, Binary::Sub, Arith::Ring)
+        self.binary_scalar("sub", s, BinaryFn::Sub, Arith::Ring)
     }
 
     /// `self * s`.
     pub fn mul_scalar(&self, s: f64) -> Result<Tensor> {
-        self.binary_scalar("mul", s, Binary::Mul, Arith::Ring)
+        self.binary_scalar("mul", s, BinaryFn::Mul, Arith::Ring)
     }
 
     /// `self / s` (integer tensors give F32).
     pub fn div_scalar(&self, s: f64) -> Result<Tensor> {
-        self.binary_scalar("div", s, Binary::Div, Arith::Div)
+        self.binary_scalar("div", s, BinaryFn::Div, Arith::Div)
     }
 
     /// Elementwise maximum, broadcasting; NaN wins, as `torch.maximum`.
@@ -276,7 +303,12 @@ impl Tensor {
         if dtype.is_float() {
             take_b = prim::mask_where(take_b, prim::is_nan(b.clone()), prim::is_nan(b.clone()));
         }
-        Ok(self.wrap(prim::mask_where(a, take_b, b), out))
+        let y = self.wrap(prim::mask_where(a, take_b, b), out);
+        Ok(y.record(&[self, rhs], || Op::Extremum {
+            a: self.clone(),
+            b: rhs.clone(),
+            max: take_rhs_when == Compare::Lt,
+        }))
     }
 
     fn compare(&self, op: &'static str, rhs: &Tensor, cmp: Compare) -> Result<Tensor> {
@@ -285,7 +317,9 @@ impl Tensor {
             dtype = DType::I64;
         }
         let (a, b, out) = self.broadcast_pair(op, rhs, dtype)?;
-        Ok(self.wrap(prim::compare(cmp, a, b), out))
+        let y = self.wrap(prim::compare(cmp, a, b), out);
+        let x = if self.is_tracked() { self } else { rhs };
+        Ok(y.record_nondiff(op, x))
     }
 
     fn compare_scalar(&self, op: &'static str, s: f64, cmp: Compare) -> Result<Tensor> {
@@ -294,8 +328,8 @@ impl Tensor {
             DType::I64 if s.fract() != 0.0 => self.to_dtype(DType::F32)?,
             _ => self.clone(),
         };
-        let _ = op;
-        Ok(self.wrap(prim::compare_scalar(cmp, x.prim(), s), self.shape()))
+        let y = self.wrap(prim::compare_scalar(cmp, x.prim(), s), self.shape());
+        Ok(y.record_nondiff(op, self))
     }
 
     /// `self == rhs` elementwise, as Bool.
@@ -396,7 +430,13 @@ impl Tensor {
         };
         let c = prim::expand(cond.prim_rank(out.len()), &pshape);
         let y = prim::mask_where(fit(on_false)?, c, fit(on_true)?);
-        Ok(cond.wrap(y, out))
+        Ok(cond
+            .wrap(y, out)
+            .record(&[on_true, on_false], || Op::Where {
+                cond: cond.clone(),
+                a: on_true.clone(),
+                b: on_false.clone(),
+            }))
     }
 
     /// Replaces elements where `mask` is true with `value`; `mask` broadcasts to `self`.
@@ -413,7 +453,11 @@ impl Tensor {
         }
         let pshape = out_p(self.dims());
         let m = prim::expand(mask.prim_rank(self.rank()), &pshape);
-        Ok(self.wrap(prim::mask_fill(self.prim(), m, value), self.shape()))
+        let y = self.wrap(prim::mask_fill(self.prim(), m, value), self.shape());
+        Ok(y.record(&[self], || Op::MaskedFill {
+            x: self.clone(),
+            mask: mask.clone(),
+        }))
     }
 
     fn check_mask(&self, op: &'static str) -> Result<()> {
@@ -434,6 +478,16 @@ impl Tensor {
             ));
         }
         Ok(())
+    }
+}
+
+fn prim_binary(f: BinaryFn) -> Binary {
+    match f {
+        BinaryFn::Add => Binary::Add,
+        BinaryFn::Sub => Binary::Sub,
+        BinaryFn::Mul => Binary::Mul,
+        BinaryFn::Div => Binary::Div,
+        BinaryFn::Pow => Binary::Pow,
     }
 }
 

@@ -6,6 +6,7 @@
 use ember_backend::prim;
 use ember_backend::{DType, Error, Result};
 
+use crate::graph::Op;
 use crate::shape::norm_dim;
 use crate::tensor::Tensor;
 
@@ -50,7 +51,17 @@ impl Tensor {
         self.check_indices(OP, idx, self.dims()[d])?;
         let mut out = self.shape();
         out[d] = idx.numel();
-        Ok(self.wrap(prim::select(self.prim(), d, idx.prim()), out))
+        Ok(self.select_rows(d, idx, out))
+    }
+
+    /// `index_select` after validation, recorded for autograd.
+    fn select_rows(&self, dim: usize, idx: &Tensor, out: Vec<usize>) -> Tensor {
+        let y = self.wrap(prim::select(self.prim(), dim, idx.prim()), out);
+        y.record(&[self], || Op::IndexSelect {
+            x: self.clone(),
+            dim,
+            idx: idx.clone(),
+        })
     }
 
     /// `torch.gather`: `out[i][j][k] = self[i][idx[i][j][k]][k]` for `dim = 1`. `idx` has the
@@ -61,7 +72,12 @@ impl Tensor {
         self.check_index_shape(OP, d, idx)?;
         self.check_indices(OP, idx, self.dims()[d])?;
         let src = self.narrow_to(d, idx.dims())?;
-        Ok(self.wrap(prim::gather(src.prim(), d, idx.prim()), idx.shape()))
+        let y = self.wrap(prim::gather(src.prim(), d, idx.prim()), idx.shape());
+        Ok(y.record(&[&src], || Op::Gather {
+            x: src.clone(),
+            dim: d,
+            idx: idx.clone(),
+        }))
     }
 
     /// `torch.scatter_add`: a copy of `self` with `src` values added at `idx` along `dim`.
@@ -87,8 +103,7 @@ impl Tensor {
         self.check_indices(OP, idx, self.dims()[d])?;
         let src = src.to_dtype(self.dtype())?;
         if idx.dims() == self.dims() || self.rank() == 0 {
-            let p = prim::scatter_add(self.prim(), d, idx.prim(), src.prim());
-            return Ok(self.wrap(p, self.shape()));
+            return Ok(self.scattered(d, idx, &src));
         }
         // Pad idx/src to self's shape outside `dim` is not possible without a fill index, so
         // scatter into a zero tensor of the region's shape and add it back in place.
@@ -99,10 +114,7 @@ impl Tensor {
             }
         }
         let zeros = Tensor::zeros(&region, self.dtype(), self.device())?;
-        let part = zeros.wrap(
-            prim::scatter_add(zeros.prim(), d, idx.prim(), src.prim()),
-            region.clone(),
-        );
+        let part = zeros.scattered(d, idx, &src);
         let pads: Vec<(usize, usize)> = (0..self.rank())
             .map(|i| (0, self.dims()[i] - region[i]))
             .collect();
@@ -121,13 +133,22 @@ impl Tensor {
         }
         self.check_indices(OP, ids, self.dims()[0])?;
         let flat = ids.reshape(&[-1])?;
-        let rows = self.wrap(
-            prim::select(self.prim(), 0, flat.prim()),
-            vec![flat.numel(), self.dims()[1]],
-        );
+        let rows = self.select_rows(0, &flat, vec![flat.numel(), self.dims()[1]]);
         let mut out = ids.shape();
         out.push(self.dims()[1]);
         rows.reshape_to(&out)
+    }
+
+    /// `scatter_add` with `idx` and `src` of this tensor's shape, recorded for autograd.
+    fn scattered(&self, dim: usize, idx: &Tensor, src: &Tensor) -> Tensor {
+        let p = prim::scatter_add(self.prim(), dim, idx.prim(), src.prim());
+        let y = self.wrap(p, self.shape());
+        y.record(&[self, src], || Op::ScatterAdd {
+            x: self.clone(),
+            dim,
+            idx: idx.clone(),
+            src: src.clone(),
+        })
     }
 
     fn check_index_shape(&self, op: &'static str, d: usize, idx: &Tensor) -> Result<()> {

@@ -8,6 +8,7 @@ use ember_backend::{DType, Error, Result};
 use super::elementwise::out_p;
 use super::reduce::reshape_to;
 use crate::create::upload_f64;
+use crate::graph::Op;
 use crate::shape::{broadcasts_to, infer_shape, norm_dim};
 use crate::tensor::Tensor;
 
@@ -22,7 +23,13 @@ impl Tensor {
     /// ```
     pub fn reshape(&self, shape: &[isize]) -> Result<Tensor> {
         let out = infer_shape("reshape", shape, self.dims())?;
-        Ok(self.wrap(reshape_to(self.prim(), &out), out))
+        Ok(self.reshaped(out))
+    }
+
+    /// A reshape to a validated shape, recorded for autograd.
+    fn reshaped(&self, out: Vec<usize>) -> Tensor {
+        let y = self.wrap(reshape_to(self.prim(), &out), out);
+        y.record(&[self], || Op::Reshape(self.clone()))
     }
 
     /// [`Tensor::reshape`] with an exact shape.
@@ -56,7 +63,8 @@ impl Tensor {
             return Ok(self.clone());
         }
         let out: Vec<usize> = perm.iter().map(|&d| self.dims()[d]).collect();
-        Ok(self.wrap(prim::permute(self.prim(), &perm), out))
+        let y = self.wrap(prim::permute(self.prim(), &perm), out);
+        Ok(y.record(&[self], || Op::Permute(self.clone(), perm)))
     }
 
     /// Swaps two dims.
@@ -82,13 +90,13 @@ impl Tensor {
         }
         let mut out = self.shape();
         out.remove(d);
-        Ok(self.wrap(reshape_to(self.prim(), &out), out))
+        Ok(self.reshaped(out))
     }
 
     /// Removes every size-1 dim.
     pub fn squeeze_all(&self) -> Result<Tensor> {
         let out: Vec<usize> = self.dims().iter().copied().filter(|&s| s != 1).collect();
-        Ok(self.wrap(reshape_to(self.prim(), &out), out))
+        Ok(self.reshaped(out))
     }
 
     /// Inserts a size-1 dim at `dim` (in `[-rank-1, rank]`).
@@ -96,7 +104,7 @@ impl Tensor {
         let d = norm_dim("unsqueeze", dim, self.rank() + 1)?;
         let mut out = self.shape();
         out.insert(d, 1);
-        Ok(self.wrap(reshape_to(self.prim(), &out), out))
+        Ok(self.reshaped(out))
     }
 
     /// Merges dims `start..=end` into one.
@@ -115,7 +123,7 @@ impl Tensor {
         let mut out: Vec<usize> = self.dims()[..s].to_vec();
         out.push(self.dims()[s..=e].iter().product());
         out.extend_from_slice(&self.dims()[e + 1..]);
-        Ok(self.wrap(reshape_to(self.prim(), &out), out))
+        Ok(self.reshaped(out))
     }
 
     /// Broadcasts to `shape` (NumPy rules; new dims are prepended), as `broadcast_to`.
@@ -127,8 +135,12 @@ impl Tensor {
                 rhs: shape.to_vec(),
             });
         }
+        if shape == self.dims() {
+            return Ok(self.clone());
+        }
         let p = prim::expand(self.prim_rank(shape.len()), &out_p(shape));
-        Ok(self.wrap(p, shape.to_vec()))
+        let y = self.wrap(p, shape.to_vec());
+        Ok(y.record(&[self], || Op::Expand(self.clone())))
     }
 
     /// `torch.Tensor.expand`: like `broadcast_to`, where `-1` keeps a dim's size.
@@ -216,7 +228,14 @@ impl Tensor {
         ranges[d] = (start, end, step);
         let mut out = self.shape();
         out[d] = (end - start).div_ceil(step);
-        Ok(self.wrap(prim::slice(self.prim(), &ranges), out))
+        let y = self.wrap(prim::slice(self.prim(), &ranges), out);
+        Ok(y.record(&[self], || Op::Slice {
+            x: self.clone(),
+            dim: d,
+            start,
+            end,
+            step,
+        }))
     }
 
     /// Concatenates along `dim`; all other dims must match (dtypes are promoted).
@@ -237,7 +256,7 @@ impl Tensor {
             .fold(first.dtype(), |acc, t| DType::promote(acc, t.dtype()));
         let mut out = first.shape();
         out[d] = 0;
-        let mut prims = Vec::with_capacity(tensors.len());
+        let mut parts = Vec::with_capacity(tensors.len());
         for (i, t) in tensors.iter().enumerate() {
             first.same_device(OP, t)?;
             let same_rest = t.rank() == first.rank()
@@ -253,12 +272,14 @@ impl Tensor {
                 ));
             }
             out[d] += t.dims()[d];
-            prims.push(t.to_dtype(dtype)?.prim());
+            parts.push(t.to_dtype(dtype)?);
         }
-        if prims.len() == 1 {
+        if parts.len() == 1 {
             return first.to_dtype(dtype);
         }
-        Ok(first.wrap(prim::cat(prims, d), out))
+        let y = first.wrap(prim::cat(parts.iter().map(Tensor::prim).collect(), d), out);
+        let refs: Vec<&Tensor> = parts.iter().collect();
+        Ok(y.record(&refs, || Op::Cat(parts.clone(), d)))
     }
 
     /// Stacks equal-shaped tensors along a new dim.

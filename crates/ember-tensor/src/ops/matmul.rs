@@ -88,7 +88,10 @@ impl Tensor {
         if !b_vec {
             out.push(n);
         }
-        Ok(self.wrap(super::reduce::reshape_to(y, &out), out))
+        let y = self.wrap(super::reduce::reshape_to(y, &out), out);
+        Ok(y.record(&[self, rhs], || {
+            crate::graph::Op::Matmul(self.clone(), rhs.clone())
+        }))
     }
 }
 

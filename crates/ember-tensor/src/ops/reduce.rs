@@ -3,6 +3,7 @@
 use ember_backend::prim::{self, Binary, Compare, Prim, Reduce, Unary};
 use ember_backend::{DType, Error, Result};
 
+use crate::graph::{Op, ReduceFn};
 use crate::shape::{norm_dim, norm_dims};
 use crate::tensor::Tensor;
 
@@ -59,7 +60,20 @@ impl Tensor {
             }
         }
         let out = reduced_shape(self.dims(), &dims, keepdim);
-        Ok(self.wrap(reshape_to(p, &out), out))
+        let kind = match red {
+            Reduce::Sum => ReduceFn::Sum,
+            Reduce::Mean => ReduceFn::Mean,
+            Reduce::Max => ReduceFn::Max,
+            Reduce::Min => ReduceFn::Min,
+        };
+        Ok(self
+            .wrap(reshape_to(p, &out), out)
+            .record(&[&x], || Op::Reduce {
+                kind,
+                x: x.clone(),
+                dims,
+                keepdim,
+            }))
     }
 
     /// Sum over `dims` (`&[]` for all), as `torch.sum(x, dims, keepdim)`; bools sum as I64.
@@ -113,7 +127,7 @@ impl Tensor {
         let d = norm_dim(op, dim, self.rank())?;
         let p = prim::arg_reduce(max, x.prim(), d);
         let out = reduced_shape(self.dims(), &[d], keepdim);
-        Ok(self.wrap(reshape_to(p, &out), out))
+        Ok(self.wrap(reshape_to(p, &out), out).record_nondiff(op, self))
     }
 
     /// Variance over `dims` with Bessel's `correction` (1 gives `torch.var`'s default).
@@ -151,7 +165,13 @@ impl Tensor {
         }
         let y = prim::binary(Binary::Add, prim::unary(Unary::Log, s), m);
         let out = reduced_shape(self.dims(), &nd, keepdim);
-        Ok(self.wrap(reshape_to(y, &out), out))
+        Ok(self
+            .wrap(reshape_to(y, &out), out)
+            .record(&[&x], || Op::LogSumExp {
+                x: x.clone(),
+                dims: nd,
+                keepdim,
+            }))
     }
 
     /// Softmax along `dim`, numerically stable.
@@ -170,7 +190,11 @@ impl Tensor {
             return self.ones_like()?.to_dtype(x.dtype());
         }
         let d = norm_dim(OP, dim, self.rank())?;
-        Ok(self.wrap(prim::softmax(x.prim(), d), self.shape()))
+        let y = self.wrap(prim::softmax(x.prim(), d), self.shape());
+        Ok(y.record(&[&x], || Op::Softmax {
+            x: x.clone(),
+            dim: d,
+        }))
     }
 
     /// `log(softmax(x))` along `dim`, computed as `x - logsumexp(x)`.

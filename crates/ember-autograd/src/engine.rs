@@ -1,0 +1,201 @@
+//! The backward pass: topological order, rule application, accumulation, graph release.
+
+use std::collections::{HashMap, HashSet};
+
+use ember_tensor::{DType, Error, Op, Result, Tensor, TensorId, no_grad};
+
+use crate::rules;
+
+/// Gradients of the leaves (tensors made with `requires_grad(true)`) that a loss depends on,
+/// keyed by tensor identity.
+#[derive(Debug, Default, Clone)]
+pub struct Gradients {
+    map: HashMap<TensorId, Tensor>,
+}
+
+impl Gradients {
+    /// The gradient of `t`, if the loss depends on it.
+    pub fn get(&self, t: &Tensor) -> Option<&Tensor> {
+        self.map.get(&t.id())
+    }
+
+    /// Removes and returns the gradient of `t`.
+    pub fn remove(&mut self, t: &Tensor) -> Option<Tensor> {
+        self.map.remove(&t.id())
+    }
+
+    /// Sets (replaces) the gradient of `t`, e.g. after clipping.
+    pub fn insert(&mut self, t: &Tensor, grad: Tensor) {
+        self.map.insert(t.id(), grad);
+    }
+
+    /// Number of stored gradients.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no gradient is stored.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Adds another store into this one (gradient accumulation over micro-batches).
+    pub fn accumulate(&mut self, other: Gradients) -> Result<()> {
+        for (id, g) in other.map {
+            let sum = match self.map.remove(&id) {
+                Some(prev) => prev.add(&g)?,
+                None => g,
+            };
+            self.map.insert(id, sum);
+        }
+        Ok(())
+    }
+}
+
+/// Reverse-mode differentiation from a tensor.
+pub trait Backward {
+    /// Gradients of this scalar with respect to every leaf it depends on. Frees the graph:
+    /// a second call is an error (see [`Backward::backward_retain`]).
+    fn backward(&self) -> Result<Gradients>;
+
+    /// As [`Backward::backward`], seeded with an upstream gradient of this tensor's shape
+    /// (for non-scalar outputs, as `y.backward(gradient=g)`).
+    fn backward_with(&self, grad: &Tensor) -> Result<Gradients>;
+
+    /// As [`Backward::backward_with`], keeping the graph for another backward pass
+    /// (`retain_graph=True`).
+    fn backward_retain(&self, grad: &Tensor) -> Result<Gradients>;
+}
+
+impl Backward for Tensor {
+    fn backward(&self) -> Result<Gradients> {
+        if self.numel() != 1 {
+            return Err(Error::Autograd {
+                msg: format!(
+                    "the output has shape {:?}; backward() needs a single element, use \
+                     backward_with(upstream gradient) for other shapes",
+                    self.dims()
+                ),
+            });
+        }
+        let seed = self.detach().ones_like()?;
+        run(self, seed, false)
+    }
+
+    fn backward_with(&self, grad: &Tensor) -> Result<Gradients> {
+        run(self, checked_seed(self, grad)?, false)
+    }
+
+    fn backward_retain(&self, grad: &Tensor) -> Result<Gradients> {
+        run(self, checked_seed(self, grad)?, true)
+    }
+}
+
+fn checked_seed(root: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    if grad.dims() != root.dims() {
+        return Err(Error::Autograd {
+            msg: format!(
+                "the upstream gradient has shape {:?}, the output {:?}",
+                grad.dims(),
+                root.dims()
+            ),
+        });
+    }
+    grad.detach()
+        .to_dtype(root.dtype())?
+        .to_device(root.device())
+}
+
+/// Tracked op results reachable from `root`, parents before children (root first).
+fn reverse_topological(root: &Tensor) -> Vec<(Tensor, Op)> {
+    let mut post = Vec::new();
+    let mut seen = HashSet::new();
+    // (tensor, children pushed?)
+    let mut stack = vec![(root.clone(), false)];
+    while let Some((t, expanded)) = stack.pop() {
+        if expanded {
+            if let Some(op) = t.grad_op() {
+                post.push((t, op));
+            }
+            continue;
+        }
+        if !seen.insert(t.id()) {
+            continue;
+        }
+        let Some(op) = t.grad_op() else { continue };
+        stack.push((t.clone(), true));
+        for input in op.inputs() {
+            if input.is_tracked() && !seen.contains(&input.id()) {
+                stack.push((input.clone(), false));
+            }
+        }
+    }
+    post.reverse();
+    post
+}
+
+fn run(root: &Tensor, seed: Tensor, retain: bool) -> Result<Gradients> {
+    if !root.is_tracked() {
+        return Err(Error::Autograd {
+            msg: "the output does not depend on any tensor that requires a gradient".into(),
+        });
+    }
+    if root.is_consumed() {
+        return Err(Error::Autograd {
+            msg: "the graph was already consumed by an earlier backward; use backward_retain \
+                  to run backward twice"
+                .into(),
+        });
+    }
+    let _guard = no_grad();
+    let nodes = reverse_topological(root);
+    let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
+    grads.insert(root.id(), seed);
+    for (out, op) in &nodes {
+        let Some(g) = grads.remove(&out.id()) else {
+            continue;
+        };
+        if let Op::NotDifferentiable { name, .. } = op {
+            return Err(Error::NotDifferentiable { op: name });
+        }
+        let inputs = op.inputs();
+        let in_grads = rules::backward(op, out, &g)?;
+        debug_assert_eq!(inputs.len(), in_grads.len(), "rule arity of {}", op.name());
+        for (input, ig) in inputs.into_iter().zip(in_grads) {
+            let Some(ig) = ig else { continue };
+            if !input.is_tracked() {
+                continue;
+            }
+            accumulate(&mut grads, input, ig)?;
+        }
+    }
+    if !retain {
+        for (out, _) in &nodes {
+            out.take_grad_op();
+        }
+    }
+    Ok(Gradients { map: grads })
+}
+
+fn accumulate(grads: &mut HashMap<TensorId, Tensor>, input: &Tensor, g: Tensor) -> Result<()> {
+    if g.dims() != input.dims() {
+        return Err(Error::Autograd {
+            msg: format!(
+                "internal: gradient of shape {:?} for an input of shape {:?}",
+                g.dims(),
+                input.dims()
+            ),
+        });
+    }
+    let g = if g.dtype() != input.dtype() && input.dtype() != DType::Bool {
+        g.to_dtype(input.dtype())?
+    } else {
+        g
+    };
+    let sum = match grads.remove(&input.id()) {
+        Some(prev) => prev.add(&g)?,
+        None => g,
+    };
+    grads.insert(input.id(), sum);
+    Ok(())
+}
