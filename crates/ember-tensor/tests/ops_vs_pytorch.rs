@@ -224,12 +224,7 @@ fn run(op: &str, x: &[Tensor], a: &Value, device: Device) -> Result<Vec<Tensor>>
             let start = a["start"].as_i64().map(|v| v as isize);
             let end = a["end"].as_i64().map(|v| v as isize);
             let (d, step) = (i(a, "dim"), i(a, "step") as usize);
-            one(match (start, end) {
-                (Some(s), Some(e)) => x[0].slice(d, s..e, step),
-                (Some(s), None) => x[0].slice(d, s.., step),
-                (None, Some(e)) => x[0].slice(d, ..e, step),
-                (None, None) => x[0].slice(d, .., step),
-            })
+            one(x[0].slice(d, start, end, step))
         }
         "cat" => one(Tensor::cat(&x.iter().collect::<Vec<_>>(), i(a, "dim"))),
         "stack" => one(Tensor::stack(&x.iter().collect::<Vec<_>>(), i(a, "dim"))),

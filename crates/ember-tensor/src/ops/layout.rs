@@ -1,7 +1,5 @@
 //! Shape ops: reshape, permute, squeeze, expand, slicing, concatenation, splitting, tril/triu.
 
-use std::ops::{Bound, RangeBounds};
-
 use ember_backend::prim;
 use ember_backend::{DType, Error, Result};
 
@@ -179,17 +177,25 @@ impl Tensor {
         self.slice_dims(d, start, start + len, 1)
     }
 
-    /// Python slicing `x[.., start:end:step]` on one dim; negative bounds count from the end
-    /// and out-of-range bounds are clamped, as in PyTorch.
+    /// Python slicing `x[.., start:end:step]` on one dim (`None` for an omitted bound);
+    /// negative bounds count from the end and out-of-range bounds are clamped, as in PyTorch.
     ///
     /// ```
     /// # use ember_tensor::{Tensor, Device, DType};
     /// let t = Tensor::arange(0.0, 10.0, 1.0, DType::I64, Device::Cpu)?;
-    /// assert_eq!(t.slice(0, 1..-1, 3)?.to_vec::<i64>()?, vec![1, 4, 7]);
-    /// assert_eq!(t.slice(0, -2.., 1)?.to_vec::<i64>()?, vec![8, 9]);
+    /// // t[1:-1:3]
+    /// assert_eq!(t.slice(0, Some(1), Some(-1), 3)?.to_vec::<i64>()?, vec![1, 4, 7]);
+    /// // t[-2:]
+    /// assert_eq!(t.slice(0, Some(-2), None, 1)?.to_vec::<i64>()?, vec![8, 9]);
     /// # Ok::<(), ember_tensor::Error>(())
     /// ```
-    pub fn slice(&self, dim: isize, range: impl RangeBounds<isize>, step: usize) -> Result<Tensor> {
+    pub fn slice(
+        &self,
+        dim: isize,
+        start: Option<isize>,
+        end: Option<isize>,
+        step: usize,
+    ) -> Result<Tensor> {
         const OP: &str = "slice";
         let d = norm_dim(OP, dim, self.rank())?;
         if step == 0 {
@@ -200,16 +206,8 @@ impl Tensor {
             let v = if v < 0 { v + size } else { v };
             v.clamp(0, size)
         };
-        let start = match range.start_bound() {
-            Bound::Included(&s) => clampi(s),
-            Bound::Excluded(&s) => clampi(s + 1),
-            Bound::Unbounded => 0,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(&e) => clampi(e + 1),
-            Bound::Excluded(&e) => clampi(e),
-            Bound::Unbounded => size,
-        };
+        let start = start.map_or(0, clampi);
+        let end = end.map_or(size, clampi);
         if end <= start {
             return Err(Error::index(
                 OP,
