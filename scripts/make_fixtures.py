@@ -40,21 +40,43 @@ def apply_view(t, view):
     raise ValueError(view)
 
 
+# Ops without a derivative: their cases carry no gradients.
+NOT_DIFFERENTIABLE = {"eq", "ne", "lt", "le", "gt", "ge", "eq_scalar", "ne_scalar", "lt_scalar",
+                      "le_scalar", "gt_scalar", "ge_scalar", "argmax", "argmin", "arange", "eye"}
+
+
 def case(op, inputs, fn, args=None, views=None, dtype="f32", tol=None, name=None):
-    """Records one case: `fn(*viewed_inputs)` is PyTorch's answer."""
+    """Records one case: `fn(*viewed_inputs)` is PyTorch's answer. For differentiable f32/f64
+    cases it also records a random upstream gradient per output ("<case>/gout<j>") and
+    PyTorch's gradient of every float input ("<case>/gin<i>")."""
     args = args or {}
     views = views or [None] * len(inputs)
     name = name or f"{op}_{len([s for s in specs if s['op'] == op])}"
-    viewed = [apply_view(t, v) for t, v in zip(inputs, views)]
+    grad = dtype in ("f32", "f64") and op not in NOT_DIFFERENTIABLE
+    leaves = [t.clone().requires_grad_(grad and t.is_floating_point()) for t in inputs]
+    viewed = [apply_view(t, v) for t, v in zip(leaves, views)]
     out = fn(*viewed)
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    grad = grad and all(o.is_floating_point() for o in outs) and any(t.requires_grad for t in leaves)
     for i, t in enumerate(inputs):
         tensors[f"{name}/in{i}"] = t.contiguous().clone()
     for j, t in enumerate(outs):
-        tensors[f"{name}/out{j}"] = t.contiguous().clone()
+        tensors[f"{name}/out{j}"] = t.detach().contiguous().clone()
+    grad_inputs = []
+    if grad:
+        gouts = [torch.randn(o.shape, dtype=torch.float64).to(o.dtype) for o in outs]
+        torch.autograd.backward(outs, gouts)
+        for j, g in enumerate(gouts):
+            tensors[f"{name}/gout{j}"] = g.contiguous()
+        for i, t in enumerate(leaves):
+            if t.requires_grad:
+                g = t.grad if t.grad is not None else torch.zeros_like(t)
+                tensors[f"{name}/gin{i}"] = g.contiguous().clone()
+                grad_inputs.append(i)
     rtol, atol = tol or TOL[dtype]
     specs.append({"name": name, "op": op, "args": args, "views": views, "n_in": len(inputs),
-                  "n_out": len(outs), "dtype": dtype, "rtol": rtol, "atol": atol})
+                  "n_out": len(outs), "dtype": dtype, "rtol": rtol, "atol": atol,
+                  "grad_inputs": grad_inputs})
 
 
 def rn(*shape, dtype="f32"):
@@ -261,4 +283,5 @@ save_file(tensors, os.path.join(ROOT, "ops.safetensors"))
 with open(os.path.join(ROOT, "ops.json"), "w") as f:
     json.dump({"generator": "scripts/make_fixtures.py", "torch": torch.__version__, "cases": specs},
               f, indent=1)
-print(f"{len(specs)} cases, {len(tensors)} tensors, ops: {len({s['op'] for s in specs})}")
+print(f"{len(specs)} cases ({sum(1 for s in specs if s['grad_inputs'])} with gradients), "
+      f"{len(tensors)} tensors, ops: {len({s['op'] for s in specs})}")
