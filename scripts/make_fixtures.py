@@ -285,3 +285,56 @@ with open(os.path.join(ROOT, "ops.json"), "w") as f:
               f, indent=1)
 print(f"{len(specs)} cases ({sum(1 for s in specs if s['grad_inputs'])} with gradients), "
       f"{len(tensors)} tensors, ops: {len({s['op'] for s in specs})}")
+
+# ---------------------------------------------------------------- small models: gradients
+# A two-layer MLP and a one-block pre-norm transformer, written with torch ops; Ember rebuilds
+# them from its own ops (crates/ember-autograd/tests/models_vs_pytorch.rs) and must give the
+# same loss and parameter gradients.
+import torch.nn.functional as F
+
+torch.manual_seed(1)
+m = {}
+m["mlp/x"] = torch.randn(8, 5)
+m["mlp/t"] = torch.randint(0, 3, (8,))
+mlp = {"w1": torch.randn(16, 5) * 0.4, "b1": torch.randn(16) * 0.1,
+       "w2": torch.randn(3, 16) * 0.3, "b2": torch.randn(3) * 0.1}
+p = {k: v.clone().requires_grad_(True) for k, v in mlp.items()}
+h = F.relu(m["mlp/x"] @ p["w1"].T + p["b1"])
+loss = F.cross_entropy(h @ p["w2"].T + p["b2"], m["mlp/t"])
+loss.backward()
+m["mlp/loss"] = loss.detach().reshape(())
+for k in mlp:
+    m[f"mlp/{k}"] = mlp[k]
+    m[f"mlp/grad.{k}"] = p[k].grad
+
+V, T, C, H = 11, 6, 16, 4
+blk = {"wte": torch.randn(V, C) * 0.3, "wpe": torch.randn(T, C) * 0.1,
+       "ln1.w": 1 + 0.1 * torch.randn(C), "ln1.b": 0.1 * torch.randn(C),
+       "attn.w": torch.randn(3 * C, C) * 0.2, "attn.b": 0.1 * torch.randn(3 * C),
+       "proj.w": torch.randn(C, C) * 0.2, "ln2.w": 1 + 0.1 * torch.randn(C),
+       "ln2.b": 0.1 * torch.randn(C), "fc.w": torch.randn(4 * C, C) * 0.2,
+       "fc2.w": torch.randn(C, 4 * C) * 0.1, "lnf.w": 1 + 0.1 * torch.randn(C)}
+ids = torch.randint(0, V, (2, T))
+tgt = torch.randint(0, V, (2, T))
+tgt[0, 2] = -100
+p = {k: v.clone().requires_grad_(True) for k, v in blk.items()}
+x = p["wte"][ids] + p["wpe"]                                     # (B, T, C)
+a = F.layer_norm(x, (C,), p["ln1.w"], p["ln1.b"], 1e-5)
+qkv = a @ p["attn.w"].T + p["attn.b"]                            # (B, T, 3C)
+q, k, v = qkv.split(C, dim=-1)
+q, k, v = (z.reshape(2, T, H, C // H).transpose(1, 2) for z in (q, k, v))  # (B, H, T, D)
+y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+y = y.transpose(1, 2).reshape(2, T, C) @ p["proj.w"].T
+x = x + y
+m2 = F.layer_norm(x, (C,), p["ln2.w"], p["ln2.b"], 1e-5)
+x = x + F.gelu(m2 @ p["fc.w"].T, approximate="tanh") @ p["fc2.w"].T
+x = F.rms_norm(x, (C,), p["lnf.w"], 1e-6)
+logits = x @ p["wte"].T                                          # tied head
+loss = F.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1))
+loss.backward()
+m["block/ids"], m["block/targets"], m["block/loss"] = ids, tgt, loss.detach().reshape(())
+for k in blk:
+    m[f"block/{k}"] = blk[k]
+    m[f"block/grad.{k}"] = p[k].grad
+save_file({k: v.contiguous() for k, v in m.items()}, os.path.join(ROOT, "models.safetensors"))
+print(f"models: mlp loss {m['mlp/loss'].item():.6f}, block loss {m['block/loss'].item():.6f}")

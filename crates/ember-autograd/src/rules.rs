@@ -4,7 +4,10 @@
 
 use std::f64::consts::PI;
 
-use ember_tensor::{BinaryFn, DType, Error, Op, ReduceFn, Result, Tensor, UnaryFn};
+use ember_tensor::{
+    BinaryFn, CrossEntropyOpts, DType, Error, Op, ReduceFn, Reduction, Result, Tensor, UnaryFn,
+    attention_probs, ce_targets, repeat_heads,
+};
 
 /// `g` summed over the dims that broadcasting added, back to `shape`.
 pub(crate) fn sum_to(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
@@ -166,6 +169,120 @@ fn matmul(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<[Tensor; 2]> {
     ])
 }
 
+/// Layer norm: gradients of x, weight, bias (the statistics are recomputed from x).
+fn layer_norm(
+    x: &Tensor,
+    w: Option<&Tensor>,
+    b: Option<&Tensor>,
+    eps: f64,
+    g: &Tensor,
+) -> Result<Vec<Option<Tensor>>> {
+    let d = [x.dims()[x.rank() - 1]];
+    let centered = x.sub(&x.mean(&[-1], true)?)?;
+    let rstd = centered
+        .square()?
+        .mean(&[-1], true)?
+        .add_scalar(eps)?
+        .rsqrt()?; // (.., 1)
+    let xhat = centered.mul(&rstd)?;
+    let gxhat = match w {
+        Some(w) => g.mul(w)?,
+        None => g.clone(),
+    };
+    let gx = gxhat
+        .sub(&gxhat.mean(&[-1], true)?)?
+        .sub(&xhat.mul(&gxhat.mul(&xhat)?.mean(&[-1], true)?)?)?
+        .mul(&rstd)?;
+    let mut out = vec![Some(gx)];
+    if w.is_some() {
+        out.push(Some(sum_to(&g.mul(&xhat)?, &d)?));
+    }
+    if b.is_some() {
+        out.push(Some(sum_to(g, &d)?));
+    }
+    Ok(out)
+}
+
+/// RMS norm: gradients of x and weight.
+fn rms_norm(x: &Tensor, w: Option<&Tensor>, eps: f64, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    let r = x.square()?.mean(&[-1], true)?.add_scalar(eps)?.rsqrt()?; // (.., 1)
+    let gxn = match w {
+        Some(w) => g.mul(w)?,
+        None => g.clone(),
+    };
+    let dot = gxn.mul(x)?.mean(&[-1], true)?;
+    let gx = gxn.mul(&r)?.sub(&x.mul(&r.powf(3.0)?)?.mul(&dot)?)?;
+    let mut out = vec![Some(gx)];
+    if w.is_some() {
+        let d = [x.dims()[x.rank() - 1]];
+        out.push(Some(sum_to(&g.mul(x)?.mul(&r)?, &d)?));
+    }
+    Ok(out)
+}
+
+/// Cross-entropy: `(softmax - target distribution)` on kept rows, scaled by the upstream.
+fn cross_entropy(
+    logits: &Tensor,
+    targets: &Tensor,
+    opts: &CrossEntropyOpts,
+    g: &Tensor,
+) -> Result<Tensor> {
+    let (n, c) = (logits.dims()[0], logits.dims()[1]);
+    let p = logits.softmax(-1)?; // (N, C)
+    let (safe, keep) = ce_targets(targets, opts.ignore_index)?;
+    let ones = Tensor::ones(&[n, 1], logits.dtype(), logits.device())?;
+    let onehot = p.zeros_like()?.scatter_add(1, &safe.unsqueeze(1)?, &ones)?;
+    let eps = opts.label_smoothing;
+    let target = onehot.mul_scalar(1.0 - eps)?.add_scalar(eps / c as f64)?;
+    let d = p
+        .sub(&target)?
+        .mul(&keep.to_dtype(logits.dtype())?.unsqueeze(1)?)?;
+    let scale = match opts.reduction {
+        Reduction::None => g.unsqueeze(1)?,
+        Reduction::Sum => g.clone(),
+        Reduction::Mean => {
+            let kept = keep
+                .to_dtype(DType::I64)?
+                .sum(&[], false)?
+                .to_scalar::<i64>()?;
+            g.div_scalar(kept as f64)?
+        }
+    };
+    d.mul(&scale)
+}
+
+/// Sums repeated query-head gradients back onto `hkv` key/value heads.
+fn fold_heads(g: &Tensor, hkv: usize) -> Result<Tensor> {
+    let (b, h, t, d) = (g.dims()[0], g.dims()[1], g.dims()[2], g.dims()[3]);
+    if h == hkv {
+        return Ok(g.clone());
+    }
+    g.reshape_to(&[b, hkv, h / hkv, t, d])?.sum(&[2], false)
+}
+
+/// Attention: recomputes the probabilities from q and k, then the standard chain.
+fn attention(
+    [q, k, v]: [&Tensor; 3],
+    mask: Option<&Tensor>,
+    scale: f64,
+    g: &Tensor,
+) -> Result<Vec<Option<Tensor>>> {
+    let h = q.dims()[1];
+    let (ke, ve) = (repeat_heads(k, h)?, repeat_heads(v, h)?);
+    let p = attention_probs(q, &ke, mask, scale)?; // (B, H, Tq, Tk)
+    let gv = p.transpose(-1, -2)?.matmul(g)?; // (B, H, Tk, Dv)
+    let gp = g.matmul(&ve.transpose(-1, -2)?)?; // (B, H, Tq, Tk)
+    let gs = p.mul(&gp.sub(&gp.mul(&p)?.sum(&[-1], true)?)?)?;
+    let gq = gs.matmul(&ke)?.mul_scalar(scale)?;
+    let gk = gs.transpose(-1, -2)?.matmul(q)?.mul_scalar(scale)?;
+    let hkv = k.dims()[1];
+    Ok(vec![
+        Some(gq),
+        Some(fold_heads(&gk, hkv)?),
+        Some(fold_heads(&gv, hkv)?),
+    ])
+}
+
 /// Gradients of `op`'s inputs given the gradient `g` of its output `y`.
 pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     let one = |t: Tensor| Ok(vec![Some(t)]);
@@ -242,6 +359,29 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             let dot = g.mul(y)?.sum(&[d], true)?;
             one(y.mul(&g.sub(&dot)?)?)
         }
+        Op::LogSoftmax { dim, .. } => {
+            let sum = g.sum(&[*dim as isize], true)?;
+            one(g.sub(&y.exp()?.mul(&sum)?)?)
+        }
+        Op::LayerNorm {
+            x,
+            weight,
+            bias,
+            eps,
+        } => layer_norm(x, weight.as_ref(), bias.as_ref(), *eps, g),
+        Op::RmsNorm { x, weight, eps } => rms_norm(x, weight.as_ref(), *eps, g),
+        Op::CrossEntropy {
+            logits,
+            targets,
+            opts,
+        } => one(cross_entropy(logits, targets, opts, g)?),
+        Op::Attention {
+            q,
+            k,
+            v,
+            mask,
+            scale,
+        } => attention([q, k, v], mask.as_ref(), *scale, g),
         Op::Matmul(a, b) => {
             let [ga, gb] = matmul(a, b, g)?;
             Ok(vec![Some(ga), Some(gb)])

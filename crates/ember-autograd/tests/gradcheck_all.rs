@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 
 use ember_autograd::{OpKind, gradcheck};
-use ember_tensor::{DType, Device, Generator, Result, Tensor};
+use ember_tensor::{
+    AttentionOpts, CrossEntropyOpts, DType, Device, Generator, Reduction, Result, Tensor,
+};
 
 type Case = (
     &'static str,
@@ -140,8 +142,65 @@ fn cases() -> Vec<Case> {
             x[0].scatter_add(1, &idx(&[0, 3, 3, 3, 2, 0], &[3, 2]), &x[1])
         }),
         ("tril", vec![vec![4, 4]], |x| x[0].tril(0)?.triu(-1)),
+        ("layer_norm", vec![vec![2, 3, 5], vec![5], vec![5]], |x| {
+            x[0].layer_norm(Some(&x[1]), Some(&x[2]), 1e-5)
+        }),
+        ("layer_norm bare", vec![vec![3, 5]], |x| {
+            x[0].layer_norm(None, None, 1e-5)
+        }),
+        ("rms_norm", vec![vec![2, 3, 5], vec![5]], |x| {
+            x[0].rms_norm(Some(&x[1]), 1e-6)
+        }),
+        ("cross_entropy", vec![vec![4, 5]], |x| {
+            let t = idx(&[1, -100, 4, 0], &[4]);
+            x[0].cross_entropy(&t, CrossEntropyOpts::default())
+        }),
+        ("cross_entropy smoothed sum", vec![vec![4, 5]], |x| {
+            let t = idx(&[1, 2, 4, 0], &[4]);
+            let opts = CrossEntropyOpts {
+                reduction: Reduction::Sum,
+                label_smoothing: 0.1,
+                ..Default::default()
+            };
+            x[0].cross_entropy(&t, opts)
+        }),
+        ("cross_entropy none", vec![vec![3, 4]], |x| {
+            let opts = CrossEntropyOpts {
+                reduction: Reduction::None,
+                ..Default::default()
+            };
+            x[0].cross_entropy(&idx(&[3, 0, -100], &[3]), opts)
+        }),
+        (
+            "attention causal gqa",
+            vec![vec![1, 4, 3, 2], vec![1, 2, 3, 2], vec![1, 2, 3, 2]],
+            |x| {
+                let opts = AttentionOpts {
+                    causal: true,
+                    ..Default::default()
+                };
+                x[0].scaled_dot_product_attention(&x[1], &x[2], &opts)
+            },
+        ),
+        (
+            "attention masked",
+            vec![vec![2, 2, 3, 4], vec![2, 2, 5, 4], vec![2, 2, 5, 3]],
+            |x| {
+                let keep = Tensor::from_vec(
+                    vec![true, true, true, false, false, true, true, true, true, true],
+                    &[2, 1, 1, 5],
+                    Device::Cpu,
+                )?;
+                let opts = AttentionOpts {
+                    mask: Some(keep),
+                    scale: Some(0.3),
+                    ..Default::default()
+                };
+                x[0].scaled_dot_product_attention(&x[1], &x[2], &opts)
+            },
+        ),
         ("to_dtype", vec![vec![3, 4]], |x| {
-            x[0].to_dtype(DType::F32)?.to_dtype(DType::F64)?.mul(&x[0])
+            x[0].to_dtype(DType::F32)?.to_dtype(DType::F64)
         }),
     ]
 }

@@ -268,7 +268,11 @@ pub fn to_device(p: Prim, device: Device) -> Result<Prim> {
     let t = match p.kind() {
         Kind::Float => B::float_to_device(p.inner, &dev),
         Kind::Int => B::int_to_device(p.inner, &dev),
-        Kind::Bool => B::bool_to_device(p.inner, &dev),
+        // Bool storage differs between backends (native, u8, u32): move as i64.
+        Kind::Bool => {
+            let ints = to_device(cast(p, DType::I64), device)?;
+            return Ok(cast(ints, DType::Bool));
+        }
     };
     Ok(Prim::new(t, dtype))
 }

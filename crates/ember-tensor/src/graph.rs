@@ -139,6 +139,55 @@ pub enum Op {
         /// kept dims
         keepdim: bool,
     },
+    /// log_softmax along a dim; the backward uses the output.
+    LogSoftmax {
+        /// input
+        x: Tensor,
+        /// dim
+        dim: usize,
+    },
+    /// layer norm over the last dim.
+    LayerNorm {
+        /// input
+        x: Tensor,
+        /// optional (D,) scale
+        weight: Option<Tensor>,
+        /// optional (D,) shift
+        bias: Option<Tensor>,
+        /// epsilon
+        eps: f64,
+    },
+    /// RMS norm over the last dim.
+    RmsNorm {
+        /// input
+        x: Tensor,
+        /// optional (D,) scale
+        weight: Option<Tensor>,
+        /// epsilon
+        eps: f64,
+    },
+    /// cross-entropy of (N, C) logits with (N,) class targets.
+    CrossEntropy {
+        /// logits
+        logits: Tensor,
+        /// I64 targets
+        targets: Tensor,
+        /// options
+        opts: crate::CrossEntropyOpts,
+    },
+    /// scaled dot-product attention (with grouped-query heads).
+    Attention {
+        /// (B, H, Tq, D)
+        q: Tensor,
+        /// (B, Hkv, Tk, D)
+        k: Tensor,
+        /// (B, Hkv, Tk, Dv)
+        v: Tensor,
+        /// additive mask (causality included), broadcastable to (B, H, Tq, Tk)
+        mask: Option<Tensor>,
+        /// score scale
+        scale: f64,
+    },
     /// softmax along a dim; the backward uses the output.
     Softmax {
         /// input
@@ -261,6 +310,11 @@ impl Op {
             },
             Op::LogSumExp { .. } => OpKind::LogSumExp,
             Op::Softmax { .. } => OpKind::Softmax,
+            Op::LogSoftmax { .. } => OpKind::LogSoftmax,
+            Op::LayerNorm { .. } => OpKind::LayerNorm,
+            Op::RmsNorm { .. } => OpKind::RmsNorm,
+            Op::CrossEntropy { .. } => OpKind::CrossEntropy,
+            Op::Attention { .. } => OpKind::Attention,
             Op::Matmul(..) => OpKind::Matmul,
             Op::Reshape(_) => OpKind::Reshape,
             Op::Expand(_) => OpKind::Expand,
@@ -294,6 +348,8 @@ impl Op {
             | Op::Reduce { x, .. }
             | Op::LogSumExp { x, .. }
             | Op::Softmax { x, .. }
+            | Op::LogSoftmax { x, .. }
+            | Op::CrossEntropy { logits: x, .. }
             | Op::Reshape(x)
             | Op::Expand(x)
             | Op::Permute(x, _)
@@ -307,6 +363,11 @@ impl Op {
             Op::Where { a, b, .. } => vec![a, b],
             Op::ScatterAdd { x, src, .. } => vec![x, src],
             Op::Cat(xs, _) => xs.iter().collect(),
+            Op::LayerNorm {
+                x, weight, bias, ..
+            } => std::iter::once(x).chain(weight).chain(bias).collect(),
+            Op::RmsNorm { x, weight, .. } => std::iter::once(x).chain(weight).collect(),
+            Op::Attention { q, k, v, .. } => vec![q, k, v],
         }
     }
 }
@@ -340,7 +401,9 @@ op_kinds! {
     DivScalar => "div_scalar", PowScalar => "powf", Clamp => "clamp", Maximum => "maximum",
     Minimum => "minimum", Where => "where", MaskedFill => "masked_fill", Sum => "sum",
     Mean => "mean", Max => "max", Min => "min", LogSumExp => "logsumexp",
-    Softmax => "softmax", Matmul => "matmul", Reshape => "reshape", Expand => "expand",
+    Softmax => "softmax", LogSoftmax => "log_softmax", LayerNorm => "layer_norm",
+    RmsNorm => "rms_norm", CrossEntropy => "cross_entropy",
+    Attention => "scaled_dot_product_attention", Matmul => "matmul", Reshape => "reshape", Expand => "expand",
     Permute => "permute", Slice => "slice", Cat => "cat", IndexSelect => "index_select",
     Gather => "gather", ScatterAdd => "scatter_add", ToDtype => "to_dtype",
     ToDevice => "to_device", NotDifferentiable => "not_differentiable",

@@ -14,7 +14,7 @@
 mod create;
 mod display;
 mod graph;
-mod ops;
+pub mod ops;
 mod overloads;
 mod random;
 mod shape;
@@ -22,5 +22,8 @@ mod tensor;
 
 pub use ember_backend::{DType, Device, Element, Error, Result, bf16, f16};
 pub use graph::{BinaryFn, NoGradGuard, Op, OpKind, ReduceFn, UnaryFn, is_grad_enabled, no_grad};
+pub use ops::fused::{
+    AttentionOpts, CrossEntropyOpts, Reduction, attention_probs, ce_targets, repeat_heads,
+};
 pub use random::{Generator, manual_seed};
 pub use tensor::{Tensor, TensorId};

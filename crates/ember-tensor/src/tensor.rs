@@ -173,7 +173,11 @@ impl Tensor {
     /// # Ok::<(), ember_tensor::Error>(())
     /// ```
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
-        T::download(self.to_dtype(T::DTYPE)?.prim())
+        if self.dtype() != T::DTYPE && !self.device().supports(T::DTYPE) {
+            // e.g. reading f32 from wgpu as f64: convert on the host side instead.
+            return self.detach().to_device(Device::Cpu)?.to_vec::<T>();
+        }
+        T::download(self.detach().to_dtype(T::DTYPE)?.prim())
     }
 
     /// The single value of a one-element tensor.

@@ -17,16 +17,24 @@
 //! ```
 //!
 //! Crates, lowest first: `ember-backend` (devices, dtypes, errors, burn primitives),
-//! `ember-tensor` (the `Tensor` and every op's forward). Autograd, layers, optimizers,
-//! training and models arrive as their own crates and are re-exported here.
+//! `ember-tensor` (the `Tensor` and every op's forward), `ember-autograd` (backward rules,
+//! [`Backward`], [`gradcheck`]). Layers, optimizers, training and models arrive as their own
+//! crates and are re-exported here.
 #![warn(missing_docs)]
 
+pub use ember_autograd::{Backward, GradcheckReport, Gradients, gradcheck};
 pub use ember_backend::{DType, Device, Element, Error, Result, bf16, f16};
-pub use ember_tensor::{Generator, Tensor, TensorId, manual_seed};
+pub use ember_tensor::{
+    AttentionOpts, CrossEntropyOpts, Generator, NoGradGuard, Reduction, Tensor, TensorId,
+    is_grad_enabled, manual_seed, no_grad,
+};
 
 /// The everyday names: `use ember::prelude::*`.
 pub mod prelude {
-    pub use crate::{DType, Device, Error, Generator, Result, Tensor, manual_seed};
+    pub use crate::{
+        AttentionOpts, Backward, CrossEntropyOpts, DType, Device, Error, Generator, Gradients,
+        Reduction, Result, Tensor, manual_seed, no_grad,
+    };
 }
 
 /// The README's code blocks, compiled and run as doctests so they never rot.

@@ -197,19 +197,6 @@ impl Tensor {
         }))
     }
 
-    /// `log(softmax(x))` along `dim`, computed as `x - logsumexp(x)`.
-    pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
-        const OP: &str = "log_softmax";
-        let x = self.floated_for(OP)?;
-        let d = if self.rank() == 0 {
-            norm_dim(OP, dim, 1)? as isize
-        } else {
-            norm_dim(OP, dim, self.rank())? as isize
-        };
-        let lse = x.logsumexp(&[d], true)?;
-        x.sub(&lse)
-    }
-
     fn check_float(&self, op: &'static str) -> Result<()> {
         if !self.dtype().is_float() {
             return Err(Error::dtype(
