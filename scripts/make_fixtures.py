@@ -45,7 +45,7 @@ NOT_DIFFERENTIABLE = {"eq", "ne", "lt", "le", "gt", "ge", "eq_scalar", "ne_scala
                       "le_scalar", "gt_scalar", "ge_scalar", "argmax", "argmin", "arange", "eye"}
 
 
-def case(op, inputs, fn, args=None, views=None, dtype="f32", tol=None, name=None):
+def case(op, inputs, fn, args=None, views=None, dtype="f32", tol=None, name=None, const=()):
     """Records one case: `fn(*viewed_inputs)` is PyTorch's answer. For differentiable f32/f64
     cases it also records a random upstream gradient per output ("<case>/gout<j>") and
     PyTorch's gradient of every float input ("<case>/gin<i>")."""
@@ -53,7 +53,8 @@ def case(op, inputs, fn, args=None, views=None, dtype="f32", tol=None, name=None
     views = views or [None] * len(inputs)
     name = name or f"{op}_{len([s for s in specs if s['op'] == op])}"
     grad = dtype in ("f32", "f64") and op not in NOT_DIFFERENTIABLE
-    leaves = [t.clone().requires_grad_(grad and t.is_floating_point()) for t in inputs]
+    leaves = [t.clone().requires_grad_(grad and t.is_floating_point() and i not in const)
+              for i, t in enumerate(inputs)]
     viewed = [apply_view(t, v) for t, v in zip(leaves, views)]
     out = fn(*viewed)
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
@@ -206,6 +207,31 @@ for op, fn in {"softmax": torch.softmax, "log_softmax": torch.log_softmax}.items
     for dt in ["f64", "f16", "bf16"]:
         case(op, [rn(7, 33, dtype=dt)], lambda x, fn=fn: fn(x, dim=-1), args={"dim": -1}, dtype=dt,
              name=f"{op}_{dt}")
+
+# ---------------------------------------------------------------- fused ops
+FN = torch.nn.functional
+case("layer_norm", [rn(2, 7, 33), 1 + 0.1 * rn(33), 0.1 * rn(33)],
+     lambda x, w, b: FN.layer_norm(x, (33,), w, b, 1e-5), args={"eps": 1e-5})
+case("layer_norm", [rn(33, 7), 1 + 0.1 * rn(33), 0.1 * rn(33)],
+     lambda x, w, b: FN.layer_norm(x, (33,), w, b, 1e-5), args={"eps": 1e-5},
+     views=[["transpose", 0, 1], None, None])
+case("rms_norm", [rn(2, 7, 33), 1 + 0.1 * rn(33)],
+     lambda x, w: FN.rms_norm(x, (33,), w, 1e-6), args={"eps": 1e-6})
+tg = torch.randint(0, 33, (7,))
+tg[3] = -100
+case("cross_entropy", [rn(7, 33), tg], lambda x, t: FN.cross_entropy(x, t),
+     args={"reduction": "mean", "smoothing": 0.0})
+case("cross_entropy", [rn(7, 33), tg], lambda x, t: FN.cross_entropy(x, t, reduction="sum",
+     label_smoothing=0.1), args={"reduction": "sum", "smoothing": 0.1})
+case("cross_entropy", [rn(7, 33), tg], lambda x, t: FN.cross_entropy(x, t, reduction="none"),
+     args={"reduction": "none", "smoothing": 0.0})
+case("scaled_dot_product_attention", [rn(2, 4, 7, 8), rn(2, 2, 7, 8), rn(2, 2, 7, 5)],
+     lambda q, k, v: FN.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True),
+     args={"causal": True})
+case("scaled_dot_product_attention", [rn(1, 2, 5, 8), rn(1, 2, 9, 8), rn(1, 2, 9, 8),
+                                      0.5 * rn(1, 1, 5, 9)],
+     lambda q, k, v, m: FN.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=0.2),
+     args={"causal": False, "scale": 0.2}, const=(3,))
 
 # ---------------------------------------------------------------- matmul
 MM = [((7, 33), (33, 5)), ((33,), (33,)), ((33,), (33, 7)), ((7, 33), (33,)),

@@ -124,6 +124,16 @@ fn semantics(d: Device) {
         through_cmp.backward(),
         Err(Error::NotDifferentiable { op: "gt" })
     ));
+    let q = param(vec![0.5; 4], &[1, 1, 2, 2], d);
+    let tracked_mask = param(vec![0.0; 4], &[1, 1, 2, 2], d);
+    let opts = AttentionOpts {
+        mask: Some(tracked_mask),
+        ..Default::default()
+    };
+    assert!(matches!(
+        q.scaled_dot_product_attention(&q, &q, &opts),
+        Err(Error::NotDifferentiable { .. })
+    ));
     // ... while a mask that only selects is fine (no gradient needed through it).
     let masked = w.masked_fill(&w.gt_scalar(1.5).unwrap(), 0.0).unwrap();
     let g = masked.sum(&[], false).unwrap().backward().unwrap();

@@ -88,6 +88,10 @@ const REQUIRED_OPS: &[&str] = &[
     "to_dtype",
     "arange",
     "eye",
+    "layer_norm",
+    "rms_norm",
+    "cross_entropy",
+    "scaled_dot_product_attention",
 ];
 
 fn ops_match_pytorch(device: Device) {

@@ -4,7 +4,7 @@
 
 use ember_backend::{DType, Error, Result};
 
-use crate::graph::{Op, no_grad};
+use crate::graph::{Op, is_grad_enabled, no_grad};
 use crate::shape::norm_dim;
 use crate::tensor::Tensor;
 
@@ -344,6 +344,12 @@ fn attention_mask(q: &Tensor, k: &Tensor, opts: &AttentionOpts) -> Result<Option
         None => None,
         Some(m) => {
             q.same_device(OP, m)?;
+            if m.is_tracked() && is_grad_enabled() {
+                // Ember computes no gradient for masks: refuse rather than drop it silently.
+                return Err(Error::NotDifferentiable {
+                    op: "scaled_dot_product_attention (with respect to its mask)",
+                });
+            }
             if !crate::shape::broadcasts_to(m.dims(), &full) {
                 return Err(Error::shape(
                     OP,

@@ -309,6 +309,28 @@ pub fn run(op: &str, x: &[Tensor], a: &Value, device: Device) -> Result<Vec<Tens
             ))
         }
         "eye" => one(Tensor::eye(i(a, "n") as usize, DType::F32, device)),
+        "layer_norm" => one(x[0].layer_norm(Some(&x[1]), Some(&x[2]), f(a, "eps"))),
+        "rms_norm" => one(x[0].rms_norm(Some(&x[1]), f(a, "eps"))),
+        "cross_entropy" => {
+            let opts = ember_tensor::CrossEntropyOpts {
+                reduction: match a["reduction"].as_str().unwrap() {
+                    "sum" => ember_tensor::Reduction::Sum,
+                    "none" => ember_tensor::Reduction::None,
+                    _ => ember_tensor::Reduction::Mean,
+                },
+                label_smoothing: f(a, "smoothing"),
+                ..Default::default()
+            };
+            one(x[0].cross_entropy(&x[1], opts))
+        }
+        "scaled_dot_product_attention" => {
+            let opts = ember_tensor::AttentionOpts {
+                mask: x.get(3).cloned(),
+                causal: b(a, "causal"),
+                scale: opt_f(a, "scale"),
+            };
+            one(x[0].scaled_dot_product_attention(&x[1], &x[2], &opts))
+        }
         other => panic!("the fixture op {other} has no Ember dispatch in this test"),
     }
 }
