@@ -268,3 +268,19 @@ fn fused_ops(d: Device) {
 }
 
 on_every_device!(fused_equal_composed, fused_ops);
+
+/// Gradients flow back across a device move (the `ToDevice` rule), to the CPU leaf.
+#[cfg(feature = "wgpu")]
+#[test]
+fn gradients_cross_devices() {
+    let Some(gpu) = common::wgpu_device() else {
+        return;
+    };
+    let w = param(vec![1.0, -2.0, 3.0], &[3], Device::Cpu);
+    let on_gpu = w.to_device(gpu).unwrap();
+    let loss = on_gpu.square().unwrap().sum(&[], false).unwrap(); // Σ w², computed on the GPU
+    let g = loss.backward().unwrap();
+    let gw = g.get(&w).expect("gradient of the CPU leaf");
+    assert_eq!(gw.device(), Device::Cpu);
+    assert_eq!(gw.to_vec::<f32>().unwrap(), vec![2.0, -4.0, 6.0]);
+}

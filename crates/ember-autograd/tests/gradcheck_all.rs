@@ -260,8 +260,9 @@ fn every_kind_is_covered() {
             .collect();
         kinds_in(&f(&xs).unwrap(), &mut seen);
     }
-    // ToDevice needs two devices (covered by the wgpu gradient tests); NotDifferentiable has
-    // no gradient by definition (covered by `non_differentiable_paths_are_errors`).
+    // ToDevice needs two devices (`behaviour.rs::gradients_cross_devices`, wgpu builds);
+    // NotDifferentiable has no gradient by definition (`behaviour.rs` checks that a gradient
+    // reaching one is an error).
     let exempt = [OpKind::ToDevice, OpKind::NotDifferentiable];
     let missing: Vec<&str> = OpKind::ALL
         .iter()

@@ -104,6 +104,24 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// A file that could not be read or written.
+    #[error("{path}: {msg}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error or what was being done.
+        msg: String,
+    },
+    /// A file whose contents break its format (truncated, lying sizes, unknown types, ...).
+    #[error("{format} file {path}: {msg}")]
+    Format {
+        /// `"safetensors"`, `"gguf"`, `"config.json"`, ...
+        format: &'static str,
+        /// The file.
+        path: String,
+        /// What is wrong, with the offending offset, name or value.
+        msg: String,
+    },
     /// The backend reported a failure while executing or reading back.
     #[error("{op}: backend error: {msg}")]
     Backend {

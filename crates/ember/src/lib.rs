@@ -18,7 +18,7 @@
 //!
 //! Crates, lowest first: `ember-backend` (devices, dtypes, errors, burn primitives),
 //! `ember-tensor` (the `Tensor` and every op's forward), `ember-autograd` (backward rules,
-//! [`Backward`], [`gradcheck`]). Layers, optimizers, training and models arrive as their own
+//! [`Backward`], [`gradcheck`]), `ember-weights` (safetensors and GGUF). Layers, optimizers, training and models arrive as their own
 //! crates and are re-exported here.
 #![warn(missing_docs)]
 
@@ -28,6 +28,9 @@ pub use ember_tensor::{
     AttentionOpts, CrossEntropyOpts, Generator, NoGradGuard, Reduction, Tensor, TensorId,
     is_grad_enabled, manual_seed, no_grad,
 };
+/// Checkpoint I/O: safetensors and GGUF (the `ember-weights` crate).
+pub use ember_weights as weights;
+pub use ember_weights::{Checkpoint, GgufFile, save_safetensors};
 
 /// The everyday names: `use ember::prelude::*`.
 pub mod prelude {

@@ -1,0 +1,23 @@
+//! Reading and writing model weights.
+//!
+//! - [`Checkpoint`]: safetensors files, memory-mapped and read lazily; a single file, a
+//!   directory, or a sharded checkpoint through `model.safetensors.index.json`; tensors are
+//!   converted to the dtype asked for.
+//! - [`save_safetensors`]: writes atomically (temp file, fsync, rename), converting dtypes.
+//! - [`GgufFile`]: GGUF v2/v3 header, metadata and tensor infos, and dequantization of F32,
+//!   F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K tensors.
+//!
+//! Every length, offset, dtype and shape read from a file is checked before use: a truncated
+//! or hostile file gives an [`Error::Format`](ember_tensor::Error::Format), never a panic or
+//! an out-of-bounds read.
+#![warn(missing_docs)]
+
+mod atomic;
+mod gguf;
+mod quant;
+mod safetensors_io;
+
+pub use atomic::write_atomic;
+pub use gguf::{GgufFile, GgufTensorInfo, GgufType, GgufValue};
+pub use quant::dequantize;
+pub use safetensors_io::{Checkpoint, save_safetensors};
