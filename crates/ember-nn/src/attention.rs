@@ -1,0 +1,343 @@
+//! Rotary embeddings, multi-head attention with grouped-query heads and a KV cache, and the
+//! pre-norm transformer block (Llama's names).
+
+use ember_tensor::{AttentionOpts, DType, Device, Error, Result, Tensor};
+
+use crate::Module;
+use crate::layers::{Activation, GatedMlp, LayerNorm, Linear, RmsNorm};
+use crate::store::VarBuilder;
+
+/// Rotary position embeddings in Hugging Face's "rotate half" convention: the first and
+/// second halves of each head are rotated as pairs.
+#[derive(Debug, Clone)]
+pub struct RotaryEmbedding {
+    cos: Tensor, // (max_pos, head_dim)
+    sin: Tensor, // (max_pos, head_dim)
+}
+
+impl RotaryEmbedding {
+    /// Tables for positions `0..max_pos` with base `theta` (`rope_theta`).
+    pub fn new(
+        head_dim: usize,
+        max_pos: usize,
+        theta: f64,
+        dtype: DType,
+        device: Device,
+    ) -> Result<RotaryEmbedding> {
+        if !head_dim.is_multiple_of(2) || head_dim == 0 || max_pos == 0 {
+            return Err(Error::shape(
+                "RotaryEmbedding",
+                format!("head_dim {head_dim} must be even and max_pos {max_pos} positive"),
+            ));
+        }
+        let half = head_dim / 2;
+        let mut cos = Vec::with_capacity(max_pos * head_dim);
+        let mut sin = Vec::with_capacity(max_pos * head_dim);
+        for p in 0..max_pos {
+            for rep in 0..2 {
+                let _ = rep;
+                for i in 0..half {
+                    let inv = 1.0 / theta.powf((2 * i) as f64 / head_dim as f64);
+                    // Computed in f32 as transformers does, then the angle.
+                    let angle = (p as f32 * inv as f32) as f64;
+                    cos.push(angle.cos() as f32);
+                    sin.push(angle.sin() as f32);
+                }
+            }
+        }
+        let shape = [max_pos, head_dim];
+        Ok(RotaryEmbedding {
+            cos: Tensor::from_vec(cos, &shape, device)?.to_dtype(dtype)?,
+            sin: Tensor::from_vec(sin, &shape, device)?.to_dtype(dtype)?,
+        })
+    }
+
+    /// Rotates `x` `(B, H, T, D)` for positions `offset..offset + T`.
+    pub fn apply(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
+        let (t, d) = (x.dims()[2], x.dims()[3]);
+        if offset + t > self.cos.dims()[0] || d != self.cos.dims()[1] {
+            return Err(Error::shape(
+                "RotaryEmbedding::apply",
+                format!(
+                    "positions {offset}..{} and head dim {d} exceed the table {:?}",
+                    offset + t,
+                    self.cos.dims()
+                ),
+            ));
+        }
+        let cos = self.cos.narrow(0, offset, t)?; // (T, D)
+        let sin = self.sin.narrow(0, offset, t)?;
+        let halves = x.chunk(2, -1)?;
+        let rotated = Tensor::cat(&[&halves[1].neg()?, &halves[0]], -1)?; // (-x2, x1)
+        x.mul(&cos)?.add(&rotated.mul(&sin)?)
+    }
+}
+
+/// Keys and values of earlier positions, for incremental decoding.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    k: Option<Tensor>, // (B, Hkv, T, D)
+    v: Option<Tensor>,
+}
+
+impl KvCache {
+    /// An empty cache.
+    pub fn new() -> KvCache {
+        KvCache::default()
+    }
+
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.k.as_ref().map_or(0, |k| k.dims()[2])
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn append(&mut self, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
+        let (k, v) = match (self.k.take(), self.v.take()) {
+            (Some(pk), Some(pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+            _ => (k, v),
+        };
+        self.k = Some(k.clone());
+        self.v = Some(v.clone());
+        Ok((k, v))
+    }
+}
+
+/// Shape of a [`MultiHeadAttention`].
+#[derive(Debug, Clone)]
+pub struct AttentionConfig {
+    /// model width
+    pub dim: usize,
+    /// query heads
+    pub n_heads: usize,
+    /// key/value heads (`n_heads` for MHA, fewer for GQA, 1 for MQA)
+    pub n_kv_heads: usize,
+    /// per-head width (usually `dim / n_heads`)
+    pub head_dim: usize,
+    /// biases on q/k/v (Qwen2, BERT)
+    pub qkv_bias: bool,
+    /// bias on the output projection
+    pub o_bias: bool,
+    /// causal self-attention
+    pub causal: bool,
+    /// rotary embeddings `(theta, max_positions)`, or none
+    pub rope: Option<(f64, usize)>,
+}
+
+/// Multi-head attention with `q_proj`, `k_proj`, `v_proj`, `o_proj` (Llama's names).
+#[derive(Debug, Clone)]
+pub struct MultiHeadAttention {
+    /// `q_proj`
+    pub q: Linear,
+    /// `k_proj`
+    pub k: Linear,
+    /// `v_proj`
+    pub v: Linear,
+    /// `o_proj`
+    pub o: Linear,
+    /// the configuration
+    pub cfg: AttentionConfig,
+    rope: Option<RotaryEmbedding>,
+}
+
+impl MultiHeadAttention {
+    /// Creates the four projections under `vb`.
+    pub fn new(vb: VarBuilder, cfg: AttentionConfig) -> Result<MultiHeadAttention> {
+        if cfg.n_kv_heads == 0 || !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) {
+            return Err(Error::shape(
+                "MultiHeadAttention",
+                format!(
+                    "{} heads are not a multiple of {} kv heads",
+                    cfg.n_heads, cfg.n_kv_heads
+                ),
+            ));
+        }
+        let (d, hd) = (cfg.dim, cfg.head_dim);
+        let rope = match cfg.rope {
+            Some((theta, max_pos)) => Some(RotaryEmbedding::new(
+                hd,
+                max_pos,
+                theta,
+                vb.store().dtype(),
+                vb.store().device(),
+            )?),
+            None => None,
+        };
+        Ok(MultiHeadAttention {
+            q: Linear::new(vb.pp("q_proj"), d, cfg.n_heads * hd, cfg.qkv_bias)?,
+            k: Linear::new(vb.pp("k_proj"), d, cfg.n_kv_heads * hd, cfg.qkv_bias)?,
+            v: Linear::new(vb.pp("v_proj"), d, cfg.n_kv_heads * hd, cfg.qkv_bias)?,
+            o: Linear::new(vb.pp("o_proj"), cfg.n_heads * hd, d, cfg.o_bias)?,
+            cfg,
+            rope,
+        })
+    }
+
+    /// `(B, T, heads·hd)` → `(B, heads, T, hd)`.
+    fn split_heads(&self, x: &Tensor, heads: usize) -> Result<Tensor> {
+        let (b, t) = (x.dims()[0], x.dims()[1]);
+        x.reshape_to(&[b, t, heads, self.cfg.head_dim])?
+            .transpose(1, 2)
+    }
+
+    /// Self-attention over `x` `(B, T, C)`. `mask` (additive float or Bool keep-mask,
+    /// broadcastable to `(B, H, T, T_total)`) adds padding; `cache` holds earlier positions.
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        self.attend(x, x, mask, cache, self.cfg.causal)
+    }
+
+    /// Cross-attention: queries from `x`, keys and values from `context` (never causal).
+    pub fn forward_cross(
+        &self,
+        x: &Tensor,
+        context: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        self.attend(x, context, mask, None, false)
+    }
+
+    fn attend(
+        &self,
+        x: &Tensor,
+        ctx: &Tensor,
+        mask: Option<&Tensor>,
+        cache: Option<&mut KvCache>,
+        causal: bool,
+    ) -> Result<Tensor> {
+        if x.rank() != 3 || x.dims()[2] != self.cfg.dim {
+            return Err(Error::shape(
+                "MultiHeadAttention",
+                format!("input must be (B, T, {}), got {:?}", self.cfg.dim, x.dims()),
+            ));
+        }
+        let (b, t) = (x.dims()[0], x.dims()[1]);
+        let offset = cache.as_ref().map_or(0, |c| c.len());
+        let mut q = self.split_heads(&self.q.forward(x)?, self.cfg.n_heads)?; // (B, H, T, hd)
+        let mut k = self.split_heads(&self.k.forward(ctx)?, self.cfg.n_kv_heads)?; // (B, Hkv, S, hd)
+        let v = self.split_heads(&self.v.forward(ctx)?, self.cfg.n_kv_heads)?;
+        if let Some(rope) = &self.rope {
+            q = rope.apply(&q, offset)?;
+            k = rope.apply(&k, offset)?;
+        }
+        let (k, v) = match cache {
+            Some(c) => c.append(k, v)?,
+            None => (k, v),
+        };
+        let total = k.dims()[2];
+        // Top-left causality is right without a cache; with one, queries sit at the end.
+        let mut opts = AttentionOpts {
+            mask: mask.cloned(),
+            causal: causal && offset == 0,
+            scale: None,
+        };
+        if causal && offset > 0 && t > 1 {
+            let blocked: Vec<bool> = (0..t * total)
+                .map(|i| i % total <= offset + i / total)
+                .collect();
+            let keep = Tensor::from_vec(blocked, &[t, total], x.device())?;
+            opts.mask = Some(match opts.mask {
+                None => keep,
+                Some(m) if m.dtype() == DType::Bool => {
+                    let both = m.to_dtype(DType::I64)?.mul(&keep.to_dtype(DType::I64)?)?;
+                    both.gt_scalar(0.0)?
+                }
+                Some(m) => {
+                    let add = Tensor::zeros(&[t, total], m.dtype(), x.device())?
+                        .masked_fill(&keep.logical_not()?, f64::NEG_INFINITY)?;
+                    m.add(&add)?
+                }
+            });
+        }
+        let y = q.scaled_dot_product_attention(&k, &v, &opts)?; // (B, H, T, hd)
+        let y = y
+            .transpose(1, 2)?
+            .reshape_to(&[b, t, self.cfg.n_heads * self.cfg.head_dim])?;
+        self.o.forward(&y)
+    }
+}
+
+impl Module for MultiHeadAttention {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, None, None)
+    }
+}
+
+/// Which normalization a block uses.
+#[derive(Debug, Clone)]
+pub enum Norm {
+    /// LayerNorm with bias
+    Layer(LayerNorm),
+    /// RMSNorm
+    Rms(RmsNorm),
+}
+
+impl Module for Norm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Norm::Layer(n) => n.forward(x),
+            Norm::Rms(n) => n.forward(x),
+        }
+    }
+}
+
+/// A pre-norm transformer block with Llama's names: `x + self_attn(input_layernorm(x))`,
+/// then `x + mlp(post_attention_layernorm(x))` with a gated MLP.
+#[derive(Debug, Clone)]
+pub struct TransformerBlock {
+    /// `input_layernorm`
+    pub input_norm: Norm,
+    /// `self_attn`
+    pub attn: MultiHeadAttention,
+    /// `post_attention_layernorm`
+    pub post_norm: Norm,
+    /// `mlp`
+    pub mlp: GatedMlp,
+}
+
+impl TransformerBlock {
+    /// A Llama-style block: RMSNorm with `eps`, attention per `cfg`, SwiGLU MLP of `hidden`.
+    pub fn new(
+        vb: VarBuilder,
+        cfg: AttentionConfig,
+        hidden: usize,
+        eps: f64,
+    ) -> Result<TransformerBlock> {
+        let dim = cfg.dim;
+        Ok(TransformerBlock {
+            input_norm: Norm::Rms(RmsNorm::new(vb.pp("input_layernorm"), dim, eps)?),
+            attn: MultiHeadAttention::new(vb.pp("self_attn"), cfg)?,
+            post_norm: Norm::Rms(RmsNorm::new(vb.pp("post_attention_layernorm"), dim, eps)?),
+            mlp: GatedMlp::new(vb.pp("mlp"), dim, hidden, Activation::Silu, false)?,
+        })
+    }
+
+    /// The block with an optional mask and KV cache.
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let h = x.add(
+            &self
+                .attn
+                .forward_with(&self.input_norm.forward(x)?, mask, cache)?,
+        )?;
+        h.add(&self.mlp.forward(&self.post_norm.forward(&h)?)?)
+    }
+}
+
+impl Module for TransformerBlock {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, None, None)
+    }
+}

@@ -1,0 +1,287 @@
+//! Basic layers: Linear, Embedding, LayerNorm, RMSNorm, Dropout, activations, MLPs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ember_tensor::{Error, Result, Tensor};
+
+use crate::Module;
+use crate::store::{Init, Param, VarBuilder};
+
+/// `y = x Wᵀ + b` with `weight` `[out, in]` and optional `bias` `[out]`, as `nn.Linear`
+/// (initialized as PyTorch: uniform in ±1/√in).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `[out, in]`
+    pub weight: Param,
+    /// `[out]`
+    pub bias: Option<Param>,
+}
+
+impl Linear {
+    /// Creates `weight` (and `bias`) under `vb`.
+    pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+        let weight = vb.get("weight", &[out_dim, in_dim], Init::KaimingUniform)?;
+        let bias = if bias {
+            let b = 1.0 / (in_dim as f64).sqrt();
+            Some(vb.get("bias", &[out_dim], Init::Uniform { lo: -b, hi: b })?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let w = self.weight.tensor(); // (out, in)
+        let y = x.matmul(&w.transpose(0, 1)?)?; // (.., out)
+        match &self.bias {
+            Some(b) => y.add(&b.tensor()),
+            None => Ok(y),
+        }
+    }
+}
+
+/// A lookup table `weight` `[num, dim]`: ids of shape `S` give `(S.., dim)`.
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    /// `[num_embeddings, dim]`
+    pub weight: Param,
+}
+
+impl Embedding {
+    /// Creates `weight` under `vb` (standard normal, as `nn.Embedding`).
+    pub fn new(vb: VarBuilder, num: usize, dim: usize) -> Result<Embedding> {
+        let weight = vb.get(
+            "weight",
+            &[num, dim],
+            Init::Normal {
+                mean: 0.0,
+                std: 1.0,
+            },
+        )?;
+        Ok(Embedding { weight })
+    }
+}
+
+impl Module for Embedding {
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        self.weight.tensor().embedding(ids)
+    }
+}
+
+/// Layer normalization over the last dim with `weight` and optional `bias`.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    /// `[dim]`, ones at init
+    pub weight: Param,
+    /// `[dim]`, zeros at init
+    pub bias: Option<Param>,
+    /// added to the variance
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    /// Creates `weight` and `bias` under `vb` (HF names; BERT's `LayerNorm` prefix is the
+    /// caller's `pp("LayerNorm")`).
+    pub fn new(vb: VarBuilder, dim: usize, eps: f64, bias: bool) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: vb.get("weight", &[dim], Init::Ones)?,
+            bias: if bias {
+                Some(vb.get("bias", &[dim], Init::Zeros)?)
+            } else {
+                None
+            },
+            eps,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let b = self.bias.as_ref().map(Param::tensor);
+        x.layer_norm(Some(&self.weight.tensor()), b.as_ref(), self.eps)
+    }
+}
+
+/// RMS normalization over the last dim (Llama's `LlamaRMSNorm`).
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    /// `[dim]`, ones at init
+    pub weight: Param,
+    /// added to the mean square
+    pub eps: f64,
+}
+
+impl RmsNorm {
+    /// Creates `weight` under `vb`.
+    pub fn new(vb: VarBuilder, dim: usize, eps: f64) -> Result<RmsNorm> {
+        Ok(RmsNorm {
+            weight: vb.get("weight", &[dim], Init::Ones)?,
+            eps,
+        })
+    }
+}
+
+impl Module for RmsNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.rms_norm(Some(&self.weight.tensor()), self.eps)
+    }
+}
+
+/// Zeroes elements with probability `p` in training mode and scales the rest by `1/(1-p)`;
+/// the identity in eval mode (follows the store's `train()` / `eval()`).
+#[derive(Debug, Clone)]
+pub struct Dropout {
+    /// Drop probability.
+    pub p: f64,
+    training: Arc<AtomicBool>,
+}
+
+impl Dropout {
+    /// A dropout layer tied to `vb`'s store mode.
+    pub fn new(vb: VarBuilder, p: f64) -> Result<Dropout> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::data("Dropout", format!("p = {p} is outside [0, 1)")));
+        }
+        Ok(Dropout {
+            p,
+            training: vb.store().training_flag(),
+        })
+    }
+}
+
+impl Module for Dropout {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.p == 0.0 || !self.training.load(Ordering::Relaxed) {
+            return Ok(x.clone());
+        }
+        let keep = x.detach().full_like(1.0 - self.p)?.bernoulli()?;
+        x.mul(&keep)?.div_scalar(1.0 - self.p)
+    }
+}
+
+/// Elementwise activations by their Hugging Face `hidden_act` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `relu`
+    Relu,
+    /// `gelu` (erf form)
+    Gelu,
+    /// `gelu_new` / `gelu_pytorch_tanh` (tanh form)
+    GeluTanh,
+    /// `silu` / `swish`
+    Silu,
+    /// `tanh`
+    Tanh,
+    /// `sigmoid`
+    Sigmoid,
+}
+
+impl Activation {
+    /// Parses HF's `hidden_act` strings.
+    pub fn from_hf(name: &str) -> Result<Activation> {
+        Ok(match name {
+            "relu" => Activation::Relu,
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "silu" | "swish" => Activation::Silu,
+            "tanh" => Activation::Tanh,
+            "sigmoid" => Activation::Sigmoid,
+            other => {
+                return Err(Error::data(
+                    "Activation",
+                    format!("hidden_act {other:?} is not supported"),
+                ));
+            }
+        })
+    }
+}
+
+impl Module for Activation {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Relu => x.relu(),
+            Activation::Gelu => x.gelu(),
+            Activation::GeluTanh => x.gelu_tanh(),
+            Activation::Silu => x.silu(),
+            Activation::Tanh => x.tanh(),
+            Activation::Sigmoid => x.sigmoid(),
+        }
+    }
+}
+
+/// `down(act(up(x)))`, with the two projections' names chosen by the model (`c_fc`/`c_proj`,
+/// `fc1`/`fc2`, ...).
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    /// `dim → hidden`
+    pub up: Linear,
+    /// `hidden → dim`
+    pub down: Linear,
+    /// The activation between them.
+    pub act: Activation,
+}
+
+impl Mlp {
+    /// Creates both projections under `vb.pp(names.0)` and `vb.pp(names.1)`.
+    pub fn new(
+        vb: VarBuilder,
+        dim: usize,
+        hidden: usize,
+        act: Activation,
+        bias: bool,
+        names: (&str, &str),
+    ) -> Result<Mlp> {
+        Ok(Mlp {
+            up: Linear::new(vb.pp(names.0), dim, hidden, bias)?,
+            down: Linear::new(vb.pp(names.1), hidden, dim, bias)?,
+            act,
+        })
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.down.forward(&self.act.forward(&self.up.forward(x)?)?)
+    }
+}
+
+/// The gated MLP of Llama (SwiGLU): `down_proj(act(gate_proj(x)) · up_proj(x))`.
+#[derive(Debug, Clone)]
+pub struct GatedMlp {
+    /// `gate_proj`: dim → hidden
+    pub gate: Linear,
+    /// `up_proj`: dim → hidden
+    pub up: Linear,
+    /// `down_proj`: hidden → dim
+    pub down: Linear,
+    /// The gate's activation (SiLU in Llama).
+    pub act: Activation,
+}
+
+impl GatedMlp {
+    /// Creates `gate_proj`, `up_proj`, `down_proj` under `vb`.
+    pub fn new(
+        vb: VarBuilder,
+        dim: usize,
+        hidden: usize,
+        act: Activation,
+        bias: bool,
+    ) -> Result<GatedMlp> {
+        Ok(GatedMlp {
+            gate: Linear::new(vb.pp("gate_proj"), dim, hidden, bias)?,
+            up: Linear::new(vb.pp("up_proj"), dim, hidden, bias)?,
+            down: Linear::new(vb.pp("down_proj"), hidden, dim, bias)?,
+            act,
+        })
+    }
+}
+
+impl Module for GatedMlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let g = self.act.forward(&self.gate.forward(x)?)?;
+        self.down.forward(&g.mul(&self.up.forward(x)?)?)
+    }
+}

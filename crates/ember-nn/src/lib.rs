@@ -1,0 +1,39 @@
+//! Layers whose parameters carry Hugging Face's names, so checkpoints load with no renaming.
+//!
+//! A [`VarStore`] owns every parameter under a hierarchical name; a [`VarBuilder`] scoped with
+//! [`VarBuilder::pp`] creates them (`vb.pp("model.layers.0").pp("self_attn")`). Modules keep
+//! [`Param`] handles and read the current value on each forward, so an optimizer can update
+//! the store in place.
+//!
+//! ```
+//! use ember_nn::{Linear, Module, VarBuilder, VarStore};
+//! use ember_tensor::{DType, Device, Tensor};
+//!
+//! let store = VarStore::new(Device::Cpu, DType::F32);
+//! let vb = VarBuilder::new(&store);
+//! let proj = Linear::new(vb.pp("proj"), 4, 3, true)?;
+//! let y = proj.forward(&Tensor::ones(&[2, 4], DType::F32, Device::Cpu)?)?; // (2, 3)
+//! assert_eq!(y.dims(), &[2, 3]);
+//! assert_eq!(store.names(), vec!["proj.bias", "proj.weight"]);
+//! # Ok::<(), ember_tensor::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod attention;
+mod layers;
+pub mod loss;
+mod store;
+
+pub use attention::{
+    AttentionConfig, KvCache, MultiHeadAttention, Norm, RotaryEmbedding, TransformerBlock,
+};
+pub use layers::{Activation, Dropout, Embedding, GatedMlp, LayerNorm, Linear, Mlp, RmsNorm};
+pub use store::{Init, LoadOptions, LoadReport, Param, VarBuilder, VarStore};
+
+use ember_tensor::{Result, Tensor};
+
+/// A layer: a function of one tensor with parameters in a [`VarStore`].
+pub trait Module {
+    /// Applies the layer.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+}

@@ -1,0 +1,56 @@
+//! Losses with PyTorch's definitions and defaults.
+
+use ember_tensor::{CrossEntropyOpts, Error, Result, Tensor};
+
+/// Cross-entropy of logits `(N, C)` (or `(B, T, C)`, flattened) and I64 targets, ignoring
+/// targets equal to -100 and averaging over the rest, as `F.cross_entropy` and HF's losses.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let c = *logits.dims().last().unwrap_or(&0);
+    logits
+        .reshape(&[-1, c as isize])?
+        .cross_entropy(&targets.reshape(&[-1])?, CrossEntropyOpts::default())
+}
+
+/// Mean squared error, as `F.mse_loss` (shapes broadcast).
+pub fn mse(input: &Tensor, target: &Tensor) -> Result<Tensor> {
+    input.sub(target)?.square()?.mean(&[], false)
+}
+
+/// Binary cross-entropy on logits, as `F.binary_cross_entropy_with_logits` (mean), computed
+/// stably: `max(x, 0) - x·y + log(1 + e^-|x|)`.
+pub fn binary_cross_entropy_with_logits(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+    if !target.dtype().is_float() {
+        return Err(Error::dtype(
+            "binary_cross_entropy_with_logits",
+            format!(
+                "targets must be float probabilities, got {}",
+                target.dtype()
+            ),
+        ));
+    }
+    let target = target.to_dtype(logits.dtype())?;
+    let softplus = logits.abs()?.neg()?.exp()?.add_scalar(1.0)?.log()?;
+    let per = logits.relu()?.sub(&logits.mul(&target)?)?.add(&softplus)?;
+    per.mean(&[], false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ember_tensor::Device;
+
+    #[test]
+    fn bce_matches_the_definition() {
+        let x = Tensor::from_vec(vec![0.5f32, -2.0, 30.0], &[3], Device::Cpu).unwrap();
+        let y = Tensor::from_vec(vec![1.0f32, 0.0, 1.0], &[3], Device::Cpu).unwrap();
+        let got = binary_cross_entropy_with_logits(&x, &y)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let want = ((1.0 + (-0.5f64).exp()).ln()
+            + (1.0 + (-2.0f64).exp()).ln()
+            + (1.0 + (-30.0f64).exp()).ln())
+            / 3.0;
+        assert!((got as f64 - want).abs() < 1e-6, "{got} vs {want}");
+    }
+}
