@@ -53,3 +53,13 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/autograd.md")]
 pub struct AutogradGuideDoctests;
+
+/// The modules guide's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/modules.md")]
+pub struct ModulesGuideDoctests;
+
+/// The weights guide's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/weights.md")]
+pub struct WeightsGuideDoctests;
