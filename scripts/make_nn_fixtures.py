@@ -60,6 +60,33 @@ class Attention(nn.Module):
         return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
 
 
+class CrossAttention(nn.Module):
+    """Multi-query cross-attention (1 kv head) with q/k/v biases and a padding mask on the
+    context: queries from x, keys and values from a fixed context."""
+
+    def __init__(self, dim=12, heads=3, context_len=5):
+        super().__init__()
+        self.h, self.hd = heads, dim // heads
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, self.hd)
+        self.v_proj = nn.Linear(dim, self.hd)
+        self.o_proj = nn.Linear(dim, dim)
+        self.register_buffer("context", torch.randn(2, context_len, dim))
+        keep = torch.ones(2, 1, 1, context_len, dtype=torch.bool)
+        keep[1, ..., -2:] = False  # the second sequence's last two positions are padding
+        self.register_buffer("mask", keep)
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        s = self.context.shape[1]
+        q = self.q_proj(x).view(b, t, self.h, self.hd).transpose(1, 2)
+        k = self.k_proj(self.context).view(b, s, 1, self.hd).transpose(1, 2)
+        v = self.v_proj(self.context).view(b, s, 1, self.hd).transpose(1, 2)
+        k, v = k.expand(b, self.h, s, self.hd), v.expand(b, self.h, s, self.hd)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask)
+        return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))
+
+
 class GatedMlp(nn.Module):
     def __init__(self, dim=16, hidden=24):
         super().__init__()
@@ -125,6 +152,7 @@ write("mlp", Mlp(), torch.randn(2, 3, 6))
 write("gated_mlp", GatedMlp(), torch.randn(2, 3, 16))
 write("attention", Attention(), torch.randn(2, 5, 16))
 write("block", Block(), torch.randn(2, 5, 16))
+write("cross_attention", CrossAttention(), torch.randn(2, 4, 12))
 
 
 class Mse(nn.Module):

@@ -67,6 +67,21 @@ fn build(name: &str, vb: VarBuilder, ckpt: &Checkpoint, d: Device) -> Result<For
             let m = TransformerBlock::new(vb, attention_cfg(), 24, 1e-6)?;
             Box::new(move |x| m.forward(x))
         }
+        "cross_attention" => {
+            let cfg = AttentionConfig {
+                dim: 12,
+                n_heads: 3,
+                n_kv_heads: 1,
+                head_dim: 4,
+                qkv_bias: true,
+                o_bias: true,
+                causal: false,
+                rope: None,
+            };
+            let m = MultiHeadAttention::new(vb, cfg)?;
+            let (ctx, mask) = (ckpt.load("context", d, None)?, ckpt.load("mask", d, None)?);
+            Box::new(move |x| m.forward_cross(x, &ctx, Some(&mask)))
+        }
         "mse" => {
             let t = ckpt.load("target", d, None)?;
             Box::new(move |x| loss::mse(x, &t))
@@ -89,6 +104,7 @@ const MODULES: &[&str] = &[
     "gated_mlp",
     "attention",
     "block",
+    "cross_attention",
     "mse",
     "bce_with_logits",
 ];
@@ -106,7 +122,12 @@ fn layers_match(d: Device) {
         let store = VarStore::new(d, DType::F32);
         let forward = build(name, VarBuilder::new(&store), &ckpt, d).unwrap();
         let opts = LoadOptions {
-            ignore: vec!["__*".into(), "target".into()],
+            ignore: vec![
+                "__*".into(),
+                "target".into(),
+                "context".into(),
+                "mask".into(),
+            ],
             ..Default::default()
         };
         let report = store.load(&ckpt, &opts).unwrap();
