@@ -19,14 +19,17 @@
 //! Crates, lowest first: `ember-backend` (devices, dtypes, errors, burn primitives),
 //! `ember-tensor` (the `Tensor` and every op's forward), `ember-autograd` (backward rules,
 //! [`Backward`], [`gradcheck`]), `ember-weights` (safetensors and GGUF, as [`weights`]),
-//! `ember-nn` (layers with HF names, as [`nn`]). Optimizers, training and models arrive as
-//! their own crates and are re-exported here.
+//! `ember-nn` (layers with HF names, as [`nn`]), `ember-optim` (SGD, Adam, AdamW, clipping,
+//! schedules, as [`optim`]). Training and models arrive as their own crates and are
+//! re-exported here.
 #![warn(missing_docs)]
 
 pub use ember_autograd::{Backward, GradcheckReport, Gradients, gradcheck};
 pub use ember_backend::{DType, Device, Element, Error, Result, bf16, f16};
 /// Layers, the parameter store and losses (the `ember-nn` crate).
 pub use ember_nn as nn;
+/// Optimizers, clipping and learning-rate schedules (the `ember-optim` crate).
+pub use ember_optim as optim;
 pub use ember_tensor::{
     AttentionOpts, CrossEntropyOpts, Generator, NoGradGuard, Reduction, Tensor, TensorId,
     is_grad_enabled, manual_seed, no_grad,
@@ -42,6 +45,7 @@ pub mod prelude {
         Reduction, Result, Tensor, manual_seed, no_grad,
     };
     pub use ember_nn::{Module, VarBuilder, VarStore};
+    pub use ember_optim::Optimizer;
 }
 
 /// The README's code blocks, compiled and run as doctests so they never rot.
