@@ -25,5 +25,5 @@ pub use graph::{BinaryFn, NoGradGuard, Op, OpKind, ReduceFn, UnaryFn, is_grad_en
 pub use ops::fused::{
     AttentionOpts, CrossEntropyOpts, Reduction, attention_probs, ce_targets, repeat_heads,
 };
-pub use random::{Generator, manual_seed};
+pub use random::{Generator, global_state, manual_seed, set_global_state};
 pub use tensor::{Tensor, TensorId};

@@ -95,6 +95,16 @@ pub fn manual_seed(seed: u64) {
     *global() = Generator::new(seed);
 }
 
+/// The global generator's state, to save with a checkpoint (bit-exact resume).
+pub fn global_state() -> [u64; 4] {
+    global().state()
+}
+
+/// Restores the global generator to a state from [`global_state`].
+pub fn set_global_state(state: [u64; 4]) {
+    *global() = Generator::from_saved_state(state);
+}
+
 /// Runs `f` with the global generator locked.
 pub(crate) fn with_global<T>(f: impl FnOnce(&mut Generator) -> T) -> T {
     f(&mut global())

@@ -20,8 +20,8 @@
 //! `ember-tensor` (the `Tensor` and every op's forward), `ember-autograd` (backward rules,
 //! [`Backward`], [`gradcheck`]), `ember-weights` (safetensors and GGUF, as [`weights`]),
 //! `ember-nn` (layers with HF names, as [`nn`]), `ember-optim` (SGD, Adam, AdamW, clipping,
-//! schedules, as [`optim`]). Training and models arrive as their own crates and are
-//! re-exported here.
+//! schedules, as [`optim`]), `ember-train` (the training loop and checkpoints, as [`train`]).
+//! The model zoo arrives as its own crate and is re-exported here.
 #![warn(missing_docs)]
 
 pub use ember_autograd::{Backward, GradcheckReport, Gradients, gradcheck};
@@ -34,6 +34,8 @@ pub use ember_tensor::{
     AttentionOpts, CrossEntropyOpts, Generator, NoGradGuard, Reduction, Tensor, TensorId,
     is_grad_enabled, manual_seed, no_grad,
 };
+/// The training loop, data, metrics and checkpoints (the `ember-train` crate).
+pub use ember_train as train;
 /// Checkpoint I/O: safetensors and GGUF (the `ember-weights` crate).
 pub use ember_weights as weights;
 pub use ember_weights::{Checkpoint, GgufFile, save_safetensors};
@@ -67,3 +69,8 @@ pub struct ModulesGuideDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/weights.md")]
 pub struct WeightsGuideDoctests;
+
+/// The training guide's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/training.md")]
+pub struct TrainingGuideDoctests;

@@ -1,0 +1,144 @@
+//! Datasets: a token stream sampled as random contiguous windows, and an in-memory dataset
+//! trait for anything else.
+
+use ember_tensor::{Device, Error, Generator, Result, Tensor};
+
+/// A dataset of `(input, target)` examples that a user can implement for their own data.
+pub trait Dataset {
+    /// Number of examples.
+    fn len(&self) -> usize;
+    /// True when empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Example `i` as `(input, target)` tensors.
+    fn get(&self, i: usize, device: Device) -> Result<(Tensor, Tensor)>;
+}
+
+/// A source of random training batches: what [`crate::Trainer::fit`] draws from.
+pub trait Batches {
+    /// `batch` random examples stacked: `(inputs, targets)`.
+    fn sample(&self, g: &mut Generator, batch: usize, device: Device) -> Result<(Tensor, Tensor)>;
+    /// Tokens (or examples) per sampled row, for throughput figures.
+    fn tokens_per_row(&self) -> usize;
+}
+
+/// Batches of any [`Dataset`]: random examples (with replacement) stacked along a new dim 0.
+#[derive(Debug, Clone)]
+pub struct Sampled<D>(pub D);
+
+impl<D: Dataset> Batches for Sampled<D> {
+    fn sample(&self, g: &mut Generator, batch: usize, device: Device) -> Result<(Tensor, Tensor)> {
+        if self.0.is_empty() {
+            return Err(Error::data("Sampled::sample", "the dataset is empty"));
+        }
+        let (mut xs, mut ys) = (Vec::with_capacity(batch), Vec::with_capacity(batch));
+        for _ in 0..batch {
+            let (x, y) = self
+                .0
+                .get((g.next_u64() % self.0.len() as u64) as usize, device)?;
+            xs.push(x);
+            ys.push(y);
+        }
+        Ok((
+            Tensor::stack(&xs.iter().collect::<Vec<_>>(), 0)?,
+            Tensor::stack(&ys.iter().collect::<Vec<_>>(), 0)?,
+        ))
+    }
+
+    fn tokens_per_row(&self) -> usize {
+        1
+    }
+}
+
+/// A token array read as random contiguous windows: inputs `tokens[i..i+T]`, targets
+/// `tokens[i+1..i+T+1]` (next-token prediction).
+#[derive(Debug, Clone)]
+pub struct TokenStream {
+    tokens: Vec<i64>,
+    block: usize,
+}
+
+impl TokenStream {
+    /// Windows of `block` tokens over `tokens` (needs more than `block` tokens).
+    pub fn new(tokens: Vec<i64>, block: usize) -> Result<TokenStream> {
+        if block == 0 || tokens.len() <= block {
+            return Err(Error::data(
+                "TokenStream",
+                format!("{} tokens are too few for windows of {block}", tokens.len()),
+            ));
+        }
+        Ok(TokenStream { tokens, block })
+    }
+
+    /// The first `fraction` of the tokens and the rest, as a train/validation split.
+    pub fn split(self, fraction: f64) -> Result<(TokenStream, TokenStream)> {
+        let cut = (self.tokens.len() as f64 * fraction) as usize;
+        let (a, b) = self.tokens.split_at(cut.min(self.tokens.len()));
+        Ok((
+            TokenStream::new(a.to_vec(), self.block)?,
+            TokenStream::new(b.to_vec(), self.block)?,
+        ))
+    }
+
+    /// Window length.
+    pub fn block(&self) -> usize {
+        self.block
+    }
+
+    /// Number of distinct window starts.
+    pub fn windows(&self) -> usize {
+        self.tokens.len() - self.block
+    }
+
+    /// A batch of `batch` random windows: inputs and targets, both `(B, T)` I64.
+    pub fn sample_windows(
+        &self,
+        g: &mut Generator,
+        batch: usize,
+        device: Device,
+    ) -> Result<(Tensor, Tensor)> {
+        let t = self.block;
+        let mut x = Vec::with_capacity(batch * t);
+        let mut y = Vec::with_capacity(batch * t);
+        for _ in 0..batch {
+            let start = (g.next_u64() % self.windows() as u64) as usize;
+            x.extend_from_slice(&self.tokens[start..start + t]);
+            y.extend_from_slice(&self.tokens[start + 1..start + t + 1]);
+        }
+        Ok((
+            Tensor::from_vec(x, &[batch, t], device)?,
+            Tensor::from_vec(y, &[batch, t], device)?,
+        ))
+    }
+}
+
+impl Batches for TokenStream {
+    fn sample(&self, g: &mut Generator, batch: usize, device: Device) -> Result<(Tensor, Tensor)> {
+        self.sample_windows(g, batch, device)
+    }
+
+    fn tokens_per_row(&self) -> usize {
+        self.block
+    }
+}
+
+impl Dataset for TokenStream {
+    fn len(&self) -> usize {
+        self.windows()
+    }
+
+    fn get(&self, i: usize, device: Device) -> Result<(Tensor, Tensor)> {
+        if i >= self.windows() {
+            return Err(Error::index(
+                "TokenStream::get",
+                format!("window {i} of {}", self.windows()),
+            ));
+        }
+        let t = self.block;
+        Ok((
+            Tensor::from_vec(self.tokens[i..i + t].to_vec(), &[t], device)?,
+            Tensor::from_vec(self.tokens[i + 1..i + t + 1].to_vec(), &[t], device)?,
+        ))
+    }
+}
