@@ -1,0 +1,166 @@
+//! Hugging Face `config.json` for the Llama family, tolerant of unknown fields.
+
+use std::path::Path;
+
+use ember_tensor::{Error, Result};
+use serde::Deserialize;
+
+/// `rope_parameters` (transformers 5) or `rope_scaling` (older files).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct RopeParameters {
+    /// The base, when given here.
+    pub rope_theta: Option<f64>,
+    /// `default`, or a scaling type Ember does not implement yet.
+    pub rope_type: Option<String>,
+    /// Older spelling of `rope_type`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// The fields of a Llama-family `config.json` that Ember uses.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct LlamaConfig {
+    /// `model_type` (`llama`, `mistral`, `qwen2`, ...).
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// vocabulary size
+    pub vocab_size: usize,
+    /// model width
+    pub hidden_size: usize,
+    /// MLP width
+    pub intermediate_size: usize,
+    /// blocks
+    pub num_hidden_layers: usize,
+    /// query heads
+    pub num_attention_heads: usize,
+    /// key/value heads (GQA); defaults to the query heads
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// per-head width; defaults to `hidden_size / num_attention_heads`
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// positions the rotary tables cover
+    #[serde(default = "default_positions")]
+    pub max_position_embeddings: usize,
+    /// RMSNorm epsilon
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    /// top-level rope base (most hub files)
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    /// rope parameters (transformers 5)
+    #[serde(default)]
+    pub rope_parameters: Option<RopeParameters>,
+    /// rope scaling (older files)
+    #[serde(default)]
+    pub rope_scaling: Option<RopeParameters>,
+    /// `lm_head` shares the embedding matrix
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// q/k/v/o biases (Llama's `attention_bias`; Qwen2 has q/k/v biases regardless)
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// MLP activation
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// beginning-of-sequence id
+    #[serde(default)]
+    pub bos_token_id: Option<i64>,
+    /// end-of-sequence id(s)
+    #[serde(default)]
+    pub eos_token_id: Option<serde_json::Value>,
+}
+
+fn default_positions() -> usize {
+    2048
+}
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_act() -> String {
+    "silu".into()
+}
+
+impl LlamaConfig {
+    /// Reads and checks `config.json`.
+    pub fn from_file(path: &Path) -> Result<LlamaConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let cfg: LlamaConfig = serde_json::from_str(&text).map_err(|e| Error::Format {
+            format: "config.json",
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        cfg.check().map_err(|msg| Error::Format {
+            format: "config.json",
+            path: path.display().to_string(),
+            msg,
+        })?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        let scaling = self.rope_parameters.iter().chain(&self.rope_scaling);
+        for r in scaling {
+            let kind = r
+                .rope_type
+                .as_deref()
+                .or(r.kind.as_deref())
+                .unwrap_or("default");
+            if kind != "default" {
+                return Err(format!("rope scaling type {kind:?} is not supported yet"));
+            }
+        }
+        if self.num_attention_heads == 0 || self.hidden_size == 0 || self.num_hidden_layers == 0 {
+            return Err(
+                "hidden_size, num_attention_heads and num_hidden_layers must be positive".into(),
+            );
+        }
+        if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
+            return Err(format!(
+                "{} attention heads are not a multiple of {} key/value heads",
+                self.num_attention_heads,
+                self.kv_heads()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Key/value heads.
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads
+            .unwrap_or(self.num_attention_heads)
+            .max(1)
+    }
+
+    /// Per-head width.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads)
+    }
+
+    /// Rope base from `rope_parameters`, then `rope_theta`, else 10000.
+    pub fn rope_theta(&self) -> f64 {
+        self.rope_parameters
+            .as_ref()
+            .and_then(|r| r.rope_theta)
+            .or(self.rope_theta)
+            .unwrap_or(10000.0)
+    }
+
+    /// True when q/k/v carry biases (Qwen2, or `attention_bias`).
+    pub fn qkv_bias(&self) -> bool {
+        self.attention_bias || self.model_type.as_deref() == Some("qwen2")
+    }
+
+    /// End-of-sequence ids.
+    pub fn eos_ids(&self) -> Vec<i64> {
+        match &self.eos_token_id {
+            Some(serde_json::Value::Number(n)) => n.as_i64().into_iter().collect(),
+            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_i64()).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
