@@ -21,11 +21,13 @@
 //! [`Backward`], [`gradcheck`]), `ember-weights` (safetensors and GGUF, as [`weights`]),
 //! `ember-nn` (layers with HF names, as [`nn`]), `ember-optim` (SGD, Adam, AdamW, clipping,
 //! schedules, as [`optim`]), `ember-train` (the training loop and checkpoints, as [`train`]).
-//! The model zoo arrives as its own crate and is re-exported here.
+//! `ember-models` (Llama today; GPT-2 and BERT next, as [`models`]).
 #![warn(missing_docs)]
 
 pub use ember_autograd::{Backward, GradcheckReport, Gradients, gradcheck};
 pub use ember_backend::{DType, Device, Element, Error, Result, bf16, f16};
+/// Models with Hugging Face configs and names, and generation (the `ember-models` crate).
+pub use ember_models as models;
 /// Layers, the parameter store and losses (the `ember-nn` crate).
 pub use ember_nn as nn;
 /// Optimizers, clipping and learning-rate schedules (the `ember-optim` crate).
