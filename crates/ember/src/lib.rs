@@ -76,3 +76,8 @@ pub struct WeightsGuideDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/training.md")]
 pub struct TrainingGuideDoctests;
+
+/// The models guide's code blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/models.md")]
+pub struct ModelsGuideDoctests;
