@@ -33,3 +33,28 @@ with torch.no_grad():
 save_file({"ids": ids, "logits": logits.contiguous(), "prompt": prompt.clone(),
            "greedy": gen.contiguous()}, os.path.join(ROOT, "tiny-llama_ref.safetensors"))
 print("tiny-llama:", gen.tolist())
+
+# ---------------------------------------------------------------- GPT-2
+from transformers import GPT2Config, GPT2LMHeadModel
+
+torch.manual_seed(1)
+g2 = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=32, n_embd=32, n_layer=2, n_head=4,
+                                activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
+                                attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)).eval()
+g2.save_pretrained(os.path.join(ROOT, "tiny-gpt2"), safe_serialization=True)
+ids = torch.randint(0, 50, (2, 7))
+labels = ids.clone()
+labels[1, 3] = -100
+out = g2(ids, labels=labels)
+out.loss.backward()
+ref = {"ids": ids, "labels": labels, "logits": out.logits.detach().contiguous(),
+       "loss": out.loss.detach().reshape(1)}
+for name, p in g2.named_parameters():
+    ref[f"grad.{name}"] = p.grad.detach().clone()
+with torch.no_grad():
+    prompt = ids[:1, :4].clone()
+    ref["prompt"] = prompt
+    ref["greedy"] = g2.generate(prompt, max_new_tokens=8, do_sample=False, use_cache=True,
+                                pad_token_id=0).contiguous()
+save_file(ref, os.path.join(ROOT, "tiny-gpt2_ref.safetensors"))
+print("tiny-gpt2:", ref["greedy"].tolist(), "loss", out.loss.item())

@@ -1,15 +1,18 @@
 //! Transformer models that load Hugging Face checkpoints (`config.json` + safetensors) with
 //! their own parameter names, and text generation with a KV cache.
 //!
-//! Today: [`Llama`] (LlamaForCausalLM: Llama 2/3, Mistral, Qwen2, SmolLM) and [`generate`].
+//! Today: [`Gpt2`] (GPT2LMHeadModel), [`Llama`] (LlamaForCausalLM: Llama 2/3, Mistral, Qwen2,
+//! SmolLM) and [`generate`].
 #![warn(missing_docs)]
 
 mod config;
 mod generate;
+mod gpt2;
 mod llama;
 
 pub use config::LlamaConfig;
 pub use generate::{GenerateOpts, generate};
+pub use gpt2::{Gpt2, Gpt2Config};
 pub use llama::Llama;
 
 use ember_tensor::{Result, Tensor};

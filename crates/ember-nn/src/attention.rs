@@ -96,7 +96,8 @@ impl KvCache {
         self.len() == 0
     }
 
-    fn append(&mut self, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
+    /// Appends new keys and values `(B, Hkv, T, D)`; returns all cached ones.
+    pub fn append(&mut self, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
         let (k, v) = match (self.k.take(), self.v.take()) {
             (Some(pk), Some(pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
             _ => (k, v),
@@ -228,41 +229,57 @@ impl MultiHeadAttention {
             q = rope.apply(&q, offset)?;
             k = rope.apply(&k, offset)?;
         }
-        let (k, v) = match cache {
-            Some(c) => c.append(k, v)?,
-            None => (k, v),
-        };
-        let total = k.dims()[2];
-        // Top-left causality is right without a cache; with one, queries sit at the end.
-        let mut opts = AttentionOpts {
-            mask: mask.cloned(),
-            causal: causal && offset == 0,
-            scale: None,
-        };
-        if causal && offset > 0 && t > 1 {
-            let blocked: Vec<bool> = (0..t * total)
-                .map(|i| i % total <= offset + i / total)
-                .collect();
-            let keep = Tensor::from_vec(blocked, &[t, total], x.device())?;
-            opts.mask = Some(match opts.mask {
-                None => keep,
-                Some(m) if m.dtype() == DType::Bool => {
-                    let both = m.to_dtype(DType::I64)?.mul(&keep.to_dtype(DType::I64)?)?;
-                    both.gt_scalar(0.0)?
-                }
-                Some(m) => {
-                    let add = Tensor::zeros(&[t, total], m.dtype(), x.device())?
-                        .masked_fill(&keep.logical_not()?, f64::NEG_INFINITY)?;
-                    m.add(&add)?
-                }
-            });
-        }
-        let y = q.scaled_dot_product_attention(&k, &v, &opts)?; // (B, H, T, hd)
+        let y = attend_cached(&q, k, v, cache, causal, mask)?; // (B, H, T, hd)
         let y = y
             .transpose(1, 2)?
             .reshape_to(&[b, t, self.cfg.n_heads * self.cfg.head_dim])?;
         self.o.forward(&y)
     }
+}
+
+/// Attention of `q` `(B, H, T, D)` over new keys/values `(B, Hkv, T, D)` appended to `cache`
+/// (if any), with causality aligned to the end of the cache and an optional extra mask
+/// (additive float or Bool keep-mask). Returns `(B, H, T, Dv)`.
+pub fn attend_cached(
+    q: &Tensor,
+    k: Tensor,
+    v: Tensor,
+    cache: Option<&mut KvCache>,
+    causal: bool,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let t = q.dims()[2];
+    let offset = cache.as_ref().map_or(0, |c| c.len());
+    let (k, v) = match cache {
+        Some(c) => c.append(k, v)?,
+        None => (k, v),
+    };
+    let total = k.dims()[2];
+    // Top-left causality is right without a cache; with one, queries sit at the end.
+    let mut opts = AttentionOpts {
+        mask: mask.cloned(),
+        causal: causal && offset == 0,
+        scale: None,
+    };
+    if causal && offset > 0 && t > 1 {
+        let keep: Vec<bool> = (0..t * total)
+            .map(|i| i % total <= offset + i / total)
+            .collect();
+        let keep = Tensor::from_vec(keep, &[t, total], q.device())?;
+        opts.mask = Some(match opts.mask {
+            None => keep,
+            Some(m) if m.dtype() == DType::Bool => {
+                let both = m.to_dtype(DType::I64)?.mul(&keep.to_dtype(DType::I64)?)?;
+                both.gt_scalar(0.0)?
+            }
+            Some(m) => {
+                let add = Tensor::zeros(&[t, total], m.dtype(), q.device())?
+                    .masked_fill(&keep.logical_not()?, f64::NEG_INFINITY)?;
+                m.add(&add)?
+            }
+        });
+    }
+    q.scaled_dot_product_attention(&k, &v, &opts)
 }
 
 impl Module for MultiHeadAttention {

@@ -43,6 +43,39 @@ impl Module for Linear {
     }
 }
 
+/// Hugging Face's `Conv1D` (GPT-2): a linear layer whose `weight` is stored `[in, out]`,
+/// `y = x W + b`. Not a convolution, despite the name.
+#[derive(Debug, Clone)]
+pub struct Conv1D {
+    /// `[in, out]`
+    pub weight: Param,
+    /// `[out]`
+    pub bias: Param,
+}
+
+impl Conv1D {
+    /// Creates `weight` (normal, std 0.02 as GPT-2) and `bias` (zeros) under `vb`.
+    pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Conv1D> {
+        Ok(Conv1D {
+            weight: vb.get(
+                "weight",
+                &[in_dim, out_dim],
+                Init::Normal {
+                    mean: 0.0,
+                    std: 0.02,
+                },
+            )?,
+            bias: vb.get("bias", &[out_dim], Init::Zeros)?,
+        })
+    }
+}
+
+impl Module for Conv1D {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.matmul(&self.weight.tensor())?.add(&self.bias.tensor()) // (.., out)
+    }
+}
+
 /// A lookup table `weight` `[num, dim]`: ids of shape `S` give `(S.., dim)`.
 #[derive(Debug, Clone)]
 pub struct Embedding {

@@ -26,8 +26,11 @@ mod store;
 
 pub use attention::{
     AttentionConfig, KvCache, MultiHeadAttention, Norm, RotaryEmbedding, TransformerBlock,
+    attend_cached,
 };
-pub use layers::{Activation, Dropout, Embedding, GatedMlp, LayerNorm, Linear, Mlp, RmsNorm};
+pub use layers::{
+    Activation, Conv1D, Dropout, Embedding, GatedMlp, LayerNorm, Linear, Mlp, RmsNorm,
+};
 pub use store::{Init, LoadOptions, LoadReport, Param, VarBuilder, VarStore};
 
 use ember_tensor::{Result, Tensor};

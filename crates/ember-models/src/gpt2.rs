@@ -1,0 +1,212 @@
+//! GPT2LMHeadModel: learned positions, pre-norm blocks with packed `c_attn` Conv1D, GELU
+//! (tanh), tied `lm_head`.
+
+use std::path::Path;
+
+use ember_nn::{
+    Activation, Conv1D, Embedding, KvCache, LayerNorm, LoadOptions, Module, VarBuilder, VarStore,
+    attend_cached,
+};
+use ember_tensor::{DType, Device, Error, Result, Tensor};
+use ember_weights::Checkpoint;
+use serde::Deserialize;
+
+use crate::CausalLm;
+
+/// The fields of a GPT-2 `config.json` that Ember uses.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Gpt2Config {
+    /// vocabulary size
+    pub vocab_size: usize,
+    /// context length
+    pub n_positions: usize,
+    /// width
+    pub n_embd: usize,
+    /// blocks
+    pub n_layer: usize,
+    /// heads
+    pub n_head: usize,
+    /// MLP width (4 · n_embd when null)
+    #[serde(default)]
+    pub n_inner: Option<usize>,
+    /// LayerNorm epsilon
+    #[serde(default = "default_eps")]
+    pub layer_norm_epsilon: f64,
+    /// MLP activation (`gelu_new` in GPT-2)
+    #[serde(default = "default_act")]
+    pub activation_function: String,
+}
+
+fn default_eps() -> f64 {
+    1e-5
+}
+fn default_act() -> String {
+    "gelu_new".into()
+}
+
+struct Block {
+    ln_1: LayerNorm,
+    c_attn: Conv1D,
+    attn_proj: Conv1D,
+    ln_2: LayerNorm,
+    c_fc: Conv1D,
+    mlp_proj: Conv1D,
+}
+
+/// GPT-2 with Hugging Face's names (`wte`, `wpe`, `h.{i}.attn.c_attn`, ..., `ln_f`); loads
+/// checkpoints saved with or without the `transformer.` prefix.
+pub struct Gpt2 {
+    /// The parameters.
+    pub store: VarStore,
+    /// The configuration.
+    pub cfg: Gpt2Config,
+    wte: Embedding,
+    wpe: Embedding,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    act: Activation,
+}
+
+impl Gpt2 {
+    /// A randomly initialized GPT-2 for `cfg`.
+    pub fn new(cfg: Gpt2Config, device: Device, dtype: DType, seed: u64) -> Result<Gpt2> {
+        if cfg.n_head == 0 || !cfg.n_embd.is_multiple_of(cfg.n_head) {
+            return Err(Error::data(
+                "Gpt2",
+                format!(
+                    "n_embd {} is not a multiple of n_head {}",
+                    cfg.n_embd, cfg.n_head
+                ),
+            ));
+        }
+        let store = VarStore::with_seed(device, dtype, seed);
+        let vb = VarBuilder::new(&store);
+        let (c, eps) = (cfg.n_embd, cfg.layer_norm_epsilon);
+        let inner = cfg.n_inner.unwrap_or(4 * c);
+        let blocks = (0..cfg.n_layer)
+            .map(|i| {
+                let b = vb.pp("h").pp(i);
+                Ok(Block {
+                    ln_1: LayerNorm::new(b.pp("ln_1"), c, eps, true)?,
+                    c_attn: Conv1D::new(b.pp("attn").pp("c_attn"), c, 3 * c)?,
+                    attn_proj: Conv1D::new(b.pp("attn").pp("c_proj"), c, c)?,
+                    ln_2: LayerNorm::new(b.pp("ln_2"), c, eps, true)?,
+                    c_fc: Conv1D::new(b.pp("mlp").pp("c_fc"), c, inner)?,
+                    mlp_proj: Conv1D::new(b.pp("mlp").pp("c_proj"), inner, c)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let wte = Embedding::new(vb.pp("wte"), cfg.vocab_size, c)?;
+        let wpe = Embedding::new(vb.pp("wpe"), cfg.n_positions, c)?;
+        let ln_f = LayerNorm::new(vb.pp("ln_f"), c, eps, true)?;
+        let act = Activation::from_hf(&cfg.activation_function)?;
+        drop(vb);
+        Ok(Gpt2 {
+            store,
+            cfg,
+            wte,
+            wpe,
+            blocks,
+            ln_f,
+            act,
+        })
+    }
+
+    /// Loads `dir/config.json` and the weights (`transformer.`-prefixed or not), strictly;
+    /// the causal-mask buffers of older files and the tied `lm_head.weight` are ignored.
+    pub fn from_pretrained(dir: impl AsRef<Path>, device: Device, dtype: DType) -> Result<Gpt2> {
+        let dir = dir.as_ref();
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let cfg: Gpt2Config = serde_json::from_str(&text).map_err(|e| Error::Format {
+            format: "config.json",
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let model = Gpt2::new(cfg, device, dtype, 0)?;
+        let opts = LoadOptions {
+            strip_prefix: Some("transformer.".into()),
+            ignore: vec![
+                "*.attn.bias".into(),
+                "*.attn.masked_bias".into(),
+                "lm_head.weight".into(),
+            ],
+            ..Default::default()
+        };
+        model.store.load(&Checkpoint::open(dir)?, &opts)?;
+        Ok(model)
+    }
+
+    /// Logits `(B, T, V)` for ids `(B, T)`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let mut cache = self.new_cache();
+        self.forward_cached(ids, &mut cache)
+    }
+
+    /// HF's causal-LM loss: logits at position t predict `labels[t + 1]`; -100 is ignored.
+    pub fn loss(&self, ids: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        let logits = self.forward(ids)?; // (B, T, V)
+        let t = logits.dims()[1];
+        let pred = logits
+            .narrow(1, 0, t - 1)?
+            .reshape(&[-1, self.cfg.vocab_size as isize])?;
+        let next = labels.narrow(1, 1, t - 1)?.reshape(&[-1])?;
+        pred.cross_entropy(&next, Default::default())
+    }
+}
+
+impl CausalLm for Gpt2 {
+    fn new_cache(&self) -> Vec<KvCache> {
+        vec![KvCache::new(); self.blocks.len()]
+    }
+
+    fn forward_cached(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
+        let (b, t) = (ids.dims()[0], ids.dims()[1]);
+        let offset = cache.first().map_or(0, |c| c.len());
+        if offset + t > self.cfg.n_positions {
+            return Err(Error::shape(
+                "Gpt2",
+                format!(
+                    "{} positions exceed n_positions {}",
+                    offset + t,
+                    self.cfg.n_positions
+                ),
+            ));
+        }
+        let (c, h) = (self.cfg.n_embd, self.cfg.n_head);
+        let pos = Tensor::arange(
+            offset as f64,
+            (offset + t) as f64,
+            1.0,
+            DType::I64,
+            ids.device(),
+        )?;
+        let mut x = self.wte.forward(ids)?.add(&self.wpe.forward(&pos)?)?; // (B, T, C)
+        for (blk, kv) in self.blocks.iter().zip(cache.iter_mut()) {
+            let qkv = blk.c_attn.forward(&blk.ln_1.forward(&x)?)?; // (B, T, 3C)
+            let heads = |z: &Tensor| z.reshape_to(&[b, t, h, c / h])?.transpose(1, 2);
+            let parts = qkv.split(c, -1)?;
+            let y = attend_cached(
+                &heads(&parts[0])?,
+                heads(&parts[1])?,
+                heads(&parts[2])?,
+                Some(kv),
+                true,
+                None,
+            )?;
+            let y = y.transpose(1, 2)?.reshape_to(&[b, t, c])?;
+            x = x.add(&blk.attn_proj.forward(&y)?)?;
+            let m = blk.mlp_proj.forward(
+                &self
+                    .act
+                    .forward(&blk.c_fc.forward(&blk.ln_2.forward(&x)?)?)?,
+            )?;
+            x = x.add(&m)?;
+        }
+        let x = self.ln_f.forward(&x)?;
+        x.matmul(&self.wte.weight.tensor().transpose(0, 1)?) // tied lm_head
+    }
+}
