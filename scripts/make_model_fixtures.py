@@ -58,3 +58,27 @@ with torch.no_grad():
                                 pad_token_id=0).contiguous()
 save_file(ref, os.path.join(ROOT, "tiny-gpt2_ref.safetensors"))
 print("tiny-gpt2:", ref["greedy"].tolist(), "loss", out.loss.item())
+
+# ---------------------------------------------------------------- BERT
+from transformers import BertConfig, BertModel
+
+torch.manual_seed(2)
+bert = BertModel(BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=48, max_position_embeddings=16, type_vocab_size=2,
+                            hidden_act="gelu")).eval()
+bert.save_pretrained(os.path.join(ROOT, "tiny-bert"), safe_serialization=True)
+ids = torch.randint(0, 40, (2, 6))
+mask = torch.ones(2, 6, dtype=torch.int64)
+mask[1, 4:] = 0
+types = torch.zeros(2, 6, dtype=torch.int64)
+types[0, 3:] = 1
+with torch.no_grad():
+    out = bert(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    plain = bert(input_ids=ids, attention_mask=mask).last_hidden_state  # as sentence-transformers
+    m = mask.unsqueeze(-1).float()
+    pooled = (plain * m).sum(1) / m.sum(1)
+    sentence = torch.nn.functional.normalize(pooled, dim=-1)
+save_file({"ids": ids, "mask": mask, "types": types,
+           "hidden": out.last_hidden_state.contiguous(), "pooler": out.pooler_output.contiguous(),
+           "sentence": sentence.contiguous()}, os.path.join(ROOT, "tiny-bert_ref.safetensors"))
+print("tiny-bert saved")

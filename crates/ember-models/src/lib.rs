@@ -1,15 +1,17 @@
 //! Transformer models that load Hugging Face checkpoints (`config.json` + safetensors) with
 //! their own parameter names, and text generation with a KV cache.
 //!
-//! Today: [`Gpt2`] (GPT2LMHeadModel), [`Llama`] (LlamaForCausalLM: Llama 2/3, Mistral, Qwen2,
+//! Today: [`Bert`] (BertModel, sentence embeddings), [`Gpt2`] (GPT2LMHeadModel), [`Llama`] (LlamaForCausalLM: Llama 2/3, Mistral, Qwen2,
 //! SmolLM) and [`generate`].
 #![warn(missing_docs)]
 
+mod bert;
 mod config;
 mod generate;
 mod gpt2;
 mod llama;
 
+pub use bert::{Bert, BertConfig};
 pub use config::LlamaConfig;
 pub use generate::{GenerateOpts, generate};
 pub use gpt2::{Gpt2, Gpt2Config};

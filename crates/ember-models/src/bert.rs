@@ -1,0 +1,206 @@
+//! BertModel (with pooler) and sentence embeddings as sentence-transformers computes them.
+
+use std::path::Path;
+
+use ember_nn::{
+    Activation, Embedding, LayerNorm, Linear, LoadOptions, Module, VarBuilder, VarStore,
+};
+use ember_tensor::{AttentionOpts, DType, Device, Error, Result, Tensor};
+use ember_weights::Checkpoint;
+use serde::Deserialize;
+
+/// The fields of a BERT `config.json` that Ember uses.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct BertConfig {
+    /// vocabulary size
+    pub vocab_size: usize,
+    /// width
+    pub hidden_size: usize,
+    /// layers
+    pub num_hidden_layers: usize,
+    /// heads
+    pub num_attention_heads: usize,
+    /// MLP width
+    pub intermediate_size: usize,
+    /// MLP activation (`gelu`, the erf form)
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// positions
+    pub max_position_embeddings: usize,
+    /// token types
+    #[serde(default = "default_types")]
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+}
+
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_types() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    inter: Linear,
+    out: Linear,
+    out_norm: LayerNorm,
+}
+
+/// BertModel with Hugging Face's names; loads checkpoints with or without the `bert.` prefix.
+pub struct Bert {
+    /// The parameters.
+    pub store: VarStore,
+    /// The configuration.
+    pub cfg: BertConfig,
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    emb_norm: LayerNorm,
+    layers: Vec<Layer>,
+    pooler: Linear,
+    act: Activation,
+}
+
+impl Bert {
+    /// A randomly initialized BERT for `cfg`.
+    pub fn new(cfg: BertConfig, device: Device, dtype: DType, seed: u64) -> Result<Bert> {
+        let (c, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
+        if cfg.num_attention_heads == 0 || !c.is_multiple_of(cfg.num_attention_heads) {
+            return Err(Error::data(
+                "Bert",
+                "hidden_size must be a multiple of num_attention_heads",
+            ));
+        }
+        let store = VarStore::with_seed(device, dtype, seed);
+        let vb = VarBuilder::new(&store);
+        let e = vb.pp("embeddings");
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| {
+                let l = vb.pp("encoder.layer").pp(i);
+                let a = l.pp("attention");
+                Ok(Layer {
+                    query: Linear::new(a.pp("self.query"), c, c, true)?,
+                    key: Linear::new(a.pp("self.key"), c, c, true)?,
+                    value: Linear::new(a.pp("self.value"), c, c, true)?,
+                    attn_out: Linear::new(a.pp("output.dense"), c, c, true)?,
+                    attn_norm: LayerNorm::new(a.pp("output.LayerNorm"), c, eps, true)?,
+                    inter: Linear::new(l.pp("intermediate.dense"), c, cfg.intermediate_size, true)?,
+                    out: Linear::new(l.pp("output.dense"), cfg.intermediate_size, c, true)?,
+                    out_norm: LayerNorm::new(l.pp("output.LayerNorm"), c, eps, true)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let word = Embedding::new(e.pp("word_embeddings"), cfg.vocab_size, c)?;
+        let position = Embedding::new(e.pp("position_embeddings"), cfg.max_position_embeddings, c)?;
+        let token_type = Embedding::new(e.pp("token_type_embeddings"), cfg.type_vocab_size, c)?;
+        let emb_norm = LayerNorm::new(e.pp("LayerNorm"), c, eps, true)?;
+        let pooler = Linear::new(vb.pp("pooler.dense"), c, c, true)?;
+        let act = Activation::from_hf(&cfg.hidden_act)?;
+        drop(vb);
+        Ok(Bert {
+            store,
+            cfg,
+            word,
+            position,
+            token_type,
+            emb_norm,
+            layers,
+            pooler,
+            act,
+        })
+    }
+
+    /// Loads `dir/config.json` and the weights, strictly (ignoring `embeddings.position_ids`).
+    pub fn from_pretrained(dir: impl AsRef<Path>, device: Device, dtype: DType) -> Result<Bert> {
+        let dir = dir.as_ref();
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let cfg: BertConfig = serde_json::from_str(&text).map_err(|e| Error::Format {
+            format: "config.json",
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let model = Bert::new(cfg, device, dtype, 0)?;
+        let opts = LoadOptions {
+            strip_prefix: Some("bert.".into()),
+            ignore: vec!["embeddings.position_ids".into(), "cls.*".into()],
+            ..Default::default()
+        };
+        model.store.load(&Checkpoint::open(dir)?, &opts)?;
+        Ok(model)
+    }
+
+    /// Last hidden states `(B, T, C)` and the pooler output `(B, C)`. `attention_mask` is
+    /// `(B, T)` with 1 for tokens and 0 for padding; `token_types` defaults to zeros.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        token_types: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
+        let (b, t) = (ids.dims()[0], ids.dims()[1]);
+        let (c, h) = (self.cfg.hidden_size, self.cfg.num_attention_heads);
+        let dev = ids.device();
+        let pos = Tensor::arange(0.0, t as f64, 1.0, DType::I64, dev)?;
+        let types = match token_types {
+            Some(tt) => tt.clone(),
+            None => Tensor::zeros(&[b, t], DType::I64, dev)?,
+        };
+        let x = self
+            .word
+            .forward(ids)?
+            .add(&self.position.forward(&pos)?)?
+            .add(&self.token_type.forward(&types)?)?;
+        let mut x = self.emb_norm.forward(&x)?; // (B, T, C)
+        let keep = match attention_mask {
+            Some(m) => Some(m.ne_scalar(0.0)?.reshape_to(&[b, 1, 1, t])?),
+            None => None,
+        };
+        let opts = AttentionOpts {
+            mask: keep,
+            ..Default::default()
+        };
+        let heads = |z: Tensor| z.reshape_to(&[b, t, h, c / h])?.transpose(1, 2);
+        for l in &self.layers {
+            let q = heads(l.query.forward(&x)?)?;
+            let k = heads(l.key.forward(&x)?)?;
+            let v = heads(l.value.forward(&x)?)?;
+            let y = q.scaled_dot_product_attention(&k, &v, &opts)?; // (B, H, T, D)
+            let y = y.transpose(1, 2)?.reshape_to(&[b, t, c])?;
+            x = l.attn_norm.forward(&x.add(&l.attn_out.forward(&y)?)?)?;
+            let f = l.out.forward(&self.act.forward(&l.inter.forward(&x)?)?)?;
+            x = l.out_norm.forward(&x.add(&f)?)?;
+        }
+        let first = x.narrow(1, 0, 1)?.squeeze(1)?; // (B, C)
+        let pooled = self.pooler.forward(&first)?.tanh()?;
+        Ok((x, pooled))
+    }
+
+    /// Sentence embeddings as sentence-transformers: mean of the hidden states over the
+    /// attention mask, then L2 normalization. `(B, C)`.
+    pub fn embed(&self, ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+        let (hidden, _) = self.forward(ids, Some(attention_mask), None)?;
+        let m = attention_mask.to_dtype(hidden.dtype())?.unsqueeze(-1)?; // (B, T, 1)
+        let summed = hidden.mul(&m)?.sum(&[1], false)?;
+        let pooled = summed.div(&m.sum(&[1], false)?.clamp(Some(1e-9), None)?)?;
+        let norm = pooled
+            .square()?
+            .sum(&[-1], true)?
+            .sqrt()?
+            .clamp(Some(1e-12), None)?;
+        pooled.div(&norm)
+    }
+}

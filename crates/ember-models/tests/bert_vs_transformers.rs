@@ -1,0 +1,32 @@
+//! A tiny random-init BertModel saved by transformers, with a padding mask and token types:
+//! hidden states, pooler output and mean-pooled sentence embeddings equal transformers'.
+
+use std::path::PathBuf;
+
+use ember_models::Bert;
+use ember_tensor::{DType, Device};
+use ember_weights::Checkpoint;
+
+#[test]
+fn hidden_states_pooler_and_sentence_embeddings_match_transformers() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models");
+    let model = Bert::from_pretrained(dir.join("tiny-bert"), Device::Cpu, DType::F32).unwrap();
+    let r = Checkpoint::open(dir.join("tiny-bert_ref.safetensors")).unwrap();
+    let get = |k: &str| r.load(k, Device::Cpu, None).unwrap();
+    let (ids, mask, types) = (get("ids"), get("mask"), get("types"));
+    let (hidden, pooler) = model.forward(&ids, Some(&mask), Some(&types)).unwrap();
+    let diff = |a: &ember_tensor::Tensor, k: &str| {
+        let (a, b) = (a.to_vec::<f32>().unwrap(), get(k).to_vec::<f32>().unwrap());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let (dh, dp) = (diff(&hidden, "hidden"), diff(&pooler, "pooler"));
+    assert!(dh < 1e-4 && dp < 1e-4, "hidden {dh}, pooler {dp}");
+    // Mean pooling over the mask + L2 normalization, as sentence-transformers.
+    let emb = model.embed(&ids, &mask).unwrap();
+    let de = diff(&emb, "sentence");
+    assert!(de < 1e-5, "sentence embeddings differ by {de}");
+    eprintln!("tiny-bert: hidden {dh:e}, pooler {dp:e}, sentence embeddings {de:e}");
+}
