@@ -62,6 +62,7 @@ pub struct Bert {
     pub store: VarStore,
     /// The configuration.
     pub cfg: BertConfig,
+    raw_config: serde_json::Value,
     word: Embedding,
     position: Embedding,
     token_type: Embedding,
@@ -107,9 +108,18 @@ impl Bert {
         let pooler = Linear::new(vb.pp("pooler.dense"), c, c, true)?;
         let act = Activation::from_hf(&cfg.hidden_act)?;
         drop(vb);
+        let raw_config = serde_json::json!({
+            "model_type": "bert", "architectures": ["BertModel"],
+            "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
+            "num_hidden_layers": cfg.num_hidden_layers, "num_attention_heads": cfg.num_attention_heads,
+            "intermediate_size": cfg.intermediate_size, "hidden_act": cfg.hidden_act,
+            "max_position_embeddings": cfg.max_position_embeddings,
+            "type_vocab_size": cfg.type_vocab_size, "layer_norm_eps": cfg.layer_norm_eps,
+        });
         Ok(Bert {
             store,
             cfg,
+            raw_config,
             word,
             position,
             token_type,
@@ -123,17 +133,9 @@ impl Bert {
     /// Loads `dir/config.json` and the weights, strictly (ignoring `embeddings.position_ids`).
     pub fn from_pretrained(dir: impl AsRef<Path>, device: Device, dtype: DType) -> Result<Bert> {
         let dir = dir.as_ref();
-        let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
-        let cfg: BertConfig = serde_json::from_str(&text).map_err(|e| Error::Format {
-            format: "config.json",
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
-        let model = Bert::new(cfg, device, dtype, 0)?;
+        let raw = crate::read_config(dir)?;
+        let mut model = Bert::new(crate::typed(dir, &raw)?, device, dtype, 0)?;
+        model.raw_config = raw;
         let opts = LoadOptions {
             strip_prefix: Some("bert.".into()),
             ignore: vec!["embeddings.position_ids".into(), "cls.*".into()],
@@ -141,6 +143,11 @@ impl Bert {
         };
         model.store.load(&Checkpoint::open(dir)?, &opts)?;
         Ok(model)
+    }
+
+    /// Writes `config.json` and `model.safetensors` (HF names) so transformers loads it back.
+    pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
+        crate::save_dir(dir.as_ref(), &self.raw_config, &self.store)
     }
 
     /// Last hidden states `(B, T, C)` and the pooler output `(B, C)`. `attention_mask` is

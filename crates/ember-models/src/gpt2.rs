@@ -60,6 +60,7 @@ pub struct Gpt2 {
     pub store: VarStore,
     /// The configuration.
     pub cfg: Gpt2Config,
+    raw_config: serde_json::Value,
     wte: Embedding,
     wpe: Embedding,
     blocks: Vec<Block>,
@@ -101,9 +102,17 @@ impl Gpt2 {
         let ln_f = LayerNorm::new(vb.pp("ln_f"), c, eps, true)?;
         let act = Activation::from_hf(&cfg.activation_function)?;
         drop(vb);
+        let raw_config = serde_json::json!({
+            "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
+            "vocab_size": cfg.vocab_size, "n_positions": cfg.n_positions, "n_embd": cfg.n_embd,
+            "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_inner": cfg.n_inner,
+            "layer_norm_epsilon": cfg.layer_norm_epsilon,
+            "activation_function": cfg.activation_function, "tie_word_embeddings": true,
+        });
         Ok(Gpt2 {
             store,
             cfg,
+            raw_config,
             wte,
             wpe,
             blocks,
@@ -116,17 +125,9 @@ impl Gpt2 {
     /// the causal-mask buffers of older files and the tied `lm_head.weight` are ignored.
     pub fn from_pretrained(dir: impl AsRef<Path>, device: Device, dtype: DType) -> Result<Gpt2> {
         let dir = dir.as_ref();
-        let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
-        let cfg: Gpt2Config = serde_json::from_str(&text).map_err(|e| Error::Format {
-            format: "config.json",
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
-        let model = Gpt2::new(cfg, device, dtype, 0)?;
+        let raw = crate::read_config(dir)?;
+        let mut model = Gpt2::new(crate::typed(dir, &raw)?, device, dtype, 0)?;
+        model.raw_config = raw;
         let opts = LoadOptions {
             strip_prefix: Some("transformer.".into()),
             ignore: vec![
@@ -138,6 +139,12 @@ impl Gpt2 {
         };
         model.store.load(&Checkpoint::open(dir)?, &opts)?;
         Ok(model)
+    }
+
+    /// Writes `config.json` and `model.safetensors` (HF names, no `transformer.` prefix, as
+    /// `GPT2Model` saves) so transformers loads the directory back.
+    pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
+        crate::save_dir(dir.as_ref(), &self.raw_config, &self.store)
     }
 
     /// Logits `(B, T, V)` for ids `(B, T)`.

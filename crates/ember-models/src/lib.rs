@@ -17,7 +17,51 @@ pub use generate::{GenerateOpts, generate};
 pub use gpt2::{Gpt2, Gpt2Config};
 pub use llama::Llama;
 
-use ember_tensor::{Result, Tensor};
+use std::path::Path;
+
+use ember_tensor::{Error, Result, Tensor};
+
+/// Reads `dir/config.json` as JSON (the models keep it to write it back).
+pub(crate) fn read_config(dir: &Path) -> Result<serde_json::Value> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Format {
+        format: "config.json",
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    })
+}
+
+/// Parses a config value into a typed config.
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    raw: &serde_json::Value,
+) -> Result<T> {
+    serde_json::from_value(raw.clone()).map_err(|e| Error::Format {
+        format: "config.json",
+        path: dir.join("config.json").display().to_string(),
+        msg: e.to_string(),
+    })
+}
+
+/// Writes `config.json` and `model.safetensors` (HF names) into `dir`, atomically each.
+pub(crate) fn save_dir(
+    dir: &Path,
+    config: &serde_json::Value,
+    store: &ember_nn::VarStore,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        path: dir.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    let text = serde_json::to_string_pretty(config)
+        .map_err(|e| Error::data("save_pretrained", e.to_string()))?;
+    ember_weights::write_atomic(&dir.join("config.json"), text.as_bytes())?;
+    store.save(&dir.join("model.safetensors"), None)
+}
 
 /// A causal language model that [`generate`] can drive.
 pub trait CausalLm {

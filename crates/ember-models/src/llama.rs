@@ -18,6 +18,7 @@ pub struct Llama {
     pub store: VarStore,
     /// The configuration it was built from.
     pub cfg: LlamaConfig,
+    raw_config: serde_json::Value,
     embed: Embedding,
     layers: Vec<TransformerBlock>,
     norm: RmsNorm,
@@ -63,9 +64,21 @@ impl Llama {
             )?)
         };
         drop(vb);
+        let raw_config = serde_json::json!({
+            "model_type": cfg.model_type.clone().unwrap_or_else(|| "llama".into()),
+            "architectures": ["LlamaForCausalLM"],
+            "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
+            "intermediate_size": cfg.intermediate_size, "num_hidden_layers": cfg.num_hidden_layers,
+            "num_attention_heads": cfg.num_attention_heads, "num_key_value_heads": cfg.kv_heads(),
+            "head_dim": cfg.head_dim(), "max_position_embeddings": cfg.max_position_embeddings,
+            "rms_norm_eps": cfg.rms_norm_eps, "rope_theta": cfg.rope_theta(),
+            "tie_word_embeddings": cfg.tie_word_embeddings, "attention_bias": cfg.attention_bias,
+            "hidden_act": cfg.hidden_act,
+        });
         Ok(Llama {
             store,
             cfg,
+            raw_config,
             embed,
             layers,
             norm,
@@ -77,7 +90,8 @@ impl Llama {
     pub fn from_pretrained(dir: impl AsRef<Path>, device: Device, dtype: DType) -> Result<Llama> {
         let dir = dir.as_ref();
         let cfg = LlamaConfig::from_file(&dir.join("config.json"))?;
-        let model = Llama::new(cfg, device, dtype, 0)?;
+        let mut model = Llama::new(cfg, device, dtype, 0)?;
+        model.raw_config = crate::read_config(dir)?;
         let ckpt = Checkpoint::open(dir)?;
         let mut opts = LoadOptions {
             ignore: vec!["*.rotary_emb.inv_freq".into()],
@@ -88,6 +102,11 @@ impl Llama {
         }
         model.store.load(&ckpt, &opts)?;
         Ok(model)
+    }
+
+    /// Writes `config.json` and `model.safetensors` (HF names) so transformers loads it back.
+    pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
+        crate::save_dir(dir.as_ref(), &self.raw_config, &self.store)
     }
 
     /// Logits `(B, T, V)` for ids `(B, T)` (no cache).
