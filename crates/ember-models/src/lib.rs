@@ -10,12 +10,14 @@ mod config;
 mod generate;
 mod gpt2;
 mod llama;
+mod tokenizer;
 
 pub use bert::{Bert, BertConfig};
 pub use config::LlamaConfig;
 pub use generate::{GenerateOpts, generate};
 pub use gpt2::{Gpt2, Gpt2Config};
 pub use llama::Llama;
+pub use tokenizer::{Tokenizer, chatml};
 
 use std::path::Path;
 

@@ -6,8 +6,9 @@ use ember_nn::{
     AttentionConfig, Embedding, KvCache, Linear, LoadOptions, Module, RmsNorm, TransformerBlock,
     VarBuilder, VarStore,
 };
+use ember_tensor::Error;
 use ember_tensor::{DType, Device, Result, Tensor};
-use ember_weights::Checkpoint;
+use ember_weights::{Checkpoint, GgufFile, GgufValue};
 
 use crate::{CausalLm, LlamaConfig};
 
@@ -104,6 +105,90 @@ impl Llama {
         Ok(model)
     }
 
+    /// Builds a Llama from a GGUF file (`general.architecture = llama`): metadata becomes the
+    /// config, tensors are dequantized to `dtype`, renamed to Hugging Face's names, and the Q/K
+    /// rows that llama.cpp permutes for its rotary layout are put back in HF order. A missing
+    /// `output.weight` means tied embeddings.
+    pub fn from_gguf(g: &GgufFile, device: Device, dtype: DType) -> Result<Llama> {
+        let bad = |what: String| Error::data("Llama::from_gguf", what);
+        let arch = g
+            .metadata
+            .get("general.architecture")
+            .and_then(GgufValue::as_str)
+            .unwrap_or("");
+        if arch != "llama" {
+            return Err(bad(format!("architecture {arch:?} is not llama")));
+        }
+        let num = |key: &str| -> Result<f64> {
+            g.metadata
+                .get(&format!("llama.{key}"))
+                .and_then(GgufValue::as_f64)
+                .ok_or_else(|| bad(format!("metadata llama.{key} is missing")))
+        };
+        let heads = num("attention.head_count")? as usize;
+        let vocab = match g.metadata.get("tokenizer.ggml.tokens") {
+            Some(GgufValue::Array(t)) => t.len(),
+            _ => num("vocab_size")? as usize,
+        };
+        let eos = g
+            .metadata
+            .get("tokenizer.ggml.eos_token_id")
+            .and_then(GgufValue::as_u64);
+        let cfg = LlamaConfig {
+            model_type: Some("llama".into()),
+            vocab_size: vocab,
+            hidden_size: num("embedding_length")? as usize,
+            intermediate_size: num("feed_forward_length")? as usize,
+            num_hidden_layers: num("block_count")? as usize,
+            num_attention_heads: heads,
+            num_key_value_heads: Some(
+                num("attention.head_count_kv").unwrap_or(heads as f64) as usize
+            ),
+            head_dim: None,
+            max_position_embeddings: num("context_length")? as usize,
+            rms_norm_eps: num("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+            rope_theta: Some(num("rope.freq_base").unwrap_or(10000.0)),
+            rope_parameters: None,
+            rope_scaling: None,
+            tie_word_embeddings: g.info("output.weight").is_none(),
+            attention_bias: false,
+            hidden_act: "silu".into(),
+            bos_token_id: g
+                .metadata
+                .get("tokenizer.ggml.bos_token_id")
+                .and_then(GgufValue::as_u64)
+                .map(|v| v as i64),
+            eos_token_id: eos.map(|v| serde_json::Value::from(v as i64)),
+        };
+        let kv_heads = cfg.kv_heads();
+        let model = Llama::new(cfg, device, dtype, 0)?;
+        let mut loaded = 0;
+        for info in &g.tensors {
+            let Some(name) = hf_name(&info.name) else {
+                return Err(bad(format!("unexpected GGUF tensor {}", info.name)));
+            };
+            let p = model
+                .store
+                .get(&name)
+                .ok_or_else(|| bad(format!("no parameter {name} for {}", info.name)))?;
+            let mut t = g.load(&info.name, Device::Cpu, DType::F32)?;
+            if info.name.ends_with("attn_q.weight") {
+                t = unpermute(&t, heads)?;
+            } else if info.name.ends_with("attn_k.weight") {
+                t = unpermute(&t, kv_heads)?;
+            }
+            p.set(&t)?;
+            loaded += 1;
+        }
+        let expected = model.store.names().len();
+        if loaded != expected {
+            return Err(bad(format!(
+                "{loaded} GGUF tensors for {expected} parameters"
+            )));
+        }
+        Ok(model)
+    }
+
     /// Writes `config.json` and `model.safetensors` (HF names) so transformers loads it back.
     pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
         crate::save_dir(dir.as_ref(), &self.raw_config, &self.store)
@@ -114,6 +199,40 @@ impl Llama {
         let mut cache = self.new_cache();
         self.forward_cached(ids, &mut cache)
     }
+}
+
+/// llama.cpp's tensor names to Hugging Face's.
+fn hf_name(gguf: &str) -> Option<String> {
+    Some(match gguf {
+        "token_embd.weight" => "model.embed_tokens.weight".into(),
+        "output_norm.weight" => "model.norm.weight".into(),
+        "output.weight" => "lm_head.weight".into(),
+        _ => {
+            let rest = gguf.strip_prefix("blk.")?;
+            let (i, part) = rest.split_once('.')?;
+            let hf = match part {
+                "attn_norm.weight" => "input_layernorm.weight",
+                "ffn_norm.weight" => "post_attention_layernorm.weight",
+                "attn_q.weight" => "self_attn.q_proj.weight",
+                "attn_k.weight" => "self_attn.k_proj.weight",
+                "attn_v.weight" => "self_attn.v_proj.weight",
+                "attn_output.weight" => "self_attn.o_proj.weight",
+                "ffn_gate.weight" => "mlp.gate_proj.weight",
+                "ffn_up.weight" => "mlp.up_proj.weight",
+                "ffn_down.weight" => "mlp.down_proj.weight",
+                _ => return None,
+            };
+            format!("model.layers.{i}.{hf}")
+        }
+    })
+}
+
+/// Undoes llama.cpp's rotary row permutation of a Q or K weight `[out, in]`.
+fn unpermute(w: &Tensor, heads: usize) -> Result<Tensor> {
+    let (out, inp) = (w.dims()[0], w.dims()[1]);
+    w.reshape_to(&[heads, out / heads / 2, 2, inp])?
+        .transpose(1, 2)?
+        .reshape_to(&[out, inp])
 }
 
 impl CausalLm for Llama {

@@ -1,0 +1,178 @@
+//! Tokenizers: Hugging Face `tokenizer.json` files through the `tokenizers` crate, GPT-2
+//! style BPE vocabularies embedded in GGUF files, and the ChatML chat template.
+
+use std::path::Path;
+
+use ember_tensor::{Device, Error, Result, Tensor};
+use ember_weights::{GgufFile, GgufValue};
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{BPE, Vocab};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::{AddedToken, PreTokenizerWrapper};
+
+fn tk_err(op: &'static str, e: impl std::fmt::Display) -> Error {
+    Error::Data {
+        op,
+        msg: e.to_string(),
+    }
+}
+
+/// A text tokenizer. Padding and truncation are off unless the caller asks for them.
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+}
+
+impl Tokenizer {
+    /// Loads a `tokenizer.json`, switching off any padding or truncation it carries (all-MiniLM
+    /// pads every input to 128 tokens).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Tokenizer> {
+        let path = path.as_ref();
+        let mut inner = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Format {
+            format: "tokenizer.json",
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| tk_err("Tokenizer::from_file", e))?;
+        Ok(Tokenizer { inner })
+    }
+
+    /// Builds the byte-level BPE tokenizer of a GGUF file (`tokenizer.ggml.model = gpt2`):
+    /// tokens, merges, control tokens as special tokens, digits split one by one (the
+    /// `smollm`, `llama-bpe` and `qwen2` pre-tokenizers do this) before the GPT-2 regex.
+    pub fn from_gguf(g: &GgufFile) -> Result<Tokenizer> {
+        let bad =
+            |what: &str| Error::data("Tokenizer::from_gguf", format!("GGUF metadata: {what}"));
+        match g
+            .metadata
+            .get("tokenizer.ggml.model")
+            .and_then(GgufValue::as_str)
+        {
+            Some("gpt2") => {}
+            other => {
+                return Err(bad(&format!(
+                    "tokenizer model {other:?} is not supported (gpt2 is)"
+                )));
+            }
+        }
+        let strings = |key: &str| -> Result<Vec<String>> {
+            match g.metadata.get(key) {
+                Some(GgufValue::Array(v)) => v
+                    .iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| bad(&format!("{key} holds a non-string")))
+                    })
+                    .collect(),
+                _ => Err(bad(&format!("{key} is missing"))),
+            }
+        };
+        let tokens = strings("tokenizer.ggml.tokens")?;
+        let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
+            .into_iter()
+            .map(|m| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| bad(&format!("merge {m:?} has no space")))
+            })
+            .collect::<Result<_>>()?;
+        let types: Vec<u64> = match g.metadata.get("tokenizer.ggml.token_type") {
+            Some(GgufValue::Array(v)) => v.iter().map(|x| x.as_u64().unwrap_or(1)).collect(),
+            _ => vec![1; tokens.len()],
+        };
+        let vocab: Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| tk_err("Tokenizer::from_gguf", e))?;
+        let mut inner = tokenizers::Tokenizer::new(bpe);
+        let pre: Vec<PreTokenizerWrapper> = vec![
+            Digits::new(true).into(),
+            ByteLevel::new(false, true, true).into(),
+        ];
+        inner.with_pre_tokenizer(Some(Sequence::new(pre)));
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
+        let special: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&types)
+            .filter(|(_, ty)| **ty == 3) // CONTROL
+            .map(|(t, _)| AddedToken::from(t.clone(), true))
+            .collect();
+        inner.add_special_tokens(&special);
+        Ok(Tokenizer { inner })
+    }
+
+    /// Token ids of `text`; `add_special` adds the tokenizer's BOS/CLS/SEP as it defines.
+    pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<i64>> {
+        let enc = self
+            .inner
+            .encode(text, add_special)
+            .map_err(|e| tk_err("Tokenizer::encode", e))?;
+        Ok(enc.get_ids().iter().map(|&i| i as i64).collect())
+    }
+
+    /// Text of `ids`.
+    pub fn decode(&self, ids: &[i64], skip_special: bool) -> Result<String> {
+        let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+        self.inner
+            .decode(&ids, skip_special)
+            .map_err(|e| tk_err("Tokenizer::decode", e))
+    }
+
+    /// The id of a token string, e.g. `<|im_end|>`.
+    pub fn token_id(&self, token: &str) -> Option<i64> {
+        self.inner.token_to_id(token).map(|i| i as i64)
+    }
+
+    /// Encodes several texts and pads them to the longest with `pad_id`: ids and attention
+    /// mask, both `(B, T)` I64.
+    pub fn encode_batch(
+        &self,
+        texts: &[&str],
+        add_special: bool,
+        pad_id: i64,
+        device: Device,
+    ) -> Result<(Tensor, Tensor)> {
+        let encoded: Vec<Vec<i64>> = texts
+            .iter()
+            .map(|t| self.encode(t, add_special))
+            .collect::<Result<_>>()?;
+        let t = encoded.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let (mut ids, mut mask) = (Vec::new(), Vec::new());
+        for e in &encoded {
+            ids.extend(
+                e.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(pad_id, t - e.len())),
+            );
+            mask.extend((0..t).map(|i| i64::from(i < e.len())));
+        }
+        let shape = [texts.len(), t];
+        Ok((
+            Tensor::from_vec(ids, &shape, device)?,
+            Tensor::from_vec(mask, &shape, device)?,
+        ))
+    }
+}
+
+/// The ChatML prompt (SmolLM2, Qwen): `<|im_start|>role\ncontent<|im_end|>\n` per message,
+/// then `<|im_start|>assistant\n` when `add_generation_prompt`.
+pub fn chatml(messages: &[(&str, &str)], add_generation_prompt: bool) -> String {
+    let mut s = String::new();
+    for (role, content) in messages {
+        s.push_str(&format!("<|im_start|>{role}\n{content}<|im_end|>\n"));
+    }
+    if add_generation_prompt {
+        s.push_str("<|im_start|>assistant\n");
+    }
+    s
+}
