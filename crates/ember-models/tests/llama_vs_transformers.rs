@@ -1,6 +1,9 @@
 //! A tiny random-init LlamaForCausalLM (GQA: 4 heads, 2 KV heads) saved by transformers:
 //! Ember's logits and greedy generation equal transformers' (`scripts/make_model_fixtures.py`).
 
+#[path = "../../ember-tensor/tests/common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
 
 use ember_models::{GenerateOpts, Llama, generate};
@@ -11,11 +14,12 @@ fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models")
 }
 
-#[test]
-fn logits_and_greedy_generation_match_transformers() {
-    let model = Llama::from_pretrained(dir().join("tiny-llama"), Device::Cpu, DType::F32).unwrap();
+/// Logits within 1e-4 on CPU and 1e-3 on wgpu; the same greedy tokens on both.
+fn logits_and_greedy_generation_match_transformers(d: Device) {
+    let tol = if d == Device::Cpu { 1e-4 } else { 1e-3 };
+    let model = Llama::from_pretrained(dir().join("tiny-llama"), d, DType::F32).unwrap();
     let reference = Checkpoint::open(dir().join("tiny-llama_ref.safetensors")).unwrap();
-    let ids = reference.load("ids", Device::Cpu, None).unwrap();
+    let ids = reference.load("ids", d, None).unwrap();
     let ours = model.forward(&ids).unwrap().to_vec::<f32>().unwrap();
     let theirs = reference
         .load("logits", Device::Cpu, None)
@@ -27,8 +31,8 @@ fn logits_and_greedy_generation_match_transformers() {
         .zip(&theirs)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max);
-    eprintln!("tiny-llama logits: max |ember - transformers| = {worst:e}");
-    assert!(worst < 1e-4, "logits differ by {worst}");
+    eprintln!("{d}: tiny-llama logits: max |ember - transformers| = {worst:e}");
+    assert!(worst < tol, "logits differ by {worst}");
 
     let prompt = reference
         .load("prompt", Device::Cpu, None)
@@ -45,7 +49,7 @@ fn logits_and_greedy_generation_match_transformers() {
         max_new_tokens: want.len() - prompt.len(),
         ..Default::default()
     };
-    let got = generate(&model, &prompt, Device::Cpu, &opts, |t| streamed.push(t)).unwrap();
+    let got = generate(&model, &prompt, d, &opts, |t| streamed.push(t)).unwrap();
     assert_eq!(
         got,
         want[prompt.len()..],
@@ -53,3 +57,5 @@ fn logits_and_greedy_generation_match_transformers() {
     );
     assert_eq!(streamed, got);
 }
+
+on_every_device!(llama, logits_and_greedy_generation_match_transformers);
