@@ -84,15 +84,14 @@ fn default_act() -> String {
 impl LlamaConfig {
     /// Reads and checks `config.json`.
     pub fn from_file(path: &Path) -> Result<LlamaConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
-        let cfg: LlamaConfig = serde_json::from_str(&text).map_err(|e| Error::Format {
-            format: "config.json",
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        LlamaConfig::from_value(dir, &crate::read_config(dir)?)
+    }
+
+    /// Parses and checks an already read `dir/config.json`.
+    pub fn from_value(dir: &Path, raw: &serde_json::Value) -> Result<LlamaConfig> {
+        let path = dir.join("config.json");
+        let cfg: LlamaConfig = crate::typed(dir, raw)?;
         cfg.check().map_err(|msg| Error::Format {
             format: "config.json",
             path: path.display().to_string(),

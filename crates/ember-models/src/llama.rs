@@ -90,9 +90,10 @@ impl Llama {
     /// Loads `dir/config.json` and the safetensors weights (single or sharded), strictly.
     pub fn from_pretrained(dir: impl AsRef<Path>, device: Device, dtype: DType) -> Result<Llama> {
         let dir = dir.as_ref();
-        let cfg = LlamaConfig::from_file(&dir.join("config.json"))?;
-        let mut model = Llama::new(cfg, device, dtype, 0)?;
-        model.raw_config = crate::read_config(dir)?;
+        // config.json is read once: parsed for the model, kept to write back.
+        let raw = crate::read_config(dir)?;
+        let mut model = Llama::new(LlamaConfig::from_value(dir, &raw)?, device, dtype, 0)?;
+        model.raw_config = raw;
         let ckpt = Checkpoint::open(dir)?;
         let mut opts = LoadOptions {
             ignore: vec!["*.rotary_emb.inv_freq".into()],
