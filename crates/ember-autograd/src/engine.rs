@@ -149,6 +149,7 @@ fn run(root: &Tensor, seed: Tensor, retain: bool) -> Result<Gradients> {
     }
     let _guard = no_grad();
     let nodes = reverse_topological(root);
+    let mut profile = profile::Profile::from_env();
     let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
     grads.insert(root.id(), seed);
     for (out, op) in &nodes {
@@ -159,7 +160,9 @@ fn run(root: &Tensor, seed: Tensor, retain: bool) -> Result<Gradients> {
             return Err(Error::NotDifferentiable { op: name });
         }
         let inputs = op.inputs();
+        let started = profile.start();
         let in_grads = rules::backward(op, out, &g)?;
+        profile.record(op.name(), started);
         debug_assert_eq!(inputs.len(), in_grads.len(), "rule arity of {}", op.name());
         for (input, ig) in inputs.into_iter().zip(in_grads) {
             let Some(ig) = ig else { continue };
@@ -169,6 +172,7 @@ fn run(root: &Tensor, seed: Tensor, retain: bool) -> Result<Gradients> {
             accumulate(&mut grads, input, ig)?;
         }
     }
+    profile.report();
     if !retain {
         for (out, _) in &nodes {
             out.take_grad_op();
@@ -198,4 +202,44 @@ fn accumulate(grads: &mut HashMap<TensorId, Tensor>, input: &Tensor, g: Tensor) 
     };
     grads.insert(input.id(), sum);
     Ok(())
+}
+
+mod profile {
+    //! `EMBER_PROFILE_BACKWARD=1`: time spent in each op's backward rule, printed to stderr
+    //! after every backward pass (for finding what to optimize).
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    pub(super) struct Profile(Option<BTreeMap<&'static str, (u32, f64)>>);
+
+    impl Profile {
+        pub(super) fn from_env() -> Profile {
+            let on = std::env::var("EMBER_PROFILE_BACKWARD").is_ok_and(|v| v == "1");
+            Profile(on.then(BTreeMap::new))
+        }
+
+        pub(super) fn start(&self) -> Option<Instant> {
+            self.0.as_ref().map(|_| Instant::now())
+        }
+
+        pub(super) fn record(&mut self, name: &'static str, started: Option<Instant>) {
+            if let (Some(map), Some(t)) = (self.0.as_mut(), started) {
+                let e = map.entry(name).or_insert((0, 0.0));
+                e.0 += 1;
+                e.1 += t.elapsed().as_secs_f64() * 1e3;
+            }
+        }
+
+        pub(super) fn report(&self) {
+            if let Some(map) = &self.0 {
+                let mut rows: Vec<_> = map.iter().collect();
+                rows.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
+                let total: f64 = rows.iter().map(|r| r.1.1).sum();
+                eprintln!("backward: {total:.1} ms in rules");
+                for (name, (n, ms)) in rows {
+                    eprintln!("  {name:<28} {n:>4} calls {ms:>9.2} ms");
+                }
+            }
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Define-by-run reverse-mode automatic differentiation over every op of `ember-tensor`.
 //!
 //! Ops record themselves on their result when an input requires a gradient
-//! ([`Tensor::requires_grad`]) and no [`no_grad`] guard is alive. [`Backward::backward`] walks
+//! ([`Tensor::requires_grad`](ember_tensor::Tensor::requires_grad)) and no [`no_grad`] guard is alive. [`Backward::backward`] walks
 //! the recorded graph from a scalar loss in reverse, applying one rule per op (all in
 //! `rules.rs`, one exhaustive `match`), and returns a [`Gradients`] store keyed by tensor
 //! identity. The graph is freed as it is consumed.

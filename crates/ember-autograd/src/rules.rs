@@ -162,7 +162,17 @@ fn matmul(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<[Tensor; 2]> {
     gshape.push(b2.dims()[rb - 1]);
     let g2 = g.reshape_to(&gshape)?; // (batch.., m, n)
     let ga = g2.matmul(&b2.transpose(-1, -2)?)?; // (batch.., m, k)
-    let gb = a2.transpose(-1, -2)?.matmul(&g2)?; // (batch.., k, n)
+    let gb = if rb == 2 && ra > 2 {
+        // One matrix for every batch: a single (k, batch·m) @ (batch·m, n) product instead of
+        // per-batch products summed afterwards.
+        let (k, n) = (a2.dims()[ra - 1], g2.dims()[g2.rank() - 1]);
+        let a_rows = a2.reshape(&[-1, k as isize])?; // (batch·m, k)
+        a_rows
+            .transpose(0, 1)?
+            .matmul(&g2.reshape(&[-1, n as isize])?)? // (k, n)
+    } else {
+        a2.transpose(-1, -2)?.matmul(&g2)? // (batch.., k, n)
+    };
     Ok([
         sum_to(&ga, a2.dims())?.reshape_to(a.dims())?,
         sum_to(&gb, b2.dims())?.reshape_to(b.dims())?,
@@ -260,16 +270,21 @@ fn fold_heads(g: &Tensor, hkv: usize) -> Result<Tensor> {
     g.reshape_to(&[b, hkv, h / hkv, t, d])?.sum(&[2], false)
 }
 
-/// Attention: recomputes the probabilities from q and k, then the standard chain.
+/// Attention: the probabilities saved by the forward (or recomputed from q and k), then the
+/// standard chain.
 fn attention(
     [q, k, v]: [&Tensor; 3],
     mask: Option<&Tensor>,
     scale: f64,
+    probs: Option<&Tensor>,
     g: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
     let h = q.dims()[1];
     let (ke, ve) = (repeat_heads(k, h)?, repeat_heads(v, h)?);
-    let p = attention_probs(q, &ke, mask, scale)?; // (B, H, Tq, Tk)
+    let p = match probs {
+        Some(p) => p.clone(),
+        None => attention_probs(q, &ke, mask, scale)?,
+    }; // (B, H, Tq, Tk)
     let gv = p.transpose(-1, -2)?.matmul(g)?; // (B, H, Tk, Dv)
     let gp = g.matmul(&ve.transpose(-1, -2)?)?; // (B, H, Tq, Tk)
     let gs = p.mul(&gp.sub(&gp.mul(&p)?.sum(&[-1], true)?)?)?;
@@ -381,7 +396,8 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             v,
             mask,
             scale,
-        } => attention([q, k, v], mask.as_ref(), *scale, g),
+            probs,
+        } => attention([q, k, v], mask.as_ref(), *scale, probs.as_ref(), g),
         Op::Matmul(a, b) => {
             let [ga, gb] = matmul(a, b, g)?;
             Ok(vec![Some(ga), Some(gb)])
@@ -402,6 +418,26 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             end,
             step,
         } => {
+            if *step == 1 {
+                // Zeros around the gradient: two copies instead of a scatter.
+                let zeros = |len: usize| -> Result<Option<Tensor>> {
+                    if len == 0 {
+                        return Ok(None);
+                    }
+                    let mut shape = x.dims().to_vec();
+                    shape[*dim] = len;
+                    Tensor::zeros(&shape, g.dtype(), g.device()).map(Some)
+                };
+                let (before, after) = (zeros(*start)?, zeros(x.dims()[*dim] - *end)?);
+                let refs: Vec<&Tensor> = [before.as_ref(), Some(g), after.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                if refs.len() == 1 {
+                    return one(g.clone());
+                }
+                return one(Tensor::cat(&refs, *dim as isize)?);
+            }
             let positions: Vec<i64> = (*start..*end).step_by(*step).map(|v| v as i64).collect();
             let n = positions.len();
             let idx = Tensor::from_vec(positions, &[n], g.device())?;

@@ -104,7 +104,10 @@ impl Device {
     /// burn's device, opening a wgpu adapter on first use.
     pub fn dispatch(self) -> Result<DispatchDevice> {
         match self {
-            Device::Cpu => Ok(DispatchDevice::Flex(Default::default())),
+            Device::Cpu => {
+                crate::malloc::tune_once();
+                Ok(DispatchDevice::Flex(Default::default()))
+            }
             Device::Wgpu(i) => wgpu_rt::dispatch(i).map_err(|reason| Error::DeviceUnavailable {
                 device: self,
                 reason,
@@ -118,6 +121,30 @@ impl fmt::Display for Device {
         match self {
             Device::Cpu => f.write_str("cpu"),
             Device::Wgpu(i) => write!(f, "wgpu:{i}"),
+        }
+    }
+}
+
+/// Parses `cpu`, `wgpu` (ordinal 0) or `wgpu:N`, as printed by `Display`; for command lines.
+///
+/// ```
+/// use ember_backend::Device;
+/// assert_eq!("wgpu:1".parse::<Device>(), Ok(Device::Wgpu(1)));
+/// assert_eq!("cpu".parse::<Device>(), Ok(Device::Cpu));
+/// assert!("cuda".parse::<Device>().is_err());
+/// ```
+impl std::str::FromStr for Device {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Device, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "wgpu" | "gpu" => Ok(Device::Wgpu(0)),
+            other => other
+                .strip_prefix("wgpu:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Wgpu)
+                .ok_or_else(|| format!("unknown device {s:?}: expected cpu, wgpu or wgpu:N")),
         }
     }
 }

@@ -8,6 +8,7 @@
 mod device;
 mod dtype;
 mod error;
+mod malloc;
 pub mod prim;
 
 pub use device::Device;

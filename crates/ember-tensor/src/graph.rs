@@ -187,6 +187,8 @@ pub enum Op {
         mask: Option<Tensor>,
         /// score scale
         scale: f64,
+        /// the forward's probabilities (B, H, Tq, Tk), kept for the backward
+        probs: Option<Tensor>,
     },
     /// softmax along a dim; the backward uses the output.
     Softmax {

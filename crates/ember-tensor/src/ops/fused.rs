@@ -299,12 +299,16 @@ impl Tensor {
         }
         let mask = attention_mask(q, k, opts)?;
         let scale = opts.scale.unwrap_or(1.0 / (q.dims()[3] as f64).sqrt());
+        // The probabilities are kept for the backward pass (as PyTorch's math attention).
+        let saved = std::cell::RefCell::new(None);
         q.fused(
             &[q, k, v],
             || {
                 let (ke, ve) = (repeat_heads(k, q.dims()[1])?, repeat_heads(v, q.dims()[1])?);
-                let p = attention_probs(q, &ke, mask.as_ref(), scale)?;
-                p.matmul(&ve)
+                let p = attention_probs(q, &ke, mask.as_ref(), scale)?; // (B, H, Tq, Tk)
+                let y = p.matmul(&ve)?;
+                *saved.borrow_mut() = Some(p);
+                Ok(y)
             },
             || Op::Attention {
                 q: q.clone(),
@@ -312,6 +316,7 @@ impl Tensor {
                 v: v.clone(),
                 mask: mask.clone(),
                 scale,
+                probs: saved.borrow_mut().take(),
             },
         )
     }
@@ -388,7 +393,8 @@ pub fn attention_probs(
     mask: Option<&Tensor>,
     scale: f64,
 ) -> Result<Tensor> {
-    let mut s = q.matmul(&k.transpose(-1, -2)?)?.mul_scalar(scale)?;
+    // Scaling q (T·D values) is cheaper than scaling the scores (T·T).
+    let mut s = q.mul_scalar(scale)?.matmul(&k.transpose(-1, -2)?)?;
     if let Some(m) = mask {
         s = s.add(m)?;
     }

@@ -78,9 +78,17 @@ impl Tensor {
         let (fa, fb) = (full([m, k]), full([k, n]));
         let pa = prim::reshape(self.to_dtype(dtype)?.prim(), &a_shape);
         let pb = prim::reshape(rhs.to_dtype(dtype)?.prim(), &b_shape);
-        let pa = prim::expand(lift(pa, fa.len()), &fa);
-        let pb = prim::expand(lift(pb, fb.len()), &fb);
-        let y = prim::matmul(pa, pb); // (batch.., m, n)
+        let y = if rb == 2 && ra > 2 {
+            // A stack of rows times one matrix (a Linear layer): one large product
+            // (batch·m, k) @ (k, n) instead of a batch of small ones over a broadcast matrix.
+            let rows = fa[..fa.len() - 1].iter().product::<usize>();
+            let y = prim::matmul(prim::reshape(pa, &[rows, k]), pb); // (batch·m, n)
+            prim::reshape(y, &full([m, n]))
+        } else {
+            let pa = prim::expand(lift(pa, fa.len()), &fa);
+            let pb = prim::expand(lift(pb, fb.len()), &fb);
+            prim::matmul(pa, pb) // (batch.., m, n)
+        };
         let mut out = batch;
         if !a_vec {
             out.push(m);
