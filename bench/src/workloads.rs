@@ -1,0 +1,322 @@
+//! The timed workloads. Each returns a [`Measured`]: a median throughput over `repeats`
+//! timed runs after warmup, plus the phases that explain it.
+
+use std::time::Instant;
+
+use ember::models::{CausalLm, Gpt2, Gpt2Config};
+use ember::nn::{Embedding, Init, LayerNorm, Linear};
+use ember::optim::{AdamW, AdamWConfig, decay_groups};
+use ember::prelude::*;
+
+/// One workload's figures.
+pub struct Measured {
+    /// Median of `runs`.
+    pub value: f64,
+    /// Every timed run's throughput.
+    pub runs: Vec<f64>,
+    /// Unit of `value`.
+    pub unit: &'static str,
+    /// Median milliseconds per phase (forward, backward, optimizer, ...).
+    pub phases: Vec<(&'static str, f64)>,
+}
+
+/// The median of a non-empty list.
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// Waits for the device to finish the work behind `t` (reads one element back).
+fn sync(t: &Tensor) -> Result<()> {
+    if t.device() != Device::Cpu {
+        t.reshape(&[-1])?.narrow(0, 0, 1)?.to_vec::<f32>()?;
+    }
+    Ok(())
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Square f32 matrix product, GFLOP/s.
+pub fn gemm(n: usize, repeats: usize, device: Device) -> Result<Measured> {
+    manual_seed(0);
+    let a = Tensor::randn(&[n, n], DType::F32, device)?;
+    let b = Tensor::randn(&[n, n], DType::F32, device)?;
+    // Small sizes run several products per timing so a run lasts long enough to time.
+    let inner = (1usize << 30).div_ceil(2 * n * n * n).clamp(1, 64);
+    for _ in 0..2 {
+        sync(&a.matmul(&b)?)?;
+    }
+    let mut runs = Vec::new();
+    let mut times = Vec::new();
+    for _ in 0..repeats {
+        let t = Instant::now();
+        for _ in 0..inner {
+            sync(&a.matmul(&b)?)?;
+        }
+        let secs = t.elapsed().as_secs_f64() / inner as f64;
+        runs.push(2.0 * (n * n * n) as f64 / secs / 1e9);
+        times.push(secs * 1e3);
+    }
+    Ok(Measured {
+        value: median(&runs),
+        runs,
+        unit: "GFLOP/s",
+        phases: vec![("matmul", median(&times))],
+    })
+}
+
+/// nanoGPT's GPT (bias-free LayerNorm and Linear, tied head), for the training benchmark.
+struct NanoGpt {
+    n_head: usize,
+    wte: Embedding,           // (V, C)
+    wpe: Embedding,           // (T, C)
+    layers: Vec<[Linear; 4]>, // c_attn (3C, C), attn c_proj (C, C), c_fc (4C, C), mlp c_proj (C, 4C)
+    norms: Vec<[LayerNorm; 2]>,
+    ln_f: LayerNorm,
+}
+
+impl NanoGpt {
+    fn new(
+        vb: VarBuilder,
+        vocab: usize,
+        block: usize,
+        n_layer: usize,
+        n_head: usize,
+        c: usize,
+    ) -> Result<NanoGpt> {
+        let init = Init::Normal {
+            mean: 0.0,
+            std: 0.02,
+        };
+        let lin = |vb: VarBuilder, i: usize, o: usize| -> Result<Linear> {
+            Ok(Linear {
+                weight: vb.get("weight", &[o, i], init)?,
+                bias: None,
+            })
+        };
+        let mut layers = Vec::new();
+        let mut norms = Vec::new();
+        for i in 0..n_layer {
+            let h = vb.pp("h").pp(i);
+            layers.push([
+                lin(h.pp("attn.c_attn"), c, 3 * c)?,
+                lin(h.pp("attn.c_proj"), c, c)?,
+                lin(h.pp("mlp.c_fc"), c, 4 * c)?,
+                lin(h.pp("mlp.c_proj"), 4 * c, c)?,
+            ]);
+            norms.push([
+                LayerNorm::new(h.pp("ln_1"), c, 1e-5, false)?,
+                LayerNorm::new(h.pp("ln_2"), c, 1e-5, false)?,
+            ]);
+        }
+        Ok(NanoGpt {
+            n_head,
+            wte: Embedding {
+                weight: vb.pp("wte").get("weight", &[vocab, c], init)?,
+            },
+            wpe: Embedding {
+                weight: vb.pp("wpe").get("weight", &[block, c], init)?,
+            },
+            layers,
+            norms,
+            ln_f: LayerNorm::new(vb.pp("ln_f"), c, 1e-5, false)?,
+        })
+    }
+
+    fn loss(&self, idx: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let (b, t) = (idx.dims()[0], idx.dims()[1]);
+        let pos = Tensor::arange(0.0, t as f64, 1.0, DType::I64, idx.device())?;
+        let mut x = self.wte.forward(idx)?.add(&self.wpe.forward(&pos)?)?; // (B, T, C)
+        let c = x.dims()[2];
+        let opts = AttentionOpts {
+            causal: true,
+            ..Default::default()
+        };
+        for ([c_attn, a_proj, c_fc, m_proj], [ln_1, ln_2]) in self.layers.iter().zip(&self.norms) {
+            let qkv = c_attn.forward(&ln_1.forward(&x)?)?.split(c, -1)?; // 3 × (B, T, C)
+            let hd = |z: &Tensor| {
+                z.reshape_to(&[b, t, self.n_head, c / self.n_head])?
+                    .transpose(1, 2)
+            };
+            let y =
+                hd(&qkv[0])?.scaled_dot_product_attention(&hd(&qkv[1])?, &hd(&qkv[2])?, &opts)?;
+            x = x.add(&a_proj.forward(&y.transpose(1, 2)?.reshape_to(&[b, t, c])?)?)?;
+            x = x.add(&m_proj.forward(&c_fc.forward(&ln_2.forward(&x)?)?.gelu()?)?)?;
+        }
+        let logits = self
+            .ln_f
+            .forward(&x)?
+            .matmul(&self.wte.weight.tensor().transpose(0, 1)?)?;
+        ember::nn::loss::cross_entropy(&logits, targets) // logits (B, T, V)
+    }
+}
+
+fn random_ids(
+    b: usize,
+    t: usize,
+    vocab: usize,
+    g: &mut Generator,
+    device: Device,
+) -> Result<Tensor> {
+    let ids: Vec<i64> = (0..b * t)
+        .map(|_| (g.next_u64() % vocab as u64) as i64)
+        .collect();
+    Tensor::from_vec(ids, &[b, t], device)
+}
+
+/// Times `steps` training steps of `loss_fn` with `opt`, after 2 warmup steps.
+fn train_steps(
+    repeats: usize,
+    tokens: usize,
+    mut batch: impl FnMut() -> Result<(Tensor, Tensor)>,
+    loss_fn: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+    opt: &mut AdamW,
+) -> Result<Measured> {
+    let (mut runs, mut fwd, mut bwd, mut step) = (vec![], vec![], vec![], vec![]);
+    for i in 0..repeats + 2 {
+        let (x, y) = batch()?;
+        let t0 = Instant::now();
+        let loss = loss_fn(&x, &y)?;
+        sync(&loss)?;
+        let f = ms(t0);
+        let t1 = Instant::now();
+        let grads = loss.backward()?;
+        let b = ms(t1);
+        let t2 = Instant::now();
+        opt.step(&grads)?;
+        let o = ms(t2);
+        if i >= 2 {
+            runs.push(tokens as f64 / ((f + b + o) / 1e3));
+            fwd.push(f);
+            bwd.push(b);
+            step.push(o);
+        }
+    }
+    Ok(Measured {
+        value: median(&runs),
+        runs,
+        unit: "tokens/s",
+        phases: vec![
+            ("forward", median(&fwd)),
+            ("backward", median(&bwd)),
+            ("optimizer", median(&step)),
+        ],
+    })
+}
+
+/// The nanoGPT char-level training step: 4 layers, 4 heads, width 128, block 128, vocab 65,
+/// batch 32, AdamW (lr 1e-3, betas 0.9/0.95, weight decay 0.1 on matrices).
+pub fn nanogpt(repeats: usize, device: Device) -> Result<Measured> {
+    let (vocab, block, batch) = (65, 128, 32);
+    let store = VarStore::with_seed(device, DType::F32, 0);
+    let model = NanoGpt::new(VarBuilder::new(&store), vocab, block, 4, 4, 128)?;
+    let cfg = AdamWConfig {
+        lr: 1e-3,
+        betas: (0.9, 0.95),
+        ..Default::default()
+    };
+    let mut opt = AdamW::with_groups(decay_groups(store.trainable_parameters(), 0.1), cfg);
+    let mut g = Generator::new(1);
+    let batches = || {
+        let x = random_ids(batch, block, vocab, &mut g, device)?; // (B, T)
+        let y = random_ids(batch, block, vocab, &mut g, device)?; // (B, T)
+        Ok((x, y))
+    };
+    train_steps(
+        repeats,
+        batch * block,
+        batches,
+        |x, y| model.loss(x, y),
+        &mut opt,
+    )
+}
+
+/// GPT-2 small (124M), random initialization.
+fn gpt2(device: Device) -> Result<Gpt2> {
+    let cfg = Gpt2Config {
+        vocab_size: 50257,
+        n_positions: 1024,
+        n_embd: 768,
+        n_layer: 12,
+        n_head: 12,
+        n_inner: None,
+        layer_norm_epsilon: 1e-5,
+        activation_function: "gelu_new".into(),
+    };
+    Gpt2::new(cfg, device, DType::F32, 0)
+}
+
+/// GPT-2 124M forward over a 128-token prompt (batch 1): tokens/s.
+pub fn gpt2_prefill(repeats: usize, device: Device) -> Result<Measured> {
+    let model = gpt2(device)?;
+    let _no_grad = no_grad();
+    let ids = random_ids(1, 128, 50257, &mut Generator::new(3), device)?;
+    let (mut runs, mut times) = (vec![], vec![]);
+    for i in 0..repeats + 1 {
+        let t = Instant::now();
+        sync(&model.forward(&ids)?)?;
+        if i >= 1 {
+            times.push(ms(t));
+            runs.push(128.0 / (ms(t) / 1e3));
+        }
+    }
+    Ok(Measured {
+        value: median(&runs),
+        runs,
+        unit: "tokens/s",
+        phases: vec![("prefill 128", median(&times))],
+    })
+}
+
+/// GPT-2 124M decoding with the KV cache after a 128-token prompt (batch 1): tokens/s over
+/// 32 new tokens, each chosen greedily from logits read back to the host.
+pub fn gpt2_decode(repeats: usize, device: Device) -> Result<Measured> {
+    let model = gpt2(device)?;
+    let _no_grad = no_grad();
+    let prompt = random_ids(1, 128, 50257, &mut Generator::new(4), device)?;
+    let (mut runs, mut times) = (vec![], vec![]);
+    for i in 0..repeats + 1 {
+        let mut cache = model.new_cache();
+        model.forward_cached(&prompt, &mut cache)?;
+        let mut next = 0i64;
+        let t = Instant::now();
+        for _ in 0..32 {
+            let x = Tensor::from_vec(vec![next], &[1, 1], device)?;
+            let logits = model.forward_cached(&x, &mut cache)?.reshape(&[-1])?; // (V,)
+            next = logits.argmax(0, false)?.to_scalar::<i64>()?;
+        }
+        if i >= 1 {
+            times.push(ms(t) / 32.0);
+            runs.push(32.0 / (ms(t) / 1e3));
+        }
+    }
+    Ok(Measured {
+        value: median(&runs),
+        runs,
+        unit: "tokens/s",
+        phases: vec![("per token", median(&times))],
+    })
+}
+
+/// GPT-2 124M training step, batch 4 × 128 tokens, AdamW: tokens/s.
+pub fn gpt2_train(repeats: usize, device: Device) -> Result<Measured> {
+    let model = gpt2(device)?;
+    let mut opt = AdamW::new(
+        model.store.trainable_parameters(),
+        AdamWConfig::with_lr(1e-4),
+    );
+    let mut g = Generator::new(5);
+    let batches = || {
+        let ids = random_ids(4, 128, 50257, &mut g, device)?;
+        Ok((ids.clone(), ids))
+    };
+    train_steps(repeats, 4 * 128, batches, |x, y| model.loss(x, y), &mut opt)
+}
