@@ -1,38 +1,47 @@
-//! Ember's first steps: tensors, broadcasting, matmul, softmax, printing.
-//!
-//! Run with `cargo run --release --example quickstart` (add `--features wgpu -- wgpu` for the
-//! GPU backend).
-
+//! Tensors, autograd and a tiny model: `cargo run --release --example quickstart`.
+use ember::nn::{Linear, loss::mse};
+use ember::optim::{AdamW, AdamWConfig};
 use ember::prelude::*;
 
+#[derive(clap::Parser)]
+struct Args {
+    /// cpu, wgpu or wgpu:N (wgpu needs `--features ember/wgpu`)
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+}
+
 fn main() -> Result<()> {
-    let device = match std::env::args().nth(1).as_deref() {
-        Some("wgpu") => Device::wgpu(0),
-        _ => Device::Cpu,
-    };
-    println!(
-        "devices available: {:?}; using {device}",
-        Device::available()
-    );
-    manual_seed(42);
+    let device = <Args as clap::Parser>::parse().device;
+    manual_seed(0);
 
-    // A batch of 4 rows with 3 features, and a bias that broadcasts over rows.
-    let x = Tensor::randn(&[4, 3], DType::F32, device)?; // (B, C) = (4, 3)
+    // Tensors: NumPy broadcasting, matmul, reductions; errors instead of panics.
+    let x = Tensor::randn(&[4, 3], DType::F32, device)?; // (B, C)
     let bias = Tensor::from_vec(vec![0.5f32, -1.0, 2.0], &[3], device)?; // (C,)
-    let shifted = x.add(&bias)?; // (4, 3): bias added to every row
-    println!("x + bias =\n{shifted}");
-
-    // A linear map to 5 classes, then probabilities per row.
-    let w = Tensor::randn(&[3, 5], DType::F32, device)?; // (C, K)
-    let logits = shifted.matmul(&w)?; // (4, 5)
-    let probs = logits.softmax(-1)?; // (4, 5), each row sums to 1
-    println!("softmax(x W) =\n{probs}");
-    println!("row sums = {}", probs.sum(&[-1], false)?);
-    println!("predicted class per row = {}", logits.argmax(-1, false)?);
-
-    // Errors, not panics: a shape mistake is a value you can print.
+    let probs = x.add(&bias)?.softmax(-1)?; // (B, C), rows sum to 1
+    println!("softmax(x + bias) =\n{probs}");
     if let Err(e) = x.matmul(&x) {
-        println!("as expected: {e}");
+        println!("error, not panic: {e}");
+    }
+
+    // Autograd: d/dw sum(tanh(x w)) for a tracked w.
+    let w = Tensor::randn(&[3, 1], DType::F32, device)?.requires_grad(true)?; // (C, 1)
+    let grads = x.matmul(&w)?.tanh()?.sum(&[], false)?.backward()?;
+    println!("d loss / d w =\n{}", grads.get(&w).expect("w is tracked"));
+
+    // A tiny model: fit y = sin(3x) on [-1, 1] with a 2-layer MLP and AdamW.
+    let store = VarStore::with_seed(device, DType::F32, 0);
+    let vb = VarBuilder::new(&store);
+    let l1 = Linear::new(vb.pp("fc1"), 1, 32, true)?; // 1 -> 32
+    let l2 = Linear::new(vb.pp("fc2"), 32, 1, true)?; // 32 -> 1
+    let xs = Tensor::arange(-1.0, 1.0, 0.02, DType::F32, device)?.unsqueeze(1)?; // (100, 1)
+    let ys = xs.mul_scalar(3.0)?.sin()?; // (100, 1)
+    let mut opt = AdamW::new(store.trainable_parameters(), AdamWConfig::with_lr(1e-2));
+    for step in 0..=500 {
+        let loss = mse(&l2.forward(&l1.forward(&xs)?.tanh()?)?, &ys)?;
+        if step % 100 == 0 {
+            println!("step {step:3}  mse {:.5}", loss.to_scalar::<f32>()?);
+        }
+        opt.step(&loss.backward()?)?;
     }
     Ok(())
 }

@@ -128,6 +128,16 @@ impl Tokenizer {
             .map_err(|e| tk_err("Tokenizer::decode", e))
     }
 
+    /// Writes the tokenizer as a Hugging Face `tokenizer.json` (what `from_file` and
+    /// transformers' `AutoTokenizer` read).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        self.inner.save(path, false).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })
+    }
+
     /// The id of a token string, e.g. `<|im_end|>`.
     pub fn token_id(&self, token: &str) -> Option<i64> {
         self.inner.token_to_id(token).map(|i| i as i64)

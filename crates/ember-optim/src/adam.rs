@@ -39,6 +39,14 @@ impl Default for AdamWConfig {
 }
 
 impl AdamWConfig {
+    /// torch.optim.AdamW's defaults with this learning rate.
+    pub fn with_lr(lr: f64) -> AdamWConfig {
+        AdamWConfig {
+            lr,
+            ..Default::default()
+        }
+    }
+
     /// torch.optim.Adam's defaults (no weight decay, coupled).
     pub fn adam() -> AdamWConfig {
         AdamWConfig {

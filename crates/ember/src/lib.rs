@@ -21,8 +21,11 @@
 //! [`Backward`], [`gradcheck`]), `ember-weights` (safetensors and GGUF, as [`weights`]),
 //! `ember-nn` (layers with HF names, as [`nn`]), `ember-optim` (SGD, Adam, AdamW, clipping,
 //! schedules, as [`optim`]), `ember-train` (the training loop and checkpoints, as [`train`]).
-//! `ember-models` (Llama today; GPT-2 and BERT next, as [`models`]).
+//! `ember-models` (GPT-2, Llama, BERT, tokenizers and generation, as [`models`]).
+//! [`assets`] finds the pretrained weights and texts `scripts/fetch_assets.sh` downloads.
 #![warn(missing_docs)]
+
+pub mod assets;
 
 pub use ember_autograd::{Backward, GradcheckReport, Gradients, gradcheck};
 pub use ember_backend::{DType, Device, Element, Error, Result, bf16, f16};
@@ -81,3 +84,18 @@ pub struct TrainingGuideDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/models.md")]
 pub struct ModelsGuideDoctests;
+
+/// The getting-started guide's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/getting-started.md")]
+pub struct GettingStartedGuideDoctests;
+
+/// The tensors guide's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/tensors.md")]
+pub struct TensorsGuideDoctests;
+
+/// The backends guide's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/backends.md")]
+pub struct BackendsGuideDoctests;

