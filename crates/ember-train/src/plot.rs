@@ -142,7 +142,11 @@ pub fn loss_curve(path: &Path, train: &[(u64, f64)], val: &[(u64, f64)]) -> Resu
         c.text(4, y - 7, &label(hi - f * (hi - lo)), axis);
         let x = LEFT as i64 + (f * pw) as i64;
         c.line((x, TOP as i64), (x, (H - BOTTOM) as i64), grid, 1);
-        c.text(x - 12, (H - BOTTOM + 8) as i64, &label(f * max_x), axis);
+        // Centred under its grid line, but kept inside the image (12 px per character).
+        let text = label(f * max_x);
+        let width = 12 * text.chars().count() as i64;
+        let left = (x - width / 2).clamp(0, W as i64 - width);
+        c.text(left, (H - BOTTOM + 8) as i64, &text, axis);
     }
     c.line(
         (LEFT as i64, (H - BOTTOM) as i64),
