@@ -143,6 +143,11 @@ pub fn full(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result
 
 /// Reshape to a shape with the same number of elements.
 pub fn reshape(p: Prim, shape: &[usize]) -> Prim {
+    // Same shape: keep the handle. burn-flex would otherwise copy a strided view (a
+    // transposed weight) into a contiguous buffer on every call.
+    if p.dims() == shape {
+        return p;
+    }
     let s = Shape::from(shape.to_vec());
     let dtype = p.dtype;
     let t = match p.kind() {
