@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use ember::models::{GenerateOpts, Llama, Tokenizer, generate};
+use ember::models::{GenerateOpts, Llama, TextStream, Tokenizer, generate};
 use ember::optim::{AdamW, AdamWConfig, cosine_with_warmup, decay_groups};
 use ember::prelude::*;
 use ember::train::{TokenStream, TrainConfig, Trainer};
@@ -159,16 +159,10 @@ fn main() -> Result<()> {
         ..Default::default()
     };
     print!("--- the fine-tuned model continues ---\n{}", args.prompt);
-    let mut so_far = Vec::new();
-    let mut printed = 0;
+    let mut stream = TextStream::new(&tok);
     generate(&tuned, &prompt, args.device, &opts, |t| {
-        so_far.push(t);
-        if let Ok(s) = tok.decode(&so_far, true)
-            && s.len() > printed
-            && s.is_char_boundary(printed)
-        {
-            print!("{}", &s[printed..]);
-            printed = s.len();
+        if let Ok(text) = stream.push(t) {
+            print!("{text}");
             let _ = std::io::stdout().flush();
         }
     })?;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
-use ember::models::{CausalLm, GenerateOpts, Gpt2, Llama, Tokenizer, chatml, generate};
+use ember::models::{CausalLm, GenerateOpts, Gpt2, Llama, TextStream, Tokenizer, chatml, generate};
 use ember::prelude::*;
 use ember::weights::GgufFile;
 
@@ -71,7 +71,10 @@ fn load(path: &Path, device: Device) -> Result<(Box<dyn CausalLm>, Tokenizer)> {
         path: path.join("config.json").display().to_string(),
         msg: e.to_string(),
     })?;
-    if config.contains("\"gpt2\"") {
+    let model_type = serde_json::from_str::<serde_json::Value>(&config)
+        .ok()
+        .and_then(|c| c["model_type"].as_str().map(str::to_owned));
+    if model_type.as_deref() == Some("gpt2") {
         Ok((
             Box::new(Gpt2::from_pretrained(path, device, DType::F32)?),
             tok,
@@ -130,19 +133,13 @@ fn main() -> Result<()> {
     if args.raw {
         print!("{}", args.prompt);
     }
-    let mut so_far: Vec<i64> = Vec::new();
-    let mut printed = 0;
+    let mut stream = TextStream::new(&tok);
     let mut first_token_at = None;
     let t0 = Instant::now();
     let out = generate(model.as_ref(), &prompt, args.device, &opts, |t| {
         first_token_at.get_or_insert_with(|| t0.elapsed().as_secs_f64());
-        so_far.push(t);
-        if let Ok(s) = tok.decode(&so_far, true)
-            && s.len() > printed
-            && s.is_char_boundary(printed)
-        {
-            print!("{}", &s[printed..]);
-            printed = s.len();
+        if let Ok(text) = stream.push(t) {
+            print!("{text}");
             let _ = std::io::stdout().flush();
         }
     })?;

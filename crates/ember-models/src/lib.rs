@@ -17,7 +17,7 @@ pub use config::LlamaConfig;
 pub use generate::{GenerateOpts, generate};
 pub use gpt2::{Gpt2, Gpt2Config};
 pub use llama::Llama;
-pub use tokenizer::{Tokenizer, chatml};
+pub use tokenizer::{TextStream, Tokenizer, chatml};
 
 use std::path::Path;
 

@@ -174,6 +174,49 @@ impl Tokenizer {
     }
 }
 
+/// Turns generated token ids into text as they arrive, for streaming to a terminal: each
+/// [`TextStream::push`] returns the text the new token completes (a character may span
+/// several tokens, so a push can return an empty string).
+///
+/// ```no_run
+/// # use ember_models::{TextStream, Tokenizer};
+/// let tok = Tokenizer::from_file("tokenizer.json")?;
+/// let mut stream = TextStream::new(&tok);
+/// for id in [15496, 11, 995] {
+///     print!("{}", stream.push(id)?);
+/// }
+/// # Ok::<(), ember_tensor::Error>(())
+/// ```
+pub struct TextStream<'a> {
+    tok: &'a Tokenizer,
+    ids: Vec<i64>,
+    printed: usize,
+}
+
+impl<'a> TextStream<'a> {
+    /// An empty stream decoding with `tok` (special tokens skipped).
+    pub fn new(tok: &'a Tokenizer) -> TextStream<'a> {
+        TextStream {
+            tok,
+            ids: Vec::new(),
+            printed: 0,
+        }
+    }
+
+    /// Adds a token; returns the text it completes.
+    pub fn push(&mut self, id: i64) -> Result<String> {
+        self.ids.push(id);
+        let text = self.tok.decode(&self.ids, true)?;
+        if text.len() > self.printed && text.is_char_boundary(self.printed) {
+            let new = text[self.printed..].to_string();
+            self.printed = text.len();
+            Ok(new)
+        } else {
+            Ok(String::new())
+        }
+    }
+}
+
 /// The ChatML prompt (SmolLM2, Qwen): `<|im_start|>role\ncontent<|im_end|>\n` per message,
 /// then `<|im_start|>assistant\n` when `add_generation_prompt`.
 pub fn chatml(messages: &[(&str, &str)], add_generation_prompt: bool) -> String {

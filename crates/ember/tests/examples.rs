@@ -50,11 +50,7 @@ fn scratch(name: &str) -> PathBuf {
 /// True when the asset cache has `rel`; otherwise skips loudly (or fails under
 /// `EMBER_REQUIRE_ASSETS=1`).
 fn have_asset(rel: &str) -> bool {
-    let root = std::env::var_os("EMBER_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ember/assets")
-        });
+    let root = ember::assets::dir();
     if root.join(rel).exists() {
         return true;
     }
