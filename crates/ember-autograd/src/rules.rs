@@ -4,6 +4,7 @@
 
 use std::f64::consts::PI;
 
+use ember_tensor::ops::fast;
 use ember_tensor::{
     BinaryFn, CrossEntropyOpts, DType, Error, Op, ReduceFn, Reduction, Result, Tensor, UnaryFn,
     attention_probs, ce_targets, repeat_heads,
@@ -74,6 +75,9 @@ fn unary(f: UnaryFn, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
         }
         UnaryFn::Relu => g.mul(&indicator(&x.gt_scalar(0.0)?, x.dtype())?),
         UnaryFn::Gelu => {
+            if let Some(gx) = fast::gelu_backward(x, g) {
+                return Ok(gx);
+            }
             // Φ(x) + x φ(x)
             let cdf = x
                 .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?
@@ -88,6 +92,9 @@ fn unary(f: UnaryFn, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
             g.mul(&cdf.add(&x.mul(&pdf)?)?)
         }
         UnaryFn::GeluTanh => {
+            if let Some(gx) = fast::gelu_tanh_backward(x, g) {
+                return Ok(gx);
+            }
             let k = (2.0 / PI).sqrt();
             let x2 = x.square()?;
             let u = x.add(&x.mul(&x2)?.mul_scalar(0.044715)?)?.mul_scalar(k)?;
@@ -187,6 +194,17 @@ fn layer_norm(
     eps: f64,
     g: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
+    if let Some((gx, gw, gb)) = fast::layer_norm_backward(x, w, b.is_some(), g, eps) {
+        // One gradient per input: x, then weight and bias where the op had them.
+        let mut out = vec![Some(gx)];
+        if w.is_some() {
+            out.push(gw);
+        }
+        if b.is_some() {
+            out.push(gb);
+        }
+        return Ok(out);
+    }
     let d = [x.dims()[x.rank() - 1]];
     let centered = x.sub(&x.mean(&[-1], true)?)?;
     let rstd = centered
@@ -287,9 +305,15 @@ fn attention(
     }; // (B, H, Tq, Tk)
     let gv = p.transpose(-1, -2)?.matmul(g)?; // (B, H, Tk, Dv)
     let gp = g.matmul(&ve.transpose(-1, -2)?)?; // (B, H, Tq, Tk)
-    let gs = p.mul(&gp.sub(&gp.mul(&p)?.sum(&[-1], true)?)?)?;
-    let gq = gs.matmul(&ke)?.mul_scalar(scale)?;
-    let gk = gs.transpose(-1, -2)?.matmul(q)?.mul_scalar(scale)?;
+    // The score gradient with the scale folded in: scale · p · (gp - Σ gp·p).
+    let gs = match fast::softmax_backward(&p, &gp, scale) {
+        Some(gs) => gs,
+        None => p
+            .mul(&gp.sub(&gp.mul(&p)?.sum(&[-1], true)?)?)?
+            .mul_scalar(scale)?,
+    };
+    let gq = gs.matmul(&ke)?;
+    let gk = gs.transpose(-1, -2)?.matmul(q)?;
     let hkv = k.dims()[1];
     Ok(vec![
         Some(gq),

@@ -5,6 +5,7 @@
 //! Users reach this crate through `ember`; `ember-tensor` is its only direct client.
 #![warn(missing_docs)]
 
+pub mod cpu;
 mod device;
 mod dtype;
 mod error;

@@ -60,6 +60,16 @@ impl Prim {
         self.inner.shape().iter().copied().collect()
     }
 
+    /// Wraps a burn primitive holding values of `dtype`.
+    pub(crate) fn from_parts(inner: DispatchTensor, dtype: DType) -> Prim {
+        Prim::new(inner, dtype)
+    }
+
+    /// The burn primitive, borrowed.
+    pub(crate) fn inner_ref(&self) -> &DispatchTensor {
+        &self.inner
+    }
+
     /// The burn primitive, for code that calls burn directly.
     pub fn into_inner(self) -> DispatchTensor {
         self.inner

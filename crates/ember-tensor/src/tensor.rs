@@ -122,6 +122,15 @@ impl Tensor {
         self.0.prim.clone()
     }
 
+    /// The primitive, without a second handle when this is the record's only one (so the
+    /// storage may be written in place).
+    pub(crate) fn into_prim(self) -> Prim {
+        match Arc::try_unwrap(self.0) {
+            Ok(record) => record.prim,
+            Err(shared) => shared.prim.clone(),
+        }
+    }
+
     /// This tensor's identity: equal for clones of one handle, distinct for every op result.
     pub fn id(&self) -> TensorId {
         self.0.id

@@ -1,5 +1,7 @@
 //! Elementwise ops: unary functions, binary arithmetic with broadcasting, comparisons, select.
 
+use std::f64::consts::FRAC_1_SQRT_2;
+
 use ember_backend::prim::{self, Binary, Compare, Prim, Unary};
 use ember_backend::{DType, Error, Result};
 
@@ -170,9 +172,14 @@ impl Tensor {
     pub fn gelu(&self) -> Result<Tensor> {
         let t = self.floated()?;
         let x = t.prim();
-        let e = prim::binary_scalar(Binary::Mul, x.clone(), std::f64::consts::FRAC_1_SQRT_2);
-        let e = prim::binary_scalar(Binary::Add, prim::unary(Unary::Erf, e), 1.0);
-        let y = prim::binary(Binary::Mul, prim::binary_scalar(Binary::Mul, x, 0.5), e);
+        let y = match ember_backend::cpu::gelu(&x) {
+            Some(y) => y,
+            None => {
+                let e = prim::binary_scalar(Binary::Mul, x.clone(), FRAC_1_SQRT_2);
+                let e = prim::binary_scalar(Binary::Add, prim::unary(Unary::Erf, e), 1.0);
+                prim::binary(Binary::Mul, prim::binary_scalar(Binary::Mul, x, 0.5), e)
+            }
+        };
         Ok(self.wrap(y, self.shape()).recorded_unary(UnaryFn::Gelu, &t))
     }
 
@@ -181,16 +188,18 @@ impl Tensor {
     pub fn gelu_tanh(&self) -> Result<Tensor> {
         let tx = self.floated()?;
         let x = tx.prim();
-        let k = (2.0 / std::f64::consts::PI).sqrt();
-        let x3 = prim::binary_scalar(Binary::Pow, x.clone(), 3.0);
-        let inner = prim::binary(
-            Binary::Add,
-            x.clone(),
-            prim::binary_scalar(Binary::Mul, x3, 0.044715),
-        );
-        let t = prim::unary(Unary::Tanh, prim::binary_scalar(Binary::Mul, inner, k));
-        let t = prim::binary_scalar(Binary::Add, t, 1.0);
-        let y = prim::binary(Binary::Mul, prim::binary_scalar(Binary::Mul, x, 0.5), t);
+        let y = match ember_backend::cpu::gelu_tanh(&x) {
+            Some(y) => y,
+            None => {
+                let k = (2.0 / std::f64::consts::PI).sqrt();
+                let x3 = prim::binary_scalar(Binary::Pow, x.clone(), 3.0);
+                let x3 = prim::binary_scalar(Binary::Mul, x3, 0.044715);
+                let inner = prim::binary(Binary::Add, x.clone(), x3);
+                let t = prim::unary(Unary::Tanh, prim::binary_scalar(Binary::Mul, inner, k));
+                let t = prim::binary_scalar(Binary::Add, t, 1.0);
+                prim::binary(Binary::Mul, prim::binary_scalar(Binary::Mul, x, 0.5), t)
+            }
+        };
         Ok(self
             .wrap(y, self.shape())
             .recorded_unary(UnaryFn::GeluTanh, &tx))

@@ -1,0 +1,601 @@
+//! Fused CPU kernels for f32: one pass over memory where the composed primitives would make
+//! five to fifteen (GELU and its backward, layer norm and its backward, the softmax backward of
+//! attention, the AdamW update).
+//!
+//! Each kernel reads burn-flex's storage directly and returns `None` when it does not apply (not
+//! on the CPU, not f32, not contiguous, shapes that do not match); callers then fall back to the
+//! composed primitives, which stay the definition on every other device and dtype. Loops are
+//! written so that LLVM vectorizes them, and compiled three times (AVX-512, AVX2+FMA, baseline)
+//! with the widest chosen at run time. Work is split over rayon's pool.
+
+use burn_backend::{Shape, TensorData};
+use burn_dispatch::{BackendTensor, DispatchTensor, DispatchTensorKind};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+use crate::DType;
+use crate::prim::Prim;
+
+/// Elements per parallel task of the elementwise kernels.
+const CHUNK: usize = 1 << 14;
+
+// ---------------------------------------------------------------- access to burn-flex storage
+
+fn flex(p: &Prim) -> Option<&FlexTensor> {
+    if p.dtype() != DType::F32 {
+        return None;
+    }
+    #[allow(unreachable_patterns)]
+    match &p.inner_ref().kind {
+        DispatchTensorKind::Flex(BackendTensor::Float(t)) => Some(t),
+        _ => None,
+    }
+}
+
+/// The values of a contiguous f32 CPU primitive, in row-major order.
+fn values(p: &Prim) -> Option<&[f32]> {
+    flex(p)?.as_slice::<f32>()
+}
+
+/// Takes the burn-flex tensor out of a primitive when it is f32 on the CPU.
+fn into_flex(p: Prim) -> Option<FlexTensor> {
+    if p.dtype() != DType::F32 {
+        return None;
+    }
+    #[allow(unreachable_patterns)]
+    match p.into_inner().kind {
+        DispatchTensorKind::Flex(BackendTensor::Float(t)) => Some(t),
+        _ => None,
+    }
+}
+
+fn wrap(t: FlexTensor) -> Prim {
+    let inner = DispatchTensor {
+        kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
+        autodiff: Default::default(),
+    };
+    Prim::from_parts(inner, DType::F32)
+}
+
+/// A new CPU primitive of shape `dims` holding `values`.
+fn from_vec(values: Vec<f32>, dims: Vec<usize>) -> Prim {
+    wrap(FlexTensor::from_data(TensorData::new(
+        values,
+        Shape::from(dims),
+    )))
+}
+
+/// The storage of `t` for writing in place: `None` unless it is contiguous from offset 0 and
+/// no other handle shares it.
+fn unique_values(t: &mut FlexTensor) -> Option<&mut [f32]> {
+    let n = t.layout().num_elements();
+    if t.layout().contiguous_offsets() != Some((0, n)) {
+        return None;
+    }
+    Some(&mut t.try_storage_mut::<f32>()?[..n])
+}
+
+/// `t` itself when its storage may be written in place, else a private contiguous copy.
+fn owned(mut t: FlexTensor) -> Option<FlexTensor> {
+    if unique_values(&mut t).is_some() {
+        return Some(t);
+    }
+    let copy = t.to_contiguous().as_slice::<f32>()?.to_vec();
+    let dims = t.layout().shape().clone();
+    Some(FlexTensor::from_data(TensorData::new(copy, dims)))
+}
+
+/// True when every primitive is a contiguous f32 tensor on the CPU, so the kernels apply.
+pub fn applies(prims: &[&Prim]) -> bool {
+    prims.iter().all(|p| values(p).is_some())
+}
+
+// ---------------------------------------------------------------- vectorization
+
+/// The widest vector extension of this CPU that the kernels use: 2 = AVX-512, 1 = AVX2 + FMA,
+/// 0 = the baseline.
+#[cfg(target_arch = "x86_64")]
+fn simd_level() -> u8 {
+    use std::sync::OnceLock;
+    static LEVEL: OnceLock<u8> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let has = |f: &str| match f {
+            "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+            "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
+            "avx512dq" => std::arch::is_x86_feature_detected!("avx512dq"),
+            "avx512bw" => std::arch::is_x86_feature_detected!("avx512bw"),
+            "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+            "fma" => std::arch::is_x86_feature_detected!("fma"),
+            _ => false,
+        };
+        if ["avx2", "fma"].iter().all(|f| has(f)) {
+            if ["avx512f", "avx512vl", "avx512dq", "avx512bw"]
+                .iter()
+                .all(|f| has(f))
+            {
+                2
+            } else {
+                1
+            }
+        } else {
+            0
+        }
+    })
+}
+
+/// Defines a kernel function compiled three times (AVX-512, AVX2 + FMA, baseline) with the
+/// widest one this CPU runs chosen at each call. Everything the body calls must be
+/// `#[inline(always)]` so that it is compiled for the chosen extension too.
+macro_rules! simd_kernel {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                match simd_level() {
+                    // SAFETY: `simd_level` detected these features on this CPU.
+                    2 => return unsafe { avx512($($arg),*) },
+                    1 => return unsafe { avx2($($arg),*) },
+                    _ => {}
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+/// `exp(x)` to about 2 ulp (Cephes' polynomial after a `2^n` range reduction), branch-free so
+/// that loops over it vectorize. Clamps its argument to `[-87.33, 88]`.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    let x = if x < -87.33 { -87.33 } else { x };
+    let x = if x > 88.0 { 88.0 } else { x };
+    // n = round(x / ln 2), read from the low mantissa bits after adding 1.5 · 2^23.
+    const MAGIC: f32 = 12_582_912.0;
+    let shifted = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = shifted - MAGIC;
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4; // x - n ln 2 in two parts
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    let bits = (shifted.to_bits() as i32 - MAGIC.to_bits() as i32 + 127) << 23;
+    e * f32::from_bits(bits as u32)
+}
+
+/// `erf(x)` with absolute error below 2e-7 (Abramowitz & Stegun 7.1.26, as PyTorch's
+/// vectorized CPU erf).
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = ((((1.061_405_4 * t - 1.453_152) * t + 1.421_413_8) * t - 0.284_496_72) * t
+        + 0.254_829_6)
+        * t;
+    let y = 1.0 - poly * exp(-a * a);
+    if x < 0.0 { -y } else { y }
+}
+
+/// `tanh(x)` through `exp(-2|x|)`, absolute error below 1e-7.
+#[inline(always)]
+fn tanh(x: f32) -> f32 {
+    tanh_sech2(x).0
+}
+
+/// `(tanh(x), 1 - tanh²(x))`, the second without cancellation: `4e / (1 + e)²`, `e = exp(-2|x|)`.
+#[inline(always)]
+fn tanh_sech2(x: f32) -> (f32, f32) {
+    let e = exp(-2.0 * x.abs());
+    let r = 1.0 / (1.0 + e);
+    let y = (1.0 - e) * r;
+    (if x < 0.0 { -y } else { y }, 4.0 * e * r * r)
+}
+
+/// Sum with 16 independent lanes (vectorizes; rounding as a pairwise sum, not a serial one).
+#[inline(always)]
+fn sum(xs: &[f32]) -> f32 {
+    dot_by(xs, xs, |a, _| a)
+}
+
+/// `Σ f(a_i, b_i)` with 16 lanes.
+#[inline(always)]
+fn dot_by(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..16 {
+            acc[l] += f(x[l], y[l]);
+        }
+    }
+    let mut tail = 0f32;
+    for (&x, &y) in ar.iter().zip(br) {
+        tail += f(x, y);
+    }
+    let mut width = 8;
+    while width > 0 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+        width /= 2;
+    }
+    acc[0] + tail
+}
+
+// ---------------------------------------------------------------- elementwise kernels
+
+/// A chunk kernel `y = f(x)`.
+type Map1 = fn(&mut [f32], &[f32]);
+/// A chunk kernel `y = f(x, g)`.
+type Map2 = fn(&mut [f32], &[f32], &[f32]);
+
+/// `kernel` over parallel chunks of `x`.
+fn map1(x: &Prim, kernel: Map1) -> Option<Prim> {
+    let xs = values(x)?;
+    let mut out = vec![0f32; xs.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(xs.par_chunks(CHUNK))
+        .for_each(|(o, x)| kernel(o, x));
+    Some(from_vec(out, x.dims()))
+}
+
+/// `kernel` over parallel chunks of `x` and `g` (same shape).
+fn map2(x: &Prim, g: &Prim, kernel: Map2) -> Option<Prim> {
+    let (xs, gs) = (values(x)?, values(g)?);
+    if x.dims() != g.dims() {
+        return None;
+    }
+    let mut out = vec![0f32; xs.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
+        .for_each(|(o, (x, g))| kernel(o, x, g));
+    Some(from_vec(out, x.dims()))
+}
+
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// `1/√(2π)`.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+/// `√(2/π)`.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+/// The cubic coefficient of the tanh approximation.
+const GELU_C: f32 = 0.044_715;
+
+simd_kernel! {
+    fn gelu_chunk(o: &mut [f32], x: &[f32]) {
+        for (o, &x) in o.iter_mut().zip(x) {
+            *o = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
+        }
+    }
+}
+
+simd_kernel! {
+    fn gelu_backward_chunk(o: &mut [f32], x: &[f32], g: &[f32]) {
+        for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+            let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
+            let pdf = exp(-0.5 * x * x) * INV_SQRT_2PI;
+            *o = g * (cdf + x * pdf);
+        }
+    }
+}
+
+simd_kernel! {
+    fn gelu_tanh_chunk(o: &mut [f32], x: &[f32]) {
+        for (o, &x) in o.iter_mut().zip(x) {
+            let u = SQRT_2_OVER_PI * (x + GELU_C * x * x * x);
+            *o = 0.5 * x * (1.0 + tanh(u));
+        }
+    }
+}
+
+simd_kernel! {
+    fn gelu_tanh_backward_chunk(o: &mut [f32], x: &[f32], g: &[f32]) {
+        for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+            let x2 = x * x;
+            let (t, sech2) = tanh_sech2(SQRT_2_OVER_PI * (x + GELU_C * x2 * x));
+            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x2);
+            *o = g * (0.5 * (1.0 + t) + 0.5 * x * sech2 * du);
+        }
+    }
+}
+
+/// Exact GELU, `x/2 · (1 + erf(x/√2))`.
+pub fn gelu(x: &Prim) -> Option<Prim> {
+    map1(x, gelu_chunk)
+}
+
+/// Gradient of exact GELU: `g · (Φ(x) + x φ(x))`.
+pub fn gelu_backward(x: &Prim, g: &Prim) -> Option<Prim> {
+    map2(x, g, gelu_backward_chunk)
+}
+
+/// GELU, tanh approximation: `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+pub fn gelu_tanh(x: &Prim) -> Option<Prim> {
+    map1(x, gelu_tanh_chunk)
+}
+
+/// Gradient of the tanh-approximated GELU.
+pub fn gelu_tanh_backward(x: &Prim, g: &Prim) -> Option<Prim> {
+    map2(x, g, gelu_tanh_backward_chunk)
+}
+
+// ---------------------------------------------------------------- row kernels
+
+/// Rows of length `d` per parallel task: about `CHUNK` elements, at least one row.
+fn rows_per_task(d: usize) -> usize {
+    (CHUNK / d.max(1)).max(1)
+}
+
+/// The last dim of `x`, when `x` has non-empty rows.
+fn row_len(x: &Prim) -> Option<usize> {
+    let d = *x.dims().last()?;
+    (d > 0).then_some(d)
+}
+
+/// Optional `(D,)` parameter values.
+fn param(p: Option<&Prim>, d: usize) -> Option<Option<&[f32]>> {
+    match p {
+        None => Some(None),
+        Some(p) => {
+            let v = values(p)?;
+            (v.len() == d).then_some(Some(v))
+        }
+    }
+}
+
+/// Mean and `1/√(var + eps)` of one row (biased variance, two passes as PyTorch).
+#[inline(always)]
+fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
+    let mean = sum(x) / x.len() as f32;
+    let var = dot_by(x, x, |a, _| (a - mean) * (a - mean)) / x.len() as f32;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+simd_kernel! {
+    /// Layer norm of the rows (length `d`) of `x` into `o`; weight and bias as ones and zeros
+    /// when empty.
+    fn layer_norm_rows(o: &mut [f32], x: &[f32], w: &[f32], b: &[f32], d: usize, eps: f32) {
+        for (o, x) in o.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+            let (mean, rstd) = row_stats(x, eps);
+            match (w.is_empty(), b.is_empty()) {
+                (false, false) => {
+                    for i in 0..d {
+                        o[i] = (x[i] - mean) * rstd * w[i] + b[i];
+                    }
+                }
+                (false, true) => {
+                    for i in 0..d {
+                        o[i] = (x[i] - mean) * rstd * w[i];
+                    }
+                }
+                (true, false) => {
+                    for i in 0..d {
+                        o[i] = (x[i] - mean) * rstd + b[i];
+                    }
+                }
+                (true, true) => {
+                    for i in 0..d {
+                        o[i] = (x[i] - mean) * rstd;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Layer norm over the last dim with optional `(D,)` weight and bias.
+pub fn layer_norm(x: &Prim, w: Option<&Prim>, b: Option<&Prim>, eps: f64) -> Option<Prim> {
+    let xs = values(x)?;
+    let d = row_len(x)?;
+    let w = param(w, d)?.unwrap_or(&[]);
+    let b = param(b, d)?.unwrap_or(&[]);
+    let mut out = vec![0f32; xs.len()];
+    let step = rows_per_task(d) * d;
+    out.par_chunks_mut(step)
+        .zip(xs.par_chunks(step))
+        .for_each(|(o, x)| layer_norm_rows(o, x, w, b, d, eps as f32));
+    Some(from_vec(out, x.dims()))
+}
+
+simd_kernel! {
+    /// Layer-norm gradients of the rows of `x`: `dx` written, `g·x̂` and `g` added to `dw`, `db`.
+    fn layer_norm_backward_rows(
+        dx: &mut [f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+        x: &[f32],
+        g: &[f32],
+        w: &[f32],
+        d: usize,
+        eps: f32,
+    ) {
+        for ((dx, x), g) in dx.chunks_exact_mut(d).zip(x.chunks_exact(d)).zip(g.chunks_exact(d)) {
+            let (mean, rstd) = row_stats(x, eps);
+            for i in 0..d {
+                let xhat = (x[i] - mean) * rstd;
+                dw[i] += g[i] * xhat;
+                db[i] += g[i];
+                // dx holds g·w for the second pass.
+                dx[i] = if w.is_empty() { g[i] } else { g[i] * w[i] };
+            }
+            let m1 = sum(dx) / d as f32; // mean(g·w)
+            let m2 = dot_by(dx, x, |gw, x| gw * (x - mean)) * rstd / d as f32; // mean(g·w·x̂)
+            for i in 0..d {
+                let xhat = (x[i] - mean) * rstd;
+                dx[i] = rstd * (dx[i] - m1 - xhat * m2);
+            }
+        }
+    }
+}
+
+/// Gradients of layer norm: `(dx, dweight, dbias)`, the last two when `w`/`has_bias` say the
+/// op had them.
+pub fn layer_norm_backward(
+    x: &Prim,
+    w: Option<&Prim>,
+    has_bias: bool,
+    g: &Prim,
+    eps: f64,
+) -> Option<(Prim, Option<Prim>, Option<Prim>)> {
+    let (xs, gs) = (values(x)?, values(g)?);
+    if x.dims() != g.dims() {
+        return None;
+    }
+    let d = row_len(x)?;
+    let w = param(w, d)?;
+    let ws = w.unwrap_or(&[]);
+    let mut dx = vec![0f32; xs.len()];
+    let step = rows_per_task(d) * d;
+    // Each task returns its partial (dweight, dbias) sums.
+    let (dw, db) = dx
+        .par_chunks_mut(step)
+        .zip(xs.par_chunks(step).zip(gs.par_chunks(step)))
+        .map(|(dx, (x, g))| {
+            let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
+            layer_norm_backward_rows(dx, &mut dw, &mut db, x, g, ws, d, eps as f32);
+            (dw, db)
+        })
+        .reduce(
+            || (vec![0f32; d], vec![0f32; d]),
+            |(mut aw, mut ab), (bw, bb)| {
+                aw.iter_mut().zip(&bw).for_each(|(a, b)| *a += b);
+                ab.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
+                (aw, ab)
+            },
+        );
+    let dw = w.map(|_| from_vec(dw, vec![d]));
+    let db = has_bias.then(|| from_vec(db, vec![d]));
+    Some((from_vec(dx, x.dims()), dw, db))
+}
+
+simd_kernel! {
+    fn softmax_backward_rows(o: &mut [f32], p: &[f32], g: &[f32], d: usize, scale: f32) {
+        for ((o, p), g) in o.chunks_exact_mut(d).zip(p.chunks_exact(d)).zip(g.chunks_exact(d)) {
+            let dot = dot_by(p, g, |a, b| a * b);
+            for i in 0..d {
+                o[i] = scale * p[i] * (g[i] - dot);
+            }
+        }
+    }
+}
+
+/// The softmax backward along the last dim, times `scale`: `scale · p · (gp - Σ gp·p)` per row.
+pub fn softmax_backward(p: &Prim, gp: &Prim, scale: f64) -> Option<Prim> {
+    let (ps, gs) = (values(p)?, values(gp)?);
+    if p.dims() != gp.dims() {
+        return None;
+    }
+    let d = row_len(p)?;
+    let mut out = vec![0f32; ps.len()];
+    let step = rows_per_task(d) * d;
+    out.par_chunks_mut(step)
+        .zip(ps.par_chunks(step).zip(gs.par_chunks(step)))
+        .for_each(|(o, (p, g))| softmax_backward_rows(o, p, g, d, scale as f32));
+    Some(from_vec(out, p.dims()))
+}
+
+// ---------------------------------------------------------------- optimizer
+
+/// The AdamW hyper-parameters of one update (bias corrections of the step included).
+#[derive(Debug, Clone, Copy)]
+pub struct AdamStep {
+    /// Learning rate.
+    pub lr: f64,
+    /// `(β1, β2)`.
+    pub betas: (f64, f64),
+    /// Denominator epsilon.
+    pub eps: f64,
+    /// Weight decay: decoupled (`w ← w(1 - lr·wd)`) when `decoupled`, else added to the gradient.
+    pub weight_decay: f64,
+    /// AdamW (true) or Adam with L2 (false).
+    pub decoupled: bool,
+    /// `1 - β1^t`.
+    pub bias_correction1: f64,
+    /// `1 - β2^t`.
+    pub bias_correction2: f64,
+}
+
+/// [`AdamStep`] as the f32 factors of the update.
+struct AdamConsts {
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    /// L2 coefficient added to the gradient (Adam), 0 for AdamW.
+    l2: f32,
+    /// `1 - lr·wd` for AdamW, 1 for Adam.
+    shrink: f32,
+    /// `lr / (1 - β1^t)`.
+    step: f32,
+    /// `1 / √(1 - β2^t)`.
+    inv_sqrt_bc2: f32,
+}
+
+simd_kernel! {
+    fn adamw_chunk(o: &mut [f32], w: &[f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: &AdamConsts) {
+        for i in 0..o.len().min(w.len()).min(g.len()).min(m.len()).min(v.len()) {
+            let gi = g[i] + k.l2 * w[i];
+            let mi = m[i] + (gi - m[i]) * (1.0 - k.b1); // lerp, as torch
+            let vi = v[i] * k.b2 + gi * gi * (1.0 - k.b2);
+            m[i] = mi;
+            v[i] = vi;
+            let denom = vi.sqrt() * k.inv_sqrt_bc2 + k.eps;
+            o[i] = w[i] * k.shrink - k.step * (mi / denom);
+        }
+    }
+}
+
+/// One Adam(W) update as PyTorch's: returns the new `(w, m, v)`; `m` and `v` are updated in
+/// place when no other handle shares them. Callers check [`applies`] on all four first: `None`
+/// after `m` and `v` were moved in would lose them.
+pub fn adamw(w: &Prim, g: &Prim, m: Prim, v: Prim, h: &AdamStep) -> Option<(Prim, Prim, Prim)> {
+    let (ws, gs) = (values(w)?, values(g)?);
+    let dims = w.dims();
+    if g.dims() != dims || m.dims() != dims || v.dims() != dims {
+        return None;
+    }
+    let mut m = owned(into_flex(m)?)?;
+    let mut v = owned(into_flex(v)?)?;
+    let k = AdamConsts {
+        b1: h.betas.0 as f32,
+        b2: h.betas.1 as f32,
+        eps: h.eps as f32,
+        l2: if h.decoupled {
+            0.0
+        } else {
+            h.weight_decay as f32
+        },
+        shrink: if h.decoupled {
+            (1.0 - h.lr * h.weight_decay) as f32
+        } else {
+            1.0
+        },
+        step: (h.lr / h.bias_correction1) as f32,
+        inv_sqrt_bc2: (1.0 / h.bias_correction2.sqrt()) as f32,
+    };
+    let mut out = vec![0f32; ws.len()];
+    {
+        let ms = unique_values(&mut m)?;
+        let vs = unique_values(&mut v)?;
+        out.par_chunks_mut(CHUNK)
+            .zip(ws.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
+            .zip(ms.par_chunks_mut(CHUNK).zip(vs.par_chunks_mut(CHUNK)))
+            .for_each(|((o, (w, g)), (m, v))| adamw_chunk(o, w, g, m, v, &k));
+    }
+    Some((from_vec(out, dims), wrap(m), wrap(v)))
+}

@@ -1,0 +1,270 @@
+//! The fused f32 CPU kernels (`ember_tensor::ops::fast`, used by the forward ops, the autograd
+//! rules and AdamW) against the composed definition computed in f64, over sizes that exercise
+//! vector tails and several parallel chunks, and inputs up to the saturating range.
+//! (PyTorch agreement of the same paths is checked by the fixture suites, which run f32.)
+
+use ember_tensor::ops::fast::{self, AdamStep};
+use ember_tensor::{DType, Device, Result, Tensor, manual_seed};
+
+/// Worst `|a - b| / (atol + rtol·|b|)`; <= 1 passes.
+fn worst(a: &Tensor, b: &Tensor, rtol: f64, atol: f64) -> Result<f64> {
+    assert_eq!(a.dims(), b.dims());
+    let (a, b) = (a.to_vec::<f64>()?, b.to_vec::<f64>()?);
+    Ok(a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs() / (atol + rtol * y.abs()))
+        .fold(0.0, f64::max))
+}
+
+fn check(name: &str, ours: &Tensor, reference: &Tensor, rtol: f64, atol: f64) -> Result<()> {
+    let w = worst(ours, reference, rtol, atol)?;
+    assert!(
+        w <= 1.0,
+        "{name}: error {w:.3} x tolerance (rtol {rtol}, atol {atol})"
+    );
+    Ok(())
+}
+
+/// Random normals scaled by `spread`, in f32 on the CPU.
+fn input(dims: &[usize], spread: f64) -> Result<Tensor> {
+    Tensor::randn(dims, DType::F32, Device::Cpu)?.mul_scalar(spread)
+}
+
+fn f64(t: &Tensor) -> Result<Tensor> {
+    t.to_dtype(DType::F64)
+}
+
+/// Shapes: a vector tail (7), one row, and more than one 16K-element chunk.
+const SHAPES: &[&[usize]] = &[&[7], &[3, 37], &[5, 129, 64]];
+
+#[test]
+fn gelu_forward_and_backward_match_f64() -> Result<()> {
+    manual_seed(1);
+    for dims in SHAPES {
+        for spread in [1.0, 4.0, 30.0] {
+            let x = input(dims, spread)?;
+            let g = input(dims, 1.0)?;
+            check("gelu", &x.gelu()?, &f64(&x)?.gelu()?, 1e-5, 1e-6)?;
+            check(
+                "gelu_tanh",
+                &x.gelu_tanh()?,
+                &f64(&x)?.gelu_tanh()?,
+                1e-5,
+                1e-6,
+            )?;
+            // d/dx gelu = Φ(x) + x φ(x)
+            let xd = f64(&x)?;
+            let cdf = xd
+                .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?
+                .erf()?
+                .add_scalar(1.0)?;
+            let pdf = xd.square()?.mul_scalar(-0.5)?.exp()?;
+            let want = f64(&g)?.mul(
+                &cdf.mul_scalar(0.5)?.add(
+                    &xd.mul(&pdf)?
+                        .mul_scalar(1.0 / (2.0 * std::f64::consts::PI).sqrt())?,
+                )?,
+            )?;
+            let ours = fast::gelu_backward(&x, &g).expect("the CPU f32 kernel applies");
+            check("gelu backward", &ours, &want, 1e-5, 1e-6)?;
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            let t = xd
+                .add(&xd.powf(3.0)?.mul_scalar(0.044715)?)?
+                .mul_scalar(k)?
+                .tanh()?;
+            let du = xd
+                .square()?
+                .mul_scalar(3.0 * 0.044715)?
+                .add_scalar(1.0)?
+                .mul_scalar(k)?;
+            let sech2 = t.square()?.neg()?.add_scalar(1.0)?;
+            let d = t
+                .add_scalar(1.0)?
+                .mul_scalar(0.5)?
+                .add(&xd.mul(&sech2)?.mul(&du)?.mul_scalar(0.5)?)?;
+            let ours = fast::gelu_tanh_backward(&x, &g).expect("the CPU f32 kernel applies");
+            check("gelu_tanh backward", &ours, &f64(&g)?.mul(&d)?, 1e-5, 1e-6)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn layer_norm_forward_and_backward_match_f64() -> Result<()> {
+    manual_seed(2);
+    for dims in SHAPES {
+        let d = *dims.last().unwrap();
+        let x = input(dims, 3.0)?.add_scalar(5.0)?; // an offset mean, as real activations
+        let w = input(&[d], 1.0)?;
+        let b = input(&[d], 1.0)?;
+        let g = input(dims, 1.0)?;
+        let (xd, wd, gd) = (f64(&x)?, f64(&w)?, f64(&g)?);
+        let want = xd.layer_norm(Some(&wd), Some(&f64(&b)?), 1e-5)?;
+        check(
+            "layer_norm",
+            &x.layer_norm(Some(&w), Some(&b), 1e-5)?,
+            &want,
+            1e-4,
+            1e-5,
+        )?;
+        check(
+            "layer_norm (no affine)",
+            &x.layer_norm(None, None, 1e-5)?,
+            &xd.layer_norm(None, None, 1e-5)?,
+            1e-4,
+            1e-5,
+        )?;
+
+        // Reference gradients from the composed formula in f64.
+        let centered = xd.sub(&xd.mean(&[-1], true)?)?;
+        let rstd = centered
+            .square()?
+            .mean(&[-1], true)?
+            .add_scalar(1e-5)?
+            .rsqrt()?;
+        let xhat = centered.mul(&rstd)?;
+        let gw = gd.mul(&wd)?;
+        let gx = gw
+            .sub(&gw.mean(&[-1], true)?)?
+            .sub(&xhat.mul(&gw.mul(&xhat)?.mean(&[-1], true)?)?)?
+            .mul(&rstd)?;
+        // Sums over every dim but the last (none for a single row).
+        let over_rows = |t: Tensor| -> Result<Tensor> {
+            let rows: Vec<isize> = (0..dims.len() as isize - 1).collect();
+            if rows.is_empty() {
+                Ok(t)
+            } else {
+                t.sum(&rows, false)
+            }
+        };
+        let (dx, dw, db) = fast::layer_norm_backward(&x, Some(&w), true, &g, 1e-5)
+            .expect("the CPU f32 kernel applies");
+        check("layer_norm dx", &dx, &gx, 1e-3, 1e-4)?;
+        check(
+            "layer_norm dweight",
+            &dw.unwrap(),
+            &over_rows(gd.mul(&xhat)?)?,
+            1e-3,
+            1e-3,
+        )?;
+        check(
+            "layer_norm dbias",
+            &db.unwrap(),
+            &over_rows(gd.clone())?,
+            1e-4,
+            1e-4,
+        )?;
+        let (_, dw, db) = fast::layer_norm_backward(&x, None, false, &g, 1e-5).unwrap();
+        assert!(dw.is_none() && db.is_none());
+    }
+    Ok(())
+}
+
+#[test]
+fn softmax_backward_matches_f64() -> Result<()> {
+    manual_seed(3);
+    for dims in SHAPES {
+        let p = input(dims, 2.0)?.softmax(-1)?;
+        let gp = input(dims, 1.0)?;
+        let (pd, gd) = (f64(&p)?, f64(&gp)?);
+        let want = pd
+            .mul(&gd.sub(&gd.mul(&pd)?.sum(&[-1], true)?)?)?
+            .mul_scalar(0.125)?;
+        let ours = fast::softmax_backward(&p, &gp, 0.125).expect("the CPU f32 kernel applies");
+        check("softmax backward", &ours, &want, 1e-4, 1e-6)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn adamw_matches_f64_and_updates_state_in_place_semantics() -> Result<()> {
+    manual_seed(4);
+    for decoupled in [true, false] {
+        let dims = [33, 1000];
+        let w = input(&dims, 1.0)?;
+        let mut m = input(&dims, 0.1)?;
+        let mut v = input(&dims, 0.1)?.square()?;
+        let (mut wr, mut mr, mut vr) = (f64(&w)?, f64(&m)?, f64(&v)?);
+        let mut w = w;
+        for t in 1..=3 {
+            let g = input(&dims, 1.0)?;
+            let (b1, b2, lr, eps, wd) = (0.9, 0.95, 1e-2, 1e-8, 0.1);
+            let step = AdamStep {
+                lr,
+                betas: (b1, b2),
+                eps,
+                weight_decay: wd,
+                decoupled,
+                bias_correction1: 1.0 - f64::powi(b1, t),
+                bias_correction2: 1.0 - f64::powi(b2, t),
+            };
+            let keep_m = m.clone(); // a second handle: the kernel must copy, not write through it
+            let before = keep_m.to_vec::<f32>()?;
+            (w, m, v) = fast::adamw(&w, &g, m, v, &step)
+                .map_err(|_| ())
+                .expect("kernel applies");
+            assert_eq!(
+                keep_m.to_vec::<f32>()?,
+                before,
+                "a shared moment buffer was overwritten"
+            );
+
+            let mut gd = f64(&g)?;
+            if decoupled {
+                wr = wr.mul_scalar(1.0 - lr * wd)?;
+            } else {
+                gd = gd.add(&wr.mul_scalar(wd)?)?;
+            }
+            mr = mr.add(&gd.sub(&mr)?.mul_scalar(1.0 - b1)?)?;
+            vr = vr
+                .mul_scalar(b2)?
+                .add(&gd.square()?.mul_scalar(1.0 - b2)?)?;
+            let denom = vr
+                .sqrt()?
+                .div_scalar(step.bias_correction2.sqrt())?
+                .add_scalar(eps)?;
+            wr = wr.sub(&mr.div(&denom)?.mul_scalar(lr / step.bias_correction1)?)?;
+        }
+        check("adamw w", &w, &wr, 1e-5, 1e-6)?;
+        check("adamw m", &m, &mr, 1e-5, 1e-7)?;
+        check("adamw v", &v, &vr, 1e-5, 1e-7)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn kernels_decline_other_dtypes_and_shapes_and_handle_views() -> Result<()> {
+    manual_seed(5);
+    let x = Tensor::randn(&[4, 8], DType::F64, Device::Cpu)?;
+    assert!(
+        fast::gelu_backward(&x, &x).is_none(),
+        "f64 takes the composed path"
+    );
+    let g = input(&[4, 8], 1.0)?;
+    let other = input(&[8, 4], 1.0)?;
+    assert!(
+        fast::softmax_backward(&g, &other, 1.0).is_none(),
+        "shape mismatch"
+    );
+    // A transposed (strided) view: declined, or computed right.
+    let y = input(&[8, 4], 2.0)?.transpose(0, 1)?;
+    if let Some(ours) = fast::gelu_backward(&y, &g) {
+        let yd = f64(&y)?;
+        let cdf = yd
+            .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?
+            .erf()?
+            .add_scalar(1.0)?;
+        let pdf = yd.square()?.mul_scalar(-0.5)?.exp()?;
+        let d = cdf
+            .mul_scalar(0.5)?
+            .add(&yd.mul(&pdf)?.mul_scalar(0.398_942_280_401_432_7)?)?;
+        check(
+            "gelu backward of a view",
+            &ours,
+            &f64(&g)?.mul(&d)?,
+            1e-5,
+            1e-6,
+        )?;
+    }
+    Ok(())
+}
