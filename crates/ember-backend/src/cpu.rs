@@ -510,6 +510,121 @@ pub fn softmax_backward(p: &Prim, gp: &Prim, scale: f64) -> Option<Prim> {
     Some(from_vec(out, p.dims()))
 }
 
+// ---------------------------------------------------------------- skinny matmul
+
+/// Row counts up to which [`matmul_few_rows`] replaces the GEMM (decode steps, small batches).
+pub const FEW_ROWS: usize = 4;
+
+/// How `b` of a product `a @ b`, `(k, n)`, lies in its storage.
+enum Rhs<'a> {
+    /// Row-major: row `p` is `s[p·n .. p·n + n]`.
+    Rows(&'a [f32]),
+    /// The transpose of a row-major `(n, k)`: column `j` is `s[j·k .. j·k + k]`.
+    Cols(&'a [f32]),
+}
+
+/// The storage view of a 2-D f32 CPU primitive `b` of shape `(k, n)`, when it is row-major or
+/// a transposed row-major matrix.
+fn rhs_view(b: &Prim) -> Option<Rhs<'_>> {
+    let t = flex(b)?;
+    let dims = b.dims();
+    let [k, n] = dims[..] else { return None };
+    let layout = t.layout();
+    let (off, strides) = (layout.start_offset(), layout.strides());
+    let s = t
+        .storage::<f32>()
+        .get(off..off.checked_add(k.checked_mul(n)?)?)?;
+    if strides == [n as isize, 1] || n == 1 && strides[1] == 1 && strides[0] == 1 {
+        Some(Rhs::Rows(s))
+    } else if strides == [1, k as isize] {
+        Some(Rhs::Cols(s))
+    } else {
+        None
+    }
+}
+
+simd_kernel! {
+    /// `y[i, :] += Σ_{p in rows} a[i, p] · b[p, :]` for the rows `b_rows` of a row-major
+    /// `b (k, n)` starting at row `p0`; `y` is `(m, n)`.
+    fn few_rows_by_rows(y: &mut [f32], a: &[f32], b_rows: &[f32], k: usize, n: usize, p0: usize) {
+        for (yi, ai) in y.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+            for (p, row) in b_rows.chunks_exact(n).enumerate() {
+                let ap = ai[p0 + p];
+                for (o, &bv) in yi.iter_mut().zip(row) {
+                    *o += ap * bv;
+                }
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// `y[i, j] = a[i, :] · bt[j0 + j, :]` for `bt (n, k)` row-major (so `b = btᵀ`); `y` is
+    /// `(m, w)` for the column block starting at `j0`.
+    fn few_rows_by_cols(y: &mut [f32], a: &[f32], bt: &[f32], k: usize, j0: usize) {
+        let w = y.len() / (a.len() / k);
+        for (yi, ai) in y.chunks_exact_mut(w).zip(a.chunks_exact(k)) {
+            for (j, o) in yi.iter_mut().enumerate() {
+                let col = &bt[(j0 + j) * k..(j0 + j + 1) * k];
+                *o = dot_by(ai, col, |x, y| x * y);
+            }
+        }
+    }
+}
+
+/// `a @ b` for a contiguous `a (m, k)` with `m <= FEW_ROWS` and `b (k, n)` row-major or
+/// transposed: streams `b` once, split by columns over the threads. The GEMM packs `b` for so
+/// few rows and runs matrix-vector products on one thread.
+pub fn matmul_few_rows(a: &Prim, b: &Prim) -> Option<Prim> {
+    let (ad, bd) = (a.dims(), b.dims());
+    let ([m, k], [k2, n]) = (ad[..].try_into().ok()?, bd[..].try_into().ok()?);
+    if m == 0 || m > FEW_ROWS || k != k2 || k == 0 || n == 0 {
+        return None;
+    }
+    let av = values(a)?;
+    let out = match rhs_view(b)? {
+        // Contiguous row ranges of b per task (sequential streaming), partial sums added.
+        Rhs::Rows(s) => {
+            let tasks = rayon::current_num_threads() * 2;
+            let rows = k.div_ceil(tasks).max(16);
+            s.par_chunks(rows * n)
+                .enumerate()
+                .map(|(t, block)| {
+                    let mut y = vec![0f32; m * n];
+                    few_rows_by_rows(&mut y, av, block, k, n, t * rows);
+                    y
+                })
+                .reduce_with(|mut acc, part| {
+                    acc.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+                    acc
+                })?
+        }
+        // Column blocks of the result per task: each reads its own rows of bᵀ.
+        Rhs::Cols(s) => {
+            let tasks = rayon::current_num_threads() * 4;
+            let w = n.div_ceil(tasks).next_multiple_of(16).max(64).min(n);
+            let blocks: Vec<usize> = (0..n).step_by(w).collect();
+            let parts: Vec<Vec<f32>> = blocks
+                .par_iter()
+                .map(|&j0| {
+                    let mut y = vec![0f32; m * w.min(n - j0)];
+                    few_rows_by_cols(&mut y, av, s, k, j0);
+                    y
+                })
+                .collect();
+            let mut out = vec![0f32; m * n];
+            for (&j0, part) in blocks.iter().zip(&parts) {
+                let bw = part.len() / m;
+                for i in 0..m {
+                    out[i * n + j0..i * n + j0 + bw].copy_from_slice(&part[i * bw..(i + 1) * bw]);
+                }
+            }
+            out
+        }
+    };
+    Some(from_vec(out, vec![m, n]))
+}
+
 // ---------------------------------------------------------------- optimizer
 
 /// The AdamW hyper-parameters of one update (bias corrections of the step included).

@@ -268,3 +268,35 @@ fn kernels_decline_other_dtypes_and_shapes_and_handle_views() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn few_row_matmul_matches_f64_for_row_major_and_transposed_weights() -> Result<()> {
+    manual_seed(6);
+    for m in 1..=5 {
+        for (k, n) in [(1, 1), (7, 33), (100, 3), (768, 300), (50, 2000)] {
+            let a = input(&[m, k], 1.0)?;
+            let b = input(&[k, n], 1.0)?;
+            let bt = input(&[n, k], 1.0)?.transpose(0, 1)?; // (k, n) view of a row-major (n, k)
+            for (name, w) in [("row-major", &b), ("transposed", &bt)] {
+                let want = f64(&a)?.matmul(&f64(w)?)?;
+                check(
+                    &format!("matmul {m}x{k} @ {name} {k}x{n}"),
+                    &a.matmul(w)?,
+                    &want,
+                    1e-4,
+                    1e-4,
+                )?;
+            }
+            // The same rows inside a batch of one: (1, m, k) @ (k, n).
+            let want = f64(&a)?.matmul(&f64(&b)?)?.unsqueeze(0)?;
+            check(
+                "batched rows",
+                &a.unsqueeze(0)?.matmul(&b)?,
+                &want,
+                1e-4,
+                1e-4,
+            )?;
+        }
+    }
+    Ok(())
+}
