@@ -159,10 +159,11 @@ macro_rules! simd_kernel {
 }
 
 /// `exp(x)` to about 2 ulp (Cephes' polynomial after a `2^n` range reduction), branch-free so
-/// that loops over it vectorize. Clamps its argument to `[-87.33, 88]`.
+/// that loops over it vectorize. 0 below -87.33 (and for -inf); clamped at `exp(88)` above.
 #[inline(always)]
 fn exp(x: f32) -> f32 {
-    let x = if x < -87.33 { -87.33 } else { x };
+    let tiny = x < -87.33;
+    let x = if tiny { -87.33 } else { x };
     let x = if x > 88.0 { 88.0 } else { x };
     // n = round(x / ln 2), read from the low mantissa bits after adding 1.5 · 2^23.
     const MAGIC: f32 = 12_582_912.0;
@@ -177,7 +178,8 @@ fn exp(x: f32) -> f32 {
     p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     let bits = (shifted.to_bits() as i32 - MAGIC.to_bits() as i32 + 127) << 23;
-    e * f32::from_bits(bits as u32)
+    let y = e * f32::from_bits(bits as u32);
+    if tiny { 0.0 } else { y }
 }
 
 /// `erf(x)` with absolute error below 2e-7 (Abramowitz & Stegun 7.1.26, as PyTorch's
@@ -510,6 +512,50 @@ pub fn softmax_backward(p: &Prim, gp: &Prim, scale: f64) -> Option<Prim> {
     Some(from_vec(out, p.dims()))
 }
 
+simd_kernel! {
+    /// In place on rows of length `d`: `softmax(scale · x)`, with keys after the query masked
+    /// out when `causal` (query `q = row % tq` sees keys `j <= q`, PyTorch's `is_causal`).
+    fn softmax_rows(x: &mut [f32], d: usize, scale: f32, causal: bool, tq: usize, row0: usize) {
+        for (r, row) in x.chunks_exact_mut(d).enumerate() {
+            let seen = if causal { ((row0 + r) % tq + 1).min(d) } else { d };
+            let (live, masked) = row.split_at_mut(seen);
+            let mut max = f32::NEG_INFINITY;
+            for v in live.iter_mut() {
+                *v *= scale;
+                max = if *v > max { *v } else { max };
+            }
+            for v in live.iter_mut() {
+                *v = exp(*v - max);
+            }
+            let inv = 1.0 / sum(live);
+            for v in live.iter_mut() {
+                *v *= inv;
+            }
+            masked.fill(0.0);
+        }
+    }
+}
+
+/// Softmax over the last dim of `scale · x`, optionally causal with queries on the
+/// second-to-last dim; in place when nothing else holds `x` (as the fresh scores of a GEMM).
+/// Callers check [`applies`] first: `None` after `x` was moved in would lose it.
+pub fn scaled_softmax(x: Prim, scale: f64, causal: bool) -> Option<Prim> {
+    let dims = x.dims();
+    let d = row_len(&x)?;
+    let tq = if dims.len() >= 2 {
+        dims[dims.len() - 2]
+    } else {
+        1
+    };
+    let mut t = owned(into_flex(x)?)?;
+    let vals = unique_values(&mut t)?;
+    let rows = rows_per_task(d);
+    vals.par_chunks_mut(rows * d)
+        .enumerate()
+        .for_each(|(i, chunk)| softmax_rows(chunk, d, scale as f32, causal, tq, i * rows));
+    Some(wrap(t))
+}
+
 // ---------------------------------------------------------------- skinny matmul
 
 /// Row counts up to which [`matmul_few_rows`] replaces the GEMM (decode steps, small batches).
@@ -623,6 +669,111 @@ pub fn matmul_few_rows(a: &Prim, b: &Prim) -> Option<Prim> {
         }
     };
     Some(from_vec(out, vec![m, n]))
+}
+
+// ---------------------------------------------------------------- GEMM
+
+/// Products of at least this many multiply-adds split one matrix over the threads (smaller
+/// ones run one matrix per thread across the batch).
+const GEMM_PARALLEL_MACS: usize = 192 * 192 * 192;
+
+/// The element strides of `t` when all are non-negative and every element its layout reaches
+/// lies inside its storage (so pointer arithmetic over them stays in bounds).
+fn checked_strides(t: &FlexTensor) -> Option<Vec<isize>> {
+    let layout = t.layout();
+    let strides = layout.strides().to_vec();
+    let dims = layout.shape();
+    if strides.iter().any(|&s| s < 0) || dims.iter().any(|&d| d == 0) {
+        return None;
+    }
+    let mut last = layout.start_offset();
+    for (&d, &s) in dims.iter().zip(&strides) {
+        last = last.checked_add((d - 1).checked_mul(s as usize)?)?;
+    }
+    (last < t.storage::<f32>().len()).then_some(strides)
+}
+
+/// Batched `a (.., m, k) @ b (.., k, n)` with equal batch dims, for f32 CPU primitives of any
+/// non-negative strides: the few-row kernel for at most [`FEW_ROWS`] rows, else the `gemm`
+/// crate directly into a fresh buffer (burn-flex's matmul zero-fills and then re-copies its
+/// output buffer for alignment).
+pub fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
+    if let Some(y) = matmul_few_rows(a, b) {
+        return Some(y);
+    }
+    let (ta, tb) = (flex(a)?, flex(b)?);
+    let (ad, bd) = (a.dims(), b.dims());
+    let r = ad.len();
+    if r < 2 || bd.len() != r || ad[..r - 2] != bd[..r - 2] || ad[r - 1] != bd[r - 2] {
+        return None;
+    }
+    let (m, k, n) = (ad[r - 2], ad[r - 1], bd[r - 1]);
+    let (sa, sb) = (checked_strides(ta)?, checked_strides(tb)?);
+    let batch_dims = &ad[..r - 2];
+    let batch: usize = batch_dims.iter().product();
+    let mut out_dims = ad[..r - 1].to_vec();
+    out_dims.push(n);
+    let size = m * n;
+    let mut out: Vec<f32> = Vec::with_capacity(batch * size);
+    // Element offsets of matrix `i` of the batch in a and b.
+    let offset = |i: usize, strides: &[isize], start: usize| -> isize {
+        let (mut rem, mut off) = (i, start as isize);
+        for d in (0..batch_dims.len()).rev() {
+            off += (rem % batch_dims[d]) as isize * strides[d];
+            rem /= batch_dims[d];
+        }
+        off
+    };
+    let (sta, stb) = (ta.storage::<f32>(), tb.storage::<f32>());
+    let (a0, b0) = (ta.layout().start_offset(), tb.layout().start_offset());
+    let run = |i: usize, dst: *mut f32, par: gemm::Parallelism| {
+        // SAFETY: `checked_strides` bounded every element of a and b reachable through these
+        // offsets and strides; `dst` has room for the `(m, n)` result written row-major; with
+        // `read_dst` false gemm only writes it.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst,
+                1,
+                n as isize,
+                false,
+                sta.as_ptr().offset(offset(i, &sa, a0)),
+                sa[r - 1],
+                sa[r - 2],
+                stb.as_ptr().offset(offset(i, &sb, b0)),
+                sb[r - 1],
+                sb[r - 2],
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            )
+        }
+    };
+    let spare = &mut out.spare_capacity_mut()[..batch * size];
+    if m * n * k >= GEMM_PARALLEL_MACS || batch == 1 {
+        let par = if m * n * k >= GEMM_PARALLEL_MACS {
+            gemm::Parallelism::Rayon(rayon::current_num_threads())
+        } else {
+            gemm::Parallelism::None
+        };
+        for (i, dst) in spare.chunks_mut(size).enumerate() {
+            run(i, dst.as_mut_ptr().cast(), par);
+        }
+    } else {
+        spare
+            .par_chunks_mut(size)
+            .enumerate()
+            .for_each(|(i, dst)| run(i, dst.as_mut_ptr().cast(), gemm::Parallelism::None));
+    }
+    // SAFETY: every matrix of the batch was written in full above (k >= 1: `checked_strides`
+    // refuses empty dims).
+    unsafe { out.set_len(batch * size) };
+    Some(from_vec(out, out_dims))
 }
 
 // ---------------------------------------------------------------- optimizer

@@ -608,7 +608,7 @@ pub fn softmax(p: Prim, dim: usize) -> Prim {
 
 /// Batched matmul of equal-rank float tensors with identical batch dims: `[.., m, k] @ [.., k, n]`.
 pub fn matmul(a: Prim, b: Prim) -> Prim {
-    if let Some(y) = crate::cpu::matmul_few_rows(&a, &b) {
+    if let Some(y) = crate::cpu::matmul(&a, &b) {
         return y;
     }
     let dtype = a.dtype;

@@ -300,3 +300,38 @@ fn few_row_matmul_matches_f64_for_row_major_and_transposed_weights() -> Result<(
     }
     Ok(())
 }
+
+#[test]
+fn attention_probs_match_f64_with_and_without_the_causal_mask() -> Result<()> {
+    manual_seed(7);
+    for (tq, tk) in [(1, 1), (5, 5), (3, 9), (130, 130)] {
+        let q = input(&[2, 3, tq, 16], 2.0)?;
+        let k = input(&[2, 3, tk, 16], 2.0)?;
+        for causal in [false, true] {
+            let scale = 0.25;
+            let s = f64(&q)?
+                .matmul(&f64(&k)?.transpose(-1, -2)?)?
+                .mul_scalar(scale)?;
+            let s = if causal {
+                // Query i sees keys j <= i (top-left aligned, as PyTorch's is_causal).
+                let blocked = Tensor::ones(&[tq, tk], DType::F64, Device::Cpu)?
+                    .triu(1)?
+                    .gt_scalar(0.0)?;
+                s.masked_fill(&blocked, f64::NEG_INFINITY)?
+            } else {
+                s
+            };
+            let want = s.softmax(-1)?;
+            let ours =
+                fast::attention_probs(&q, &k, causal, scale).expect("the CPU f32 kernel applies");
+            check(
+                &format!("attention probs {tq}x{tk} causal={causal}"),
+                &ours,
+                &want,
+                1e-5,
+                1e-7,
+            )?;
+        }
+    }
+    Ok(())
+}

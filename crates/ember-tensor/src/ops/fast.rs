@@ -48,6 +48,21 @@ pub fn softmax_backward(p: &Tensor, gp: &Tensor, scale: f64) -> Option<Tensor> {
     Some(p.wrap(out, p.shape()))
 }
 
+/// `softmax(q kᵀ · scale)` with PyTorch's top-left causal mask when `causal`: the scores of one
+/// GEMM normalized in place. `k` already has q's heads: `(B, H, Tk, D)`; result `(B, H, Tq, Tk)`.
+pub fn attention_probs(q: &Tensor, k: &Tensor, causal: bool, scale: f64) -> Option<Tensor> {
+    if !cpu::applies(&[&q.prim()]) {
+        return None;
+    }
+    let s = q.matmul(&k.transpose(-1, -2).ok()?).ok()?;
+    if !cpu::applies(&[&s.prim()]) {
+        return None;
+    }
+    let shape = s.shape();
+    let p = cpu::scaled_softmax(s.into_prim(), scale, causal)?;
+    Some(q.wrap(p, shape))
+}
+
 /// One Adam(W) update: the new `(w, m, v)`. `m` and `v` are written in place when nothing else
 /// holds them. When the kernel does not apply, `m` and `v` come back unchanged in `Err`.
 #[allow(clippy::type_complexity)]

@@ -311,7 +311,14 @@ impl Tensor {
             &[q, k, v],
             || {
                 let (ke, ve) = (repeat_heads(k, q.dims()[1])?, repeat_heads(v, q.dims()[1])?);
-                let p = attention_probs(q, &ke, mask.as_ref(), scale)?; // (B, H, Tq, Tk)
+                let fast = match opts.mask {
+                    None => super::fast::attention_probs(q, &ke, opts.causal, scale),
+                    Some(_) => None,
+                };
+                let p = match fast {
+                    Some(p) => p,
+                    None => attention_probs(q, &ke, mask.as_ref(), scale)?,
+                }; // (B, H, Tq, Tk)
                 let y = p.matmul(&ve)?;
                 *saved.borrow_mut() = Some(p);
                 Ok(y)
