@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use ember_tensor::ops::fast;
 use ember_tensor::{DType, Error, Op, Result, Tensor, TensorId, no_grad};
 
 use crate::rules;
@@ -43,7 +44,11 @@ impl Gradients {
     pub fn accumulate(&mut self, other: Gradients) -> Result<()> {
         for (id, g) in other.map {
             let sum = match self.map.remove(&id) {
-                Some(prev) => prev.add(&g)?,
+                // In place on the CPU when nothing else holds the running sum.
+                Some(prev) => match fast::add_into(prev, &g) {
+                    Ok(sum) => sum,
+                    Err(prev) => prev.add(&g)?,
+                },
                 None => g,
             };
             self.map.insert(id, sum);
@@ -169,15 +174,22 @@ fn run(root: &Tensor, seed: Tensor, retain: bool) -> Result<Gradients> {
             if !input.is_tracked() {
                 continue;
             }
+            let started = profile.start();
             accumulate(&mut grads, input, ig)?;
+            profile.record("(accumulate gradients)", started);
         }
+        let started = profile.start();
+        drop(g);
+        profile.record("(free output gradients)", started);
     }
-    profile.report();
+    let started = profile.start();
     if !retain {
         for (out, _) in &nodes {
             out.take_grad_op();
         }
     }
+    profile.record("(free the graph)", started);
+    profile.report();
     Ok(Gradients { map: grads })
 }
 
@@ -197,7 +209,12 @@ fn accumulate(grads: &mut HashMap<TensorId, Tensor>, input: &Tensor, g: Tensor) 
         g
     };
     let sum = match grads.remove(&input.id()) {
-        Some(prev) => prev.add(&g)?,
+        // In place on the CPU when nothing else holds the running sum.
+        // In place on the CPU when nothing else holds the running sum.
+        Some(prev) => match fast::add_into(prev, &g) {
+            Ok(sum) => sum,
+            Err(prev) => prev.add(&g)?,
+        },
         None => g,
     };
     grads.insert(input.id(), sum);
@@ -205,8 +222,9 @@ fn accumulate(grads: &mut HashMap<TensorId, Tensor>, input: &Tensor, g: Tensor) 
 }
 
 mod profile {
-    //! `EMBER_PROFILE_BACKWARD=1`: time spent in each op's backward rule, printed to stderr
-    //! after every backward pass (for finding what to optimize).
+    //! `EMBER_PROFILE_BACKWARD=1`: time spent in each op's backward rule, in accumulating and
+    //! freeing gradients and in freeing the graph, printed to stderr after every backward pass
+    //! (for finding what to optimize).
     use std::collections::BTreeMap;
     use std::time::Instant;
 
@@ -235,7 +253,7 @@ mod profile {
                 let mut rows: Vec<_> = map.iter().collect();
                 rows.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
                 let total: f64 = rows.iter().map(|r| r.1.1).sum();
-                eprintln!("backward: {total:.1} ms in rules");
+                eprintln!("backward: {total:.1} ms in rules and bookkeeping");
                 for (name, (n, ms)) in rows {
                     eprintln!("  {name:<28} {n:>4} calls {ms:>9.2} ms");
                 }

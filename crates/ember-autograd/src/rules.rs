@@ -174,9 +174,14 @@ fn matmul(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<[Tensor; 2]> {
         // per-batch products summed afterwards.
         let (k, n) = (a2.dims()[ra - 1], g2.dims()[g2.rank() - 1]);
         let a_rows = a2.reshape(&[-1, k as isize])?; // (batch·m, k)
-        a_rows
-            .transpose(0, 1)?
-            .matmul(&g2.reshape(&[-1, n as isize])?)? // (k, n)
+        let g_rows = g2.reshape(&[-1, n as isize])?; // (batch·m, n)
+        if fast::is_transposed(&b2) {
+            // b is wᵀ (a tied output head): compute in w's layout, so that the transpose's
+            // backward hands w a contiguous gradient.
+            g_rows.transpose(0, 1)?.matmul(&a_rows)?.transpose(0, 1)? // (k, n) view of (n, k)
+        } else {
+            a_rows.transpose(0, 1)?.matmul(&g_rows)? // (k, n)
+        }
     } else {
         a2.transpose(-1, -2)?.matmul(&g2)? // (batch.., k, n)
     };
@@ -255,6 +260,9 @@ fn cross_entropy(
     opts: &CrossEntropyOpts,
     g: &Tensor,
 ) -> Result<Tensor> {
+    if let Some(gx) = fast::cross_entropy_backward(logits, targets, opts, g) {
+        return Ok(gx);
+    }
     let (n, c) = (logits.dims()[0], logits.dims()[1]);
     let p = logits.softmax(-1)?; // (N, C)
     let (safe, keep) = ce_targets(targets, opts.ignore_index)?;
@@ -474,6 +482,12 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             Ok(parts.into_iter().map(Some).collect())
         }
         Op::IndexSelect { x, dim, idx } => {
+            if *dim == 0
+                && x.rank() == 2
+                && let Some(gx) = fast::index_rows_backward(x.dims()[0], idx, g)
+            {
+                return one(gx);
+            }
             let zeros = Tensor::zeros(x.dims(), g.dtype(), g.device())?;
             one(zeros.scatter_add(*dim as isize, &along(idx, *dim, g.dims())?, g)?)
         }

@@ -49,6 +49,27 @@ fn into_flex(p: Prim) -> Option<FlexTensor> {
     }
 }
 
+/// Takes the burn-flex tensor out of an f32 CPU primitive, or gives the primitive back.
+#[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
+fn take_flex(p: Prim) -> Result<FlexTensor, Prim> {
+    let dtype = p.dtype();
+    if dtype != DType::F32 {
+        return Err(p);
+    }
+    let inner = p.into_inner();
+    #[allow(unreachable_patterns)]
+    match inner.kind {
+        DispatchTensorKind::Flex(BackendTensor::Float(t)) => Ok(t),
+        kind => Err(Prim::from_parts(
+            DispatchTensor {
+                kind,
+                autodiff: inner.autodiff,
+            },
+            dtype,
+        )),
+    }
+}
+
 fn wrap(t: FlexTensor) -> Prim {
     let inner = DispatchTensor {
         kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
@@ -83,6 +104,15 @@ fn owned(mut t: FlexTensor) -> Option<FlexTensor> {
     let copy = t.to_contiguous().as_slice::<f32>()?.to_vec();
     let dims = t.layout().shape().clone();
     Some(FlexTensor::from_data(TensorData::new(copy, dims)))
+}
+
+/// True for a 2-D f32 CPU primitive that is the transpose of a row-major matrix (strides
+/// `[1, rows]`), as `w.transpose(0, 1)` of a weight.
+pub fn is_transposed(p: &Prim) -> bool {
+    let dims = p.dims();
+    flex(p).is_some_and(|t| {
+        dims.len() == 2 && dims[1] > 1 && t.layout().strides() == [1, dims[0] as isize]
+    })
 }
 
 /// True when every primitive is a contiguous f32 tensor on the CPU, so the kernels apply.
@@ -337,6 +367,33 @@ pub fn gelu_tanh_backward(x: &Prim, g: &Prim) -> Option<Prim> {
     map2(x, g, gelu_tanh_backward_chunk)
 }
 
+simd_kernel! {
+    fn add_assign_chunk(acc: &mut [f32], x: &[f32]) {
+        for (a, &v) in acc.iter_mut().zip(x) {
+            *a += v;
+        }
+    }
+}
+
+/// `acc + x` written into `acc`'s storage when nothing else holds it (gradient accumulation);
+/// `acc` comes back in `Err` when the kernel does not apply (shared, another dtype or device,
+/// a view, different shapes).
+#[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
+pub fn add_into(acc: Prim, x: &Prim) -> Result<Prim, Prim> {
+    if acc.dims() != x.dims() || values(&acc).is_none() {
+        return Err(acc);
+    }
+    let Some(xs) = values(x) else { return Err(acc) };
+    let mut t = take_flex(acc)?;
+    let Some(vals) = unique_values(&mut t) else {
+        return Err(wrap(t));
+    };
+    vals.par_chunks_mut(CHUNK)
+        .zip(xs.par_chunks(CHUNK))
+        .for_each(|(a, x)| add_assign_chunk(a, x));
+    Ok(wrap(t))
+}
+
 // ---------------------------------------------------------------- row kernels
 
 /// Rows of length `d` per parallel task: about `CHUNK` elements, at least one row.
@@ -554,6 +611,104 @@ pub fn scaled_softmax(x: Prim, scale: f64, causal: bool) -> Option<Prim> {
         .enumerate()
         .for_each(|(i, chunk)| softmax_rows(chunk, d, scale as f32, causal, tq, i * rows));
     Some(wrap(t))
+}
+
+// ---------------------------------------------------------------- cross-entropy, embeddings
+
+simd_kernel! {
+    /// `(log Σ_j exp(x_j), mean_j x_j)` of one row.
+    fn row_lse_and_mean(x: &[f32]) -> (f32, f32) {
+        let mut max = f32::NEG_INFINITY;
+        for &v in x {
+            max = if v > max { v } else { max };
+        }
+        let total = dot_by(x, x, |v, _| exp(v - max));
+        (max + total.ln(), sum(x) / x.len() as f32)
+    }
+}
+
+/// Per-row cross-entropy of logits `(N, C)` against class indices (checked in range by the
+/// caller), with label smoothing `eps`: `lse - (1-eps)·x_t - eps·mean(x)`; rows whose target is
+/// `ignore` give 0.
+pub fn cross_entropy_rows(
+    logits: &Prim,
+    targets: &[i64],
+    ignore: i64,
+    eps: f64,
+) -> Option<Vec<f32>> {
+    let xs = values(logits)?;
+    let c = row_len(logits)?;
+    if xs.len() != targets.len() * c {
+        return None;
+    }
+    let eps = eps as f32;
+    Some(
+        xs.par_chunks(c)
+            .zip(targets.par_iter())
+            .map(|(row, &t)| {
+                if t == ignore || t < 0 || t as usize >= c {
+                    return 0.0;
+                }
+                let (lse, mean) = row_lse_and_mean(row);
+                lse - (1.0 - eps) * row[t as usize] - eps * mean
+            })
+            .collect(),
+    )
+}
+
+simd_kernel! {
+    /// One row of the cross-entropy gradient: `s · (softmax(x) - (1-eps)·onehot(t) - eps/C)`.
+    fn cross_entropy_grad_row(o: &mut [f32], x: &[f32], t: usize, s: f32, eps: f32) {
+        let (lse, _) = row_lse_and_mean(x);
+        let floor = eps / x.len() as f32;
+        for (o, &v) in o.iter_mut().zip(x) {
+            *o = s * (exp(v - lse) - floor);
+        }
+        o[t] -= s * (1.0 - eps);
+    }
+}
+
+/// Gradient of the cross-entropy with respect to logits `(N, C)`, each row scaled by
+/// `row_scale[i]` (the output gradient and the reduction; 0 for ignored rows).
+pub fn cross_entropy_backward(
+    logits: &Prim,
+    targets: &[i64],
+    row_scale: &[f32],
+    eps: f64,
+) -> Option<Prim> {
+    let xs = values(logits)?;
+    let c = row_len(logits)?;
+    let n = targets.len();
+    if xs.len() != n * c || row_scale.len() != n {
+        return None;
+    }
+    let mut out = vec![0f32; xs.len()];
+    out.par_chunks_mut(c)
+        .zip(xs.par_chunks(c))
+        .zip(targets.par_iter().zip(row_scale.par_iter()))
+        .for_each(|((o, x), (&t, &s))| {
+            if s != 0.0 && t >= 0 && (t as usize) < c {
+                cross_entropy_grad_row(o, x, t as usize, s, eps as f32);
+            }
+        });
+    Some(from_vec(out, logits.dims()))
+}
+
+/// The gradient of `index_select(x, 0, idx)` for a 2-D `x` with `rows` rows: `g (len(idx), D)`
+/// added into zeros at the selected rows (an embedding's backward). Indices out of range
+/// decline.
+pub fn index_rows_backward(rows: usize, idx: &[i64], g: &Prim) -> Option<Prim> {
+    let gs = values(g)?;
+    let d = row_len(g)?;
+    if gs.len() != idx.len() * d || idx.iter().any(|&i| i < 0 || i as usize >= rows) {
+        return None;
+    }
+    let mut out = vec![0f32; rows * d];
+    for (&i, row) in idx.iter().zip(gs.chunks_exact(d)) {
+        let dst = &mut out[i as usize * d..(i as usize + 1) * d];
+        dst.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+    }
+    Some(from_vec(out, vec![rows, d]))
 }
 
 // ---------------------------------------------------------------- skinny matmul

@@ -335,3 +335,104 @@ fn attention_probs_match_f64_with_and_without_the_causal_mask() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn cross_entropy_forward_and_backward_match_f64() -> Result<()> {
+    use ember_tensor::{CrossEntropyOpts, Reduction};
+    manual_seed(8);
+    let (n, c) = (6, 1000);
+    let logits = input(&[n, c], 4.0)?;
+    let targets = Tensor::from_vec(vec![3i64, -100, 999, 0, 512, 3], &[n], Device::Cpu)?;
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        for label_smoothing in [0.0, 0.1] {
+            let opts = CrossEntropyOpts {
+                reduction,
+                label_smoothing,
+                ..Default::default()
+            };
+            // f64 takes the composed path: the reference.
+            let want = f64(&logits)?.cross_entropy(&targets, opts)?;
+            let ours = logits.cross_entropy(&targets, opts)?;
+            check(
+                &format!("cross_entropy {reduction:?} {label_smoothing}"),
+                &ours,
+                &want,
+                1e-5,
+                1e-5,
+            )?;
+
+            let g = if reduction == Reduction::None {
+                input(&[n], 1.0)?
+            } else {
+                input(&[], 1.0)?
+            };
+            let p = f64(&logits)?.softmax(-1)?;
+            let onehot = Tensor::zeros(&[n, c], DType::F64, Device::Cpu)?;
+            let keep: Vec<f64> = targets
+                .to_vec::<i64>()?
+                .iter()
+                .map(|&t| (t != -100) as i64 as f64)
+                .collect();
+            let safe = targets.clamp(Some(0.0), None)?.unsqueeze(1)?;
+            let onehot =
+                onehot.scatter_add(1, &safe, &Tensor::ones(&[n, 1], DType::F64, Device::Cpu)?)?;
+            let target = onehot
+                .mul_scalar(1.0 - label_smoothing)?
+                .add_scalar(label_smoothing / c as f64)?;
+            let keep = Tensor::from_vec(keep, &[n, 1], Device::Cpu)?;
+            let kept = keep.sum(&[], false)?.to_scalar::<f64>()?;
+            let scale = match reduction {
+                Reduction::None => f64(&g)?.unsqueeze(1)?,
+                Reduction::Sum => f64(&g)?,
+                Reduction::Mean => f64(&g)?.div_scalar(kept)?,
+            };
+            let want = p.sub(&target)?.mul(&keep)?.mul(&scale)?;
+            let ours = fast::cross_entropy_backward(&logits, &targets, &opts, &g)
+                .expect("the CPU f32 kernel applies");
+            check(
+                &format!("cross_entropy backward {reduction:?} {label_smoothing}"),
+                &ours,
+                &want,
+                1e-4,
+                1e-7,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn embedding_backward_adds_repeated_rows() -> Result<()> {
+    manual_seed(9);
+    let g = input(&[5, 7], 1.0)?;
+    let idx = Tensor::from_vec(vec![2i64, 0, 2, 9, 2], &[5], Device::Cpu)?;
+    let ours = fast::index_rows_backward(10, &idx, &g).expect("the CPU f32 kernel applies");
+    let spread = idx.unsqueeze(1)?.broadcast_to(&[5, 7])?;
+    let want =
+        Tensor::zeros(&[10, 7], DType::F64, Device::Cpu)?.scatter_add(0, &spread, &f64(&g)?)?;
+    check("embedding backward", &ours, &want, 1e-6, 1e-6)?;
+    let bad = Tensor::from_vec(vec![2i64, 0, 2, 10, 2], &[5], Device::Cpu)?;
+    assert!(
+        fast::index_rows_backward(10, &bad, &g).is_none(),
+        "an index out of range declines"
+    );
+    Ok(())
+}
+
+#[test]
+fn add_into_writes_in_place_only_when_unshared() -> Result<()> {
+    let x = Tensor::from_vec(vec![1f32, 2.0, 3.0], &[3], Device::Cpu)?;
+    let acc = Tensor::from_vec(vec![10f32, 20.0, 30.0], &[3], Device::Cpu)?;
+    let sum = fast::add_into(acc, &x)
+        .map_err(|_| ())
+        .expect("a unique f32 buffer is added into");
+    assert_eq!(sum.to_vec::<f32>()?, [11.0, 22.0, 33.0]);
+    let shared = Tensor::from_vec(vec![10f32, 20.0, 30.0], &[3], Device::Cpu)?;
+    let other = shared.clone();
+    let back = fast::add_into(shared, &x)
+        .map(|_| ())
+        .expect_err("a shared buffer is declined");
+    assert_eq!(back.to_vec::<f32>()?, [10.0, 20.0, 30.0]);
+    assert_eq!(other.to_vec::<f32>()?, [10.0, 20.0, 30.0]);
+    Ok(())
+}

@@ -7,9 +7,16 @@
 
 use ember_backend::cpu;
 
+use crate::ops::fused::{CrossEntropyOpts, Reduction};
 use crate::tensor::Tensor;
 
 pub use ember_backend::cpu::AdamStep;
+
+/// True when `t` is a CPU matrix stored as the transpose of a row-major one (a transposed
+/// weight): a gradient for it is best produced in that layout too.
+pub fn is_transposed(t: &Tensor) -> bool {
+    cpu::is_transposed(&t.prim())
+}
 
 /// Gradient of exact GELU at `x` given the output gradient `g` (same shape).
 pub fn gelu_backward(x: &Tensor, g: &Tensor) -> Option<Tensor> {
@@ -61,6 +68,79 @@ pub fn attention_probs(q: &Tensor, k: &Tensor, causal: bool, scale: f64) -> Opti
     let shape = s.shape();
     let p = cpu::scaled_softmax(s.into_prim(), scale, causal)?;
     Some(q.wrap(p, shape))
+}
+
+/// Per-row cross-entropy losses of `logits (N, C)` (0 where the target is ignored); the caller
+/// has checked the targets' range.
+pub fn cross_entropy_rows(
+    logits: &Tensor,
+    targets: &[i64],
+    opts: &CrossEntropyOpts,
+) -> Option<Tensor> {
+    let n = targets.len();
+    let rows = cpu::cross_entropy_rows(
+        &logits.prim(),
+        targets,
+        opts.ignore_index,
+        opts.label_smoothing,
+    )?;
+    Tensor::from_vec(rows, &[n], logits.device()).ok()
+}
+
+/// Gradient of `cross_entropy(logits, targets, opts)` given the output gradient `g` (a scalar
+/// for the mean and sum reductions, `(N,)` for none).
+pub fn cross_entropy_backward(
+    logits: &Tensor,
+    targets: &Tensor,
+    opts: &CrossEntropyOpts,
+    g: &Tensor,
+) -> Option<Tensor> {
+    if !cpu::applies(&[&logits.prim(), &g.prim()]) {
+        return None;
+    }
+    let t = targets.to_vec::<i64>().ok()?;
+    let gv = g.to_vec::<f32>().ok()?;
+    let keep = |i: usize| t[i] != opts.ignore_index;
+    let kept = (0..t.len()).filter(|&i| keep(i)).count();
+    let scale: Vec<f32> = (0..t.len())
+        .map(|i| match (keep(i), opts.reduction) {
+            (false, _) => 0.0,
+            (true, Reduction::None) => gv[i],
+            (true, Reduction::Sum) => gv[0],
+            (true, Reduction::Mean) => gv[0] / kept as f32,
+        })
+        .collect();
+    if opts.reduction == Reduction::None && gv.len() != t.len() {
+        return None;
+    }
+    let p = cpu::cross_entropy_backward(&logits.prim(), &t, &scale, opts.label_smoothing)?;
+    Some(logits.wrap(p, logits.shape()))
+}
+
+/// Gradient of `index_select(x, 0, idx)` for a 2-D `x` of `rows` rows (an embedding lookup):
+/// `g`'s rows added at the selected rows of zeros.
+pub fn index_rows_backward(rows: usize, idx: &Tensor, g: &Tensor) -> Option<Tensor> {
+    if !cpu::applies(&[&g.prim()]) {
+        return None;
+    }
+    let i = idx.to_vec::<i64>().ok()?;
+    let p = cpu::index_rows_backward(rows, &i, &g.prim())?;
+    let d = *g.dims().last()?;
+    Some(g.wrap(p, vec![rows, d]))
+}
+
+/// `acc + x`, written into `acc`'s buffer when nothing else shares it (as a gradient being
+/// accumulated); `acc` comes back unchanged in `Err` when the kernel does not apply.
+pub fn add_into(acc: Tensor, x: &Tensor) -> Result<Tensor, Tensor> {
+    if acc.dims() != x.dims() || acc.dtype() != x.dtype() || acc.device() != x.device() {
+        return Err(acc);
+    }
+    let shape = acc.shape();
+    let device_twin = x.clone();
+    match cpu::add_into(acc.into_prim(), &x.prim()) {
+        Ok(sum) => Ok(device_twin.wrap(sum, shape)),
+        Err(p) => Err(device_twin.wrap(p, shape)),
+    }
 }
 
 /// One Adam(W) update: the new `(w, m, v)`. `m` and `v` are written in place when nothing else

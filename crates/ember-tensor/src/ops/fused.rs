@@ -242,17 +242,22 @@ impl Tensor {
         self.fused(
             &[self],
             || {
-                let (safe, keep) = ce_targets(targets, opts.ignore_index)?;
-                let lsm = self.log_softmax(-1)?; // (N, C)
-                let picked = lsm.gather(1, &safe.unsqueeze(1)?)?.squeeze(1)?; // (N,)
-                let mut per_row = picked.neg()?;
-                if opts.label_smoothing > 0.0 {
-                    let smooth = lsm.mean(&[-1], false)?.neg()?;
-                    per_row = per_row
-                        .mul_scalar(1.0 - opts.label_smoothing)?
-                        .add(&smooth.mul_scalar(opts.label_smoothing)?)?;
-                }
-                let per_row = per_row.mul(&keep.to_dtype(self.dtype())?)?;
+                let per_row = match super::fast::cross_entropy_rows(self, &t, &opts) {
+                    Some(rows) => rows, // (N,)
+                    None => {
+                        let (safe, keep) = ce_targets(targets, opts.ignore_index)?;
+                        let lsm = self.log_softmax(-1)?; // (N, C)
+                        let picked = lsm.gather(1, &safe.unsqueeze(1)?)?.squeeze(1)?; // (N,)
+                        let mut per_row = picked.neg()?;
+                        if opts.label_smoothing > 0.0 {
+                            let smooth = lsm.mean(&[-1], false)?.neg()?;
+                            per_row = per_row
+                                .mul_scalar(1.0 - opts.label_smoothing)?
+                                .add(&smooth.mul_scalar(opts.label_smoothing)?)?;
+                        }
+                        per_row.mul(&keep.to_dtype(self.dtype())?)?
+                    }
+                };
                 let kept = t.iter().filter(|&&v| v != opts.ignore_index).count();
                 match opts.reduction {
                     Reduction::None => Ok(per_row),
