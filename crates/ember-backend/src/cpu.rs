@@ -115,6 +115,11 @@ pub fn is_transposed(p: &Prim) -> bool {
     })
 }
 
+/// True for an f32 primitive on the CPU, whatever its layout.
+pub fn is_cpu_f32(p: &Prim) -> bool {
+    flex(p).is_some()
+}
+
 /// True when every primitive is a contiguous f32 tensor on the CPU, so the kernels apply.
 pub fn applies(prims: &[&Prim]) -> bool {
     prims.iter().all(|p| values(p).is_some())
@@ -282,9 +287,13 @@ type Map2 = fn(&mut [f32], &[f32], &[f32]);
 fn map1(x: &Prim, kernel: Map1) -> Option<Prim> {
     let xs = values(x)?;
     let mut out = vec![0f32; xs.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(xs.par_chunks(CHUNK))
-        .for_each(|(o, x)| kernel(o, x));
+    if xs.len() <= CHUNK {
+        kernel(&mut out, xs); // one chunk: no hand-off to the pool
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .for_each(|(o, x)| kernel(o, x));
+    }
     Some(from_vec(out, x.dims()))
 }
 
@@ -295,9 +304,13 @@ fn map2(x: &Prim, g: &Prim, kernel: Map2) -> Option<Prim> {
         return None;
     }
     let mut out = vec![0f32; xs.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
-        .for_each(|(o, (x, g))| kernel(o, x, g));
+    if xs.len() <= CHUNK {
+        kernel(&mut out, xs, gs);
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
+            .for_each(|(o, (x, g))| kernel(o, x, g));
+    }
     Some(from_vec(out, x.dims()))
 }
 
@@ -388,9 +401,13 @@ pub fn add_into(acc: Prim, x: &Prim) -> Result<Prim, Prim> {
     let Some(vals) = unique_values(&mut t) else {
         return Err(wrap(t));
     };
-    vals.par_chunks_mut(CHUNK)
-        .zip(xs.par_chunks(CHUNK))
-        .for_each(|(a, x)| add_assign_chunk(a, x));
+    if xs.len() <= CHUNK {
+        add_assign_chunk(vals, xs);
+    } else {
+        vals.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .for_each(|(a, x)| add_assign_chunk(a, x));
+    }
     Ok(wrap(t))
 }
 
@@ -466,9 +483,13 @@ pub fn layer_norm(x: &Prim, w: Option<&Prim>, b: Option<&Prim>, eps: f64) -> Opt
     let b = param(b, d)?.unwrap_or(&[]);
     let mut out = vec![0f32; xs.len()];
     let step = rows_per_task(d) * d;
-    out.par_chunks_mut(step)
-        .zip(xs.par_chunks(step))
-        .for_each(|(o, x)| layer_norm_rows(o, x, w, b, d, eps as f32));
+    if xs.len() <= step {
+        layer_norm_rows(&mut out, xs, w, b, d, eps as f32);
+    } else {
+        out.par_chunks_mut(step)
+            .zip(xs.par_chunks(step))
+            .for_each(|(o, x)| layer_norm_rows(o, x, w, b, d, eps as f32));
+    }
     Some(from_vec(out, x.dims()))
 }
 
@@ -563,9 +584,13 @@ pub fn softmax_backward(p: &Prim, gp: &Prim, scale: f64) -> Option<Prim> {
     let d = row_len(p)?;
     let mut out = vec![0f32; ps.len()];
     let step = rows_per_task(d) * d;
-    out.par_chunks_mut(step)
-        .zip(ps.par_chunks(step).zip(gs.par_chunks(step)))
-        .for_each(|(o, (p, g))| softmax_backward_rows(o, p, g, d, scale as f32));
+    if ps.len() <= step {
+        softmax_backward_rows(&mut out, ps, gs, d, scale as f32);
+    } else {
+        out.par_chunks_mut(step)
+            .zip(ps.par_chunks(step).zip(gs.par_chunks(step)))
+            .for_each(|(o, (p, g))| softmax_backward_rows(o, p, g, d, scale as f32));
+    }
     Some(from_vec(out, p.dims()))
 }
 
@@ -607,9 +632,13 @@ pub fn scaled_softmax(x: Prim, scale: f64, causal: bool) -> Option<Prim> {
     let mut t = owned(into_flex(x)?)?;
     let vals = unique_values(&mut t)?;
     let rows = rows_per_task(d);
-    vals.par_chunks_mut(rows * d)
-        .enumerate()
-        .for_each(|(i, chunk)| softmax_rows(chunk, d, scale as f32, causal, tq, i * rows));
+    if vals.len() <= rows * d {
+        softmax_rows(vals, d, scale as f32, causal, tq, 0);
+    } else {
+        vals.par_chunks_mut(rows * d)
+            .enumerate()
+            .for_each(|(i, chunk)| softmax_rows(chunk, d, scale as f32, causal, tq, i * rows));
+    }
     Some(wrap(t))
 }
 
@@ -745,13 +774,22 @@ fn rhs_view(b: &Prim) -> Option<Rhs<'_>> {
 }
 
 simd_kernel! {
-    /// `y[i, :] += Σ_{p in rows} a[i, p] · b[p, :]` for the rows `b_rows` of a row-major
-    /// `b (k, n)` starting at row `p0`; `y` is `(m, n)`.
-    fn few_rows_by_rows(y: &mut [f32], a: &[f32], b_rows: &[f32], k: usize, n: usize, p0: usize) {
+    /// `y[i, :] += Σ_{p < rows} a[i, p0 + p] · b[p·ld .. p·ld + n]`: rows `p0..p0+rows` of a
+    /// `b (k, n)` whose rows lie `ld` apart; `y` is `(m, n)`.
+    fn few_rows_by_rows(
+        y: &mut [f32],
+        a: &[f32],
+        b: &[f32],
+        k: usize,
+        n: usize,
+        ld: usize,
+        p0: usize,
+        rows: usize,
+    ) {
         for (yi, ai) in y.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
-            for (p, row) in b_rows.chunks_exact(n).enumerate() {
+            for p in 0..rows {
                 let ap = ai[p0 + p];
-                for (o, &bv) in yi.iter_mut().zip(row) {
+                for (o, &bv) in yi.iter_mut().zip(&b[p * ld..p * ld + n]) {
                     *o += ap * bv;
                 }
             }
@@ -760,13 +798,13 @@ simd_kernel! {
 }
 
 simd_kernel! {
-    /// `y[i, j] = a[i, :] · bt[j0 + j, :]` for `bt (n, k)` row-major (so `b = btᵀ`); `y` is
-    /// `(m, w)` for the column block starting at `j0`.
-    fn few_rows_by_cols(y: &mut [f32], a: &[f32], bt: &[f32], k: usize, j0: usize) {
+    /// `y[i, j] = a[i, :] · bt[(j0 + j)·ld ..][..k]` for `b = btᵀ` whose columns lie `ld` apart;
+    /// `y` is `(m, w)` for the column block starting at `j0`.
+    fn few_rows_by_cols(y: &mut [f32], a: &[f32], bt: &[f32], k: usize, ld: usize, j0: usize) {
         let w = y.len() / (a.len() / k);
         for (yi, ai) in y.chunks_exact_mut(w).zip(a.chunks_exact(k)) {
             for (j, o) in yi.iter_mut().enumerate() {
-                let col = &bt[(j0 + j) * k..(j0 + j + 1) * k];
+                let col = &bt[(j0 + j) * ld..(j0 + j) * ld + k];
                 *o = dot_by(ai, col, |x, y| x * y);
             }
         }
@@ -792,7 +830,7 @@ pub fn matmul_few_rows(a: &Prim, b: &Prim) -> Option<Prim> {
                 .enumerate()
                 .map(|(t, block)| {
                     let mut y = vec![0f32; m * n];
-                    few_rows_by_rows(&mut y, av, block, k, n, t * rows);
+                    few_rows_by_rows(&mut y, av, block, k, n, n, t * rows, block.len() / n);
                     y
                 })
                 .reduce_with(|mut acc, part| {
@@ -809,7 +847,7 @@ pub fn matmul_few_rows(a: &Prim, b: &Prim) -> Option<Prim> {
                 .par_iter()
                 .map(|&j0| {
                     let mut y = vec![0f32; m * w.min(n - j0)];
-                    few_rows_by_cols(&mut y, av, s, k, j0);
+                    few_rows_by_cols(&mut y, av, s, k, k, j0);
                     y
                 })
                 .collect();
@@ -909,6 +947,33 @@ pub fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
             )
         }
     };
+    if m <= FEW_ROWS && (sb[r - 1] == 1 || sb[r - 2] == 1) {
+        // Decode-sized products in a batch (attention over a KV cache): one matrix per task,
+        // b streamed by rows or by columns without packing.
+        let mut out = vec![0f32; batch * size];
+        let one = |(i, y): (usize, &mut [f32])| {
+            let (oa, ob) = (offset(i, &sa, a0) as usize, offset(i, &sb, b0) as usize);
+            let (ra, ca) = (sa[r - 2] as usize, sa[r - 1] as usize);
+            let a_rows: Vec<f32> = (0..m * k)
+                .map(|e| sta[oa + (e / k) * ra + (e % k) * ca])
+                .collect();
+            if sb[r - 1] == 1 {
+                let ld = sb[r - 2] as usize;
+                let b_rows = &stb[ob..ob + (k - 1) * ld + n];
+                few_rows_by_rows(y, &a_rows, b_rows, k, n, ld, 0, k);
+            } else {
+                let ld = sb[r - 1] as usize;
+                let b_cols = &stb[ob..ob + (n - 1) * ld + k];
+                few_rows_by_cols(y, &a_rows, b_cols, k, ld, 0);
+            }
+        };
+        if batch * size * k <= 1 << 20 {
+            out.chunks_mut(size).enumerate().for_each(one); // small: no hand-off to the pool
+        } else {
+            out.par_chunks_mut(size).enumerate().for_each(one);
+        }
+        return Some(from_vec(out, out_dims));
+    }
     let spare = &mut out.spare_capacity_mut()[..batch * size];
     if m * n * k >= GEMM_PARALLEL_MACS || batch == 1 {
         let par = if m * n * k >= GEMM_PARALLEL_MACS {

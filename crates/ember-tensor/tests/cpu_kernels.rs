@@ -436,3 +436,26 @@ fn add_into_writes_in_place_only_when_unshared() -> Result<()> {
     assert_eq!(other.to_vec::<f32>()?, [10.0, 20.0, 30.0]);
     Ok(())
 }
+
+#[test]
+fn batched_few_row_products_match_f64_for_kv_cache_layouts() -> Result<()> {
+    manual_seed(10);
+    // Decode attention: q (1, H, 1, D) against a cache k (1, H, T, D) and v (1, H, T, D).
+    let (h, t, d) = (3, 37, 16);
+    let q = input(&[1, h, 2, d], 1.0)?.narrow(2, 1, 1)?; // a strided view of one query row
+    let k = input(&[1, h, t, d], 1.0)?;
+    let v = input(&[1, h, t, d], 1.0)?;
+    let scores = q.matmul(&k.transpose(-1, -2)?)?; // kᵀ: columns of k's rows
+    let want = f64(&q)?.matmul(&f64(&k)?.transpose(-1, -2)?)?;
+    check("q @ kᵀ (batched, one row)", &scores, &want, 1e-4, 1e-5)?;
+    let p = scores.softmax(-1)?;
+    let out = p.matmul(&v)?; // row-major v
+    check(
+        "p @ v (batched, one row)",
+        &out,
+        &f64(&p)?.matmul(&f64(&v)?)?,
+        1e-4,
+        1e-6,
+    )?;
+    Ok(())
+}

@@ -58,7 +58,7 @@ pub fn softmax_backward(p: &Tensor, gp: &Tensor, scale: f64) -> Option<Tensor> {
 /// `softmax(q kᵀ · scale)` with PyTorch's top-left causal mask when `causal`: the scores of one
 /// GEMM normalized in place. `k` already has q's heads: `(B, H, Tk, D)`; result `(B, H, Tq, Tk)`.
 pub fn attention_probs(q: &Tensor, k: &Tensor, causal: bool, scale: f64) -> Option<Tensor> {
-    if !cpu::applies(&[&q.prim()]) {
+    if !cpu::is_cpu_f32(&q.prim()) || !cpu::is_cpu_f32(&k.prim()) {
         return None;
     }
     let s = q.matmul(&k.transpose(-1, -2).ok()?).ok()?;
