@@ -2,9 +2,9 @@
 //!
 //! ```sh
 //! bash scripts/fetch_assets.sh                  # Shakespeare's plays into ~/.cache/ember/assets
-//! cargo run --release --example train_gpt       # ~8 minutes on 2 CPU cores
+//! cargo run --release --example train_gpt       # ~6 minutes on 2 CPU cores
 //! cargo run --release --example train_gpt -- --text my.txt --steps 500
-//! cargo run --release --example train_gpt -- --resume runs/train_gpt --steps 3000
+//! cargo run --release --example train_gpt -- --resume runs/train_gpt --steps 4000
 //! ```
 //!
 //! The model is nanoGPT's (pre-LayerNorm blocks, causal self-attention, a 4x GELU MLP, learned
@@ -37,7 +37,7 @@ struct Args {
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Optimizer steps in total.
-    #[arg(long, default_value_t = 1100)]
+    #[arg(long, default_value_t = 3000)]
     steps: u64,
     /// Sequences per step.
     #[arg(long, default_value_t = 32)]
