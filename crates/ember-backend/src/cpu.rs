@@ -125,6 +125,56 @@ pub fn applies(prims: &[&Prim]) -> bool {
     prims.iter().all(|p| values(p).is_some())
 }
 
+// ---------------------------------------------------------------- views
+
+/// Strides that give `new` the same elements as a tensor of shape `old` and strides
+/// `strides`, without copying, when they exist (PyTorch's `view` rule: each run of old dims
+/// that is contiguous in memory must map onto a run of new dims with the same element count).
+fn view_strides(old: &[usize], strides: &[isize], new: &[usize]) -> Option<Vec<isize>> {
+    if old.is_empty() || old.contains(&0) || new.contains(&0) {
+        return None;
+    }
+    let mut out = vec![0isize; new.len()];
+    let mut view_d = new.len() as isize - 1;
+    let mut base = *strides.last()?;
+    let (mut old_count, mut new_count) = (1usize, 1usize);
+    for d in (0..old.len()).rev() {
+        old_count *= old[d];
+        let run_ends = d == 0 || (old[d - 1] != 1 && strides[d - 1] != old_count as isize * base);
+        if run_ends {
+            while view_d >= 0 && (new_count < old_count || new[view_d as usize] == 1) {
+                out[view_d as usize] = new_count as isize * base;
+                new_count *= new[view_d as usize];
+                view_d -= 1;
+            }
+            if new_count != old_count {
+                return None;
+            }
+            if d > 0 {
+                base = strides[d - 1];
+                old_count = 1;
+                new_count = 1;
+            }
+        }
+    }
+    (view_d == -1).then_some(out)
+}
+
+/// `p` reshaped to `dims` as a view of the same storage, for a strided f32 CPU tensor whose
+/// layout allows it (splitting the last dim of a column slice, as the heads of a fused QKV
+/// projection); burn-flex copies every non-contiguous tensor it reshapes. `None` when a copy
+/// is needed or the tensor is contiguous already (burn-flex's reshape is free then).
+pub fn reshape_view(p: &Prim, dims: &[usize]) -> Option<Prim> {
+    let t = flex(p)?;
+    let layout = t.layout();
+    if layout.is_contiguous() {
+        return None;
+    }
+    let strides = view_strides(&p.dims(), layout.strides(), dims)?;
+    let view = burn_flex::Layout::new(Shape::from(dims.to_vec()), strides, layout.start_offset());
+    Some(wrap(FlexTensor::from_arc(t.data_arc(), view, t.dtype())))
+}
+
 // ---------------------------------------------------------------- vectorization
 
 /// The widest vector extension of this CPU that the kernels use: 2 = AVX-512, 1 = AVX2 + FMA,

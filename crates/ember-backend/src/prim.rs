@@ -158,6 +158,9 @@ pub fn reshape(p: Prim, shape: &[usize]) -> Prim {
     if p.dims() == shape {
         return p;
     }
+    if let Some(view) = crate::cpu::reshape_view(&p, shape) {
+        return view;
+    }
     let s = Shape::from(shape.to_vec());
     let dtype = p.dtype;
     let t = match p.kind() {

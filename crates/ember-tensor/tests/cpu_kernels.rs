@@ -459,3 +459,35 @@ fn batched_few_row_products_match_f64_for_kv_cache_layouts() -> Result<()> {
     )?;
     Ok(())
 }
+
+#[test]
+fn reshapes_of_strided_views_keep_their_values() -> Result<()> {
+    manual_seed(11);
+    let x = input(&[2, 3, 12], 1.0)?;
+    let copy = |t: &Tensor| -> Result<Vec<f32>> { t.to_vec::<f32>() };
+    // A column slice split into heads (a view), then moved around and merged back.
+    for part in x.split(4, -1)? {
+        let heads = part.reshape_to(&[2, 3, 2, 2])?;
+        let want = Tensor::from_vec(copy(&part)?, &[2, 3, 2, 2], Device::Cpu)?;
+        assert_eq!(copy(&heads)?, copy(&want)?);
+        let back = heads.transpose(1, 2)?.reshape_to(&[2, 2, 6])?; // needs a copy
+        let want_back = want.transpose(1, 2)?.reshape_to(&[2, 2, 6])?;
+        assert_eq!(copy(&back)?, copy(&want_back)?);
+        // Merging dims across the slice gap cannot be a view; the values still must match.
+        assert_eq!(
+            copy(&part.reshape_to(&[24])?)?,
+            copy(&want.reshape_to(&[24])?)?
+        );
+        assert_eq!(
+            copy(&heads.add_scalar(1.0)?)?,
+            copy(&want.add_scalar(1.0)?)?
+        );
+    }
+    // A transposed matrix reshaped with size-1 dims inserted (a view) and flattened (a copy).
+    let t = input(&[4, 6], 1.0)?.transpose(0, 1)?;
+    let dense = Tensor::from_vec(copy(&t)?, &[6, 4], Device::Cpu)?;
+    assert_eq!(copy(&t.reshape_to(&[6, 1, 4])?)?, copy(&dense)?);
+    assert_eq!(copy(&t.reshape_to(&[3, 2, 4])?)?, copy(&dense)?);
+    assert_eq!(copy(&t.reshape_to(&[24])?)?, copy(&dense)?);
+    Ok(())
+}
