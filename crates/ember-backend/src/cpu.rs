@@ -175,6 +175,35 @@ pub fn reshape_view(p: &Prim, dims: &[usize]) -> Option<Prim> {
     Some(wrap(FlexTensor::from_arc(t.data_arc(), view, t.dtype())))
 }
 
+/// `src` copied into `buf` in place at position `at` along `dim` (a KV cache growing by one
+/// token): `buf` must be a contiguous f32 CPU tensor that nothing else holds, with `src`'s
+/// dims except along `dim`, where `at + src_len` must fit. `buf` comes back in `Err` otherwise.
+#[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
+pub fn write_along(buf: Prim, dim: usize, at: usize, src: &Prim) -> Result<Prim, Prim> {
+    let (bd, sd) = (buf.dims(), src.dims());
+    let fits = bd.len() == sd.len()
+        && dim < bd.len()
+        && (0..bd.len()).all(|d| d == dim || bd[d] == sd[d])
+        && at.checked_add(sd[dim]).is_some_and(|end| end <= bd[dim]);
+    let Some(src) = flex(src).filter(|_| fits && values(&buf).is_some()) else {
+        return Err(buf);
+    };
+    let src = src.to_contiguous();
+    let Some(sv) = src.as_slice::<f32>() else {
+        return Err(buf);
+    };
+    let mut t = take_flex(buf)?;
+    let Some(dst) = unique_values(&mut t) else {
+        return Err(wrap(t));
+    };
+    let inner: usize = bd[dim + 1..].iter().product();
+    let (cap, len) = (bd[dim] * inner, sd[dim] * inner); // per outer index
+    for (o, block) in sv.chunks_exact(len.max(1)).enumerate() {
+        dst[o * cap + at * inner..o * cap + at * inner + len].copy_from_slice(block);
+    }
+    Ok(wrap(t))
+}
+
 // ---------------------------------------------------------------- vectorization
 
 /// The widest vector extension of this CPU that the kernels use: 2 = AVX-512, 1 = AVX2 + FMA,

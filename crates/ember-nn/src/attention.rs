@@ -1,6 +1,7 @@
 //! Rotary embeddings, multi-head attention with grouped-query heads and a KV cache, and the
 //! pre-norm transformer block (Llama's names).
 
+use ember_tensor::ops::fast;
 use ember_tensor::{AttentionOpts, DType, Device, Error, Result, Tensor};
 
 use crate::Module;
@@ -74,10 +75,15 @@ impl RotaryEmbedding {
 }
 
 /// Keys and values of earlier positions, for incremental decoding.
+///
+/// On the CPU (f32) the cache keeps buffers with room to grow (capacity doubling) and writes
+/// each new position in place, handing out views of the filled part; elsewhere, or when a
+/// buffer is shared (a cloned cache, views still held), it concatenates as before.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    k: Option<Tensor>, // (B, Hkv, T, D)
+    k: Option<Tensor>, // (B, Hkv, capacity, D)
     v: Option<Tensor>,
+    len: usize,
 }
 
 impl KvCache {
@@ -88,24 +94,54 @@ impl KvCache {
 
     /// Number of cached positions.
     pub fn len(&self) -> usize {
-        self.k.as_ref().map_or(0, |k| k.dims()[2])
+        self.len
     }
 
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// Appends new keys and values `(B, Hkv, T, D)`; returns all cached ones.
     pub fn append(&mut self, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
-        let (k, v) = match (self.k.take(), self.v.take()) {
-            (Some(pk), Some(pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-            _ => (k, v),
-        };
-        self.k = Some(k.clone());
-        self.v = Some(v.clone());
-        Ok((k, v))
+        let total = self.len + k.dims()[2];
+        let bk = extend(self.k.take(), self.len, &k)?;
+        let bv = extend(self.v.take(), self.len, &v)?;
+        let (kv, vv) = (bk.narrow(2, 0, total)?, bv.narrow(2, 0, total)?);
+        (self.k, self.v, self.len) = (Some(bk), Some(bv), total);
+        Ok((kv, vv))
     }
+}
+
+/// `buf` (positions `..len` filled) with `new` written after them: in place when it fits and
+/// the kernel applies, else a new buffer.
+fn extend(buf: Option<Tensor>, len: usize, new: &Tensor) -> Result<Tensor> {
+    let Some(buf) = buf else {
+        return regrow(None, 0, new);
+    };
+    if len + new.dims()[2] > buf.dims()[2] {
+        return regrow(Some(&buf), len, new);
+    }
+    match fast::write_along(buf, 2, len, new) {
+        Ok(filled) => Ok(filled),
+        Err(buf) => regrow(Some(&buf), len, new),
+    }
+}
+
+/// A new buffer holding `old[.., ..len]` then `new`; on the CPU with room for as many
+/// positions again (at least 16), elsewhere exactly as long as its contents.
+fn regrow(old: Option<&Tensor>, len: usize, new: &Tensor) -> Result<Tensor> {
+    let content = match old {
+        Some(o) if len > 0 => Tensor::cat(&[&o.narrow(2, 0, len)?, new], 2)?,
+        _ => new.clone(),
+    };
+    if !fast::is_cpu_f32(&content) {
+        return Ok(content);
+    }
+    let mut spare = content.dims().to_vec();
+    spare[2] = content.dims()[2].max(16);
+    let room = Tensor::zeros(&spare, content.dtype(), content.device())?;
+    Tensor::cat(&[&content, &room], 2)
 }
 
 /// Shape of a [`MultiHeadAttention`].

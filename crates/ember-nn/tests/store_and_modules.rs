@@ -214,3 +214,51 @@ fn kv_cache_decoding_equals_the_full_forward() {
         .fold(0.0, f32::max);
     assert!(worst < 1e-5, "chunked prefill differs by {worst}");
 }
+
+/// Worst absolute difference of two tensors' values.
+fn worst_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+    a.iter()
+        .zip(&b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn kv_cache_grows_in_place_and_clones_diverge_safely() {
+    let _guard = ember_tensor::no_grad(); // decoding: the in-place path applies
+    let store = VarStore::new(Device::Cpu, DType::F32);
+    let b = block(&store);
+    let x = input(30);
+    let full = b.forward(&x).unwrap(); // (2, 30, 16)
+    // A branch that shares the first 13 positions and then continues on other input.
+    let other = input(30).mul_scalar(-1.0).unwrap();
+    let branch = Tensor::cat(
+        &[
+            &x.narrow(1, 0, 13).unwrap(),
+            &other.narrow(1, 13, 17).unwrap(),
+        ],
+        1,
+    )
+    .unwrap(); // (2, 30, 16)
+    let branch_full = b.forward(&branch).unwrap();
+    let step = |cache: &mut KvCache, seq: &Tensor, want: &Tensor, t: usize| {
+        let y = b
+            .forward_with(&seq.narrow(1, t, 1).unwrap(), None, Some(cache))
+            .unwrap();
+        let d = worst_diff(&y, &want.narrow(1, t, 1).unwrap());
+        assert!(d < 1e-5, "position {t} differs by {d}");
+    };
+    // One position at a time, crossing the buffer's growth (room for 17, then 36); the clone
+    // taken at 13 positions shares the buffers, and the two caches then append in turn.
+    let mut cache = KvCache::new();
+    for t in 0..13 {
+        step(&mut cache, &x, &full, t);
+    }
+    let mut fork = cache.clone();
+    for t in 13..30 {
+        step(&mut cache, &x, &full, t);
+        step(&mut fork, &branch, &branch_full, t);
+    }
+    assert_eq!((cache.len(), fork.len()), (30, 30));
+}

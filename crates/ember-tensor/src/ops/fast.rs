@@ -143,6 +143,23 @@ pub fn add_into(acc: Tensor, x: &Tensor) -> Result<Tensor, Tensor> {
     }
 }
 
+/// `src` written into `buf` in place at position `at` along `dim` (a growing KV cache), when
+/// `buf` is a contiguous f32 CPU tensor that nothing else holds and `src` fits; `buf` comes
+/// back unchanged in `Err` otherwise.
+pub fn write_along(buf: Tensor, dim: usize, at: usize, src: &Tensor) -> Result<Tensor, Tensor> {
+    let shape = buf.shape();
+    let twin = src.clone();
+    match cpu::write_along(buf.into_prim(), dim, at, &src.prim()) {
+        Ok(p) => Ok(twin.wrap(p, shape)),
+        Err(p) => Err(twin.wrap(p, shape)),
+    }
+}
+
+/// True for an f32 tensor on the CPU (the fused kernels' domain), whatever its layout.
+pub fn is_cpu_f32(t: &Tensor) -> bool {
+    cpu::is_cpu_f32(&t.prim())
+}
+
 /// One Adam(W) update: the new `(w, m, v)`. `m` and `v` are written in place when nothing else
 /// holds them. When the kernel does not apply, `m` and `v` come back unchanged in `Err`.
 #[allow(clippy::type_complexity)]
