@@ -213,26 +213,13 @@ fn simd_level() -> u8 {
     use std::sync::OnceLock;
     static LEVEL: OnceLock<u8> = OnceLock::new();
     *LEVEL.get_or_init(|| {
-        let has = |f: &str| match f {
-            "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
-            "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
-            "avx512dq" => std::arch::is_x86_feature_detected!("avx512dq"),
-            "avx512bw" => std::arch::is_x86_feature_detected!("avx512bw"),
-            "avx2" => std::arch::is_x86_feature_detected!("avx2"),
-            "fma" => std::arch::is_x86_feature_detected!("fma"),
-            _ => false,
-        };
-        if ["avx2", "fma"].iter().all(|f| has(f)) {
-            if ["avx512f", "avx512vl", "avx512dq", "avx512bw"]
-                .iter()
-                .all(|f| has(f))
-            {
-                2
-            } else {
-                1
-            }
-        } else {
-            0
+        use std::arch::is_x86_feature_detected as has;
+        let avx2 = has!("avx2") && has!("fma");
+        let avx512 = has!("avx512f") && has!("avx512vl") && has!("avx512dq") && has!("avx512bw");
+        match (avx2, avx512) {
+            (true, true) => 2,
+            (true, false) => 1,
+            _ => 0,
         }
     })
 }
