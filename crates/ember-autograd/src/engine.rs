@@ -44,11 +44,7 @@ impl Gradients {
     pub fn accumulate(&mut self, other: Gradients) -> Result<()> {
         for (id, g) in other.map {
             let sum = match self.map.remove(&id) {
-                // In place on the CPU when nothing else holds the running sum.
-                Some(prev) => match fast::add_into(prev, &g) {
-                    Ok(sum) => sum,
-                    Err(prev) => prev.add(&g)?,
-                },
+                Some(prev) => add_gradients(prev, &g)?,
                 None => g,
             };
             self.map.insert(id, sum);
@@ -209,16 +205,19 @@ fn accumulate(grads: &mut HashMap<TensorId, Tensor>, input: &Tensor, g: Tensor) 
         g
     };
     let sum = match grads.remove(&input.id()) {
-        // In place on the CPU when nothing else holds the running sum.
-        // In place on the CPU when nothing else holds the running sum.
-        Some(prev) => match fast::add_into(prev, &g) {
-            Ok(sum) => sum,
-            Err(prev) => prev.add(&g)?,
-        },
+        Some(prev) => add_gradients(prev, &g)?,
         None => g,
     };
     grads.insert(input.id(), sum);
     Ok(())
+}
+
+/// `prev + g`, in place on the CPU when nothing else holds the running sum `prev`.
+fn add_gradients(prev: Tensor, g: &Tensor) -> Result<Tensor> {
+    match fast::add_into(prev, g) {
+        Ok(sum) => Ok(sum),
+        Err(prev) => prev.add(g),
+    }
 }
 
 mod profile {

@@ -37,18 +37,6 @@ fn values(p: &Prim) -> Option<&[f32]> {
     flex(p)?.as_slice::<f32>()
 }
 
-/// Takes the burn-flex tensor out of a primitive when it is f32 on the CPU.
-fn into_flex(p: Prim) -> Option<FlexTensor> {
-    if p.dtype() != DType::F32 {
-        return None;
-    }
-    #[allow(unreachable_patterns)]
-    match p.into_inner().kind {
-        DispatchTensorKind::Flex(BackendTensor::Float(t)) => Some(t),
-        _ => None,
-    }
-}
-
 /// Takes the burn-flex tensor out of an f32 CPU primitive, or gives the primitive back.
 #[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
 fn take_flex(p: Prim) -> Result<FlexTensor, Prim> {
@@ -695,7 +683,7 @@ pub fn scaled_softmax(x: Prim, scale: f64, causal: bool) -> Option<Prim> {
     } else {
         1
     };
-    let mut t = owned(into_flex(x)?)?;
+    let mut t = owned(take_flex(x).ok()?)?;
     let vals = unique_values(&mut t)?;
     let rows = rows_per_task(d);
     if vals.len() <= rows * d {
@@ -808,7 +796,7 @@ pub fn index_rows_backward(rows: usize, idx: &[i64], g: &Prim) -> Option<Prim> {
 
 // ---------------------------------------------------------------- skinny matmul
 
-/// Row counts up to which [`matmul_few_rows`] replaces the GEMM (decode steps, small batches).
+/// Row counts up to which products skip the GEMM in [`matmul`] (decode steps, small batches).
 pub const FEW_ROWS: usize = 4;
 
 /// How `b` of a product `a @ b`, `(k, n)`, lies in its storage.
@@ -880,7 +868,7 @@ simd_kernel! {
 /// `a @ b` for a contiguous `a (m, k)` with `m <= FEW_ROWS` and `b (k, n)` row-major or
 /// transposed: streams `b` once, split by columns over the threads. The GEMM packs `b` for so
 /// few rows and runs matrix-vector products on one thread.
-pub fn matmul_few_rows(a: &Prim, b: &Prim) -> Option<Prim> {
+fn matmul_few_rows(a: &Prim, b: &Prim) -> Option<Prim> {
     let (ad, bd) = (a.dims(), b.dims());
     let ([m, k], [k2, n]) = (ad[..].try_into().ok()?, bd[..].try_into().ok()?);
     if m == 0 || m > FEW_ROWS || k != k2 || k == 0 || n == 0 {
@@ -1121,8 +1109,8 @@ pub fn adamw(w: &Prim, g: &Prim, m: Prim, v: Prim, h: &AdamStep) -> Option<(Prim
     if g.dims() != dims || m.dims() != dims || v.dims() != dims {
         return None;
     }
-    let mut m = owned(into_flex(m)?)?;
-    let mut v = owned(into_flex(v)?)?;
+    let mut m = owned(take_flex(m).ok()?)?;
+    let mut v = owned(take_flex(v).ok()?)?;
     let k = AdamConsts {
         b1: h.betas.0 as f32,
         b2: h.betas.1 as f32,

@@ -100,6 +100,14 @@ pub fn cross_entropy_backward(
     }
     let t = targets.to_vec::<i64>().ok()?;
     let gv = g.to_vec::<f32>().ok()?;
+    let want = if opts.reduction == Reduction::None {
+        t.len()
+    } else {
+        1
+    };
+    if gv.len() != want {
+        return None;
+    }
     let keep = |i: usize| t[i] != opts.ignore_index;
     let kept = (0..t.len()).filter(|&i| keep(i)).count();
     let scale: Vec<f32> = (0..t.len())
@@ -110,9 +118,6 @@ pub fn cross_entropy_backward(
             (true, Reduction::Mean) => gv[0] / kept as f32,
         })
         .collect();
-    if opts.reduction == Reduction::None && gv.len() != t.len() {
-        return None;
-    }
     let p = cpu::cross_entropy_backward(&logits.prim(), &t, &scale, opts.label_smoothing)?;
     Some(logits.wrap(p, logits.shape()))
 }
@@ -136,10 +141,9 @@ pub fn add_into(acc: Tensor, x: &Tensor) -> Result<Tensor, Tensor> {
         return Err(acc);
     }
     let shape = acc.shape();
-    let device_twin = x.clone();
     match cpu::add_into(acc.into_prim(), &x.prim()) {
-        Ok(sum) => Ok(device_twin.wrap(sum, shape)),
-        Err(p) => Err(device_twin.wrap(p, shape)),
+        Ok(sum) => Ok(x.wrap(sum, shape)),
+        Err(p) => Err(x.wrap(p, shape)),
     }
 }
 
@@ -148,10 +152,9 @@ pub fn add_into(acc: Tensor, x: &Tensor) -> Result<Tensor, Tensor> {
 /// back unchanged in `Err` otherwise.
 pub fn write_along(buf: Tensor, dim: usize, at: usize, src: &Tensor) -> Result<Tensor, Tensor> {
     let shape = buf.shape();
-    let twin = src.clone();
     match cpu::write_along(buf.into_prim(), dim, at, &src.prim()) {
-        Ok(p) => Ok(twin.wrap(p, shape)),
-        Err(p) => Err(twin.wrap(p, shape)),
+        Ok(p) => Ok(src.wrap(p, shape)),
+        Err(p) => Err(src.wrap(p, shape)),
     }
 }
 
