@@ -93,10 +93,7 @@ fn main() -> Result<()> {
     );
 
     // Data: the text's tokens; the first 90% trains, the rest validates.
-    let text = std::fs::read_to_string(&text_path).map_err(|e| Error::Io {
-        path: text_path.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(&text_path).map_err(|e| Error::io(&text_path, e))?;
     let ids = tok.encode(&text, false)?;
     println!("{}: {} tokens", text_path.display(), ids.len());
     let (train, val) = TokenStream::new(ids, args.block)?.split(0.9)?;

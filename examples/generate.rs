@@ -67,10 +67,8 @@ fn load(path: &Path, device: Device) -> Result<(Box<dyn CausalLm>, Tokenizer)> {
         return Ok((Box::new(model), Tokenizer::from_gguf(&g)?));
     }
     let tok = Tokenizer::from_file(path.join("tokenizer.json"))?;
-    let config = std::fs::read_to_string(path.join("config.json")).map_err(|e| Error::Io {
-        path: path.join("config.json").display().to_string(),
-        msg: e.to_string(),
-    })?;
+    let config = std::fs::read_to_string(path.join("config.json"))
+        .map_err(|e| Error::io(path.join("config.json"), e))?;
     let model_type = serde_json::from_str::<serde_json::Value>(&config)
         .ok()
         .and_then(|c| c["model_type"].as_str().map(str::to_owned));

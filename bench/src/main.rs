@@ -270,12 +270,8 @@ fn main() -> Result<()> {
     println!("\nload average after: {load_after}");
     if let Some(path) = &args.json {
         let doc = json!({"cpu": cpu_name(), "threads": args.threads, "device": args.device.to_string(), "load_before": load_before, "load_after": load_after, "results": out});
-        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default()).map_err(
-            |e| Error::Io {
-                path: path.display().to_string(),
-                msg: e.to_string(),
-            },
-        )?;
+        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
+            .map_err(|e| Error::io(path, e))?;
     }
     Ok(())
 }

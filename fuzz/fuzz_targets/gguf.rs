@@ -1,7 +1,7 @@
 //! Any bytes given to the GGUF reader give a file or an error, never a panic.
 #![no_main]
 
-use ember_tensor::{DType, Device};
+use ember_core::{DType, Device};
 use ember_weights::GgufFile;
 use libfuzzer_sys::fuzz_target;
 

@@ -1,7 +1,7 @@
 //! Any bytes given to the safetensors loader give a checkpoint or an error, never a panic.
 #![no_main]
 
-use ember_tensor::{DType, Device};
+use ember_core::{DType, Device};
 use ember_weights::Checkpoint;
 use libfuzzer_sys::fuzz_target;
 

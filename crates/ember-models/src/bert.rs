@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
+use ember_core::{AttentionOpts, DType, Device, Error, Result, Tensor};
 use ember_nn::{
     Activation, Embedding, LayerNorm, Linear, LoadOptions, Module, VarBuilder, VarStore,
 };
-use ember_tensor::{AttentionOpts, DType, Device, Error, Result, Tensor};
 use ember_weights::Checkpoint;
 use serde::Deserialize;
 

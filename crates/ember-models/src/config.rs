@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use ember_tensor::{Error, Result};
+use ember_core::{Error, Result};
 use serde::Deserialize;
 
 /// `rope_parameters` (transformers 5) or `rope_scaling` (older files).

@@ -1,7 +1,7 @@
 //! Autoregressive generation with a KV cache: greedy, temperature, top-k, top-p, repetition
 //! penalty, stop tokens, a seed, and a callback per token.
 
-use ember_tensor::{Device, Error, Generator, Result, Tensor, no_grad};
+use ember_core::{Device, Error, Generator, Result, Tensor, no_grad};
 
 use crate::CausalLm;
 

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
+use ember_core::{DType, Device, Error, Result, Tensor};
 use ember_nn::{
     Activation, Conv1D, Embedding, KvCache, LayerNorm, LoadOptions, Module, VarBuilder, VarStore,
     attend_cached,
 };
-use ember_tensor::{DType, Device, Error, Result, Tensor};
 use ember_weights::Checkpoint;
 use serde::Deserialize;
 
@@ -176,6 +176,7 @@ impl CausalLm for Gpt2 {
         if offset + t > self.cfg.n_positions {
             return Err(Error::shape(
                 "Gpt2",
+                &[ids.dims()],
                 format!(
                     "{} positions exceed n_positions {}",
                     offset + t,

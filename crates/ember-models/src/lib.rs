@@ -21,15 +21,12 @@ pub use tokenizer::{TextStream, Tokenizer, chatml};
 
 use std::path::Path;
 
-use ember_tensor::{Error, Result, Tensor};
+use ember_core::{Error, Result, Tensor};
 
 /// Reads `dir/config.json` as JSON (the models keep it to write it back).
 pub(crate) fn read_config(dir: &Path) -> Result<serde_json::Value> {
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::Format {
         format: "config.json",
         path: path.display().to_string(),
@@ -55,10 +52,7 @@ pub(crate) fn save_dir(
     config: &serde_json::Value,
     store: &ember_nn::VarStore,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-        path: dir.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let text = serde_json::to_string_pretty(config)
         .map_err(|e| Error::data("save_pretrained", e.to_string()))?;
     ember_weights::write_atomic(&dir.join("config.json"), text.as_bytes())?;

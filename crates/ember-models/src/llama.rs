@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
+use ember_core::Error;
+use ember_core::{DType, Device, Result, Tensor};
 use ember_nn::{
     AttentionConfig, Embedding, KvCache, Linear, LoadOptions, Module, RmsNorm, TransformerBlock,
     VarBuilder, VarStore,
 };
-use ember_tensor::Error;
-use ember_tensor::{DType, Device, Result, Tensor};
 use ember_weights::{Checkpoint, GgufFile, GgufValue};
 
 use crate::{CausalLm, LlamaConfig};

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ember_tensor::{Device, Error, Result, Tensor};
+use ember_core::{Device, Error, Result, Tensor};
 use ember_weights::{GgufFile, GgufValue};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{BPE, Vocab};
@@ -132,10 +132,9 @@ impl Tokenizer {
     /// transformers' `AutoTokenizer` read).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        self.inner.save(path, false).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })
+        self.inner
+            .save(path, false)
+            .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))
     }
 
     /// The id of a token string, e.g. `<|im_end|>`.
@@ -185,7 +184,7 @@ impl Tokenizer {
 /// for id in [15496, 11, 995] {
 ///     print!("{}", stream.push(id)?);
 /// }
-/// # Ok::<(), ember_tensor::Error>(())
+/// # Ok::<(), ember_core::Error>(())
 /// ```
 pub struct TextStream<'a> {
     tok: &'a Tokenizer,

@@ -1,13 +1,12 @@
 //! A tiny random-init BertModel saved by transformers, with a padding mask and token types:
 //! hidden states, pooler output and mean-pooled sentence embeddings equal transformers'.
 
-#[path = "../../ember-tensor/tests/common/mod.rs"]
-mod common;
+use ember_testing::on_every_device;
 
 use std::path::PathBuf;
 
+use ember_core::{DType, Device};
 use ember_models::Bert;
-use ember_tensor::{DType, Device};
 use ember_weights::Checkpoint;
 
 /// Within 1e-4 on CPU, 1e-3 on wgpu.
@@ -19,7 +18,7 @@ fn hidden_states_pooler_and_sentence_embeddings_match_transformers(d: Device) {
     let get = |k: &str| r.load(k, d, None).unwrap();
     let (ids, mask, types) = (get("ids"), get("mask"), get("types"));
     let (hidden, pooler) = model.forward(&ids, Some(&mask), Some(&types)).unwrap();
-    let diff = |a: &ember_tensor::Tensor, k: &str| {
+    let diff = |a: &ember_core::Tensor, k: &str| {
         let (a, b) = (a.to_vec::<f32>().unwrap(), get(k).to_vec::<f32>().unwrap());
         a.iter()
             .zip(&b)

@@ -1,14 +1,13 @@
 //! A tiny random-init GPT2LMHeadModel saved by transformers: Ember's logits, loss, every
 //! parameter gradient and greedy generation equal transformers' (`make_model_fixtures.py`).
 
-#[path = "../../ember-tensor/tests/common/mod.rs"]
-mod common;
+use ember_testing::on_every_device;
 
 use std::path::PathBuf;
 
-use ember_autograd::Backward;
+use ember_core::Backward;
+use ember_core::{DType, Device};
 use ember_models::{GenerateOpts, Gpt2, generate};
-use ember_tensor::{DType, Device};
 use ember_weights::Checkpoint;
 
 fn dir() -> PathBuf {

@@ -1,13 +1,12 @@
 //! A tiny random-init LlamaForCausalLM (GQA: 4 heads, 2 KV heads) saved by transformers:
 //! Ember's logits and greedy generation equal transformers' (`scripts/make_model_fixtures.py`).
 
-#[path = "../../ember-tensor/tests/common/mod.rs"]
-mod common;
+use ember_testing::on_every_device;
 
 use std::path::PathBuf;
 
+use ember_core::{DType, Device};
 use ember_models::{GenerateOpts, Llama, generate};
-use ember_tensor::{DType, Device};
 use ember_weights::Checkpoint;
 
 fn dir() -> PathBuf {

@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
+use ember_core::{DType, Device, Tensor};
 use ember_models::{Bert, GenerateOpts, Llama, Tokenizer, chatml, generate};
-use ember_tensor::{DType, Device, Tensor};
 use ember_weights::GgufFile;
 
 fn asset(rel: &str) -> Option<PathBuf> {

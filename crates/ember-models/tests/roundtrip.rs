@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use ember_core::{DType, Device, Tensor};
 use ember_models::{Bert, Gpt2, Llama};
-use ember_tensor::{DType, Device, Tensor};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models")

@@ -1,8 +1,8 @@
 //! Rotary embeddings, multi-head attention with grouped-query heads and a KV cache, and the
 //! pre-norm transformer block (Llama's names).
 
-use ember_tensor::ops::fast;
-use ember_tensor::{AttentionOpts, DType, Device, Error, Result, Tensor};
+use ember_core::fused::AppendBuffer;
+use ember_core::{AttentionOpts, DType, Device, Error, Result, Tensor};
 
 use crate::Module;
 use crate::layers::{Activation, GatedMlp, LayerNorm, Linear, RmsNorm};
@@ -26,7 +26,7 @@ impl RotaryEmbedding {
         device: Device,
     ) -> Result<RotaryEmbedding> {
         if !head_dim.is_multiple_of(2) || head_dim == 0 || max_pos == 0 {
-            return Err(Error::shape(
+            return Err(Error::data(
                 "RotaryEmbedding",
                 format!("head_dim {head_dim} must be even and max_pos {max_pos} positive"),
             ));
@@ -59,6 +59,7 @@ impl RotaryEmbedding {
         if offset + t > self.cos.dims()[0] || d != self.cos.dims()[1] {
             return Err(Error::shape(
                 "RotaryEmbedding::apply",
+                &[x.dims(), self.cos.dims()],
                 format!(
                     "positions {offset}..{} and head dim {d} exceed the table {:?}",
                     offset + t,
@@ -76,14 +77,13 @@ impl RotaryEmbedding {
 
 /// Keys and values of earlier positions, for incremental decoding.
 ///
-/// On the CPU (f32) the cache keeps buffers with room to grow (capacity doubling) and writes
-/// each new position in place, handing out views of the filled part; elsewhere, or when a
-/// buffer is shared (a cloned cache, views still held), it concatenates as before.
+/// Each append writes the new positions after the cached ones; the kernel layer keeps the
+/// buffers growable where it can write in place (f32 on the CPU), so a decoding step does not
+/// copy the whole cache.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    k: Option<Tensor>, // (B, Hkv, capacity, D)
-    v: Option<Tensor>,
-    len: usize,
+    k: AppendBuffer, // (B, Hkv, T, D)
+    v: AppendBuffer,
 }
 
 impl KvCache {
@@ -94,54 +94,29 @@ impl KvCache {
 
     /// Number of cached positions.
     pub fn len(&self) -> usize {
-        self.len
+        self.k.len()
     }
 
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.k.is_empty()
     }
 
     /// Appends new keys and values `(B, Hkv, T, D)`; returns all cached ones.
     pub fn append(&mut self, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
-        let total = self.len + k.dims()[2];
-        let bk = extend(self.k.take(), self.len, &k)?;
-        let bv = extend(self.v.take(), self.len, &v)?;
-        let (kv, vv) = (bk.narrow(2, 0, total)?, bv.narrow(2, 0, total)?);
-        (self.k, self.v, self.len) = (Some(bk), Some(bv), total);
-        Ok((kv, vv))
+        if k.rank() != 4 || v.rank() != 4 || k.dims()[..3] != v.dims()[..3] {
+            return Err(Error::shape(
+                "KvCache::append",
+                &[k.dims(), v.dims()],
+                format!(
+                    "keys {:?} and values {:?} must be (B, Hkv, T, D) with equal B, Hkv, T",
+                    k.dims(),
+                    v.dims()
+                ),
+            ));
+        }
+        Ok((self.k.append(2, &k)?, self.v.append(2, &v)?))
     }
-}
-
-/// `buf` (positions `..len` filled) with `new` written after them: in place when it fits and
-/// the kernel applies, else a new buffer.
-fn extend(buf: Option<Tensor>, len: usize, new: &Tensor) -> Result<Tensor> {
-    let Some(buf) = buf else {
-        return regrow(None, 0, new);
-    };
-    if len + new.dims()[2] > buf.dims()[2] {
-        return regrow(Some(&buf), len, new);
-    }
-    match fast::write_along(buf, 2, len, new) {
-        Ok(filled) => Ok(filled),
-        Err(buf) => regrow(Some(&buf), len, new),
-    }
-}
-
-/// A new buffer holding `old[.., ..len]` then `new`; on the CPU with room for as many
-/// positions again (at least 16), elsewhere exactly as long as its contents.
-fn regrow(old: Option<&Tensor>, len: usize, new: &Tensor) -> Result<Tensor> {
-    let content = match old {
-        Some(o) if len > 0 => Tensor::cat(&[&o.narrow(2, 0, len)?, new], 2)?,
-        _ => new.clone(),
-    };
-    if !fast::is_cpu_f32(&content) {
-        return Ok(content);
-    }
-    let mut spare = content.dims().to_vec();
-    spare[2] = content.dims()[2].max(16);
-    let room = Tensor::zeros(&spare, content.dtype(), content.device())?;
-    Tensor::cat(&[&content, &room], 2)
 }
 
 /// Shape of a [`MultiHeadAttention`].
@@ -185,7 +160,7 @@ impl MultiHeadAttention {
     /// Creates the four projections under `vb`.
     pub fn new(vb: VarBuilder, cfg: AttentionConfig) -> Result<MultiHeadAttention> {
         if cfg.n_kv_heads == 0 || !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) {
-            return Err(Error::shape(
+            return Err(Error::data(
                 "MultiHeadAttention",
                 format!(
                     "{} heads are not a multiple of {} kv heads",
@@ -253,6 +228,7 @@ impl MultiHeadAttention {
         if x.rank() != 3 || x.dims()[2] != self.cfg.dim {
             return Err(Error::shape(
                 "MultiHeadAttention",
+                &[x.dims()],
                 format!("input must be (B, T, {}), got {:?}", self.cfg.dim, x.dims()),
             ));
         }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ember_tensor::{Error, Result, Tensor};
+use ember_core::{Error, Result, Tensor};
 
 use crate::Module;
 use crate::store::{Init, Param, VarBuilder};

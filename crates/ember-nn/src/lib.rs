@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use ember_nn::{Linear, Module, VarBuilder, VarStore};
-//! use ember_tensor::{DType, Device, Tensor};
+//! use ember_core::{DType, Device, Tensor};
 //!
 //! let store = VarStore::new(Device::Cpu, DType::F32);
 //! let vb = VarBuilder::new(&store);
@@ -15,7 +15,7 @@
 //! let y = proj.forward(&Tensor::ones(&[2, 4], DType::F32, Device::Cpu)?)?; // (2, 3)
 //! assert_eq!(y.dims(), &[2, 3]);
 //! assert_eq!(store.names(), vec!["proj.bias", "proj.weight"]);
-//! # Ok::<(), ember_tensor::Error>(())
+//! # Ok::<(), ember_core::Error>(())
 //! ```
 #![warn(missing_docs)]
 
@@ -33,7 +33,7 @@ pub use layers::{
 };
 pub use store::{Init, LoadOptions, LoadReport, Param, VarBuilder, VarStore};
 
-use ember_tensor::{Result, Tensor};
+use ember_core::{Result, Tensor};
 
 /// A layer: a function of one tensor with parameters in a [`VarStore`].
 pub trait Module {

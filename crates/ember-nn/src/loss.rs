@@ -1,6 +1,6 @@
 //! Losses with PyTorch's definitions and defaults.
 
-use ember_tensor::{CrossEntropyOpts, Error, Result, Tensor};
+use ember_core::{CrossEntropyOpts, Error, Result, Tensor};
 
 /// Cross-entropy of logits `(N, C)` (or `(B, T, C)`, flattened) and I64 targets, ignoring
 /// targets equal to -100 and averaging over the rest, as `F.cross_entropy` and HF's losses.
@@ -22,6 +22,7 @@ pub fn binary_cross_entropy_with_logits(logits: &Tensor, target: &Tensor) -> Res
     if !target.dtype().is_float() {
         return Err(Error::dtype(
             "binary_cross_entropy_with_logits",
+            &[target.dtype()],
             format!(
                 "targets must be float probabilities, got {}",
                 target.dtype()
@@ -37,7 +38,7 @@ pub fn binary_cross_entropy_with_logits(logits: &Tensor, target: &Tensor) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ember_tensor::Device;
+    use ember_core::Device;
 
     #[test]
     fn bce_matches_the_definition() {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use ember_tensor::{DType, Device, Error, Generator, Result, Tensor};
+use ember_core::{DType, Device, Error, Generator, Result, Tensor};
 use ember_weights::{Checkpoint, save_safetensors};
 
 /// How a new parameter is initialized.
@@ -133,6 +133,7 @@ impl Param {
         if value.dims() != cur.dims() {
             return Err(Error::shape(
                 "Param::set",
+                &[value.dims(), cur.dims()],
                 format!(
                     "{}: new value has shape {:?}, the parameter {:?}",
                     self.name(),
@@ -342,6 +343,7 @@ impl VarStore {
             if p.tensor().dims() != shape {
                 return Err(Error::shape(
                     "VarBuilder::get",
+                    &[p.tensor().dims(), shape],
                     format!(
                         "{name} exists with shape {:?}, asked for {shape:?}",
                         p.tensor().dims()

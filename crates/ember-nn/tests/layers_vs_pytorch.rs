@@ -2,15 +2,15 @@
 //! with the same weights (`scripts/make_nn_fixtures.py`), on every built device. The weights
 //! come from state dicts saved by PyTorch, loaded strictly by `VarStore::load`.
 
-#[path = "../../ember-tensor/tests/common/mod.rs"]
-mod common;
+use ember_testing as common;
+use ember_testing::on_every_device;
 
-use ember_autograd::Backward;
+use ember_core::Backward;
+use ember_core::{DType, Device, Result, Tensor};
 use ember_nn::{
     Activation, AttentionConfig, Embedding, GatedMlp, LayerNorm, Linear, LoadOptions, Mlp, Module,
     MultiHeadAttention, RmsNorm, TransformerBlock, VarBuilder, VarStore, loss,
 };
-use ember_tensor::{DType, Device, Result, Tensor};
 use ember_weights::Checkpoint;
 
 type Forward = Box<dyn Fn(&Tensor) -> Result<Tensor>>;

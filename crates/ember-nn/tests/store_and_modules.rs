@@ -1,12 +1,12 @@
 //! The parameter store, loading rules, freezing, train/eval, save/load round trips and the
 //! KV cache.
 
-use ember_autograd::Backward;
+use ember_core::Backward;
+use ember_core::{DType, Device, Generator, Tensor};
 use ember_nn::{
     AttentionConfig, Dropout, Init, KvCache, Linear, LoadOptions, Module, TransformerBlock,
     VarBuilder, VarStore,
 };
-use ember_tensor::{DType, Device, Generator, Tensor};
 use ember_weights::Checkpoint;
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -226,7 +226,7 @@ fn worst_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn kv_cache_grows_in_place_and_clones_diverge_safely() {
-    let _guard = ember_tensor::no_grad(); // decoding: the in-place path applies
+    let _guard = ember_core::no_grad(); // decoding: the in-place path applies
     let store = VarStore::new(Device::Cpu, DType::F32);
     let b = block(&store);
     let x = input(30);

@@ -3,10 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ember_autograd::Gradients;
+use ember_core::fused::{AdamStep, adamw_step};
+use ember_core::{DType, Gradients, Result, Tensor, no_grad};
 use ember_nn::Param;
-use ember_tensor::ops::fast;
-use ember_tensor::{DType, Result, Tensor, no_grad};
 
 use crate::state::{load_state, save_state};
 use crate::{Optimizer, ParamGroup};
@@ -99,8 +98,8 @@ impl Optimizer for AdamW {
             for p in &group.params {
                 let w = p.tensor();
                 let Some(g) = grads.get(&w) else { continue };
-                let mut g = g.to_dtype(DType::F32)?;
-                let mut w32 = w.detach().to_dtype(DType::F32)?;
+                let g = g.to_dtype(DType::F32)?;
+                let w32 = w.detach().to_dtype(DType::F32)?;
                 let (t, m, v) = match self.state.remove(p.name()) {
                     Some(s) => s,
                     None => (0, g.zeros_like()?, g.zeros_like()?),
@@ -108,7 +107,7 @@ impl Optimizer for AdamW {
                 let t = t + 1;
                 let bc1 = 1.0 - b1.powi(t as i32);
                 let bc2 = 1.0 - b2.powi(t as i32);
-                let step = fast::AdamStep {
+                let step = AdamStep {
                     lr,
                     betas: (b1, b2),
                     eps: self.cfg.eps,
@@ -117,24 +116,7 @@ impl Optimizer for AdamW {
                     bias_correction1: bc1,
                     bias_correction2: bc2,
                 };
-                // One fused pass on the CPU (weight decay included); composed ops elsewhere.
-                let (w32, m, v) = match fast::adamw(&w32, &g, m, v, &step) {
-                    Ok(updated) => updated,
-                    Err((m, v)) => {
-                        if wd != 0.0 {
-                            if self.cfg.decoupled {
-                                w32 = w32.mul_scalar(1.0 - lr * wd)?;
-                            } else {
-                                g = g.add(&w32.mul_scalar(wd)?)?;
-                            }
-                        }
-                        let m = m.add(&g.sub(&m)?.mul_scalar(1.0 - b1)?)?; // lerp, as torch
-                        let v = v.mul_scalar(b2)?.add(&g.mul(&g)?.mul_scalar(1.0 - b2)?)?;
-                        let denom = v.sqrt()?.div_scalar(bc2.sqrt())?.add_scalar(self.cfg.eps)?;
-                        let w32 = w32.sub(&m.div(&denom)?.mul_scalar(lr / bc1)?)?;
-                        (w32, m, v)
-                    }
-                };
+                let (w32, m, v) = adamw_step(&w32, &g, m, v, &step)?;
                 p.set(&w32)?;
                 self.state.insert(p.name().to_string(), (t, m, v));
             }

@@ -1,8 +1,8 @@
 //! Gradient clipping by global norm.
 
-use ember_autograd::Gradients;
+use ember_core::Gradients;
+use ember_core::{DType, Result, no_grad};
 use ember_nn::Param;
-use ember_tensor::{DType, Result, no_grad};
 
 /// Scales the gradients of `params` so their global L2 norm is at most `max_norm`, and
 /// returns the norm before clipping, as `torch.nn.utils.clip_grad_norm_`.

@@ -1,10 +1,10 @@
 //! Optimizers with torch.optim's update rules, gradient clipping, and learning-rate schedules.
 //!
 //! ```
-//! use ember_autograd::Backward;
+//! use ember_core::Backward;
 //! use ember_nn::{Linear, Module, VarBuilder, VarStore};
 //! use ember_optim::{AdamW, AdamWConfig, Optimizer};
-//! use ember_tensor::{DType, Device, Tensor};
+//! use ember_core::{DType, Device, Tensor};
 //!
 //! let store = VarStore::new(Device::Cpu, DType::F32);
 //! let lin = Linear::new(VarBuilder::new(&store), 3, 1, true)?;
@@ -14,7 +14,7 @@
 //!     let loss = lin.forward(&x)?.square()?.mean(&[], false)?;
 //!     opt.step(&loss.backward()?)?;
 //! }
-//! # Ok::<(), ember_tensor::Error>(())
+//! # Ok::<(), ember_core::Error>(())
 //! ```
 #![warn(missing_docs)]
 
@@ -29,9 +29,9 @@ pub use clip::clip_grad_norm;
 pub use schedule::{Schedule, cosine_with_warmup};
 pub use sgd::{Sgd, SgdConfig};
 
-use ember_autograd::Gradients;
+use ember_core::Gradients;
+use ember_core::Result;
 use ember_nn::Param;
-use ember_tensor::Result;
 
 /// Parameters sharing hyper-parameters (e.g. no weight decay on biases and norms).
 #[derive(Debug, Clone)]

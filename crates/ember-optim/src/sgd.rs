@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ember_autograd::Gradients;
+use ember_core::Gradients;
+use ember_core::{DType, Result, Tensor, no_grad};
 use ember_nn::Param;
-use ember_tensor::{DType, Result, Tensor, no_grad};
 
 use crate::state::{load_state, save_state};
 use crate::{Optimizer, ParamGroup};

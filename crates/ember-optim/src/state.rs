@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ember_tensor::{Error, Result, Tensor};
+use ember_core::{Error, Result, Tensor};
 use ember_weights::{Checkpoint, save_safetensors, write_atomic};
 
 fn with_ext(prefix: &Path, ext: &str) -> PathBuf {
@@ -34,10 +34,7 @@ pub(crate) fn save_state(
 
 pub(crate) fn load_state(prefix: &Path) -> Result<(Checkpoint, serde_json::Value)> {
     let json_path = with_ext(prefix, ".json");
-    let text = std::fs::read_to_string(&json_path).map_err(|e| Error::Io {
-        path: json_path.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(&json_path).map_err(|e| Error::io(&json_path, e))?;
     let json = serde_json::from_str(&text).map_err(|e| Error::Format {
         format: "optimizer state",
         path: json_path.display().to_string(),

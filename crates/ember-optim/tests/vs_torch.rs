@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use ember_autograd::Gradients;
+use ember_core::Gradients;
+use ember_core::{DType, Device, Tensor};
 use ember_nn::{Init, Param, VarBuilder, VarStore};
 use ember_optim::{
     AdamW, AdamWConfig, Optimizer, Schedule, Sgd, SgdConfig, clip_grad_norm, cosine_with_warmup,
 };
-use ember_tensor::{DType, Device, Tensor};
 use ember_weights::Checkpoint;
 
 fn fixtures() -> (Checkpoint, serde_json::Value) {

@@ -5,16 +5,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use ember_core::{Error, Result};
 use ember_nn::{LoadOptions, VarStore};
 use ember_optim::Optimizer;
-use ember_tensor::{Error, Result};
 use ember_weights::{Checkpoint, write_atomic};
 
 fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    }
+    Error::io(path, e)
 }
 
 /// The directory name of a step's checkpoint.

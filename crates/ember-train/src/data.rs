@@ -1,7 +1,7 @@
 //! Datasets: a token stream sampled as random contiguous windows, and an in-memory dataset
 //! trait for anything else.
 
-use ember_tensor::{Device, Error, Generator, Result, Tensor};
+use ember_core::{Device, Error, Generator, Result, Tensor};
 
 /// A dataset of `(input, target)` examples that a user can implement for their own data.
 pub trait Dataset {
@@ -132,6 +132,8 @@ impl Dataset for TokenStream {
         if i >= self.windows() {
             return Err(Error::index(
                 "TokenStream::get",
+                i as i64,
+                self.windows(),
                 format!("window {i} of {}", self.windows()),
             ));
         }

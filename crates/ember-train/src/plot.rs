@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ember_tensor::Result;
+use ember_core::Result;
 use ember_weights::write_atomic;
 
 const W: usize = 800;

@@ -5,12 +5,12 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ember_autograd::{Backward, Gradients};
-use ember_nn::VarStore;
-use ember_optim::{Optimizer, Schedule, clip_grad_norm};
-use ember_tensor::{
+use ember_core::{Backward, Gradients};
+use ember_core::{
     Device, Error, Generator, Result, Tensor, global_state, no_grad, set_global_state,
 };
+use ember_nn::VarStore;
+use ember_optim::{Optimizer, Schedule, clip_grad_norm};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint;
@@ -217,14 +217,8 @@ impl<'a> Trainer<'a> {
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|e| Error::Io {
-                path: path.display().to_string(),
-                msg: e.to_string(),
-            })?;
-        writeln!(f, "{record}").map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })
+            .map_err(|e| Error::io(&path, e))?;
+        writeln!(f, "{record}").map_err(|e| Error::io(&path, e))
     }
 
     /// Writes `out_dir/loss.png` from the curves so far.
@@ -241,10 +235,7 @@ impl<'a> Trainer<'a> {
         val: Option<&dyn Batches>,
         loss_fn: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>,
     ) -> Result<Summary> {
-        std::fs::create_dir_all(&self.cfg.out_dir).map_err(|e| Error::Io {
-            path: self.cfg.out_dir.display().to_string(),
-            msg: e.to_string(),
-        })?;
+        std::fs::create_dir_all(&self.cfg.out_dir).map_err(|e| Error::io(&self.cfg.out_dir, e))?;
         let params = self.store.trainable_parameters();
         let tokens_per_step =
             (self.cfg.batch_size * train.tokens_per_row() * self.cfg.grad_accum.max(1)) as f64;

@@ -4,13 +4,10 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
-use ember_tensor::{Error, Result};
+use ember_core::{Error, Result};
 
 fn io(path: &Path, what: &str, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: format!("{what}: {e}"),
-    }
+    Error::io(path, std::io::Error::new(e.kind(), format!("{what}: {e}")))
 }
 
 /// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the

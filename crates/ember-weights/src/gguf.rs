@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use ember_tensor::{DType, Device, Error, Result, Tensor};
+use ember_core::{DType, Device, Error, Result, Tensor};
 use memmap2::Mmap;
 
 use crate::quant::dequantize;
@@ -262,15 +262,9 @@ impl GgufFile {
     /// Opens and checks a GGUF file.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: read-only map; the file must not change while it is open (as any mmap loader).
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let (version, metadata, tensors) = parse(&map).map_err(|msg| Error::Format {
             format: FORMAT,
             path: path.display().to_string(),

@@ -8,7 +8,7 @@
 //!   F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K tensors.
 //!
 //! Every length, offset, dtype and shape read from a file is checked before use: a truncated
-//! or hostile file gives an [`Error::Format`](ember_tensor::Error::Format), never a panic or
+//! or hostile file gives an [`Error::Format`](ember_core::Error::Format), never a panic or
 //! an out-of-bounds read.
 #![warn(missing_docs)]
 

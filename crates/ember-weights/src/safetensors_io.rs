@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use ember_tensor::{DType, Device, Error, Result, Tensor, bf16, f16};
+use ember_core::{DType, Device, Error, Result, Tensor, bf16, f16};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors, View};
 
@@ -22,10 +22,7 @@ fn format_err(path: &Path, msg: impl Into<String>) -> Error {
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    }
+    Error::io(path, e)
 }
 
 /// Where one tensor's bytes lie, checked against the file.
@@ -48,10 +45,10 @@ struct Mapped {
 ///
 /// ```no_run
 /// use ember_weights::Checkpoint;
-/// use ember_tensor::{DType, Device};
+/// use ember_core::{DType, Device};
 /// let ckpt = Checkpoint::open("model_dir")?; // model.safetensors or a sharded index
 /// let w = ckpt.load("embeddings.word_embeddings.weight", Device::Cpu, Some(DType::F32))?;
-/// # Ok::<(), ember_tensor::Error>(())
+/// # Ok::<(), ember_core::Error>(())
 /// ```
 pub struct Checkpoint {
     files: Vec<Mapped>,
@@ -341,7 +338,7 @@ fn encode(t: &Tensor, dtype: DType) -> Result<Bytes> {
 /// Float tensors are converted to `float_dtype` when given; other dtypes are kept.
 ///
 /// ```
-/// # use ember_tensor::{Tensor, Device, DType};
+/// # use ember_core::{Tensor, Device, DType};
 /// # let dir = std::env::temp_dir().join(format!("ember-doc-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir).unwrap();
 /// let w = Tensor::ones(&[2, 3], DType::F32, Device::Cpu)?;
@@ -349,7 +346,7 @@ fn encode(t: &Tensor, dtype: DType) -> Result<Bytes> {
 /// ember_weights::save_safetensors(&path, &[("layer.weight", &w)], Some(DType::F16), None)?;
 /// let back = ember_weights::Checkpoint::open(&path)?.load("layer.weight", Device::Cpu, None)?;
 /// assert_eq!(back.dtype(), DType::F16);
-/// # Ok::<(), ember_tensor::Error>(())
+/// # Ok::<(), ember_core::Error>(())
 /// ```
 pub fn save_safetensors(
     path: &Path,

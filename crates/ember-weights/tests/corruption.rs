@@ -5,7 +5,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use ember_tensor::{DType, Device, Tensor};
+use ember_core::{DType, Device, Tensor};
 use ember_weights::{Checkpoint, GgufFile, save_safetensors};
 
 fn tmp(name: &str) -> PathBuf {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ember_tensor::{DType, Device};
+use ember_core::{DType, Device};
 use ember_weights::{Checkpoint, GgufFile, GgufType, GgufValue};
 
 fn fixture(name: &str) -> PathBuf {

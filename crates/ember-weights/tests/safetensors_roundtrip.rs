@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ember_tensor::{DType, Device, Generator, Tensor};
+use ember_core::{DType, Device, Generator, Tensor};
 use ember_weights::{Checkpoint, save_safetensors};
 
 fn tmpdir(name: &str) -> PathBuf {

@@ -28,10 +28,13 @@ pub fn path(rel: &str) -> Result<PathBuf> {
     if p.exists() {
         Ok(p)
     } else {
-        Err(Error::Io {
-            path: p.display().to_string(),
-            msg: "asset not found: run `bash scripts/fetch_assets.sh` (or set EMBER_ASSETS)".into(),
-        })
+        Err(Error::io(
+            &p,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "asset not found: run `bash scripts/fetch_assets.sh` (or set EMBER_ASSETS)",
+            ),
+        ))
     }
 }
 

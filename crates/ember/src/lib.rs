@@ -16,9 +16,9 @@
 //! # Ok::<(), ember::Error>(())
 //! ```
 //!
-//! Crates, lowest first: `ember-backend` (devices, dtypes, errors, burn primitives),
-//! `ember-tensor` (the `Tensor` and every op's forward), `ember-autograd` (backward rules,
-//! [`Backward`], [`gradcheck`]), `ember-weights` (safetensors and GGUF, as [`weights`]),
+//! Crates, lowest first: `ember-core` (devices, dtypes, errors, the `Tensor` and every op,
+//! autograd with [`Backward`] and [`gradcheck`], and the kernel layer; its fused updates as
+//! [`fused`]), `ember-weights` (safetensors and GGUF, as [`weights`]),
 //! `ember-nn` (layers with HF names, as [`nn`]), `ember-optim` (SGD, Adam, AdamW, clipping,
 //! schedules, as [`optim`]), `ember-train` (the training loop and checkpoints, as [`train`]).
 //! `ember-models` (GPT-2, Llama, BERT, tokenizers and generation, as [`models`]).
@@ -27,18 +27,18 @@
 
 pub mod assets;
 
-pub use ember_autograd::{Backward, GradcheckReport, Gradients, gradcheck};
-pub use ember_backend::{DType, Device, Element, Error, Result, bf16, f16};
+pub use ember_core::fused;
+pub use ember_core::{
+    AttentionOpts, Backward, CrossEntropyOpts, DType, Device, Element, Error, Generator,
+    GradcheckReport, Gradients, Impl, IoError, KernelUse, NoGradGuard, OpKind, Reduction, Result,
+    Tensor, TensorId, bf16, f16, gradcheck, is_grad_enabled, manual_seed, no_grad, trace_kernels,
+};
 /// Models with Hugging Face configs and names, and generation (the `ember-models` crate).
 pub use ember_models as models;
 /// Layers, the parameter store and losses (the `ember-nn` crate).
 pub use ember_nn as nn;
 /// Optimizers, clipping and learning-rate schedules (the `ember-optim` crate).
 pub use ember_optim as optim;
-pub use ember_tensor::{
-    AttentionOpts, CrossEntropyOpts, Generator, NoGradGuard, Reduction, Tensor, TensorId,
-    is_grad_enabled, manual_seed, no_grad,
-};
 /// The training loop, data, metrics and checkpoints (the `ember-train` crate).
 pub use ember_train as train;
 /// Checkpoint I/O: safetensors and GGUF (the `ember-weights` crate).

@@ -8,11 +8,11 @@
 
 use std::path::PathBuf;
 
+use ember_core::{CrossEntropyOpts, DType, Device, Generator, Result, Tensor, no_grad};
 use ember_nn::{
     AttentionConfig, Embedding, Module, RmsNorm, TransformerBlock, VarBuilder, VarStore,
 };
 use ember_optim::{AdamW, AdamWConfig, cosine_with_warmup};
-use ember_tensor::{CrossEntropyOpts, DType, Device, Generator, Result, Tensor, no_grad};
 use ember_train::{Batches, TokenStream, TrainConfig, Trainer};
 
 const VOCAB: usize = 16;

@@ -1,0 +1,330 @@
+//! The op each tracked result records: its kind, parameters and the inputs its backward rule
+//! needs. Dims are already normalized (non-negative, sorted where a list). The rules are in
+//! `rules.rs`, one exhaustive `match` over [`Op`].
+
+use crate::kernels::attention::Saved;
+use crate::ops::fused::CrossEntropyOpts;
+use crate::{BinaryFn, ReduceFn, Tensor, UnaryFn};
+
+/// One recorded op: its kind, parameters and the inputs it needs for its backward rule.
+/// Dims are already normalized (non-negative, sorted where a list).
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    /// `f(x)` elementwise.
+    Unary(UnaryFn, Tensor),
+    /// `a op b` with broadcasting.
+    Binary(BinaryFn, Tensor, Tensor),
+    /// `x op s` with a scalar.
+    Scalar(BinaryFn, Tensor, f64),
+    /// clamp to bounds.
+    Clamp {
+        /// input
+        x: Tensor,
+        /// lower bound
+        min: Option<f64>,
+        /// upper bound
+        max: Option<f64>,
+    },
+    /// `maximum` (`max = true`) or `minimum` with broadcasting.
+    Extremum {
+        /// left
+        a: Tensor,
+        /// right
+        b: Tensor,
+        /// maximum or minimum
+        max: bool,
+    },
+    /// `where(cond, a, b)`.
+    Where {
+        /// Bool condition
+        cond: Tensor,
+        /// taken where true
+        a: Tensor,
+        /// taken where false
+        b: Tensor,
+    },
+    /// `x.masked_fill(mask, v)`.
+    MaskedFill {
+        /// input
+        x: Tensor,
+        /// Bool mask (broadcasts to x)
+        mask: Tensor,
+    },
+    /// A reduction over dims.
+    Reduce {
+        /// which one
+        kind: ReduceFn,
+        /// input
+        x: Tensor,
+        /// reduced dims (sorted)
+        dims: Vec<usize>,
+        /// kept dims
+        keepdim: bool,
+    },
+    /// `logsumexp` over dims.
+    LogSumExp {
+        /// input
+        x: Tensor,
+        /// reduced dims (sorted)
+        dims: Vec<usize>,
+        /// kept dims
+        keepdim: bool,
+    },
+    /// log_softmax along a dim; the backward uses the output.
+    LogSoftmax {
+        /// input
+        x: Tensor,
+        /// dim
+        dim: usize,
+    },
+    /// layer norm over the last dim.
+    LayerNorm {
+        /// input
+        x: Tensor,
+        /// optional (D,) scale
+        weight: Option<Tensor>,
+        /// optional (D,) shift
+        bias: Option<Tensor>,
+        /// epsilon
+        eps: f64,
+    },
+    /// RMS norm over the last dim.
+    RmsNorm {
+        /// input
+        x: Tensor,
+        /// optional (D,) scale
+        weight: Option<Tensor>,
+        /// epsilon
+        eps: f64,
+    },
+    /// cross-entropy of (N, C) logits with (N,) class targets.
+    CrossEntropy {
+        /// logits
+        logits: Tensor,
+        /// I64 targets
+        targets: Tensor,
+        /// options
+        opts: CrossEntropyOpts,
+    },
+    /// scaled dot-product attention (with grouped-query heads).
+    Attention {
+        /// (B, H, Tq, D)
+        q: Tensor,
+        /// (B, Hkv, Tk, D)
+        k: Tensor,
+        /// (B, Hkv, Tk, Dv)
+        v: Tensor,
+        /// the caller's additive mask, broadcastable to (B, H, Tq, Tk)
+        mask: Option<Tensor>,
+        /// causal masking (top-left aligned)
+        causal: bool,
+        /// score scale
+        scale: f64,
+        /// what the forward kept for the backward (probabilities or log-sum-exp)
+        saved: Option<Saved>,
+    },
+    /// softmax along a dim; the backward uses the output.
+    Softmax {
+        /// input
+        x: Tensor,
+        /// dim
+        dim: usize,
+    },
+    /// `torch.matmul`.
+    Matmul(Tensor, Tensor),
+    /// Any reshape (reshape, squeeze, unsqueeze, flatten).
+    Reshape(Tensor),
+    /// Broadcast to a larger shape.
+    Expand(Tensor),
+    /// Axis permutation.
+    Permute(Tensor, Vec<usize>),
+    /// `x[.., start:end:step]` on one dim.
+    Slice {
+        /// input
+        x: Tensor,
+        /// dim
+        dim: usize,
+        /// first index
+        start: usize,
+        /// one past the last index
+        end: usize,
+        /// step
+        step: usize,
+    },
+    /// Concatenation along a dim.
+    Cat(Vec<Tensor>, usize),
+    /// `index_select` (also the embedding lookup).
+    IndexSelect {
+        /// input
+        x: Tensor,
+        /// dim
+        dim: usize,
+        /// 1-D I64 indices
+        idx: Tensor,
+    },
+    /// `gather` with an index of the input's shape.
+    Gather {
+        /// input
+        x: Tensor,
+        /// dim
+        dim: usize,
+        /// I64 indices
+        idx: Tensor,
+    },
+    /// `scatter_add` with an index of the input's shape.
+    ScatterAdd {
+        /// input
+        x: Tensor,
+        /// dim
+        dim: usize,
+        /// I64 indices
+        idx: Tensor,
+        /// added values
+        src: Tensor,
+    },
+    /// dtype conversion.
+    ToDtype(Tensor),
+    /// device move.
+    ToDevice(Tensor),
+    /// An op with no derivative (argmax, comparisons, bernoulli, ...): a gradient that reaches
+    /// it is an error.
+    NotDifferentiable {
+        /// the op's name
+        name: &'static str,
+        /// its (tracked) input
+        x: Tensor,
+    },
+}
+
+impl Op {
+    /// The op's kind, for messages, [`Tensor::grad_fn`] and the gradcheck registry.
+    pub(crate) fn kind(&self) -> OpKind {
+        match self {
+            Op::Unary(f, _) => OpKind::Unary(*f),
+            Op::Binary(f, ..) => OpKind::Binary(*f),
+            Op::Scalar(f, ..) => OpKind::Scalar(*f),
+            Op::Reduce { kind, .. } => OpKind::Reduce(*kind),
+            Op::Clamp { .. } => OpKind::Clamp,
+            Op::Extremum { max: true, .. } => OpKind::Maximum,
+            Op::Extremum { max: false, .. } => OpKind::Minimum,
+            Op::Where { .. } => OpKind::Where,
+            Op::MaskedFill { .. } => OpKind::MaskedFill,
+            Op::LogSumExp { .. } => OpKind::LogSumExp,
+            Op::Softmax { .. } => OpKind::Softmax,
+            Op::LogSoftmax { .. } => OpKind::LogSoftmax,
+            Op::LayerNorm { .. } => OpKind::LayerNorm,
+            Op::RmsNorm { .. } => OpKind::RmsNorm,
+            Op::CrossEntropy { .. } => OpKind::CrossEntropy,
+            Op::Attention { .. } => OpKind::Attention,
+            Op::Matmul(..) => OpKind::Matmul,
+            Op::Reshape(_) => OpKind::Reshape,
+            Op::Expand(_) => OpKind::Expand,
+            Op::Permute(..) => OpKind::Permute,
+            Op::Slice { .. } => OpKind::Slice,
+            Op::Cat(..) => OpKind::Cat,
+            Op::IndexSelect { .. } => OpKind::IndexSelect,
+            Op::Gather { .. } => OpKind::Gather,
+            Op::ScatterAdd { .. } => OpKind::ScatterAdd,
+            Op::ToDtype(_) => OpKind::ToDtype,
+            Op::ToDevice(_) => OpKind::ToDevice,
+            Op::NotDifferentiable { .. } => OpKind::NotDifferentiable,
+        }
+    }
+
+    /// The op's name, for messages.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::NotDifferentiable { name, .. } => name,
+            op => op.kind().name(),
+        }
+    }
+
+    /// The tensor inputs the op records (in the order its backward returns gradients).
+    pub(crate) fn inputs(&self) -> Vec<&Tensor> {
+        match self {
+            Op::Unary(_, x)
+            | Op::Scalar(_, x, _)
+            | Op::Clamp { x, .. }
+            | Op::MaskedFill { x, .. }
+            | Op::Reduce { x, .. }
+            | Op::LogSumExp { x, .. }
+            | Op::Softmax { x, .. }
+            | Op::LogSoftmax { x, .. }
+            | Op::CrossEntropy { logits: x, .. }
+            | Op::Reshape(x)
+            | Op::Expand(x)
+            | Op::Permute(x, _)
+            | Op::Slice { x, .. }
+            | Op::IndexSelect { x, .. }
+            | Op::Gather { x, .. }
+            | Op::ToDtype(x)
+            | Op::ToDevice(x)
+            | Op::NotDifferentiable { x, .. } => vec![x],
+            Op::Binary(_, a, b) | Op::Extremum { a, b, .. } | Op::Matmul(a, b) => vec![a, b],
+            Op::Where { a, b, .. } => vec![a, b],
+            Op::ScatterAdd { x, src, .. } => vec![x, src],
+            Op::Cat(xs, _) => xs.iter().collect(),
+            Op::LayerNorm {
+                x, weight, bias, ..
+            } => std::iter::once(x).chain(weight).chain(bias).collect(),
+            Op::RmsNorm { x, weight, .. } => std::iter::once(x).chain(weight).collect(),
+            Op::Attention { q, k, v, .. } => vec![q, k, v],
+        }
+    }
+}
+
+macro_rules! op_kinds {
+    ($($kind:ident => $name:literal),* $(,)?) => {
+        /// The kind of a recorded op: one per differentiable function (the elementwise
+        /// families and reductions by their table's enum), and one for the ops without a
+        /// derivative. [`OpKind::all`] lists them, so tests can require a gradient check for
+        /// each.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(missing_docs)]
+        pub enum OpKind {
+            /// A unary function (`ops/unary.rs`).
+            Unary(UnaryFn),
+            /// Tensor–tensor arithmetic (`ops/binary.rs`).
+            Binary(BinaryFn),
+            /// Tensor–scalar arithmetic (`ops/binary.rs`).
+            Scalar(BinaryFn),
+            /// A reduction (`ops/reduce.rs`).
+            Reduce(ReduceFn),
+            $($kind),*
+        }
+
+        impl OpKind {
+            /// Every kind: the table families expanded, then the others.
+            pub fn all() -> Vec<OpKind> {
+                let mut all: Vec<OpKind> = UnaryFn::ALL.iter().map(|&f| OpKind::Unary(f)).collect();
+                all.extend(BinaryFn::ALL.iter().map(|&f| OpKind::Binary(f)));
+                all.extend(BinaryFn::ALL.iter().map(|&f| OpKind::Scalar(f)));
+                all.extend(ReduceFn::ALL.iter().map(|&f| OpKind::Reduce(f)));
+                all.extend([$(OpKind::$kind),*]);
+                all
+            }
+
+            /// The PyTorch-style name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    OpKind::Unary(f) => f.name(),
+                    OpKind::Binary(f) => f.name(),
+                    OpKind::Scalar(f) => f.scalar_name(),
+                    OpKind::Reduce(f) => f.name(),
+                    $(OpKind::$kind => $name),*
+                }
+            }
+        }
+    };
+}
+
+op_kinds! {
+    Clamp => "clamp", Maximum => "maximum", Minimum => "minimum", Where => "where",
+    MaskedFill => "masked_fill", LogSumExp => "logsumexp", Softmax => "softmax",
+    LogSoftmax => "log_softmax", LayerNorm => "layer_norm", RmsNorm => "rms_norm",
+    CrossEntropy => "cross_entropy", Attention => "scaled_dot_product_attention",
+    Matmul => "matmul", Reshape => "reshape", Expand => "expand", Permute => "permute",
+    Slice => "slice", Cat => "cat", IndexSelect => "index_select", Gather => "gather",
+    ScatterAdd => "scatter_add", ToDtype => "to_dtype", ToDevice => "to_device",
+    NotDifferentiable => "not_differentiable",
+}

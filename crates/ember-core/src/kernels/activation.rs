@@ -1,0 +1,84 @@
+//! GELU, exact (erf) and tanh-approximated: forward and backward.
+//!
+//! f32 on the CPU: one vectorized pass (`cpu::elementwise`). Elsewhere: the composed
+//! definition below, which is the reference.
+
+use std::f64::consts::{FRAC_1_SQRT_2, PI};
+
+use super::cpu::elementwise as cpu;
+use super::prim::Prim;
+use super::trace::{Impl, note};
+use crate::BinaryFn::{self, Add, Mul};
+use crate::{Result, Tensor, UnaryFn};
+
+/// The cubic coefficient of the tanh approximation.
+const GELU_C: f64 = 0.044715;
+
+/// `x/2 · (1 + erf(x/√2))`.
+pub(crate) fn gelu(x: Prim) -> Prim {
+    if let Some(y) = cpu::gelu(&x) {
+        note("gelu", Impl::CpuF32);
+        return y;
+    }
+    note("gelu", Impl::Composed);
+    let e = Mul.prim_scalar(x.clone(), FRAC_1_SQRT_2);
+    let e = Add.prim_scalar(UnaryFn::Erf.prim(e), 1.0);
+    Mul.prim(Mul.prim_scalar(x, 0.5), e)
+}
+
+/// `g · (Φ(x) + x φ(x))`, the gradient of [`gelu`] at `x`.
+pub(crate) fn gelu_backward(x: &Tensor, g: &Tensor) -> Result<Tensor> {
+    if let Some(p) = cpu::gelu_backward(&x.prim(), &g.prim()) {
+        note("gelu_backward", Impl::CpuF32);
+        return Ok(x.wrap(p, x.shape()));
+    }
+    note("gelu_backward", Impl::Composed);
+    let cdf = x
+        .mul_scalar(FRAC_1_SQRT_2)?
+        .erf()?
+        .add_scalar(1.0)?
+        .mul_scalar(0.5)?;
+    let pdf = x
+        .square()?
+        .mul_scalar(-0.5)?
+        .exp()?
+        .mul_scalar(1.0 / (2.0 * PI).sqrt())?;
+    g.mul(&cdf.add(&x.mul(&pdf)?)?)
+}
+
+/// `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+pub(crate) fn gelu_tanh(x: Prim) -> Prim {
+    if let Some(y) = cpu::gelu_tanh(&x) {
+        note("gelu_tanh", Impl::CpuF32);
+        return y;
+    }
+    note("gelu_tanh", Impl::Composed);
+    let k = (2.0 / PI).sqrt();
+    let x3 = Mul.prim_scalar(BinaryFn::Pow.prim_scalar(x.clone(), 3.0), GELU_C);
+    let inner = Add.prim(x.clone(), x3);
+    let t = Add.prim_scalar(UnaryFn::Tanh.prim(Mul.prim_scalar(inner, k)), 1.0);
+    Mul.prim(Mul.prim_scalar(x, 0.5), t)
+}
+
+/// The gradient of [`gelu_tanh`] at `x`, times `g`.
+pub(crate) fn gelu_tanh_backward(x: &Tensor, g: &Tensor) -> Result<Tensor> {
+    if let Some(p) = cpu::gelu_tanh_backward(&x.prim(), &g.prim()) {
+        note("gelu_tanh_backward", Impl::CpuF32);
+        return Ok(x.wrap(p, x.shape()));
+    }
+    note("gelu_tanh_backward", Impl::Composed);
+    let k = (2.0 / PI).sqrt();
+    let x2 = x.square()?;
+    let u = x.add(&x.mul(&x2)?.mul_scalar(GELU_C)?)?.mul_scalar(k)?;
+    let t = u.tanh()?;
+    let du = x2
+        .mul_scalar(3.0 * GELU_C)?
+        .add_scalar(1.0)?
+        .mul_scalar(k)?;
+    let sech2 = t.square()?.neg()?.add_scalar(1.0)?;
+    let d = t
+        .add_scalar(1.0)?
+        .mul_scalar(0.5)?
+        .add(&x.mul(&sech2)?.mul(&du)?.mul_scalar(0.5)?)?;
+    g.mul(&d)
+}

@@ -1,0 +1,183 @@
+//! Scaled dot-product attention `softmax(q kᵀ · scale + mask) v` with grouped-query heads:
+//! forward and backward.
+//!
+//! Three implementations, chosen here:
+//! - f32 on the CPU, no explicit mask, long sequences: tiled with an online softmax
+//!   (`cpu::attention`), memory linear in the sequence; the backward recomputes the
+//!   probabilities from each query's saved log-sum-exp.
+//! - f32 on the CPU, no explicit mask, short sequences: the scores of one GEMM normalized in
+//!   place (`cpu::softmax::scaled_softmax`); the probabilities are kept for the backward.
+//! - everything else: the composed definition below, which is the reference.
+
+use super::cpu;
+use super::trace::{Impl, note};
+use crate::{DType, Result, Tensor};
+
+/// Score elements per head (`Tq · Tk`) from which the tiled kernel is used: below it the
+/// probabilities are small and a GEMM over them is faster.
+const TILED_FROM: usize = 256 * 256;
+
+/// What the forward keeps for the backward.
+#[derive(Debug, Clone)]
+pub(crate) enum Saved {
+    /// The probabilities `(B, H, Tq, Tk)`, as PyTorch's math attention keeps them.
+    Probs(Tensor),
+    /// The log-sum-exp of each query's scaled scores `(B, Tq, H)`, from the tiled kernel.
+    Lse(Tensor),
+}
+
+/// The inputs of one attention: `q (B, H, Tq, D)`, `k (B, Hkv, Tk, D)`, `v (B, Hkv, Tk, Dv)`,
+/// an additive float mask broadcastable to `(B, H, Tq, Tk)`, causality (top-left aligned, as
+/// PyTorch's `is_causal`) and the score scale.
+pub(crate) struct Args<'a> {
+    pub q: &'a Tensor,
+    pub k: &'a Tensor,
+    pub v: &'a Tensor,
+    pub mask: Option<&'a Tensor>,
+    pub causal: bool,
+    pub scale: f64,
+}
+
+/// The attention output `(B, H, Tq, Dv)` and what its backward needs.
+pub(crate) fn attention(a: &Args) -> Result<(Tensor, Saved)> {
+    let (q, k, v) = (a.q, a.k, a.v);
+    let (tq, tk) = (q.dims()[2], k.dims()[2]);
+    if a.mask.is_none() && tq * tk >= TILED_FROM {
+        let tiled = cpu::attention::attention(&q.prim(), &k.prim(), &v.prim(), a.causal, a.scale);
+        if let Some((y, lse)) = tiled {
+            note("attention", Impl::CpuF32Tiled);
+            let (b, h, dv) = (q.dims()[0], q.dims()[1], v.dims()[3]);
+            let lse = q.wrap(lse, vec![b, tq, h]);
+            return Ok((q.wrap(y, vec![b, h, tq, dv]), Saved::Lse(lse)));
+        }
+    }
+    let h = q.dims()[1];
+    let (ke, ve) = (repeat_heads(k, h)?, repeat_heads(v, h)?);
+    let p = match probs_in_place(a, &ke)? {
+        Some(p) => {
+            note("attention", Impl::CpuF32);
+            p
+        }
+        None => {
+            note("attention", Impl::Composed);
+            probs(a, &ke)?
+        }
+    }; // (B, H, Tq, Tk)
+    Ok((p.matmul(&ve)?, Saved::Probs(p)))
+}
+
+/// The gradients of `q`, `k` and `v` given the output `y` and its gradient `g`.
+pub(crate) fn attention_backward(
+    a: &Args,
+    saved: &Saved,
+    y: &Tensor,
+    g: &Tensor,
+) -> Result<Vec<Option<Tensor>>> {
+    let (q, k, v) = (a.q, a.k, a.v);
+    let p = match saved {
+        Saved::Probs(p) => p.clone(),
+        Saved::Lse(lse) => {
+            let (qp, kp, vp) = (q.prim(), k.prim(), v.prim());
+            let grads = cpu::attention::attention_backward(
+                &qp,
+                &kp,
+                &vp,
+                &y.prim(),
+                &lse.prim(),
+                &g.prim(),
+                a.causal,
+                a.scale,
+            );
+            if let Some((gq, gk, gv)) = grads {
+                note("attention_backward", Impl::CpuF32Tiled);
+                return Ok(vec![
+                    Some(q.wrap(gq, q.shape())),
+                    Some(k.wrap(gk, k.shape())),
+                    Some(v.wrap(gv, v.shape())),
+                ]);
+            }
+            // A gradient layout the kernel does not take: recompute the probabilities.
+            probs(a, &repeat_heads(k, q.dims()[1])?)?
+        }
+    };
+    let h = q.dims()[1];
+    let (ke, ve) = (repeat_heads(k, h)?, repeat_heads(v, h)?);
+    let gv = p.transpose(-1, -2)?.matmul(g)?; // (B, H, Tk, Dv)
+    let gp = g.matmul(&ve.transpose(-1, -2)?)?; // (B, H, Tq, Tk)
+    // The score gradient with the scale folded in: scale · p · (gp - Σ gp·p).
+    let gs = match cpu::softmax::softmax_backward(&p.prim(), &gp.prim(), a.scale) {
+        Some(gs) => {
+            note("attention_backward", Impl::CpuF32);
+            p.wrap(gs, p.shape())
+        }
+        None => {
+            note("attention_backward", Impl::Composed);
+            p.mul(&gp.sub(&gp.mul(&p)?.sum(&[-1], true)?)?)?
+                .mul_scalar(a.scale)?
+        }
+    };
+    let gq = gs.matmul(&ke)?;
+    let gk = gs.transpose(-1, -2)?.matmul(q)?;
+    let hkv = k.dims()[1];
+    Ok(vec![
+        Some(gq),
+        Some(fold_heads(&gk, hkv)?),
+        Some(fold_heads(&gv, hkv)?),
+    ])
+}
+
+/// `softmax(q kᵀ · scale)` (causal when asked) as one GEMM normalized in place, for f32 CPU
+/// tensors without an explicit mask; `None` when that does not apply.
+fn probs_in_place(a: &Args, ke: &Tensor) -> Result<Option<Tensor>> {
+    let is_cpu_f32 = |t: &Tensor| cpu::storage::is_cpu_f32(&t.prim());
+    if a.mask.is_some() || !is_cpu_f32(a.q) || !is_cpu_f32(ke) {
+        return Ok(None);
+    }
+    let s = a.q.matmul(&ke.transpose(-1, -2)?)?; // (B, H, Tq, Tk)
+    let shape = s.shape();
+    Ok(
+        match cpu::softmax::scaled_softmax(s.into_prim(), a.scale, a.causal) {
+            Ok(p) => Some(a.q.wrap(p, shape)),
+            Err(_) => None,
+        },
+    )
+}
+
+/// The composed probabilities `softmax(q kᵀ · scale + mask)` with `k` already repeated to q's
+/// heads: `(B, H, Tq, Tk)`.
+fn probs(a: &Args, ke: &Tensor) -> Result<Tensor> {
+    let q = a.q;
+    // Scaling q (T·D values) is cheaper than scaling the scores (T·T).
+    let mut s = q.mul_scalar(a.scale)?.matmul(&ke.transpose(-1, -2)?)?;
+    if let Some(m) = a.mask {
+        s = s.add(m)?;
+    }
+    if a.causal {
+        let (tq, tk) = (q.dims()[2], ke.dims()[2]);
+        let above = Tensor::ones(&[tq, tk], DType::F32, q.device())?
+            .triu(1)?
+            .gt_scalar(0.0)?; // (Tq, Tk): true above the diagonal
+        s = s.masked_fill(&above, f64::NEG_INFINITY)?;
+    }
+    s.softmax(-1)
+}
+
+/// `k` with each of its `Hkv` heads repeated `h / Hkv` times along dim 1 (GQA).
+fn repeat_heads(k: &Tensor, h: usize) -> Result<Tensor> {
+    let (b, hkv, t, d) = (k.dims()[0], k.dims()[1], k.dims()[2], k.dims()[3]);
+    if hkv == h {
+        return Ok(k.clone());
+    }
+    k.unsqueeze(2)?
+        .broadcast_to(&[b, hkv, h / hkv, t, d])?
+        .reshape_to(&[b, h, t, d])
+}
+
+/// Sums repeated query-head gradients back onto `hkv` key/value heads.
+fn fold_heads(g: &Tensor, hkv: usize) -> Result<Tensor> {
+    let (b, h, t, d) = (g.dims()[0], g.dims()[1], g.dims()[2], g.dims()[3]);
+    if h == hkv {
+        return Ok(g.clone());
+    }
+    g.reshape_to(&[b, hkv, h / hkv, t, d])?.sum(&[2], false)
+}

@@ -1,0 +1,105 @@
+//! GELU (erf and tanh forms) and their gradients, and in-place gradient accumulation.
+
+use rayon::prelude::*;
+
+use super::simd::{CHUNK, erf, exp, map1, map2, simd_kernel, tanh, tanh_sech2};
+use super::storage::{take_flex, unique_values, values, wrap};
+use crate::kernels::prim::Prim;
+
+/// `1/√2`.
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// `1/√(2π)`.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+/// `√(2/π)`.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+/// The cubic coefficient of the tanh approximation.
+const GELU_C: f32 = 0.044_715;
+
+simd_kernel! {
+    fn gelu_chunk(o: &mut [f32], x: &[f32]) {
+        for (o, &x) in o.iter_mut().zip(x) {
+            *o = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
+        }
+    }
+}
+
+simd_kernel! {
+    fn gelu_backward_chunk(o: &mut [f32], x: &[f32], g: &[f32]) {
+        for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+            let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
+            let pdf = exp(-0.5 * x * x) * INV_SQRT_2PI;
+            *o = g * (cdf + x * pdf);
+        }
+    }
+}
+
+simd_kernel! {
+    fn gelu_tanh_chunk(o: &mut [f32], x: &[f32]) {
+        for (o, &x) in o.iter_mut().zip(x) {
+            let u = SQRT_2_OVER_PI * (x + GELU_C * x * x * x);
+            *o = 0.5 * x * (1.0 + tanh(u));
+        }
+    }
+}
+
+simd_kernel! {
+    fn gelu_tanh_backward_chunk(o: &mut [f32], x: &[f32], g: &[f32]) {
+        for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+            let x2 = x * x;
+            let (t, sech2) = tanh_sech2(SQRT_2_OVER_PI * (x + GELU_C * x2 * x));
+            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x2);
+            *o = g * (0.5 * (1.0 + t) + 0.5 * x * sech2 * du);
+        }
+    }
+}
+
+/// Exact GELU, `x/2 · (1 + erf(x/√2))`.
+pub(crate) fn gelu(x: &Prim) -> Option<Prim> {
+    map1(x, gelu_chunk)
+}
+
+/// Gradient of exact GELU: `g · (Φ(x) + x φ(x))`.
+pub(crate) fn gelu_backward(x: &Prim, g: &Prim) -> Option<Prim> {
+    map2(x, g, gelu_backward_chunk)
+}
+
+/// GELU, tanh approximation: `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+pub(crate) fn gelu_tanh(x: &Prim) -> Option<Prim> {
+    map1(x, gelu_tanh_chunk)
+}
+
+/// Gradient of the tanh-approximated GELU.
+pub(crate) fn gelu_tanh_backward(x: &Prim, g: &Prim) -> Option<Prim> {
+    map2(x, g, gelu_tanh_backward_chunk)
+}
+
+simd_kernel! {
+    fn add_assign_chunk(acc: &mut [f32], x: &[f32]) {
+        for (a, &v) in acc.iter_mut().zip(x) {
+            *a += v;
+        }
+    }
+}
+
+/// `acc + x` written into `acc`'s storage when nothing else holds it (gradient accumulation);
+/// `acc` comes back in `Err` when the kernel does not apply (shared, another dtype or device,
+/// a view, different shapes).
+#[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
+pub(crate) fn add_into(acc: Prim, x: &Prim) -> Result<Prim, Prim> {
+    if acc.dims() != x.dims() || values(&acc).is_none() {
+        return Err(acc);
+    }
+    let Some(xs) = values(x) else { return Err(acc) };
+    let mut t = take_flex(acc)?;
+    let Some(vals) = unique_values(&mut t) else {
+        return Err(wrap(t));
+    };
+    if xs.len() <= CHUNK {
+        add_assign_chunk(vals, xs);
+    } else {
+        vals.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .for_each(|(a, x)| add_assign_chunk(a, x));
+    }
+    Ok(wrap(t))
+}

@@ -1,0 +1,35 @@
+//! Ember's own CPU kernels for f32: one pass over memory where the composed primitives would
+//! make five to fifteen, and products that skip burn-flex's extra copies.
+//!
+//! Each function reads burn-flex's storage directly and returns `None` (or hands its input
+//! back) when it does not apply: not on the CPU, not f32, a layout it does not take, shapes
+//! that do not match. The kernel entries one level up (`kernels::*`) then run the composed
+//! definition, which stays the reference on every other device and dtype. Loops are written so
+//! that LLVM vectorizes them and compiled three times (AVX-512, AVX2+FMA, baseline) by
+//! [`simd_kernel!`](simd::simd_kernel), the widest chosen at run time; work is split over
+//! rayon's pool.
+//!
+//! | file | what |
+//! |---|---|
+//! | `storage` | burn-flex storage access, in-place writes, views, strides |
+//! | `simd` | the dispatch macro, vectorizable `exp`/`erf`/`tanh`, sums, work splitting |
+//! | `elementwise` | GELU (erf and tanh) and gradients, in-place accumulation |
+//! | `norm` | layer norm and RMS norm, forward and backward |
+//! | `softmax` | softmax, log-softmax and attention's scaled causal softmax, with backward |
+//! | `loss` | cross-entropy per row and its gradient |
+//! | `embedding` | the embedding gradient (rows added at their ids) |
+//! | `attention` | tiled attention with an online softmax, forward and backward |
+//! | `matmul` | GEMM into fresh buffers, few-row products for decoding |
+//! | `optim` | the AdamW update with moments in place |
+
+pub(crate) mod simd;
+
+pub(crate) mod attention;
+pub(crate) mod elementwise;
+pub(crate) mod embedding;
+pub(crate) mod loss;
+pub(crate) mod matmul;
+pub(crate) mod norm;
+pub(crate) mod optim;
+pub(crate) mod softmax;
+pub(crate) mod storage;

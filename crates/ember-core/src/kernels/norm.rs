@@ -1,0 +1,132 @@
+//! Layer norm and RMS norm over the last dim: forward and backward.
+//!
+//! f32 on the CPU: one pass per row (`cpu::norm`), statistics recomputed in the backward.
+//! Elsewhere: the composed definitions below, which are the reference.
+
+use super::cpu::norm as cpu;
+use super::trace::{Impl, note};
+use crate::autograd::sum_to;
+use crate::{Result, Tensor};
+
+/// `(x - mean) / √(var + eps) · weight + bias` over the last dim (biased variance).
+pub(crate) fn layer_norm(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    let (w, b) = (weight.map(Tensor::prim), bias.map(Tensor::prim));
+    if let Some(y) = cpu::layer_norm(&x.prim(), w.as_ref(), b.as_ref(), eps) {
+        note("layer_norm", Impl::CpuF32);
+        return Ok(x.wrap(y, x.shape()));
+    }
+    note("layer_norm", Impl::Composed);
+    let mean = x.mean(&[-1], true)?; // (.., 1)
+    let centered = x.sub(&mean)?;
+    let var = centered.square()?.mean(&[-1], true)?;
+    let mut y = centered.mul(&var.add_scalar(eps)?.rsqrt()?)?;
+    if let Some(w) = weight {
+        y = y.mul(w)?;
+    }
+    if let Some(b) = bias {
+        y = y.add(b)?;
+    }
+    Ok(y)
+}
+
+/// Gradients of [`layer_norm`]: one per input (`x`, then `weight` and `bias` where given).
+pub(crate) fn layer_norm_backward(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+    g: &Tensor,
+) -> Result<Vec<Option<Tensor>>> {
+    let w = weight.map(Tensor::prim);
+    let d = vec![x.dims()[x.rank() - 1]];
+    if let Some((dx, dw, db)) =
+        cpu::layer_norm_backward(&x.prim(), w.as_ref(), bias.is_some(), &g.prim(), eps)
+    {
+        note("layer_norm_backward", Impl::CpuF32);
+        let mut out = vec![Some(x.wrap(dx, x.shape()))];
+        if weight.is_some() {
+            out.push(dw.map(|p| x.wrap(p, d.clone())));
+        }
+        if bias.is_some() {
+            out.push(db.map(|p| x.wrap(p, d.clone())));
+        }
+        return Ok(out);
+    }
+    note("layer_norm_backward", Impl::Composed);
+    let centered = x.sub(&x.mean(&[-1], true)?)?;
+    let rstd = centered
+        .square()?
+        .mean(&[-1], true)?
+        .add_scalar(eps)?
+        .rsqrt()?; // (.., 1)
+    let xhat = centered.mul(&rstd)?;
+    let gxhat = match weight {
+        Some(w) => g.mul(w)?,
+        None => g.clone(),
+    };
+    let gx = gxhat
+        .sub(&gxhat.mean(&[-1], true)?)?
+        .sub(&xhat.mul(&gxhat.mul(&xhat)?.mean(&[-1], true)?)?)?
+        .mul(&rstd)?;
+    let mut out = vec![Some(gx)];
+    if weight.is_some() {
+        out.push(Some(sum_to(&g.mul(&xhat)?, &d)?));
+    }
+    if bias.is_some() {
+        out.push(Some(sum_to(g, &d)?));
+    }
+    Ok(out)
+}
+
+/// `x / √(mean(x²) + eps) · weight` over the last dim.
+pub(crate) fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    let w = weight.map(Tensor::prim);
+    if let Some(y) = cpu::rms_norm(&x.prim(), w.as_ref(), eps) {
+        note("rms_norm", Impl::CpuF32);
+        return Ok(x.wrap(y, x.shape()));
+    }
+    note("rms_norm", Impl::Composed);
+    let r = x.square()?.mean(&[-1], true)?.add_scalar(eps)?.rsqrt()?;
+    let y = x.mul(&r)?;
+    match weight {
+        Some(w) => y.mul(w),
+        None => Ok(y),
+    }
+}
+
+/// Gradients of [`rms_norm`]: one per input (`x`, then `weight` where given).
+pub(crate) fn rms_norm_backward(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    eps: f64,
+    g: &Tensor,
+) -> Result<Vec<Option<Tensor>>> {
+    let w = weight.map(Tensor::prim);
+    let d = vec![x.dims()[x.rank() - 1]];
+    if let Some((dx, dw)) = cpu::rms_norm_backward(&x.prim(), w.as_ref(), &g.prim(), eps) {
+        note("rms_norm_backward", Impl::CpuF32);
+        let mut out = vec![Some(x.wrap(dx, x.shape()))];
+        if weight.is_some() {
+            out.push(dw.map(|p| x.wrap(p, d.clone())));
+        }
+        return Ok(out);
+    }
+    note("rms_norm_backward", Impl::Composed);
+    let r = x.square()?.mean(&[-1], true)?.add_scalar(eps)?.rsqrt()?; // (.., 1)
+    let gxn = match weight {
+        Some(w) => g.mul(w)?,
+        None => g.clone(),
+    };
+    let dot = gxn.mul(x)?.mean(&[-1], true)?;
+    let gx = gxn.mul(&r)?.sub(&x.mul(&r.powf(3.0)?)?.mul(&dot)?)?;
+    let mut out = vec![Some(gx)];
+    if weight.is_some() {
+        out.push(Some(sum_to(&g.mul(x)?.mul(&r)?, &d)?));
+    }
+    Ok(out)
+}

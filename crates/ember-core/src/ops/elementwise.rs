@@ -1,0 +1,162 @@
+//! Elementwise ops outside the op tables: clamp, maximum and minimum, square, `where`,
+//! masked fill and logical not. (Unary functions, arithmetic and comparisons are declared in
+//! `unary.rs`, `binary.rs` and `compare.rs`.)
+
+use super::binary::{Promote, result_dtype};
+use super::compare::CompareFn;
+use crate::autograd::Op;
+use crate::kernels::prim::{self, Prim};
+use crate::shape::{broadcast, broadcasts_to};
+use crate::{DType, Error, Result, Tensor};
+
+impl Tensor {
+    /// Clamps to `[min, max]`; either bound may be `None`.
+    pub fn clamp(&self, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
+        self.check_not_bool("clamp")?;
+        if let (Some(lo), Some(hi)) = (min, max)
+            && lo > hi
+        {
+            return Err(Error::data(
+                "clamp",
+                format!("min {lo} is greater than max {hi}"),
+            ));
+        }
+        let y = self.wrap(prim::clamp(self.prim(), min, max), self.shape());
+        Ok(y.record(&[self], || Op::Clamp {
+            x: self.clone(),
+            min,
+            max,
+        }))
+    }
+
+    /// `x * x`.
+    pub fn square(&self) -> Result<Tensor> {
+        self.mul(self)
+    }
+
+    /// Elementwise maximum, broadcasting; NaN wins, as `torch.maximum`.
+    pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.extremum("maximum", rhs, CompareFn::Lt)
+    }
+
+    /// Elementwise minimum, broadcasting; NaN wins, as `torch.minimum`.
+    pub fn minimum(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.extremum("minimum", rhs, CompareFn::Gt)
+    }
+
+    fn extremum(&self, op: &'static str, rhs: &Tensor, take_rhs_when: CompareFn) -> Result<Tensor> {
+        let dtype = result_dtype(op, self.dtype(), rhs.dtype(), Promote::Other)?;
+        let (a, b, out) = self.broadcast_pair(op, rhs, dtype)?;
+        let (a, b) = (prim::expand(a, &out_p(&out)), prim::expand(b, &out_p(&out)));
+        let mut take_b = take_rhs_when.prim(a.clone(), b.clone());
+        if dtype.is_float() {
+            take_b = prim::mask_where(take_b, prim::is_nan(b.clone()), prim::is_nan(b.clone()));
+        }
+        let y = self.wrap(prim::mask_where(a, take_b, b), out);
+        Ok(y.record(&[self, rhs], || Op::Extremum {
+            a: self.clone(),
+            b: rhs.clone(),
+            max: take_rhs_when == CompareFn::Lt,
+        }))
+    }
+
+    /// Logical not of a Bool tensor.
+    pub fn logical_not(&self) -> Result<Tensor> {
+        if self.dtype() != DType::Bool {
+            return Err(Error::dtype(
+                "logical_not",
+                &[self.dtype()],
+                format!("needs a bool tensor, got {}", self.dtype()),
+            ));
+        }
+        Ok(self.wrap(prim::logical_not(self.prim()), self.shape()))
+    }
+
+    /// `torch.where(cond, on_true, on_false)`: broadcasts all three; `cond` must be Bool.
+    ///
+    /// ```
+    /// # use ember_core::{Tensor, Device};
+    /// let x = Tensor::from_vec(vec![-1.0f32, 2.0, -3.0], &[3], Device::Cpu)?;
+    /// let zero = Tensor::scalar(0.0f32, Device::Cpu)?;
+    /// let y = Tensor::where_(&x.gt_scalar(0.0)?, &x, &zero)?;
+    /// assert_eq!(y.to_vec::<f32>()?, vec![0.0, 2.0, 0.0]);
+    /// # Ok::<(), ember_core::Error>(())
+    /// ```
+    pub fn where_(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
+        const OP: &str = "where";
+        cond.check_mask(OP)?;
+        cond.same_device(OP, on_true)?;
+        cond.same_device(OP, on_false)?;
+        let dtype = DType::promote(on_true.dtype(), on_false.dtype());
+        let out = broadcast(OP, on_true.dims(), on_false.dims())?;
+        let out = broadcast(OP, cond.dims(), &out)?;
+        let pshape = out_p(&out);
+        let fit = |t: &Tensor| -> Result<Prim> {
+            Ok(prim::expand(
+                t.to_dtype(dtype)?.prim_rank(out.len()),
+                &pshape,
+            ))
+        };
+        let c = prim::expand(cond.prim_rank(out.len()), &pshape);
+        let y = prim::mask_where(fit(on_false)?, c, fit(on_true)?);
+        Ok(cond
+            .wrap(y, out)
+            .record(&[on_true, on_false], || Op::Where {
+                cond: cond.clone(),
+                a: on_true.clone(),
+                b: on_false.clone(),
+            }))
+    }
+
+    /// Replaces elements where `mask` is true with `value`; `mask` broadcasts to `self`.
+    pub fn masked_fill(&self, mask: &Tensor, value: f64) -> Result<Tensor> {
+        const OP: &str = "masked_fill";
+        mask.check_mask(OP)?;
+        self.same_device(OP, mask)?;
+        if !broadcasts_to(mask.dims(), self.dims()) {
+            return Err(Error::Broadcast {
+                op: OP,
+                lhs: self.shape(),
+                rhs: mask.shape(),
+            });
+        }
+        let pshape = out_p(self.dims());
+        let m = prim::expand(mask.prim_rank(self.rank()), &pshape);
+        let y = self.wrap(prim::mask_fill(self.prim(), m, value), self.shape());
+        Ok(y.record(&[self], || Op::MaskedFill {
+            x: self.clone(),
+            mask: mask.clone(),
+        }))
+    }
+
+    fn check_mask(&self, op: &'static str) -> Result<()> {
+        if self.dtype() != DType::Bool {
+            return Err(Error::dtype(
+                op,
+                &[self.dtype()],
+                format!("the mask must be bool, got {}", self.dtype()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_not_bool(&self, op: &'static str) -> Result<()> {
+        if self.dtype() == DType::Bool {
+            return Err(Error::dtype(
+                op,
+                &[self.dtype()],
+                "not defined for bool tensors; convert with to_dtype first",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The primitive shape for a logical shape (rank 0 is `[1]`).
+pub(crate) fn out_p(shape: &[usize]) -> Vec<usize> {
+    if shape.is_empty() {
+        vec![1]
+    } else {
+        shape.to_vec()
+    }
+}

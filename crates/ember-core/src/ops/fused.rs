@@ -1,0 +1,330 @@
+//! Fused ops: each is one recorded op whose forward and backward are one kernel entry
+//! (`kernels::*`), so training never falls back to a long chain of small ops, and a gradient
+//! never goes missing. The forward runs with recording off, then the op is recorded once.
+
+use crate::{DType, Error, Result};
+
+use crate::autograd::{Op, is_grad_enabled, no_grad};
+use crate::kernels;
+use crate::shape::norm_dim;
+use crate::tensor::Tensor;
+
+/// How `cross_entropy` reduces the per-row losses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reduction {
+    /// Mean over the rows whose target is not ignored (PyTorch's default).
+    #[default]
+    Mean,
+    /// Sum over rows.
+    Sum,
+    /// One loss per row (ignored rows are 0).
+    None,
+}
+
+/// Options of [`Tensor::cross_entropy`], PyTorch's defaults by `Default`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CrossEntropyOpts {
+    /// Targets equal to this contribute nothing (default -100, as PyTorch and HF).
+    pub ignore_index: i64,
+    /// Mean, sum or none.
+    pub reduction: Reduction,
+    /// Label smoothing ε in `[0, 1]`.
+    pub label_smoothing: f64,
+}
+
+impl Default for CrossEntropyOpts {
+    fn default() -> Self {
+        CrossEntropyOpts {
+            ignore_index: -100,
+            reduction: Reduction::Mean,
+            label_smoothing: 0.0,
+        }
+    }
+}
+
+/// Options of [`Tensor::scaled_dot_product_attention`].
+#[derive(Debug, Clone, Default)]
+pub struct AttentionOpts {
+    /// An additive float mask, or a Bool mask (true = may attend), broadcastable to
+    /// `(B, H, Tq, Tk)`.
+    pub mask: Option<Tensor>,
+    /// Causal masking, aligned top-left as PyTorch's `is_causal` (query i sees keys `j <= i`).
+    pub causal: bool,
+    /// Score scale; `1/√D` when `None`.
+    pub scale: Option<f64>,
+}
+
+impl Tensor {
+    /// Runs `forward` with recording off and records `op` on its result.
+    fn fused(
+        &self,
+        inputs: &[&Tensor],
+        forward: impl FnOnce() -> Result<Tensor>,
+        op: impl FnOnce() -> Op,
+    ) -> Result<Tensor> {
+        let y = {
+            let _guard = no_grad();
+            forward()?
+        };
+        let y = y.detach();
+        Ok(y.record(inputs, op))
+    }
+
+    /// `log(softmax(x))` along `dim`, as one op with its own backward.
+    pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
+        const OP: &str = "log_softmax";
+        let x = if self.dtype().is_float() {
+            self.clone()
+        } else {
+            self.to_dtype(DType::F32)?
+        };
+        let d = norm_dim(OP, dim, x.rank().max(1))?;
+        x.fused(
+            &[&x],
+            || kernels::softmax::log_softmax(&x, d),
+            || Op::LogSoftmax {
+                x: x.clone(),
+                dim: d,
+            },
+        )
+    }
+
+    /// Layer normalization over the last dim, as `torch.nn.functional.layer_norm(x, (D,),
+    /// weight, bias, eps)`. `weight` and `bias` are `(D,)` and optional.
+    pub fn layer_norm(
+        &self,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<Tensor> {
+        const OP: &str = "layer_norm";
+        self.check_norm_params(OP, &[weight, bias])?;
+        let mut inputs = vec![self];
+        inputs.extend(weight);
+        inputs.extend(bias);
+        self.fused(
+            &inputs,
+            || kernels::norm::layer_norm(self, weight, bias, eps),
+            || Op::LayerNorm {
+                x: self.clone(),
+                weight: weight.cloned(),
+                bias: bias.cloned(),
+                eps,
+            },
+        )
+    }
+
+    /// RMS normalization over the last dim: `x / sqrt(mean(x²) + eps) · weight`, as
+    /// `torch.nn.functional.rms_norm` and Llama's `LlamaRMSNorm`.
+    pub fn rms_norm(&self, weight: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+        const OP: &str = "rms_norm";
+        self.check_norm_params(OP, &[weight])?;
+        let mut inputs = vec![self];
+        inputs.extend(weight);
+        self.fused(
+            &inputs,
+            || kernels::norm::rms_norm(self, weight, eps),
+            || Op::RmsNorm {
+                x: self.clone(),
+                weight: weight.cloned(),
+                eps,
+            },
+        )
+    }
+
+    fn check_norm_params(&self, op: &'static str, params: &[Option<&Tensor>]) -> Result<usize> {
+        if !self.dtype().is_float() || self.rank() == 0 {
+            return Err(Error::dtype(
+                op,
+                &[self.dtype()],
+                format!(
+                    "needs a float input of rank >= 1, got {} of shape {:?}",
+                    self.dtype(),
+                    self.dims()
+                ),
+            ));
+        }
+        let d = self.dims()[self.rank() - 1];
+        for p in params.iter().flatten() {
+            self.same_device(op, p)?;
+            if p.dims() != [d] {
+                return Err(Error::shape(
+                    op,
+                    &[p.dims(), self.dims()],
+                    format!(
+                        "parameter of shape {:?} does not match the last dim of input {:?}",
+                        p.dims(),
+                        self.dims()
+                    ),
+                ));
+            }
+        }
+        Ok(d)
+    }
+
+    /// Cross-entropy between logits `(N, C)` and I64 class targets `(N,)`, as
+    /// `torch.nn.functional.cross_entropy` (ignore_index, reduction, label smoothing).
+    ///
+    /// ```
+    /// # use ember_core::{Tensor, Device, CrossEntropyOpts};
+    /// let logits = Tensor::from_vec(vec![2.0f32, 0.0, 0.0, 2.0], &[2, 2], Device::Cpu)?;
+    /// let targets = Tensor::from_vec(vec![0i64, -100], &[2], Device::Cpu)?;
+    /// let loss = logits.cross_entropy(&targets, CrossEntropyOpts::default())?;
+    /// assert!((loss.to_scalar::<f32>()? - 0.126928).abs() < 1e-5); // only row 0 counts
+    /// # Ok::<(), ember_core::Error>(())
+    /// ```
+    pub fn cross_entropy(&self, targets: &Tensor, opts: CrossEntropyOpts) -> Result<Tensor> {
+        const OP: &str = "cross_entropy";
+        self.same_device(OP, targets)?;
+        if self.rank() != 2 || !self.dtype().is_float() {
+            return Err(Error::shape(
+                OP,
+                &[self.dims()],
+                format!(
+                    "logits must be float (N, C), got {} {:?}",
+                    self.dtype(),
+                    self.dims()
+                ),
+            ));
+        }
+        let (n, c) = (self.dims()[0], self.dims()[1]);
+        if targets.dtype() != DType::I64 || targets.dims() != [n] {
+            return Err(Error::shape(
+                OP,
+                &[targets.dims()],
+                format!(
+                    "targets must be i64 of shape [{n}], got {} {:?}",
+                    targets.dtype(),
+                    targets.dims()
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&opts.label_smoothing) {
+            return Err(Error::data(
+                OP,
+                format!("label_smoothing {} is outside [0, 1]", opts.label_smoothing),
+            ));
+        }
+        let t = targets.to_vec::<i64>()?;
+        if let Some(bad) = t
+            .iter()
+            .find(|&&v| v != opts.ignore_index && (v < 0 || v as usize >= c))
+        {
+            return Err(Error::index(
+                OP,
+                *bad,
+                c,
+                format!("target {bad} is out of range for {c} classes"),
+            ));
+        }
+        self.fused(
+            &[self],
+            || kernels::cross_entropy::cross_entropy(self, targets, &t, &opts),
+            || Op::CrossEntropy {
+                logits: self.clone(),
+                targets: targets.clone(),
+                opts,
+            },
+        )
+    }
+
+    /// Attention `softmax(q kᵀ · scale + mask) v` over `(B, H, T, D)` tensors, as
+    /// `torch.nn.functional.scaled_dot_product_attention`. `k` and `v` may have fewer heads
+    /// than `q` (grouped-query attention: H must be a multiple of their head count).
+    pub fn scaled_dot_product_attention(
+        &self,
+        k: &Tensor,
+        v: &Tensor,
+        opts: &AttentionOpts,
+    ) -> Result<Tensor> {
+        const OP: &str = "scaled_dot_product_attention";
+        let q = self;
+        q.same_device(OP, k)?;
+        q.same_device(OP, v)?;
+        let ok = q.rank() == 4
+            && k.rank() == 4
+            && v.rank() == 4
+            && q.dims()[0] == k.dims()[0]
+            && k.dims()[0] == v.dims()[0]
+            && k.dims()[1] == v.dims()[1]
+            && k.dims()[2] == v.dims()[2]
+            && q.dims()[3] == k.dims()[3]
+            && k.dims()[1] > 0
+            && q.dims()[1].is_multiple_of(k.dims()[1]);
+        if !ok {
+            return Err(Error::shape(
+                OP,
+                &[q.dims(), k.dims(), v.dims()],
+                format!(
+                    "expected q (B, H, Tq, D), k (B, Hkv, Tk, D), v (B, Hkv, Tk, Dv) with H a \
+                     multiple of Hkv; got {:?}, {:?}, {:?}",
+                    q.dims(),
+                    k.dims(),
+                    v.dims()
+                ),
+            ));
+        }
+        let mask = user_mask(q, k, opts)?;
+        let scale = opts.scale.unwrap_or(1.0 / (q.dims()[3] as f64).sqrt());
+        let args = kernels::attention::Args {
+            q,
+            k,
+            v,
+            mask: mask.as_ref(),
+            causal: opts.causal,
+            scale,
+        };
+        // What the backward needs (the probabilities, or the tiled kernel's log-sum-exp).
+        let saved = std::cell::RefCell::new(None);
+        q.fused(
+            &[q, k, v],
+            || {
+                let (y, s) = kernels::attention::attention(&args)?;
+                *saved.borrow_mut() = Some(s);
+                Ok(y)
+            },
+            || Op::Attention {
+                q: q.clone(),
+                k: k.clone(),
+                v: v.clone(),
+                mask: mask.clone(),
+                causal: opts.causal,
+                scale,
+                saved: saved.borrow_mut().take(),
+            },
+        )
+    }
+}
+
+/// The caller's mask as an additive float mask of q's dtype (a Bool keep-mask becomes 0 and
+/// -inf), checked to broadcast to `(B, H, Tq, Tk)`; `None` without one.
+fn user_mask(q: &Tensor, k: &Tensor, opts: &AttentionOpts) -> Result<Option<Tensor>> {
+    const OP: &str = "scaled_dot_product_attention";
+    let Some(m) = &opts.mask else {
+        return Ok(None);
+    };
+    let full = [q.dims()[0], q.dims()[1], q.dims()[2], k.dims()[2]];
+    q.same_device(OP, m)?;
+    if m.is_tracked() && is_grad_enabled() {
+        // Ember computes no gradient for masks: refuse rather than drop it silently.
+        return Err(Error::NotDifferentiable {
+            op: "scaled_dot_product_attention (with respect to its mask)",
+        });
+    }
+    if !crate::shape::broadcasts_to(m.dims(), &full) {
+        return Err(Error::shape(
+            OP,
+            &[m.dims(), &full],
+            format!(
+                "mask of shape {:?} does not broadcast to {full:?}",
+                m.dims()
+            ),
+        ));
+    }
+    Ok(Some(if m.dtype() == DType::Bool {
+        let zeros = Tensor::zeros(m.dims(), q.dtype(), q.device())?;
+        zeros.masked_fill(&m.logical_not()?, f64::NEG_INFINITY)?
+    } else {
+        m.detach().to_dtype(q.dtype())?
+    }))
+}

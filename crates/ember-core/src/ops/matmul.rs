@@ -1,0 +1,118 @@
+//! Matrix multiplication with PyTorch's rules.
+
+use crate::kernels::{self, prim};
+use crate::{DType, Error, Result};
+
+use crate::shape::broadcast;
+use crate::tensor::Tensor;
+
+impl Tensor {
+    /// Matrix product as `torch.matmul`: 1-D·1-D is a dot product, a 1-D operand is treated as a
+    /// row (left) or column (right) vector and its dim removed, and leading batch dims
+    /// broadcast.
+    ///
+    /// ```
+    /// # use ember_core::{Tensor, Device};
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], Device::Cpu)?;
+    /// let b = Tensor::ones(&[4, 3, 5], ember_core::DType::F32, Device::Cpu)?;
+    /// assert_eq!(a.matmul(&b)?.dims(), &[4, 2, 5]);
+    /// let bad = Tensor::ones(&[4, 5], ember_core::DType::F32, Device::Cpu)?;
+    /// assert_eq!(
+    ///     a.matmul(&bad).unwrap_err().to_string(),
+    ///     "matmul: shapes [2, 3] and [4, 5] are not compatible (3 != 4)"
+    /// );
+    /// # Ok::<(), ember_core::Error>(())
+    /// ```
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        const OP: &str = "matmul";
+        self.same_device(OP, rhs)?;
+        if self.rank() == 0 || rhs.rank() == 0 {
+            return Err(Error::shape(
+                OP,
+                &[self.dims(), rhs.dims()],
+                format!(
+                    "both operands need at least 1 dim, got shapes {:?} and {:?}",
+                    self.dims(),
+                    rhs.dims()
+                ),
+            ));
+        }
+        let dtype = DType::promote(self.dtype(), rhs.dtype());
+        if !dtype.is_float() {
+            return Err(Error::dtype(
+                OP,
+                &[self.dtype(), rhs.dtype()],
+                format!(
+                    "needs float operands, got {} and {}",
+                    self.dtype(),
+                    rhs.dtype()
+                ),
+            ));
+        }
+        // Matrices: a (.., m, k), b (.., k, n).
+        let (mut a_shape, mut b_shape) = (self.shape(), rhs.shape());
+        let (a_vec, b_vec) = (self.rank() == 1, rhs.rank() == 1);
+        if a_vec {
+            a_shape.insert(0, 1);
+        }
+        if b_vec {
+            b_shape.push(1);
+        }
+        let (ra, rb) = (a_shape.len(), b_shape.len());
+        let (m, k) = (a_shape[ra - 2], a_shape[ra - 1]);
+        let (k2, n) = (b_shape[rb - 2], b_shape[rb - 1]);
+        if k != k2 {
+            return Err(Error::shape(
+                OP,
+                &[self.dims(), rhs.dims()],
+                format!(
+                    "shapes {:?} and {:?} are not compatible ({k} != {k2})",
+                    self.dims(),
+                    rhs.dims()
+                ),
+            ));
+        }
+        let batch = broadcast(OP, &a_shape[..ra - 2], &b_shape[..rb - 2])?;
+        let full = |mat: [usize; 2]| -> Vec<usize> {
+            let mut s = batch.clone();
+            s.extend_from_slice(&mat);
+            s
+        };
+        let (fa, fb) = (full([m, k]), full([k, n]));
+        let pa = prim::reshape(self.to_dtype(dtype)?.prim(), &a_shape);
+        let pb = prim::reshape(rhs.to_dtype(dtype)?.prim(), &b_shape);
+        let y = if rb == 2 && ra > 2 {
+            // A stack of rows times one matrix (a Linear layer): one large product
+            // (batch·m, k) @ (k, n) instead of a batch of small ones over a broadcast matrix.
+            let rows = fa[..fa.len() - 1].iter().product::<usize>();
+            let y = kernels::matmul::matmul(prim::reshape(pa, &[rows, k]), pb); // (batch·m, n)
+            prim::reshape(y, &full([m, n]))
+        } else {
+            let pa = prim::expand(lift(pa, fa.len()), &fa);
+            let pb = prim::expand(lift(pb, fb.len()), &fb);
+            kernels::matmul::matmul(pa, pb) // (batch.., m, n)
+        };
+        let mut out = batch;
+        if !a_vec {
+            out.push(m);
+        }
+        if !b_vec {
+            out.push(n);
+        }
+        let y = self.wrap(super::reduce::reshape_to(y, &out), out);
+        Ok(y.record(&[self, rhs], || {
+            crate::autograd::Op::Matmul(self.clone(), rhs.clone())
+        }))
+    }
+}
+
+/// Prepends size-1 dims up to `rank`.
+fn lift(p: prim::Prim, rank: usize) -> prim::Prim {
+    let dims = p.dims();
+    if dims.len() == rank {
+        return p;
+    }
+    let mut s = vec![1; rank - dims.len()];
+    s.extend(dims);
+    prim::reshape(p, &s)
+}

@@ -1,0 +1,462 @@
+//! Every f32 CPU kernel against the same op computed by the composed path in f64, forward and
+//! backward: each op runs once on f32 inputs (the kernel, asserted with `trace_kernels`) and
+//! once on the same values in f64 (no f64 kernel exists, so the composed definition runs), and
+//! the outputs and every input gradient must agree. Sizes exercise vector tails, several
+//! parallel chunks and strided views; inputs reach the saturating range.
+//! (PyTorch agreement of the same paths is checked by the fixture suites, which run f32.)
+
+use ember_core::fused::{AdamStep, adamw_step};
+use ember_core::{
+    AttentionOpts, Backward, CrossEntropyOpts, DType, Device, Generator, Impl, Reduction, Result,
+    Tensor, manual_seed, trace_kernels,
+};
+
+/// Worst `|a - b| / (atol + rtol·|b|)`; <= 1 passes.
+fn worst(a: &Tensor, b: &Tensor, rtol: f64, atol: f64) -> Result<f64> {
+    assert_eq!(a.dims(), b.dims());
+    let (a, b) = (a.to_vec::<f64>()?, b.to_vec::<f64>()?);
+    Ok(a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs() / (atol + rtol * y.abs()))
+        .fold(0.0, f64::max))
+}
+
+fn check(name: &str, ours: &Tensor, reference: &Tensor, rtol: f64, atol: f64) -> Result<()> {
+    let w = worst(ours, reference, rtol, atol)?;
+    assert!(
+        w <= 1.0,
+        "{name}: error {w:.3} x tolerance (rtol {rtol}, atol {atol})"
+    );
+    Ok(())
+}
+
+/// Random normals scaled by `spread`, in f32 on the CPU.
+fn input(dims: &[usize], spread: f64) -> Result<Tensor> {
+    Tensor::randn(dims, DType::F32, Device::Cpu)?.mul_scalar(spread)
+}
+
+/// Tolerances `(rtol, atol)` of the forward values and of the gradients.
+type Tols = ((f64, f64), (f64, f64));
+
+/// Runs `f` forward and backward (upstream gradient `up`) on `inputs` in f32 and in f64;
+/// checks that the f32 run used the kernel entries `kernels` with an Ember kernel and the f64
+/// run the composed definition, and that values and input gradients agree.
+fn kernel_vs_composed(
+    name: &str,
+    inputs: &[Tensor],
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+    kernels: &[&str],
+    ((frtol, fatol), (grtol, gatol)): Tols,
+) -> Result<()> {
+    let run = |dtype: DType| -> Result<(Tensor, Vec<Tensor>, Vec<ember_core::KernelUse>)> {
+        let xs: Vec<Tensor> = inputs
+            .iter()
+            .map(|t| t.to_dtype(dtype)?.requires_grad(true))
+            .collect::<Result<_>>()?;
+        let (out, used) = trace_kernels(|| -> Result<_> {
+            let y = f(&xs)?;
+            // A private generator: tests run in parallel and share the global one.
+            let up = Tensor::randn_with(&mut Generator::new(99), y.dims(), dtype, Device::Cpu)?;
+            let grads = y.backward_with(&up)?;
+            Ok((y, grads))
+        });
+        let (y, grads) = out?;
+        let gs = xs
+            .iter()
+            .map(|x| grads.get(x).cloned().expect("every input gets a gradient"))
+            .collect();
+        Ok((y, gs, used))
+    };
+    let (y32, g32, used32) = run(DType::F32)?;
+    let (y64, g64, used64) = run(DType::F64)?;
+    for entry in kernels {
+        let ours: Vec<Impl> = used32
+            .iter()
+            .filter(|u| u.entry == *entry)
+            .map(|u| u.implementation)
+            .collect();
+        assert!(
+            !ours.is_empty() && ours.iter().all(|i| *i != Impl::Composed),
+            "{name}: f32 must run Ember's kernel for {entry}, ran {ours:?}"
+        );
+        assert!(
+            used64
+                .iter()
+                .filter(|u| u.entry == *entry)
+                .all(|u| u.implementation == Impl::Composed),
+            "{name}: f64 must run the composed definition of {entry}"
+        );
+    }
+    check(name, &y32, &y64, frtol, fatol)?;
+    for (i, (a, b)) in g32.iter().zip(&g64).enumerate() {
+        check(&format!("{name} gradient {i}"), a, b, grtol, gatol)?;
+    }
+    Ok(())
+}
+
+/// Shapes: a vector tail (7), one row, and more than one 16K-element chunk.
+const SHAPES: &[&[usize]] = &[&[7], &[3, 37], &[5, 129, 64]];
+
+#[test]
+fn gelu_forward_and_backward_match_f64() -> Result<()> {
+    manual_seed(1);
+    for dims in SHAPES {
+        for spread in [1.0, 4.0, 30.0] {
+            let x = input(dims, spread)?;
+            let tols = ((1e-5, 1e-6), (1e-5, 1e-6));
+            let entries = ["gelu", "gelu_backward"];
+            kernel_vs_composed(
+                "gelu",
+                std::slice::from_ref(&x),
+                |x| x[0].gelu(),
+                &entries,
+                tols,
+            )?;
+            let entries = ["gelu_tanh", "gelu_tanh_backward"];
+            kernel_vs_composed("gelu_tanh", &[x], |x| x[0].gelu_tanh(), &entries, tols)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn norms_forward_and_backward_match_f64() -> Result<()> {
+    manual_seed(2);
+    for dims in SHAPES {
+        let d = *dims.last().unwrap();
+        let x = input(dims, 3.0)?.add_scalar(5.0)?; // an offset mean, as real activations
+        let (w, b) = (input(&[d], 1.0)?, input(&[d], 1.0)?);
+        let tols = ((1e-4, 1e-5), (1e-3, 1e-3));
+        let entries = ["layer_norm", "layer_norm_backward"];
+        kernel_vs_composed(
+            "layer_norm",
+            &[x.clone(), w.clone(), b],
+            |x| x[0].layer_norm(Some(&x[1]), Some(&x[2]), 1e-5),
+            &entries,
+            tols,
+        )?;
+        kernel_vs_composed(
+            "layer_norm (no affine)",
+            std::slice::from_ref(&x),
+            |x| x[0].layer_norm(None, None, 1e-5),
+            &entries,
+            tols,
+        )?;
+        let entries = ["rms_norm", "rms_norm_backward"];
+        kernel_vs_composed(
+            "rms_norm",
+            &[x.clone(), w],
+            |x| x[0].rms_norm(Some(&x[1]), 1e-6),
+            &entries,
+            tols,
+        )?;
+        kernel_vs_composed(
+            "rms_norm (no weight)",
+            &[x],
+            |x| x[0].rms_norm(None, 1e-6),
+            &entries,
+            tols,
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn softmax_and_log_softmax_match_f64() -> Result<()> {
+    manual_seed(3);
+    for dims in SHAPES {
+        let x = input(dims, 2.0)?;
+        let tols = ((1e-5, 1e-6), (1e-4, 1e-6));
+        kernel_vs_composed(
+            "softmax",
+            std::slice::from_ref(&x),
+            |x| x[0].softmax(-1),
+            &["softmax_backward"],
+            tols,
+        )?;
+        kernel_vs_composed(
+            "log_softmax",
+            &[x],
+            |x| x[0].log_softmax(-1),
+            &["log_softmax", "log_softmax_backward"],
+            tols,
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn attention_matches_f64_in_both_cpu_kernels() -> Result<()> {
+    manual_seed(7);
+    // (B, H, Hkv, Tq, Tk, D): short sequences take the in-place softmax; from 256² scores
+    // per head, the tiled kernel (tails of both tile sizes, GQA, Tq != Tk).
+    let cases = [
+        (2, 3, 3, 1, 1, 16),
+        (2, 3, 3, 5, 5, 16),
+        (1, 2, 2, 3, 9, 8),
+        (2, 4, 2, 130, 130, 16),
+        (1, 4, 2, 300, 300, 32),
+        (2, 2, 1, 257, 270, 24),
+    ];
+    for (b, h, hkv, tq, tk, d) in cases {
+        let q = input(&[b, h, tq, d], 2.0)?;
+        let k = input(&[b, hkv, tk, d], 2.0)?;
+        let v = input(&[b, hkv, tk, d], 1.0)?;
+        let tiled = tq * tk >= 256 * 256;
+        for causal in [false, true] {
+            let opts = AttentionOpts {
+                causal,
+                scale: Some(0.25),
+                ..Default::default()
+            };
+            let name = format!("attention {b}x{h}/{hkv}x{tq}x{tk}x{d} causal={causal}");
+            kernel_vs_composed(
+                &name,
+                &[q.clone(), k.clone(), v.clone()],
+                |x| x[0].scaled_dot_product_attention(&x[1], &x[2], &opts),
+                &["attention", "attention_backward"],
+                ((1e-4, 1e-5), (1e-3, 1e-4)),
+            )?;
+            let (_, used) = trace_kernels(|| q.scaled_dot_product_attention(&k, &v, &opts));
+            let ran: Vec<Impl> = used
+                .iter()
+                .filter(|u| u.entry == "attention")
+                .map(|u| u.implementation)
+                .collect();
+            let want = if tiled {
+                Impl::CpuF32Tiled
+            } else {
+                Impl::CpuF32
+            };
+            assert_eq!(ran, [want], "{name}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn tiled_attention_reads_head_views_of_a_fused_projection() -> Result<()> {
+    manual_seed(12);
+    // nanoGPT's layout: q, k, v are column slices of one (B, T, 3C) projection split into
+    // heads, (B, H, T, D) views with strides (T·3C, D, 3C, 1).
+    let (b, t, h, d) = (2, 320, 4, 16);
+    let qkv = input(&[b, t, 3 * h * d], 1.0)?;
+    let heads = |x: &[Tensor]| -> Result<Vec<Tensor>> {
+        x[0].split(h * d, -1)?
+            .iter()
+            .map(|z| z.reshape_to(&[b, t, h, d])?.transpose(1, 2))
+            .collect()
+    };
+    let opts = AttentionOpts {
+        causal: true,
+        ..Default::default()
+    };
+    kernel_vs_composed(
+        "attention of head views",
+        &[qkv],
+        |x| {
+            let [q, k, v] = <[Tensor; 3]>::try_from(heads(x)?).expect("three parts");
+            let y = q.scaled_dot_product_attention(&k, &v, &opts)?; // (B, H, T, D)
+            y.transpose(1, 2)?.reshape_to(&[b, t, h * d]) // merged heads
+        },
+        &["attention", "attention_backward"],
+        ((1e-4, 1e-5), (1e-3, 1e-4)),
+    )
+}
+
+#[test]
+fn cross_entropy_forward_and_backward_match_f64() -> Result<()> {
+    manual_seed(8);
+    let (n, c) = (6, 1000);
+    let logits = input(&[n, c], 4.0)?;
+    let targets = Tensor::from_vec(vec![3i64, -100, 999, 0, 512, 3], &[n], Device::Cpu)?;
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        for label_smoothing in [0.0, 0.1] {
+            let opts = CrossEntropyOpts {
+                reduction,
+                label_smoothing,
+                ..Default::default()
+            };
+            kernel_vs_composed(
+                &format!("cross_entropy {reduction:?} {label_smoothing}"),
+                std::slice::from_ref(&logits),
+                |x| x[0].cross_entropy(&targets, opts),
+                &["cross_entropy", "cross_entropy_backward"],
+                ((1e-5, 1e-5), (1e-4, 1e-7)),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn embedding_backward_adds_repeated_rows() -> Result<()> {
+    manual_seed(9);
+    let table = input(&[10, 7], 1.0)?;
+    let ids = Tensor::from_vec(vec![2i64, 0, 2, 9, 2], &[5], Device::Cpu)?;
+    kernel_vs_composed(
+        "embedding",
+        &[table],
+        |x| x[0].embedding(&ids),
+        &["index_select_backward"],
+        ((1e-6, 1e-6), (1e-6, 1e-6)),
+    )
+}
+
+#[test]
+fn gradient_accumulation_matches_f64() -> Result<()> {
+    manual_seed(10);
+    // A tensor used three times: its gradient is accumulated, in place on the CPU.
+    let x = input(&[40, 500], 1.0)?;
+    kernel_vs_composed(
+        "accumulation",
+        &[x],
+        |x| x[0].exp()?.add(&x[0].sin()?)?.add(&x[0].square()?),
+        &["accumulate"],
+        ((1e-5, 1e-6), (1e-5, 1e-6)),
+    )
+}
+
+#[test]
+fn adamw_matches_f64_and_never_writes_through_a_shared_moment() -> Result<()> {
+    manual_seed(4);
+    for decoupled in [true, false] {
+        let dims = [33, 1000];
+        let (mut w, mut m, mut v) = (input(&dims, 1.0)?, input(&dims, 0.1)?, input(&dims, 0.1)?);
+        v = v.square()?;
+        let f64s = |t: &Tensor| t.to_dtype(DType::F64);
+        let (mut wr, mut mr, mut vr) = (f64s(&w)?, f64s(&m)?, f64s(&v)?);
+        for t in 1..=3 {
+            let g = input(&dims, 1.0)?;
+            let (b1, b2) = (0.9, 0.95);
+            let step = AdamStep {
+                lr: 1e-2,
+                betas: (b1, b2),
+                eps: 1e-8,
+                weight_decay: 0.1,
+                decoupled,
+                bias_correction1: 1.0 - f64::powi(b1, t),
+                bias_correction2: 1.0 - f64::powi(b2, t),
+            };
+            let keep_m = m.clone(); // a second handle: the kernel must copy, not write through it
+            let before = keep_m.to_vec::<f32>()?;
+            let (out, used) = trace_kernels(|| adamw_step(&w, &g, m, v, &step));
+            (w, m, v) = out?;
+            assert_eq!(used[0].implementation, Impl::CpuF32);
+            assert_eq!(
+                keep_m.to_vec::<f32>()?,
+                before,
+                "a shared moment was overwritten"
+            );
+            let gr = f64s(&g)?;
+            let (out, used) = trace_kernels(|| adamw_step(&wr, &gr, mr, vr, &step));
+            (wr, mr, vr) = out?;
+            assert_eq!(used[0].implementation, Impl::Composed);
+        }
+        check("adamw w", &w, &wr, 1e-5, 1e-6)?;
+        check("adamw m", &m, &mr, 1e-5, 1e-7)?;
+        check("adamw v", &v, &vr, 1e-5, 1e-7)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn few_row_matmul_matches_f64_for_row_major_and_transposed_weights() -> Result<()> {
+    manual_seed(6);
+    for m in 1..=5 {
+        for (k, n) in [(1, 1), (7, 33), (100, 3), (768, 300), (50, 2000)] {
+            let a = input(&[m, k], 1.0)?;
+            let b = input(&[k, n], 1.0)?;
+            let bt = input(&[n, k], 1.0)?.transpose(0, 1)?; // (k, n) view of a row-major (n, k)
+            for (name, w) in [("row-major", &b), ("transposed", &bt)] {
+                kernel_vs_composed(
+                    &format!("matmul {m}x{k} @ {name} {k}x{n}"),
+                    &[a.clone(), w.clone()],
+                    |x| x[0].matmul(&x[1]),
+                    &["matmul"],
+                    ((1e-4, 1e-4), (1e-4, 1e-4)),
+                )?;
+            }
+            // The same rows inside a batch of one: (1, m, k) @ (k, n).
+            kernel_vs_composed(
+                "batched rows",
+                &[a.unsqueeze(0)?, b.clone()],
+                |x| x[0].matmul(&x[1]),
+                &["matmul"],
+                ((1e-4, 1e-4), (1e-4, 1e-4)),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn batched_few_row_products_match_f64_for_kv_cache_layouts() -> Result<()> {
+    manual_seed(10);
+    // Decode attention: q (1, H, 1, D) against a cache k (1, H, T, D) and v (1, H, T, D).
+    let (h, t, d) = (3, 37, 16);
+    let q = input(&[1, h, 2, d], 1.0)?.narrow(2, 1, 1)?; // a strided view of one query row
+    let k = input(&[1, h, t, d], 1.0)?;
+    let v = input(&[1, h, t, d], 1.0)?;
+    kernel_vs_composed(
+        "decode attention products",
+        &[q, k, v],
+        |x| {
+            let scores = x[0].matmul(&x[1].transpose(-1, -2)?)?; // kᵀ: columns of k's rows
+            scores.softmax(-1)?.matmul(&x[2]) // row-major v
+        },
+        &["matmul"],
+        ((1e-4, 1e-5), (1e-4, 1e-5)),
+    )
+}
+
+#[test]
+fn reshapes_of_strided_views_keep_their_values() -> Result<()> {
+    manual_seed(11);
+    let x = input(&[2, 3, 12], 1.0)?;
+    let copy = |t: &Tensor| -> Result<Vec<f32>> { t.to_vec::<f32>() };
+    // A column slice split into heads (a view), then moved around and merged back.
+    for part in x.split(4, -1)? {
+        let heads = part.reshape_to(&[2, 3, 2, 2])?;
+        let want = Tensor::from_vec(copy(&part)?, &[2, 3, 2, 2], Device::Cpu)?;
+        assert_eq!(copy(&heads)?, copy(&want)?);
+        let back = heads.transpose(1, 2)?.reshape_to(&[2, 2, 6])?; // needs a copy
+        let want_back = want.transpose(1, 2)?.reshape_to(&[2, 2, 6])?;
+        assert_eq!(copy(&back)?, copy(&want_back)?);
+        // Merging dims across the slice gap cannot be a view; the values still must match.
+        assert_eq!(
+            copy(&part.reshape_to(&[24])?)?,
+            copy(&want.reshape_to(&[24])?)?
+        );
+        assert_eq!(
+            copy(&heads.add_scalar(1.0)?)?,
+            copy(&want.add_scalar(1.0)?)?
+        );
+    }
+    // A transposed matrix reshaped with size-1 dims inserted (a view) and flattened (a copy).
+    let t = input(&[4, 6], 1.0)?.transpose(0, 1)?;
+    let dense = Tensor::from_vec(copy(&t)?, &[6, 4], Device::Cpu)?;
+    assert_eq!(copy(&t.reshape_to(&[6, 1, 4])?)?, copy(&dense)?);
+    assert_eq!(copy(&t.reshape_to(&[3, 2, 4])?)?, copy(&dense)?);
+    assert_eq!(copy(&t.reshape_to(&[24])?)?, copy(&dense)?);
+    Ok(())
+}
+
+#[test]
+fn kernels_decline_other_dtypes_and_take_strided_views_right() -> Result<()> {
+    manual_seed(5);
+    // A transposed (strided) view: the composed definition runs, with the same values.
+    let y = input(&[8, 4], 2.0)?.transpose(0, 1)?;
+    let (gy, used) = trace_kernels(|| y.gelu());
+    assert_eq!(used[0].implementation, Impl::Composed);
+    check(
+        "gelu of a view",
+        &gy?,
+        &y.to_dtype(DType::F64)?.gelu()?,
+        1e-5,
+        1e-6,
+    )?;
+    let (_, used) = trace_kernels(|| y.to_dtype(DType::F16)?.gelu());
+    assert_eq!(used[0].implementation, Impl::Composed, "no f16 kernel");
+    Ok(())
+}
