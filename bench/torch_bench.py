@@ -2,9 +2,12 @@
 
 Same configurations, same warmup and repeats; prints one JSON line:
 {"value": median, "unit": ..., "runs": [...], "phases": {...}, "peak_rss_mib": ...}.
+`--dtype bf16` runs what a PyTorch user runs on a CPU with AVX512_BF16: bf16 matrices for
+GEMM, `torch.autocast("cpu", dtype=torch.bfloat16)` for training, bf16 weights for inference.
 Run by `cargo run --release -p ember-bench`; usable alone:
-    python bench/torch_bench.py nanogpt --repeats 5 --threads 2
+    python bench/torch_bench.py nanogpt --repeats 5 --threads 2 --dtype bf16
 """
+import contextlib
 
 import argparse
 import json
@@ -24,10 +27,21 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+BF16 = False  # set from --dtype
+
+
+def autocast(device):
+    """bf16 autocast for training in --dtype bf16, nothing otherwise."""
+    if BF16:
+        return torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def gemm(n, repeats, device):
     torch.manual_seed(0)
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+    dtype = torch.bfloat16 if BF16 else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     inner = min(max(math.ceil((1 << 30) / (2 * n**3)), 1), 64)
     for _ in range(2):
         a @ b
@@ -92,7 +106,8 @@ def train_steps(repeats, tokens, batch, loss_fn, opt, device):
     for i in range(repeats + 2):
         x, y = batch()
         t0 = time.perf_counter()
-        loss = loss_fn(x, y)
+        with autocast(device):
+            loss = loss_fn(x, y)
         sync(device)
         t1 = time.perf_counter()
         loss.backward()
@@ -112,8 +127,8 @@ def train_steps(repeats, tokens, batch, loss_fn, opt, device):
                         "optimizer": statistics.median(stp)})
 
 
-def nanogpt(repeats, device):
-    vocab, block, batch = 65, 128, 32
+def nanogpt(repeats, device, block=128, batch=32):
+    vocab = 65
     torch.manual_seed(0)
     model = NanoGpt(vocab, block, 4, 4, 128).to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -128,14 +143,17 @@ def nanogpt(repeats, device):
     return train_steps(repeats, batch * block, batches, model, opt, device)
 
 
-def gpt2(device):
+def gpt2(device, inference=False):
     from transformers import GPT2Config, GPT2LMHeadModel
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config()).to(device)  # 124M, random init
+    model = GPT2LMHeadModel(GPT2Config()).to(device)  # 124M, random init
+    if inference and BF16:
+        model = model.to(torch.bfloat16)  # bf16 weights, as users run inference
+    return model
 
 
 def gpt2_prefill(repeats, device):
-    model = gpt2(device).eval()
+    model = gpt2(device, inference=True).eval()
     ids = torch.randint(50257, (1, 128), device=device)
     runs, times = [], []
     with torch.inference_mode():
@@ -152,7 +170,7 @@ def gpt2_prefill(repeats, device):
 
 
 def gpt2_decode(repeats, device):
-    model = gpt2(device).eval()
+    model = gpt2(device, inference=True).eval()
     prompt = torch.randint(50257, (1, 128), device=device)
     runs, times = [], []
     with torch.inference_mode():
@@ -173,14 +191,14 @@ def gpt2_decode(repeats, device):
                 phases={"per token": statistics.median(times)})
 
 
-def gpt2_train(repeats, device):
+def gpt2_train(repeats, device, seq=128, batch=4):
     model = gpt2(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def batches():
-        ids = torch.randint(50257, (4, 128), device=device)
+        ids = torch.randint(50257, (batch, seq), device=device)
         return ids, ids
-    return train_steps(repeats, 4 * 128, batches, lambda x, y: model(x, labels=y).loss, opt, device)
+    return train_steps(repeats, batch * seq, batches, lambda x, y: model(x, labels=y).loss, opt, device)
 
 
 WORKLOADS = {
@@ -188,9 +206,11 @@ WORKLOADS = {
     "gemm1024": lambda r, d: gemm(1024, r, d),
     "gemm2048": lambda r, d: gemm(2048, r, d),
     "nanogpt": nanogpt,
+    "nanogpt-1024": lambda r, d: nanogpt(r, d, block=1024, batch=4),
     "gpt2-prefill": gpt2_prefill,
     "gpt2-decode": gpt2_decode,
     "gpt2-train": gpt2_train,
+    "gpt2-train-1024": lambda r, d: gpt2_train(r, d, seq=1024, batch=1),
 }
 
 
@@ -200,11 +220,15 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"])
     a = ap.parse_args()
+    global BF16
+    BF16 = a.dtype == "bf16"
     torch.set_num_threads(a.threads)
     out = WORKLOADS[a.workload](a.repeats, a.device)
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["torch"] = torch.__version__
+    out["dtype"] = a.dtype
     print(json.dumps(out))
     sys.stdout.flush()
 

@@ -7,16 +7,16 @@
 //! cargo run --release --example train_gpt -- --resume runs/train_gpt --steps 4000
 //! ```
 //!
-//! The model is nanoGPT's (pre-LayerNorm blocks, causal self-attention, a 4x GELU MLP, learned
-//! positions, the output head tied to the token embedding), without biases or dropout. The
-//! run directory gets `metrics.jsonl`, `loss.png`, `checkpoints/step-N/` and `vocab.json`.
+//! The model is nanoGPT's, `ember::models::Gpt` (pre-LayerNorm blocks, causal self-attention,
+//! a 4x GELU MLP, learned positions, the output head tied to the token embedding), without
+//! biases or dropout. The run directory gets `metrics.jsonl`, `loss.png`,
+//! `checkpoints/step-N/`, `config.json` and `vocab.json`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
-use ember::nn::Init;
-use ember::nn::{Embedding, LayerNorm, Linear};
+use ember::models::{Gpt, GptConfig};
 use ember::optim::{AdamW, AdamWConfig, cosine_with_warmup, decay_groups};
 use ember::prelude::*;
 use ember::train::{TokenStream, TrainConfig, Trainer};
@@ -77,144 +77,45 @@ struct Args {
     seed: u64,
 }
 
-/// The model's shape, saved next to the checkpoints so `--resume` rebuilds the same model.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct GptConfig {
-    vocab_size: usize,
-    block_size: usize,
-    n_layer: usize,
-    n_head: usize,
-    n_embd: usize,
-}
-
-/// One pre-norm transformer block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
-struct Block {
-    ln_1: LayerNorm,
-    c_attn: Linear,    // (3C, C): queries, keys and values in one matmul
-    attn_proj: Linear, // (C, C)
-    ln_2: LayerNorm,
-    c_fc: Linear,     // (4C, C)
-    mlp_proj: Linear, // (C, 4C)
-}
-
-/// nanoGPT's GPT, with its parameter names (`transformer.h.0.attn.c_attn.weight`, ...).
-struct Gpt {
-    cfg: GptConfig,
-    wte: Embedding, // (V, C), also the output head
-    wpe: Embedding, // (block, C)
-    blocks: Vec<Block>,
-    ln_f: LayerNorm,
-}
-
-impl Gpt {
-    fn new(vb: VarBuilder, cfg: GptConfig) -> Result<Gpt> {
-        let c = cfg.n_embd;
-        // GPT-2's initialization: N(0, 0.02), residual projections scaled by 1/sqrt(2 L).
-        let normal = |std: f64| Init::Normal { mean: 0.0, std };
-        let proj_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
-        let linear = |vb: VarBuilder, i: usize, o: usize, std: f64| -> Result<Linear> {
-            let weight = vb.get("weight", &[o, i], normal(std))?;
-            Ok(Linear { weight, bias: None })
-        };
-        let t = vb.pp("transformer");
-        let blocks = (0..cfg.n_layer)
-            .map(|i| {
-                let b = t.pp("h").pp(i);
-                Ok(Block {
-                    ln_1: LayerNorm::new(b.pp("ln_1"), c, 1e-5, false)?,
-                    c_attn: linear(b.pp("attn").pp("c_attn"), c, 3 * c, 0.02)?,
-                    attn_proj: linear(b.pp("attn").pp("c_proj"), c, c, proj_std)?,
-                    ln_2: LayerNorm::new(b.pp("ln_2"), c, 1e-5, false)?,
-                    c_fc: linear(b.pp("mlp").pp("c_fc"), c, 4 * c, 0.02)?,
-                    mlp_proj: linear(b.pp("mlp").pp("c_proj"), 4 * c, c, proj_std)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Gpt {
-            wte: Embedding {
-                weight: t
-                    .pp("wte")
-                    .get("weight", &[cfg.vocab_size, c], normal(0.02))?,
-            },
-            wpe: Embedding {
-                weight: t
-                    .pp("wpe")
-                    .get("weight", &[cfg.block_size, c], normal(0.02))?,
-            },
-            ln_f: LayerNorm::new(t.pp("ln_f"), c, 1e-5, false)?,
-            blocks,
-            cfg,
-        })
-    }
-
-    /// Next-character logits `(B, T, V)` for character ids `(B, T)`.
-    fn forward(&self, idx: &Tensor) -> Result<Tensor> {
-        let (b, t) = (idx.dims()[0], idx.dims()[1]);
-        let (c, h) = (self.cfg.n_embd, self.cfg.n_head);
-        let pos = Tensor::arange(0.0, t as f64, 1.0, DType::I64, idx.device())?; // (T,)
-        let mut x = self.wte.forward(idx)?.add(&self.wpe.forward(&pos)?)?; // (B, T, C)
-        let causal = AttentionOpts {
-            causal: true,
-            ..Default::default()
-        };
-        for blk in &self.blocks {
-            let qkv = blk.c_attn.forward(&blk.ln_1.forward(&x)?)?; // (B, T, 3C)
-            let heads = |z: &Tensor| z.reshape_to(&[b, t, h, c / h])?.transpose(1, 2);
-            let qkv = qkv.split(c, -1)?; // 3 × (B, T, C)
-            let (q, k, v) = (heads(&qkv[0])?, heads(&qkv[1])?, heads(&qkv[2])?); // (B, H, T, C/H)
-            let y = q.scaled_dot_product_attention(&k, &v, &causal)?; // (B, H, T, C/H)
-            let y = y.transpose(1, 2)?.reshape_to(&[b, t, c])?; // (B, T, C)
-            x = x.add(&blk.attn_proj.forward(&y)?)?;
-            let m = blk.c_fc.forward(&blk.ln_2.forward(&x)?)?.gelu()?; // (B, T, 4C)
-            x = x.add(&blk.mlp_proj.forward(&m)?)?;
-        }
-        let x = self.ln_f.forward(&x)?; // (B, T, C)
-        x.matmul(&self.wte.weight.tensor().transpose(0, 1)?) // (B, T, V), tied head
-    }
-
-    /// `n` characters sampled after `context`, one at a time, at `temperature`.
-    fn sample(
-        &self,
-        context: &[i64],
-        n: usize,
-        temperature: f64,
-        g: &mut Generator,
-    ) -> Result<Vec<i64>> {
-        let _no_grad = no_grad();
-        let mut ids = context.to_vec();
-        for _ in 0..n {
-            let window = &ids[ids.len().saturating_sub(self.cfg.block_size)..];
-            let x = Tensor::from_slice(
-                window,
-                &[1, window.len()],
-                self.wte.weight.tensor().device(),
-            )?;
-            let logits = self.forward(&x)?.narrow(1, window.len() - 1, 1)?; // (1, 1, V)
-            let probs = logits
-                .div_scalar(temperature)?
-                .softmax(-1)?
-                .to_vec::<f32>()?;
-            // Inverse-CDF draw from the categorical distribution.
-            let mut u = g.uniform() as f32;
-            let mut next = probs.len() - 1;
-            for (i, p) in probs.iter().enumerate() {
-                if u < *p {
-                    next = i;
-                    break;
-                }
-                u -= p;
+/// `n` characters sampled after `context`, one at a time, at `temperature`.
+fn sample(
+    gpt: &Gpt,
+    context: &[i64],
+    n: usize,
+    temperature: f64,
+    g: &mut Generator,
+) -> Result<Vec<i64>> {
+    let _no_grad = no_grad();
+    let device = gpt.model.wte.weight.tensor().device();
+    let mut ids = context.to_vec();
+    for _ in 0..n {
+        let window = &ids[ids.len().saturating_sub(gpt.cfg.block_size)..];
+        let x = Tensor::from_slice(window, &[1, window.len()], device)?;
+        let logits = gpt.forward(&x)?.narrow(1, window.len() - 1, 1)?; // (1, 1, V)
+        let probs = logits
+            .div_scalar(temperature)?
+            .softmax(-1)?
+            .to_vec::<f32>()?;
+        // Inverse-CDF draw from the categorical distribution.
+        let mut u = g.uniform() as f32;
+        let mut next = probs.len() - 1;
+        for (i, p) in probs.iter().enumerate() {
+            if u < *p {
+                next = i;
+                break;
             }
-            ids.push(next as i64);
+            u -= p;
         }
-        Ok(ids[context.len()..].to_vec())
+        ids.push(next as i64);
     }
+    Ok(ids[context.len()..].to_vec())
 }
 
 /// Shakespeare's plays from the asset cache (`scripts/fetch_assets.sh`), concatenated.
 fn default_text() -> Result<String> {
     let dir = ember::assets::path("shakespeare")?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| io_error(&dir, e))?
+        .map_err(|e| Error::io(&dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.to_string_lossy().ends_with("_gut.txt"))
         .collect();
@@ -228,16 +129,12 @@ fn default_text() -> Result<String> {
     }
     files
         .iter()
-        .map(|p| std::fs::read_to_string(p).map_err(|e| io_error(p, e)))
+        .map(|p| std::fs::read_to_string(p).map_err(|e| Error::io(p, e)))
         .collect()
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> Error {
-    Error::io(path, e)
-}
-
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::Format {
         format: "json",
         path: path.display().to_string(),
@@ -248,17 +145,17 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| Error::data("json", e.to_string()))?;
-    std::fs::write(path, text).map_err(|e| io_error(path, e))
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     let out = args.resume.clone().unwrap_or_else(|| args.out.clone());
-    std::fs::create_dir_all(&out).map_err(|e| io_error(&out, e))?;
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
 
     // Data: characters → ids; the first 90% trains, the rest validates.
     let text = match &args.text {
-        Some(p) => std::fs::read_to_string(p).map_err(|e| io_error(p, e))?,
+        Some(p) => std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?,
         None => default_text()?,
     };
     let vocab: Vec<char> = if args.resume.is_some() {
@@ -296,13 +193,14 @@ fn main() -> Result<()> {
             n_layer: args.n_layer,
             n_head: args.n_head,
             n_embd: args.n_embd,
+            bias: false,
         }
     };
     write_json(&out.join("vocab.json"), &vocab)?;
     write_json(&out.join("config.json"), &cfg)?;
     manual_seed(args.seed);
     let store = VarStore::with_seed(args.device, DType::F32, args.seed);
-    let model = Gpt::new(VarBuilder::new(&store), cfg.clone())?;
+    let model = Gpt::new(VarBuilder::new(&store), cfg.clone())?; // nanoGPT's model
     println!(
         "GPT: {} layers, {} heads, width {}, context {}: {} parameters on {}",
         cfg.n_layer,
@@ -344,10 +242,7 @@ fn main() -> Result<()> {
     }
 
     // Train: cross-entropy of the next character at every position.
-    let loss_fn = |x: &Tensor, y: &Tensor| -> Result<Tensor> {
-        let logits = model.forward(x)?; // (B, T, V)
-        ember::nn::loss::cross_entropy(&logits, y) // over B·T positions
-    };
+    let loss_fn = |x: &Tensor, y: &Tensor| model.loss(x, y); // over B·T positions
     let start = Instant::now();
     let summary = trainer.fit(&train, Some(&val), &loss_fn)?;
     let secs = start.elapsed().as_secs_f64();
@@ -369,7 +264,13 @@ fn main() -> Result<()> {
     // Sample: continue a newline with `sample_chars` characters.
     let mut g = Generator::new(args.seed);
     let start_id = index.get(&'\n').copied().unwrap_or(0);
-    let sampled = model.sample(&[start_id], args.sample_chars, args.temperature, &mut g)?;
+    let sampled = sample(
+        &model,
+        &[start_id],
+        args.sample_chars,
+        args.temperature,
+        &mut g,
+    )?;
     let sample: String = sampled.iter().map(|&i| vocab[i as usize]).collect();
     println!(
         "--- sample ({} characters, temperature {}) ---\n{sample}",

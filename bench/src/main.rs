@@ -5,10 +5,16 @@
 //! cargo run --release -p ember-bench -- --only gemm,nanogpt --repeats 7
 //! ```
 //!
-//! Each workload runs in its own child process (so its peak resident memory is its own):
-//! first Ember, then PyTorch (`bench/torch_bench.py`) right after it, with the same thread
-//! count. The table gives the medians and the ratio Ember / PyTorch.
+//! It first prints the CPU and measures this machine's ceilings (f32 FMA peak, bf16
+//! dot-product peak, memory bandwidth). Each workload then runs in its own child process (so
+//! its peak resident memory is its own): Ember, then PyTorch (`bench/torch_bench.py`) in f32
+//! and in bf16 (autocast for training, bf16 weights for inference) right after it, with the
+//! same thread count. The table gives the medians, the ratios to PyTorch and each figure as a
+//! fraction of its roofline (FLOP/s over the peak; for decoding, bytes of weights per second
+//! over the bandwidth).
 
+mod report;
+mod roofline;
 mod workloads;
 
 use std::path::PathBuf;
@@ -18,21 +24,11 @@ use clap::Parser;
 use ember::prelude::*;
 use serde_json::{Value, json};
 
-const ALL: &[&str] = &[
-    "gemm512",
-    "gemm1024",
-    "gemm2048",
-    "nanogpt",
-    "gpt2-prefill",
-    "gpt2-decode",
-    "gpt2-train",
-];
-
 /// Benchmarks Ember against PyTorch, back to back.
 #[derive(Parser, Debug)]
 struct Args {
     /// Comma-separated workloads (default: all): gemm512, gemm1024, gemm2048, nanogpt,
-    /// gpt2-prefill, gpt2-decode, gpt2-train.
+    /// nanogpt-1024, gpt2-prefill, gpt2-decode, gpt2-train, gpt2-train-1024.
     #[arg(long)]
     only: Option<String>,
     /// Timed runs per workload (after warmup); medians are reported.
@@ -75,10 +71,12 @@ fn run_worker(name: &str, repeats: usize, device: Device) -> Result<Value> {
         "gemm512" => workloads::gemm(512, repeats, device)?,
         "gemm1024" => workloads::gemm(1024, repeats, device)?,
         "gemm2048" => workloads::gemm(2048, repeats, device)?,
-        "nanogpt" => workloads::nanogpt(repeats, device)?,
+        "nanogpt" => workloads::nanogpt(128, 32, repeats, device)?,
+        "nanogpt-1024" => workloads::nanogpt(1024, 4, repeats, device)?,
         "gpt2-prefill" => workloads::gpt2_prefill(repeats, device)?,
         "gpt2-decode" => workloads::gpt2_decode(repeats, device)?,
-        "gpt2-train" => workloads::gpt2_train(repeats, device)?,
+        "gpt2-train" => workloads::gpt2_train(128, 4, repeats, device)?,
+        "gpt2-train-1024" => workloads::gpt2_train(1024, 1, repeats, device)?,
         other => {
             return Err(Error::data(
                 "ember-bench",
@@ -135,23 +133,22 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "n/a".into())
 }
 
-fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn fmt_value(v: &Value) -> String {
-    match v["value"].as_f64() {
-        Some(x) if x >= 100.0 => format!("{x:.0}"),
-        Some(x) => format!("{x:.1}"),
-        None => "-".into(),
-    }
+/// Today's date (UTC) as YYYY-MM-DD.
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 fn main() -> Result<()> {
@@ -163,7 +160,10 @@ fn main() -> Result<()> {
     }
     let names: Vec<String> = match &args.only {
         Some(s) => s.split(',').map(|x| x.trim().to_string()).collect(),
-        None => ALL.iter().map(|s| s.to_string()).collect(),
+        None => report::workloads()
+            .into_iter()
+            .map(|(n, _)| n.to_string())
+            .collect(),
     };
     let exe = std::env::current_exe().map_err(|e| Error::data("ember-bench", e.to_string()))?;
     let python = find_python(&args.python);
@@ -174,104 +174,67 @@ fn main() -> Result<()> {
     } else {
         "cuda"
     };
+    let cpu = roofline::Cpu::read();
     let load_before = load_average();
     println!(
-        "ember-bench: {} threads on {}; device {}; {} timed runs per workload (medians)",
+        "ember-bench {}: {} threads on {cpu}; device {}; {} timed runs per workload (medians)",
+        today(),
         args.threads,
-        cpu_name(),
         args.device,
         args.repeats
     );
     println!("load average before: {load_before}");
+    let roof = roofline::Roofline::measure(args.threads);
+    println!(
+        "ceilings measured on {} threads: f32 FMA {:.0} GFLOP/s, bf16 dot product {}, memory read {:.1} GB/s",
+        args.threads,
+        roof.f32_gflops,
+        roof.bf16_gflops
+            .map_or("n/a (no AVX512_BF16)".into(), |g| format!("{g:.0} GFLOP/s")),
+        roof.read_gbs
+    );
+    let repeats = args.repeats.to_string();
+    let torch_run = |name: &str, dtype: &str| {
+        if args.no_torch {
+            return Err("not run (--no-torch)".to_string());
+        }
+        child_json(
+            Command::new(&python)
+                .arg(&script)
+                .args([name, "--repeats", &repeats, "--threads", &threads])
+                .args(["--device", torch_device, "--dtype", dtype])
+                .env("OMP_NUM_THREADS", &threads)
+                .env("MKL_NUM_THREADS", &threads),
+        )
+    };
     let mut rows = Vec::new();
     for name in &names {
         eprintln!("running {name} ...");
         let ember = child_json(
             Command::new(&exe)
-                .args([
-                    "--worker",
-                    name,
-                    "--repeats",
-                    &args.repeats.to_string(),
-                    "--device",
-                    &args.device.to_string(),
-                ])
+                .args(["--worker", name, "--repeats", &repeats])
+                .args(["--device", &args.device.to_string()])
                 .env("RAYON_NUM_THREADS", &threads),
         );
-        let torch = if args.no_torch {
-            Err("not run (--no-torch)".to_string())
-        } else {
-            child_json(
-                Command::new(&python)
-                    .arg(&script)
-                    .args([
-                        name.as_str(),
-                        "--repeats",
-                        &args.repeats.to_string(),
-                        "--threads",
-                        &threads,
-                        "--device",
-                        torch_device,
-                    ])
-                    .env("OMP_NUM_THREADS", &threads)
-                    .env("MKL_NUM_THREADS", &threads),
-            )
-        };
-        rows.push((name.clone(), ember, torch));
+        rows.push(report::Row {
+            name: name.clone(),
+            ember,
+            torch: torch_run(name, "f32"),
+            torch_bf16: torch_run(name, "bf16"),
+        });
     }
     let load_after = load_average();
-
-    println!(
-        "\n| workload | unit | Ember | PyTorch | Ember / PyTorch | Ember peak RSS (MiB) | PyTorch peak RSS (MiB) | Ember phases (ms) |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut out = Vec::new();
-    for (name, ember, torch) in &rows {
-        let e = ember.as_ref().ok();
-        let t = torch.as_ref().ok();
-        let ratio = match (
-            e.and_then(|v| v["value"].as_f64()),
-            t.and_then(|v| v["value"].as_f64()),
-        ) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-            _ => "-".into(),
-        };
-        let rss = |v: Option<&Value>| {
-            v.and_then(|v| v["peak_rss_mib"].as_f64())
-                .map_or("-".into(), |x| format!("{x:.0}"))
-        };
-        let phases = e
-            .and_then(|v| v["phases"].as_object())
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k} {:.1}", v.as_f64().unwrap_or(0.0)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
-        let unit = e.or(t).and_then(|v| v["unit"].as_str()).unwrap_or("");
-        println!(
-            "| {name} | {unit} | {} | {} | {ratio} | {} | {} | {phases} |",
-            e.map_or_else(|| "failed".into(), fmt_value),
-            t.map_or_else(|| "not run".into(), fmt_value),
-            rss(e),
-            rss(t)
-        );
-        out.push(json!({"workload": name, "ember": ember.clone().unwrap_or_else(|e| json!({"error": e})), "pytorch": torch.clone().unwrap_or_else(|e| json!({"error": e}))}));
-    }
-    for (name, ember, torch) in &rows {
-        if let Err(e) = ember {
-            println!("{name}: Ember failed: {e}");
-        }
-        if let Err(e) = torch {
-            println!("{name}: PyTorch {e}");
-        }
-    }
+    let out = report::print(&rows, &roof);
     println!("\nload average after: {load_after}");
     if let Some(path) = &args.json {
-        let doc = json!({"cpu": cpu_name(), "threads": args.threads, "device": args.device.to_string(), "load_before": load_before, "load_after": load_after, "results": out});
-        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
-            .map_err(|e| Error::io(path, e))?;
+        let doc = json!({
+            "date": today(), "cpu": cpu.to_string(), "threads": args.threads,
+            "device": args.device.to_string(), "load_before": load_before,
+            "load_after": load_after, "f32_peak_gflops": roof.f32_gflops,
+            "bf16_peak_gflops": roof.bf16_gflops, "read_gbs": roof.read_gbs, "results": out,
+        });
+        let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        std::fs::write(path, text).map_err(|e| Error::io(path, e))?;
     }
     Ok(())
 }

@@ -3,8 +3,7 @@
 
 use std::time::Instant;
 
-use ember::models::{CausalLm, Gpt2, Gpt2Config};
-use ember::nn::{Embedding, Init, LayerNorm, Linear};
+use ember::models::{CausalLm, Gpt, Gpt2, Gpt2Config, GptConfig};
 use ember::optim::{AdamW, AdamWConfig, decay_groups};
 use ember::prelude::*;
 
@@ -73,92 +72,6 @@ pub fn gemm(n: usize, repeats: usize, device: Device) -> Result<Measured> {
     })
 }
 
-/// nanoGPT's GPT (bias-free LayerNorm and Linear, tied head), for the training benchmark.
-struct NanoGpt {
-    n_head: usize,
-    wte: Embedding,           // (V, C)
-    wpe: Embedding,           // (T, C)
-    layers: Vec<[Linear; 4]>, // c_attn (3C, C), attn c_proj (C, C), c_fc (4C, C), mlp c_proj (C, 4C)
-    norms: Vec<[LayerNorm; 2]>,
-    ln_f: LayerNorm,
-}
-
-impl NanoGpt {
-    fn new(
-        vb: VarBuilder,
-        vocab: usize,
-        block: usize,
-        n_layer: usize,
-        n_head: usize,
-        c: usize,
-    ) -> Result<NanoGpt> {
-        let init = Init::Normal {
-            mean: 0.0,
-            std: 0.02,
-        };
-        let lin = |vb: VarBuilder, i: usize, o: usize| -> Result<Linear> {
-            Ok(Linear {
-                weight: vb.get("weight", &[o, i], init)?,
-                bias: None,
-            })
-        };
-        let mut layers = Vec::new();
-        let mut norms = Vec::new();
-        for i in 0..n_layer {
-            let h = vb.pp("h").pp(i);
-            layers.push([
-                lin(h.pp("attn.c_attn"), c, 3 * c)?,
-                lin(h.pp("attn.c_proj"), c, c)?,
-                lin(h.pp("mlp.c_fc"), c, 4 * c)?,
-                lin(h.pp("mlp.c_proj"), 4 * c, c)?,
-            ]);
-            norms.push([
-                LayerNorm::new(h.pp("ln_1"), c, 1e-5, false)?,
-                LayerNorm::new(h.pp("ln_2"), c, 1e-5, false)?,
-            ]);
-        }
-        Ok(NanoGpt {
-            n_head,
-            wte: Embedding {
-                weight: vb.pp("wte").get("weight", &[vocab, c], init)?,
-            },
-            wpe: Embedding {
-                weight: vb.pp("wpe").get("weight", &[block, c], init)?,
-            },
-            layers,
-            norms,
-            ln_f: LayerNorm::new(vb.pp("ln_f"), c, 1e-5, false)?,
-        })
-    }
-
-    fn loss(&self, idx: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        let (b, t) = (idx.dims()[0], idx.dims()[1]);
-        let pos = Tensor::arange(0.0, t as f64, 1.0, DType::I64, idx.device())?;
-        let mut x = self.wte.forward(idx)?.add(&self.wpe.forward(&pos)?)?; // (B, T, C)
-        let c = x.dims()[2];
-        let opts = AttentionOpts {
-            causal: true,
-            ..Default::default()
-        };
-        for ([c_attn, a_proj, c_fc, m_proj], [ln_1, ln_2]) in self.layers.iter().zip(&self.norms) {
-            let qkv = c_attn.forward(&ln_1.forward(&x)?)?.split(c, -1)?; // 3 × (B, T, C)
-            let hd = |z: &Tensor| {
-                z.reshape_to(&[b, t, self.n_head, c / self.n_head])?
-                    .transpose(1, 2)
-            };
-            let y =
-                hd(&qkv[0])?.scaled_dot_product_attention(&hd(&qkv[1])?, &hd(&qkv[2])?, &opts)?;
-            x = x.add(&a_proj.forward(&y.transpose(1, 2)?.reshape_to(&[b, t, c])?)?)?;
-            x = x.add(&m_proj.forward(&c_fc.forward(&ln_2.forward(&x)?)?.gelu()?)?)?;
-        }
-        let logits = self
-            .ln_f
-            .forward(&x)?
-            .matmul(&self.wte.weight.tensor().transpose(0, 1)?)?;
-        ember::nn::loss::cross_entropy(&logits, targets) // logits (B, T, V)
-    }
-}
-
 fn random_ids(
     b: usize,
     t: usize,
@@ -212,18 +125,26 @@ fn train_steps(
     })
 }
 
-/// The nanoGPT char-level training step: 4 layers, 4 heads, width 128, block 128, vocab 65,
-/// batch 32, AdamW (lr 1e-3, betas 0.9/0.95, weight decay 0.1 on matrices).
-pub fn nanogpt(repeats: usize, device: Device) -> Result<Measured> {
-    let (vocab, block, batch) = (65, 128, 32);
+/// The nanoGPT char-level training step: 4 layers, 4 heads, width 128, vocab 65, AdamW (lr
+/// 1e-3, betas 0.9/0.95, weight decay 0.1 on matrices), `batch` sequences of `block` tokens.
+pub fn nanogpt(block: usize, batch: usize, repeats: usize, device: Device) -> Result<Measured> {
+    let vocab = 65;
     let store = VarStore::with_seed(device, DType::F32, 0);
-    let model = NanoGpt::new(VarBuilder::new(&store), vocab, block, 4, 4, 128)?;
-    let cfg = AdamWConfig {
+    let cfg = GptConfig {
+        vocab_size: vocab,
+        block_size: block,
+        n_layer: 4,
+        n_head: 4,
+        n_embd: 128,
+        bias: false,
+    };
+    let model = Gpt::new(VarBuilder::new(&store), cfg)?;
+    let opt_cfg = AdamWConfig {
         lr: 1e-3,
         betas: (0.9, 0.95),
         ..Default::default()
     };
-    let mut opt = AdamW::with_groups(decay_groups(store.trainable_parameters(), 0.1), cfg);
+    let mut opt = AdamW::with_groups(decay_groups(store.trainable_parameters(), 0.1), opt_cfg);
     let mut g = Generator::new(1);
     let batches = || {
         let x = random_ids(batch, block, vocab, &mut g, device)?; // (B, T)
@@ -306,8 +227,8 @@ pub fn gpt2_decode(repeats: usize, device: Device) -> Result<Measured> {
     })
 }
 
-/// GPT-2 124M training step, batch 4 × 128 tokens, AdamW: tokens/s.
-pub fn gpt2_train(repeats: usize, device: Device) -> Result<Measured> {
+/// GPT-2 124M training step, `batch` sequences of `seq` tokens, AdamW: tokens/s.
+pub fn gpt2_train(seq: usize, batch: usize, repeats: usize, device: Device) -> Result<Measured> {
     let model = gpt2(device)?;
     let mut opt = AdamW::new(
         model.store.trainable_parameters(),
@@ -315,8 +236,14 @@ pub fn gpt2_train(repeats: usize, device: Device) -> Result<Measured> {
     );
     let mut g = Generator::new(5);
     let batches = || {
-        let ids = random_ids(4, 128, 50257, &mut g, device)?;
+        let ids = random_ids(batch, seq, 50257, &mut g, device)?;
         Ok((ids.clone(), ids))
     };
-    train_steps(repeats, 4 * 128, batches, |x, y| model.loss(x, y), &mut opt)
+    train_steps(
+        repeats,
+        batch * seq,
+        batches,
+        |x, y| model.loss(x, y),
+        &mut opt,
+    )
 }

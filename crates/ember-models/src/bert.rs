@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
-use ember_core::{AttentionOpts, DType, Device, Error, Result, Tensor};
+use ember_core::{DType, Device, Error, Result, Tensor};
 use ember_nn::{
-    Activation, Embedding, LayerNorm, Linear, LoadOptions, Module, VarBuilder, VarStore,
+    Activation, AttentionConfig, Embedding, LayerNorm, Linear, LoadOptions, Module,
+    MultiHeadAttention, QkvProjection, VarBuilder, VarStore,
 };
 use ember_weights::Checkpoint;
 use serde::Deserialize;
@@ -46,10 +47,7 @@ fn default_eps() -> f64 {
 }
 
 struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attn_out: Linear,
+    attn: MultiHeadAttention,
     attn_norm: LayerNorm,
     inter: Linear,
     out: Linear,
@@ -89,11 +87,25 @@ impl Bert {
             .map(|i| {
                 let l = vb.pp("encoder.layer").pp(i);
                 let a = l.pp("attention");
+                let qkv = QkvProjection::Separate {
+                    q: Linear::new(a.pp("self.query"), c, c, true)?.into(),
+                    k: Linear::new(a.pp("self.key"), c, c, true)?.into(),
+                    v: Linear::new(a.pp("self.value"), c, c, true)?.into(),
+                };
+                let out = Linear::new(a.pp("output.dense"), c, c, true)?.into();
+                let h = cfg.num_attention_heads;
+                let attn_cfg = AttentionConfig {
+                    dim: c,
+                    n_heads: h,
+                    n_kv_heads: h,
+                    head_dim: c / h,
+                    qkv_bias: true,
+                    o_bias: true,
+                    causal: false,
+                    rope: None,
+                };
                 Ok(Layer {
-                    query: Linear::new(a.pp("self.query"), c, c, true)?,
-                    key: Linear::new(a.pp("self.key"), c, c, true)?,
-                    value: Linear::new(a.pp("self.value"), c, c, true)?,
-                    attn_out: Linear::new(a.pp("output.dense"), c, c, true)?,
+                    attn: MultiHeadAttention::from_parts(l.clone(), qkv, out, attn_cfg)?,
                     attn_norm: LayerNorm::new(a.pp("output.LayerNorm"), c, eps, true)?,
                     inter: Linear::new(l.pp("intermediate.dense"), c, cfg.intermediate_size, true)?,
                     out: Linear::new(l.pp("output.dense"), cfg.intermediate_size, c, true)?,
@@ -159,7 +171,6 @@ impl Bert {
         token_types: Option<&Tensor>,
     ) -> Result<(Tensor, Tensor)> {
         let (b, t) = (ids.dims()[0], ids.dims()[1]);
-        let (c, h) = (self.cfg.hidden_size, self.cfg.num_attention_heads);
         let dev = ids.device();
         let pos = Tensor::arange(0.0, t as f64, 1.0, DType::I64, dev)?;
         let types = match token_types {
@@ -176,18 +187,9 @@ impl Bert {
             Some(m) => Some(m.ne_scalar(0.0)?.reshape_to(&[b, 1, 1, t])?),
             None => None,
         };
-        let opts = AttentionOpts {
-            mask: keep,
-            ..Default::default()
-        };
-        let heads = |z: Tensor| z.reshape_to(&[b, t, h, c / h])?.transpose(1, 2);
         for l in &self.layers {
-            let q = heads(l.query.forward(&x)?)?;
-            let k = heads(l.key.forward(&x)?)?;
-            let v = heads(l.value.forward(&x)?)?;
-            let y = q.scaled_dot_product_attention(&k, &v, &opts)?; // (B, H, T, D)
-            let y = y.transpose(1, 2)?.reshape_to(&[b, t, c])?;
-            x = l.attn_norm.forward(&x.add(&l.attn_out.forward(&y)?)?)?;
+            let y = l.attn.forward_with(&x, keep.as_ref(), None)?; // (B, T, C)
+            x = l.attn_norm.forward(&x.add(&y)?)?;
             let f = l.out.forward(&self.act.forward(&l.inter.forward(&x)?)?)?;
             x = l.out_norm.forward(&x.add(&f)?)?;
         }

@@ -1,17 +1,15 @@
-//! GPT2LMHeadModel: learned positions, pre-norm blocks with packed `c_attn` Conv1D, GELU
-//! (tanh), tied `lm_head`.
+//! GPT2LMHeadModel: the GPT blocks of `gpt.rs` in Hugging Face's Conv1D layout (packed
+//! `c_attn`), GELU (tanh), learned positions, tied `lm_head`.
 
 use std::path::Path;
 
 use ember_core::{DType, Device, Error, Result, Tensor};
-use ember_nn::{
-    Activation, Conv1D, Embedding, KvCache, LayerNorm, LoadOptions, Module, VarBuilder, VarStore,
-    attend_cached,
-};
+use ember_nn::{Activation, Embedding, KvCache, LayerNorm, LoadOptions, VarBuilder, VarStore};
 use ember_weights::Checkpoint;
 use serde::Deserialize;
 
 use crate::CausalLm;
+use crate::gpt::{GptBlock, GptLayout, GptTransformer};
 
 /// The fields of a GPT-2 `config.json` that Ember uses.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -44,15 +42,6 @@ fn default_act() -> String {
     "gelu_new".into()
 }
 
-struct Block {
-    ln_1: LayerNorm,
-    c_attn: Conv1D,
-    attn_proj: Conv1D,
-    ln_2: LayerNorm,
-    c_fc: Conv1D,
-    mlp_proj: Conv1D,
-}
-
 /// GPT-2 with Hugging Face's names (`wte`, `wpe`, `h.{i}.attn.c_attn`, ..., `ln_f`); loads
 /// checkpoints saved with or without the `transformer.` prefix.
 pub struct Gpt2 {
@@ -61,11 +50,7 @@ pub struct Gpt2 {
     /// The configuration.
     pub cfg: Gpt2Config,
     raw_config: serde_json::Value,
-    wte: Embedding,
-    wpe: Embedding,
-    blocks: Vec<Block>,
-    ln_f: LayerNorm,
-    act: Activation,
+    model: GptTransformer,
 }
 
 impl Gpt2 {
@@ -84,23 +69,24 @@ impl Gpt2 {
         let vb = VarBuilder::new(&store);
         let (c, eps) = (cfg.n_embd, cfg.layer_norm_epsilon);
         let inner = cfg.n_inner.unwrap_or(4 * c);
+        let act = Activation::from_hf(&cfg.activation_function)?;
         let blocks = (0..cfg.n_layer)
             .map(|i| {
-                let b = vb.pp("h").pp(i);
-                Ok(Block {
-                    ln_1: LayerNorm::new(b.pp("ln_1"), c, eps, true)?,
-                    c_attn: Conv1D::new(b.pp("attn").pp("c_attn"), c, 3 * c)?,
-                    attn_proj: Conv1D::new(b.pp("attn").pp("c_proj"), c, c)?,
-                    ln_2: LayerNorm::new(b.pp("ln_2"), c, eps, true)?,
-                    c_fc: Conv1D::new(b.pp("mlp").pp("c_fc"), c, inner)?,
-                    mlp_proj: Conv1D::new(b.pp("mlp").pp("c_proj"), inner, c)?,
-                })
+                GptBlock::new(
+                    vb.pp("h").pp(i),
+                    GptLayout::Gpt2,
+                    (c, cfg.n_head, inner),
+                    eps,
+                    act,
+                )
             })
             .collect::<Result<Vec<_>>>()?;
-        let wte = Embedding::new(vb.pp("wte"), cfg.vocab_size, c)?;
-        let wpe = Embedding::new(vb.pp("wpe"), cfg.n_positions, c)?;
-        let ln_f = LayerNorm::new(vb.pp("ln_f"), c, eps, true)?;
-        let act = Activation::from_hf(&cfg.activation_function)?;
+        let model = GptTransformer {
+            wte: Embedding::new(vb.pp("wte"), cfg.vocab_size, c)?,
+            wpe: Embedding::new(vb.pp("wpe"), cfg.n_positions, c)?,
+            blocks,
+            ln_f: LayerNorm::new(vb.pp("ln_f"), c, eps, true)?,
+        };
         drop(vb);
         let raw_config = serde_json::json!({
             "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
@@ -113,11 +99,7 @@ impl Gpt2 {
             store,
             cfg,
             raw_config,
-            wte,
-            wpe,
-            blocks,
-            ln_f,
-            act,
+            model,
         })
     }
 
@@ -149,8 +131,7 @@ impl Gpt2 {
 
     /// Logits `(B, T, V)` for ids `(B, T)`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        let mut cache = self.new_cache();
-        self.forward_cached(ids, &mut cache)
+        self.model.forward(ids, None)
     }
 
     /// HF's causal-LM loss: logits at position t predict `labels[t + 1]`; -100 is ignored.
@@ -167,54 +148,10 @@ impl Gpt2 {
 
 impl CausalLm for Gpt2 {
     fn new_cache(&self) -> Vec<KvCache> {
-        vec![KvCache::new(); self.blocks.len()]
+        vec![KvCache::new(); self.model.blocks.len()]
     }
 
     fn forward_cached(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
-        let (b, t) = (ids.dims()[0], ids.dims()[1]);
-        let offset = cache.first().map_or(0, |c| c.len());
-        if offset + t > self.cfg.n_positions {
-            return Err(Error::shape(
-                "Gpt2",
-                &[ids.dims()],
-                format!(
-                    "{} positions exceed n_positions {}",
-                    offset + t,
-                    self.cfg.n_positions
-                ),
-            ));
-        }
-        let (c, h) = (self.cfg.n_embd, self.cfg.n_head);
-        let pos = Tensor::arange(
-            offset as f64,
-            (offset + t) as f64,
-            1.0,
-            DType::I64,
-            ids.device(),
-        )?;
-        let mut x = self.wte.forward(ids)?.add(&self.wpe.forward(&pos)?)?; // (B, T, C)
-        for (blk, kv) in self.blocks.iter().zip(cache.iter_mut()) {
-            let qkv = blk.c_attn.forward(&blk.ln_1.forward(&x)?)?; // (B, T, 3C)
-            let heads = |z: &Tensor| z.reshape_to(&[b, t, h, c / h])?.transpose(1, 2);
-            let parts = qkv.split(c, -1)?;
-            let y = attend_cached(
-                &heads(&parts[0])?,
-                heads(&parts[1])?,
-                heads(&parts[2])?,
-                Some(kv),
-                true,
-                None,
-            )?;
-            let y = y.transpose(1, 2)?.reshape_to(&[b, t, c])?;
-            x = x.add(&blk.attn_proj.forward(&y)?)?;
-            let m = blk.mlp_proj.forward(
-                &self
-                    .act
-                    .forward(&blk.c_fc.forward(&blk.ln_2.forward(&x)?)?)?,
-            )?;
-            x = x.add(&m)?;
-        }
-        let x = self.ln_f.forward(&x)?;
-        x.matmul(&self.wte.weight.tensor().transpose(0, 1)?) // tied lm_head
+        self.model.forward(ids, Some(cache))
     }
 }

@@ -1,13 +1,15 @@
 //! Transformer models that load Hugging Face checkpoints (`config.json` + safetensors) with
 //! their own parameter names, and text generation with a KV cache.
 //!
-//! Today: [`Bert`] (BertModel, sentence embeddings), [`Gpt2`] (GPT2LMHeadModel), [`Llama`] (LlamaForCausalLM: Llama 2/3, Mistral, Qwen2,
-//! SmolLM) and [`generate`].
+//! Today: [`Gpt`] (nanoGPT's model, trained from scratch), [`Gpt2`] (GPT2LMHeadModel, the same
+//! blocks), [`Bert`] (BertModel, sentence embeddings), [`Llama`] (LlamaForCausalLM: Llama 2/3,
+//! Mistral, Qwen2, SmolLM) and [`generate`].
 #![warn(missing_docs)]
 
 mod bert;
 mod config;
 mod generate;
+mod gpt;
 mod gpt2;
 mod llama;
 mod tokenizer;
@@ -15,6 +17,7 @@ mod tokenizer;
 pub use bert::{Bert, BertConfig};
 pub use config::LlamaConfig;
 pub use generate::{GenerateOpts, generate};
+pub use gpt::{Gpt, GptBlock, GptConfig, GptLayout, GptTransformer};
 pub use gpt2::{Gpt2, Gpt2Config};
 pub use llama::Llama;
 pub use tokenizer::{TextStream, Tokenizer, chatml};

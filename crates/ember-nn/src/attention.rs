@@ -5,7 +5,7 @@ use ember_core::fused::AppendBuffer;
 use ember_core::{AttentionOpts, DType, Device, Error, Result, Tensor};
 
 use crate::Module;
-use crate::layers::{Activation, GatedMlp, LayerNorm, Linear, RmsNorm};
+use crate::layers::{Activation, GatedMlp, LayerNorm, Linear, Projection, RmsNorm};
 use crate::store::VarBuilder;
 
 /// Rotary position embeddings in Hugging Face's "rotate half" convention: the first and
@@ -140,38 +140,90 @@ pub struct AttentionConfig {
     pub rope: Option<(f64, usize)>,
 }
 
-/// Multi-head attention with `q_proj`, `k_proj`, `v_proj`, `o_proj` (Llama's names).
+/// How queries, keys and values are projected from the input.
+#[derive(Debug, Clone)]
+pub enum QkvProjection {
+    /// Three projections (Llama's `q_proj`, `k_proj`, `v_proj`; BERT's `query`, `key`,
+    /// `value`).
+    Separate {
+        /// to `n_heads · head_dim`
+        q: Projection,
+        /// to `n_kv_heads · head_dim`
+        k: Projection,
+        /// to `n_kv_heads · head_dim`
+        v: Projection,
+    },
+    /// One projection to queries, keys and values side by side (GPT-2's and nanoGPT's
+    /// `c_attn`).
+    Packed(Projection),
+}
+
+/// Multi-head attention with grouped-query heads, optional rotary embeddings and a KV cache;
+/// its projections carry the checkpoint's names (Llama's by [`MultiHeadAttention::new`], any
+/// others through [`MultiHeadAttention::from_parts`]).
 #[derive(Debug, Clone)]
 pub struct MultiHeadAttention {
-    /// `q_proj`
-    pub q: Linear,
-    /// `k_proj`
-    pub k: Linear,
-    /// `v_proj`
-    pub v: Linear,
-    /// `o_proj`
-    pub o: Linear,
+    /// The query, key and value projections.
+    pub qkv: QkvProjection,
+    /// The output projection (`o_proj`, `c_proj`, `output.dense`).
+    pub o: Projection,
     /// the configuration
     pub cfg: AttentionConfig,
     rope: Option<RotaryEmbedding>,
 }
 
 impl MultiHeadAttention {
-    /// Creates the four projections under `vb`.
+    /// Creates Llama's four projections under `vb`: `q_proj`, `k_proj`, `v_proj`, `o_proj`.
     pub fn new(vb: VarBuilder, cfg: AttentionConfig) -> Result<MultiHeadAttention> {
+        let (d, hd) = (cfg.dim, cfg.head_dim);
+        let kv = cfg.n_kv_heads * hd;
+        let qkv = QkvProjection::Separate {
+            q: Linear::new(vb.pp("q_proj"), d, cfg.n_heads * hd, cfg.qkv_bias)?.into(),
+            k: Linear::new(vb.pp("k_proj"), d, kv, cfg.qkv_bias)?.into(),
+            v: Linear::new(vb.pp("v_proj"), d, kv, cfg.qkv_bias)?.into(),
+        };
+        let o = Linear::new(vb.pp("o_proj"), cfg.n_heads * hd, d, cfg.o_bias)?;
+        MultiHeadAttention::from_parts(vb, qkv, o.into(), cfg)
+    }
+
+    /// Attention over projections a model created with its own names; `vb` gives the store's
+    /// dtype and device for the rotary tables. The projections' widths must fit `cfg`.
+    pub fn from_parts(
+        vb: VarBuilder,
+        qkv: QkvProjection,
+        o: Projection,
+        cfg: AttentionConfig,
+    ) -> Result<MultiHeadAttention> {
+        const OP: &str = "MultiHeadAttention";
         if cfg.n_kv_heads == 0 || !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) {
             return Err(Error::data(
-                "MultiHeadAttention",
+                OP,
                 format!(
                     "{} heads are not a multiple of {} kv heads",
                     cfg.n_heads, cfg.n_kv_heads
                 ),
             ));
         }
-        let (d, hd) = (cfg.dim, cfg.head_dim);
+        let (q_dim, kv_dim) = (cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim);
+        let widths = match &qkv {
+            QkvProjection::Separate { q, k, v } => {
+                q.out_dim() == q_dim && k.out_dim() == kv_dim && v.out_dim() == kv_dim
+            }
+            QkvProjection::Packed(p) => p.out_dim() == q_dim + 2 * kv_dim,
+        };
+        if !widths || o.out_dim() != cfg.dim {
+            return Err(Error::data(
+                OP,
+                format!(
+                    "projection widths do not fit {} query and {} key/value heads of {} and \
+                     width {}",
+                    cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.dim
+                ),
+            ));
+        }
         let rope = match cfg.rope {
             Some((theta, max_pos)) => Some(RotaryEmbedding::new(
-                hd,
+                cfg.head_dim,
                 max_pos,
                 theta,
                 vb.store().dtype(),
@@ -179,14 +231,31 @@ impl MultiHeadAttention {
             )?),
             None => None,
         };
-        Ok(MultiHeadAttention {
-            q: Linear::new(vb.pp("q_proj"), d, cfg.n_heads * hd, cfg.qkv_bias)?,
-            k: Linear::new(vb.pp("k_proj"), d, cfg.n_kv_heads * hd, cfg.qkv_bias)?,
-            v: Linear::new(vb.pp("v_proj"), d, cfg.n_kv_heads * hd, cfg.qkv_bias)?,
-            o: Linear::new(vb.pp("o_proj"), cfg.n_heads * hd, d, cfg.o_bias)?,
-            cfg,
-            rope,
-        })
+        Ok(MultiHeadAttention { qkv, o, cfg, rope })
+    }
+
+    /// Queries `(B, T, H·hd)` from `x`, keys and values `(B, S, Hkv·hd)` from `ctx`.
+    fn project(&self, x: &Tensor, ctx: &Tensor) -> Result<[Tensor; 3]> {
+        match &self.qkv {
+            QkvProjection::Separate { q, k, v } => {
+                Ok([q.forward(x)?, k.forward(ctx)?, v.forward(ctx)?])
+            }
+            QkvProjection::Packed(p) => {
+                let (q_dim, kv_dim) = (
+                    self.cfg.n_heads * self.cfg.head_dim,
+                    self.cfg.n_kv_heads * self.cfg.head_dim,
+                );
+                let sizes = [q_dim, kv_dim, kv_dim];
+                let parts = p.forward(x)?.split_sizes(&sizes, -1)?;
+                if std::ptr::eq(x, ctx) {
+                    let [q, k, v] = <[Tensor; 3]>::try_from(parts).map_err(|_| split_error())?;
+                    return Ok([q, k, v]);
+                }
+                let from_ctx = p.forward(ctx)?.split_sizes(&sizes, -1)?;
+                let [_, k, v] = <[Tensor; 3]>::try_from(from_ctx).map_err(|_| split_error())?;
+                Ok([parts[0].clone(), k, v])
+            }
+        }
     }
 
     /// `(B, T, heads·hd)` → `(B, heads, T, hd)`.
@@ -234,9 +303,10 @@ impl MultiHeadAttention {
         }
         let (b, t) = (x.dims()[0], x.dims()[1]);
         let offset = cache.as_ref().map_or(0, |c| c.len());
-        let mut q = self.split_heads(&self.q.forward(x)?, self.cfg.n_heads)?; // (B, H, T, hd)
-        let mut k = self.split_heads(&self.k.forward(ctx)?, self.cfg.n_kv_heads)?; // (B, Hkv, S, hd)
-        let v = self.split_heads(&self.v.forward(ctx)?, self.cfg.n_kv_heads)?;
+        let [q, k, v] = self.project(x, ctx)?;
+        let mut q = self.split_heads(&q, self.cfg.n_heads)?; // (B, H, T, hd)
+        let mut k = self.split_heads(&k, self.cfg.n_kv_heads)?; // (B, Hkv, S, hd)
+        let v = self.split_heads(&v, self.cfg.n_kv_heads)?;
         if let Some(rope) = &self.rope {
             q = rope.apply(&q, offset)?;
             k = rope.apply(&k, offset)?;
@@ -369,4 +439,11 @@ impl Module for TransformerBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_with(x, None, None)
     }
+}
+
+fn split_error() -> Error {
+    Error::internal(
+        "MultiHeadAttention",
+        "a packed projection did not split in three",
+    )
 }

@@ -76,6 +76,47 @@ impl Module for Conv1D {
     }
 }
 
+/// A linear projection in either layout that checkpoints use: [`Linear`] (`[out, in]`, most
+/// models) or [`Conv1D`] (`[in, out]`, GPT-2).
+#[derive(Debug, Clone)]
+pub enum Projection {
+    /// `x Wᵀ + b`, weight `[out, in]`.
+    Linear(Linear),
+    /// `x W + b`, weight `[in, out]`.
+    Conv1D(Conv1D),
+}
+
+impl Projection {
+    /// The output width.
+    pub fn out_dim(&self) -> usize {
+        match self {
+            Projection::Linear(l) => l.weight.tensor().dims()[0],
+            Projection::Conv1D(c) => c.weight.tensor().dims()[1],
+        }
+    }
+}
+
+impl From<Linear> for Projection {
+    fn from(l: Linear) -> Self {
+        Projection::Linear(l)
+    }
+}
+
+impl From<Conv1D> for Projection {
+    fn from(c: Conv1D) -> Self {
+        Projection::Conv1D(c)
+    }
+}
+
+impl Module for Projection {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Projection::Linear(l) => l.forward(x),
+            Projection::Conv1D(c) => c.forward(x),
+        }
+    }
+}
+
 /// A lookup table `weight` `[num, dim]`: ids of shape `S` give `(S.., dim)`.
 #[derive(Debug, Clone)]
 pub struct Embedding {

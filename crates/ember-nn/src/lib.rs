@@ -25,11 +25,11 @@ pub mod loss;
 mod store;
 
 pub use attention::{
-    AttentionConfig, KvCache, MultiHeadAttention, Norm, RotaryEmbedding, TransformerBlock,
-    attend_cached,
+    AttentionConfig, KvCache, MultiHeadAttention, Norm, QkvProjection, RotaryEmbedding,
+    TransformerBlock, attend_cached,
 };
 pub use layers::{
-    Activation, Conv1D, Dropout, Embedding, GatedMlp, LayerNorm, Linear, Mlp, RmsNorm,
+    Activation, Conv1D, Dropout, Embedding, GatedMlp, LayerNorm, Linear, Mlp, Projection, RmsNorm,
 };
 pub use store::{Init, LoadOptions, LoadReport, Param, VarBuilder, VarStore};
 

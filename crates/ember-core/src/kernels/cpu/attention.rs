@@ -12,14 +12,11 @@ use rayon::prelude::*;
 
 use super::simd::{exp, simd_kernel};
 use super::storage::{Rows4, from_vec, from_vec_strided};
+use super::tiles::{BK, pack_transposed, tile_dots, tile_weighted, transpose_tile};
 use crate::kernels::prim::Prim;
 
 /// Query rows per tile.
 const BQ: usize = 64;
-/// Keys per tile.
-const BK: usize = 64;
-/// Rows per microkernel step.
-const R: usize = 4;
 
 /// The sizes of one attention problem.
 #[derive(Clone, Copy)]
@@ -64,137 +61,6 @@ impl Dims {
 }
 
 simd_kernel! {
-    /// `s[r·BK + c] = scale · Σ_j a[r][j] · bt[j·BK + c]` for every row `r` of `a` (rows of
-    /// length `n`) and the `BK` columns of `bt` (`n × BK`, row-major).
-    fn tile_dots(s: &mut [f32], a: &[&[f32]], bt: &[f32], n: usize, scale: f32) {
-        let mut r = 0;
-        while r + R <= a.len() {
-            let mut acc = [[0f32; BK]; R];
-            for j in 0..n {
-                let b = &bt[j * BK..(j + 1) * BK];
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let x = a[r + i][j];
-                    for c in 0..BK {
-                        acc[c] += x * b[c];
-                    }
-                }
-            }
-            for (i, acc) in acc.iter().enumerate() {
-                for c in 0..BK {
-                    s[(r + i) * BK + c] = acc[c] * scale;
-                }
-            }
-            r += R;
-        }
-        for (i, row) in a.iter().enumerate().skip(r) {
-            let mut acc = [0f32; BK];
-            for j in 0..n {
-                let b = &bt[j * BK..(j + 1) * BK];
-                for c in 0..BK {
-                    acc[c] += row[j] * b[c];
-                }
-            }
-            for c in 0..BK {
-                s[i * BK + c] = acc[c] * scale;
-            }
-        }
-    }
-}
-
-/// `out[r][e0 + l] += Σ_j wts[r·ld + j] · vecs[j][e0 + l]` for `l < W` and rows `r0..r0 + RR`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn weighted_block<const RR: usize, const W: usize>(
-    out: &mut [f32],
-    w: usize,
-    r0: usize,
-    e0: usize,
-    wts: &[f32],
-    ld: usize,
-    vecs: &[&[f32]],
-) {
-    let mut acc = [[0f32; W]; RR];
-    for (j, vec) in vecs.iter().enumerate() {
-        let v = &vec[e0..e0 + W];
-        for (i, acc) in acc.iter_mut().enumerate() {
-            let x = wts[(r0 + i) * ld + j];
-            for l in 0..W {
-                acc[l] += x * v[l];
-            }
-        }
-    }
-    for (i, acc) in acc.iter().enumerate() {
-        let o = &mut out[(r0 + i) * w + e0..(r0 + i) * w + e0 + W];
-        for l in 0..W {
-            o[l] += acc[l];
-        }
-    }
-}
-
-/// [`weighted_block`] over every column of `RR` rows: blocks of 32, 16, then single columns.
-#[inline(always)]
-fn weighted_rows<const RR: usize>(
-    out: &mut [f32],
-    w: usize,
-    r0: usize,
-    wts: &[f32],
-    ld: usize,
-    vecs: &[&[f32]],
-) {
-    let mut e = 0;
-    while e + 32 <= w {
-        weighted_block::<RR, 32>(out, w, r0, e, wts, ld, vecs);
-        e += 32;
-    }
-    while e + 16 <= w {
-        weighted_block::<RR, 16>(out, w, r0, e, wts, ld, vecs);
-        e += 16;
-    }
-    while e < w {
-        weighted_block::<RR, 1>(out, w, r0, e, wts, ld, vecs);
-        e += 1;
-    }
-}
-
-simd_kernel! {
-    /// `out[r][..] += Σ_j wts[r·ld + j] · vecs[j][..]` for the rows of `out` (length `w`) and
-    /// the `vecs.len()` weights of each row.
-    fn tile_weighted(out: &mut [f32], w: usize, wts: &[f32], ld: usize, vecs: &[&[f32]]) {
-        let rows = out.len() / w;
-        let mut r = 0;
-        while r + R <= rows {
-            weighted_rows::<R>(out, w, r, wts, ld, vecs);
-            r += R;
-        }
-        while r < rows {
-            weighted_rows::<1>(out, w, r, wts, ld, vecs);
-            r += 1;
-        }
-    }
-}
-
-/// `dst (cols × rows) = srcᵀ` for the first `rows` rows and `cols` columns of `src` (rows `BK`
-/// apart).
-fn transpose_tile(dst: &mut [f32], src: &[f32], rows: usize, cols: usize) {
-    for c in 0..cols {
-        for r in 0..rows {
-            dst[c * rows + r] = src[r * BK + c];
-        }
-    }
-}
-
-/// Rows `j0..j0 + n` of head `(b, h)` of `x`, transposed into `out` (`x.dims[3] × BK`, zero
-/// past `n`).
-fn pack_transposed(out: &mut [f32], x: &Rows4, b: usize, h: usize, j0: usize, n: usize) {
-    out.fill(0.0);
-    for c in 0..n {
-        for (j, &val) in x.row(b, h, j0 + c).iter().enumerate() {
-            out[j * BK + c] = val;
-        }
-    }
-}
-
-simd_kernel! {
     /// The online-softmax step of one score tile: scores of rows `t0..` against keys `j0..`
     /// (masked past `nk` and, when causal, past each row's own position) become
     /// probabilities relative to the updated running max `m`; `l` and the accumulated output
@@ -214,18 +80,24 @@ simd_kernel! {
         for r in 0..m.len() {
             let seen = if causal { (t0 + r + 1).saturating_sub(j0).min(nk) } else { nk };
             let row = &mut s[r * BK..(r + 1) * BK];
-            let mut max = m[r];
-            for &x in &row[..seen] {
-                max = if x > max { x } else { max };
+            row[seen..].fill(f32::NEG_INFINITY);
+            // Lane-wise max and sum over the whole tile row (fixed sizes vectorize).
+            let mut lanes = [m[r]; 16];
+            for c in row.chunks_exact(16) {
+                for (l, &x) in lanes.iter_mut().zip(c) {
+                    *l = if x > *l { x } else { *l };
+                }
             }
+            let max = lanes.iter().fold(m[r], |a, &b| if b > a { b } else { a });
             let alpha = exp(m[r] - max);
-            let mut total = 0.0;
-            for x in &mut row[..seen] {
-                *x = exp(*x - max);
-                total += *x;
+            let mut sums = [0f32; 16];
+            for c in row.chunks_exact_mut(16) {
+                for (sum, x) in sums.iter_mut().zip(c) {
+                    *x = exp(*x - max); // 0 where masked
+                    *sum += *x;
+                }
             }
-            row[seen..].fill(0.0);
-            l[r] = l[r] * alpha + total;
+            l[r] = l[r] * alpha + sums.iter().sum::<f32>();
             m[r] = max;
             for a in &mut acc[r * dv..(r + 1) * dv] {
                 *a *= alpha;

@@ -19,6 +19,7 @@
 //! | `loss` | cross-entropy per row and its gradient |
 //! | `embedding` | the embedding gradient (rows added at their ids) |
 //! | `attention` | tiled attention with an online softmax, forward and backward |
+//! | `tiles` | the small dense products of tiled attention (AVX-512 FMA kernels) |
 //! | `matmul` | GEMM into fresh buffers, few-row products for decoding |
 //! | `optim` | the AdamW update with moments in place |
 
@@ -33,3 +34,4 @@ pub(crate) mod norm;
 pub(crate) mod optim;
 pub(crate) mod softmax;
 pub(crate) mod storage;
+pub(crate) mod tiles;

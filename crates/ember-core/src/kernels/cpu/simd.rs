@@ -11,7 +11,8 @@ use crate::kernels::prim::Prim;
 pub(crate) const CHUNK: usize = 1 << 14;
 
 /// The widest vector extension of this CPU that the kernels use: 2 = AVX-512, 1 = AVX2 + FMA,
-/// 0 = the baseline.
+/// 0 = the baseline. `EMBER_SIMD=avx2` or `EMBER_SIMD=baseline` caps it (to test or compare
+/// the narrower kernels on a wider CPU); it is read once per process.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn simd_level() -> u8 {
     use std::sync::OnceLock;
@@ -20,11 +21,17 @@ pub(crate) fn simd_level() -> u8 {
         use std::arch::is_x86_feature_detected as has;
         let avx2 = has!("avx2") && has!("fma");
         let avx512 = has!("avx512f") && has!("avx512vl") && has!("avx512dq") && has!("avx512bw");
-        match (avx2, avx512) {
+        let detected = match (avx2, avx512) {
             (true, true) => 2,
             (true, false) => 1,
             _ => 0,
-        }
+        };
+        let cap = match std::env::var("EMBER_SIMD").as_deref() {
+            Ok("avx2") => 1,
+            Ok("baseline") => 0,
+            _ => 2,
+        };
+        detected.min(cap)
     })
 }
 

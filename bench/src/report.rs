@@ -1,0 +1,187 @@
+//! What each workload's figure means against the machine's ceilings, and the table.
+
+use serde_json::{Value, json};
+
+use crate::roofline::Roofline;
+
+/// GPT-2 small: layers, width, MLP width, vocabulary, parameters.
+const GPT2: (f64, f64, f64, f64, f64) = (12.0, 768.0, 3072.0, 50257.0, 124_439_808.0);
+/// nanoGPT's benchmark model: layers, width, MLP width, vocabulary.
+const NANOGPT: (f64, f64, f64, f64) = (4.0, 128.0, 512.0, 65.0);
+
+/// Forward FLOPs per token of a GPT at context `t`: the weight products (`2·params` of the
+/// blocks and the head) and attention's two products over the full context (as PaLM's
+/// model-FLOPs count).
+fn gpt_forward_flops((l, c, inner, v): (f64, f64, f64, f64), t: f64) -> f64 {
+    l * (2.0 * 4.0 * c * c + 4.0 * c * inner) + 2.0 * c * v + l * 4.0 * t * c
+}
+
+/// What limits a workload, and how much of it one unit of its figure uses.
+pub enum Bound {
+    /// Compute: FLOPs per unit of the figure (1e9 per GFLOP/s).
+    Flops(f64),
+    /// Memory: bytes of weights read per unit of the figure (per token), for f32 and bf16.
+    Bytes { f32: f64, bf16: f64 },
+}
+
+/// The workloads, in run order, with their roofline model.
+pub fn workloads() -> Vec<(&'static str, Bound)> {
+    let (l, c, inner, v, params) = GPT2;
+    let gpt2 = (l, c, inner, v);
+    vec![
+        ("gemm512", Bound::Flops(1e9)),
+        ("gemm1024", Bound::Flops(1e9)),
+        ("gemm2048", Bound::Flops(1e9)),
+        (
+            "nanogpt",
+            Bound::Flops(3.0 * gpt_forward_flops(NANOGPT, 128.0)),
+        ),
+        (
+            "nanogpt-1024",
+            Bound::Flops(3.0 * gpt_forward_flops(NANOGPT, 1024.0)),
+        ),
+        ("gpt2-prefill", Bound::Flops(gpt_forward_flops(gpt2, 128.0))),
+        (
+            "gpt2-decode",
+            Bound::Bytes {
+                f32: 4.0 * params,
+                bf16: 2.0 * params,
+            },
+        ),
+        (
+            "gpt2-train",
+            Bound::Flops(3.0 * gpt_forward_flops(gpt2, 128.0)),
+        ),
+        (
+            "gpt2-train-1024",
+            Bound::Flops(3.0 * gpt_forward_flops(gpt2, 1024.0)),
+        ),
+    ]
+}
+
+/// The fraction of the machine's ceiling a figure reaches, as a percentage string.
+fn fraction(bound: &Bound, value: f64, bf16: bool, roof: &Roofline) -> String {
+    let frac = match bound {
+        Bound::Flops(per_unit) => {
+            let peak = if bf16 {
+                roof.bf16_gflops.unwrap_or(roof.f32_gflops)
+            } else {
+                roof.f32_gflops
+            };
+            value * per_unit / 1e9 / peak
+        }
+        Bound::Bytes { f32, bf16: b16 } => {
+            let bytes = if bf16 { b16 } else { f32 };
+            value * bytes / 1e9 / roof.read_gbs
+        }
+    };
+    format!("{:.0}%", 100.0 * frac)
+}
+
+fn num(v: Option<&Value>) -> Option<f64> {
+    v.and_then(|v| v["value"].as_f64())
+}
+
+fn fmt(x: Option<f64>) -> String {
+    match x {
+        Some(x) if x >= 100.0 => format!("{x:.0}"),
+        Some(x) => format!("{x:.1}"),
+        None => "-".into(),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// One workload's results: Ember, PyTorch f32, PyTorch bf16 (each JSON or why not).
+pub struct Row {
+    /// The workload.
+    pub name: String,
+    /// Ember's figures.
+    pub ember: Result<Value, String>,
+    /// PyTorch in f32.
+    pub torch: Result<Value, String>,
+    /// PyTorch in bf16 (autocast for training, bf16 weights for inference).
+    pub torch_bf16: Result<Value, String>,
+}
+
+/// Prints the table (Markdown) and returns the rows as JSON.
+pub fn print(rows: &[Row], roof: &Roofline) -> Vec<Value> {
+    println!(
+        "\n| workload | unit | Ember | PyTorch f32 | PyTorch bf16 | Ember / PT f32 | Ember / PT bf16 \
+         | roofline: Ember · PT f32 · PT bf16 | peak RSS MiB: Ember · PT f32 · PT bf16 | Ember phases (ms) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let bounds = workloads();
+    let mut out = Vec::new();
+    for row in rows {
+        let (e, t, tb) = (
+            row.ember.as_ref().ok(),
+            row.torch.as_ref().ok(),
+            row.torch_bf16.as_ref().ok(),
+        );
+        let bound = bounds.iter().find(|(n, _)| *n == row.name).map(|(_, b)| b);
+        let roofs = match bound {
+            Some(b) => [(e, false), (t, false), (tb, true)]
+                .iter()
+                .map(|(v, bf)| num(*v).map_or("-".into(), |x| fraction(b, x, *bf, roof)))
+                .collect::<Vec<_>>()
+                .join(" · "),
+            None => "-".into(),
+        };
+        let rss = [e, t, tb]
+            .iter()
+            .map(|v| {
+                v.and_then(|v| v["peak_rss_mib"].as_f64())
+                    .map_or("-".into(), |x| format!("{x:.0}"))
+            })
+            .collect::<Vec<_>>()
+            .join(" · ");
+        let phases = e
+            .and_then(|v| v["phases"].as_object())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {:.1}", v.as_f64().unwrap_or(0.0)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let unit = e.or(t).and_then(|v| v["unit"].as_str()).unwrap_or("");
+        println!(
+            "| {} | {unit} | {} | {} | {} | {} | {} | {roofs} | {rss} | {phases} |",
+            row.name,
+            if e.is_some() {
+                fmt(num(e))
+            } else {
+                "failed".into()
+            },
+            fmt(num(t)),
+            fmt(num(tb)),
+            ratio(num(e), num(t)),
+            ratio(num(e), num(tb)),
+        );
+        let json_of = |r: &Result<Value, String>| r.clone().unwrap_or_else(|e| json!({"error": e}));
+        out.push(json!({
+            "workload": row.name,
+            "ember": json_of(&row.ember),
+            "pytorch": json_of(&row.torch),
+            "pytorch_bf16": json_of(&row.torch_bf16),
+        }));
+    }
+    for row in rows {
+        for (who, r) in [
+            ("Ember", &row.ember),
+            ("PyTorch f32", &row.torch),
+            ("PyTorch bf16", &row.torch_bf16),
+        ] {
+            if let Err(e) = r {
+                println!("{}: {who}: {e}", row.name);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,295 @@
+//! GPT, the model of nanoGPT and GPT-2: token and learned position embeddings, pre-LayerNorm
+//! blocks of causal self-attention and a GELU MLP, a final LayerNorm, and the output head tied
+//! to the token embedding. [`Gpt`] is nanoGPT's (Linear layout, its parameter names, optional
+//! biases); [`crate::Gpt2`] builds the same blocks in Hugging Face's Conv1D layout.
+
+use ember_core::{DType, Error, Result, Tensor};
+use ember_nn::{
+    Activation, AttentionConfig, Conv1D, Embedding, Init, KvCache, LayerNorm, Linear, Module,
+    MultiHeadAttention, Projection, QkvProjection, VarBuilder,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::CausalLm;
+
+/// How a GPT's projections are stored and initialized.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GptLayout {
+    /// nanoGPT: `Linear` weights `[out, in]` drawn from N(0, 0.02), the residual projections
+    /// (`c_proj`) from N(0, 0.02/√(2·layers)), zero biases when `bias`.
+    NanoGpt {
+        /// Biases on the projections and LayerNorms.
+        bias: bool,
+        /// Blocks in the model (scales the residual projections' init).
+        n_layer: usize,
+    },
+    /// Hugging Face's GPT-2: `Conv1D` weights `[in, out]` with biases.
+    Gpt2,
+}
+
+impl GptLayout {
+    /// A projection `in_dim → out_dim` under `vb`; `residual` marks the ones that write into
+    /// the residual stream.
+    fn projection(
+        self,
+        vb: VarBuilder,
+        in_dim: usize,
+        out_dim: usize,
+        residual: bool,
+    ) -> Result<Projection> {
+        match self {
+            GptLayout::Gpt2 => Ok(Conv1D::new(vb, in_dim, out_dim)?.into()),
+            GptLayout::NanoGpt { bias, n_layer } => {
+                let std = if residual {
+                    0.02 / (2.0 * n_layer as f64).sqrt()
+                } else {
+                    0.02
+                };
+                let weight = vb.get(
+                    "weight",
+                    &[out_dim, in_dim],
+                    Init::Normal { mean: 0.0, std },
+                )?;
+                let bias = match bias {
+                    true => Some(vb.get("bias", &[out_dim], Init::Zeros)?),
+                    false => None,
+                };
+                Ok(Linear { weight, bias }.into())
+            }
+        }
+    }
+
+    fn norm_bias(self) -> bool {
+        match self {
+            GptLayout::NanoGpt { bias, .. } => bias,
+            GptLayout::Gpt2 => true,
+        }
+    }
+}
+
+/// One GPT block: `x + attn(ln_1(x))`, then `x + c_proj(act(c_fc(ln_2(x))))`, with the
+/// names `ln_1`, `attn.c_attn`, `attn.c_proj`, `ln_2`, `mlp.c_fc`, `mlp.c_proj`.
+#[derive(Debug, Clone)]
+pub struct GptBlock {
+    /// `ln_1`
+    pub ln_1: LayerNorm,
+    /// `attn`: causal self-attention with the packed `c_attn` projection
+    pub attn: MultiHeadAttention,
+    /// `ln_2`
+    pub ln_2: LayerNorm,
+    /// `mlp.c_fc`: width → inner
+    pub c_fc: Projection,
+    /// `mlp.c_proj`: inner → width
+    pub c_proj: Projection,
+    /// The MLP's activation.
+    pub act: Activation,
+}
+
+impl GptBlock {
+    /// A block of width `c` with `n_head` heads, an MLP of `inner`, LayerNorm `eps`.
+    pub fn new(
+        vb: VarBuilder,
+        layout: GptLayout,
+        (c, n_head, inner): (usize, usize, usize),
+        eps: f64,
+        act: Activation,
+    ) -> Result<GptBlock> {
+        let ln_1 = LayerNorm::new(vb.pp("ln_1"), c, eps, layout.norm_bias())?;
+        let c_attn = layout.projection(vb.pp("attn").pp("c_attn"), c, 3 * c, false)?;
+        let attn_proj = layout.projection(vb.pp("attn").pp("c_proj"), c, c, true)?;
+        let ln_2 = LayerNorm::new(vb.pp("ln_2"), c, eps, layout.norm_bias())?;
+        let c_fc = layout.projection(vb.pp("mlp").pp("c_fc"), c, inner, false)?;
+        let c_proj = layout.projection(vb.pp("mlp").pp("c_proj"), inner, c, true)?;
+        let cfg = AttentionConfig {
+            dim: c,
+            n_heads: n_head,
+            n_kv_heads: n_head,
+            head_dim: c / n_head,
+            qkv_bias: false,
+            o_bias: false,
+            causal: true,
+            rope: None,
+        };
+        let attn =
+            MultiHeadAttention::from_parts(vb, QkvProjection::Packed(c_attn), attn_proj, cfg)?;
+        Ok(GptBlock {
+            ln_1,
+            attn,
+            ln_2,
+            c_fc,
+            c_proj,
+            act,
+        })
+    }
+
+    /// The block on `x` `(B, T, C)`, after the positions held in `cache` when given.
+    pub fn forward_with(&self, x: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let x = x.add(
+            &self
+                .attn
+                .forward_with(&self.ln_1.forward(x)?, None, cache)?,
+        )?;
+        let h = self
+            .act
+            .forward(&self.c_fc.forward(&self.ln_2.forward(&x)?)?)?; // (B, T, inner)
+        x.add(&self.c_proj.forward(&h)?)
+    }
+}
+
+/// The GPT transformer: `wte`, `wpe`, the blocks `h.{i}`, `ln_f`, and the head tied to `wte`.
+#[derive(Debug, Clone)]
+pub struct GptTransformer {
+    /// `wte`: `(V, C)` token embeddings, also the output head
+    pub wte: Embedding,
+    /// `wpe`: `(positions, C)` learned positions
+    pub wpe: Embedding,
+    /// `h.{i}`
+    pub blocks: Vec<GptBlock>,
+    /// `ln_f`
+    pub ln_f: LayerNorm,
+}
+
+impl GptTransformer {
+    /// Logits `(B, T, V)` for token ids `(B, T)`, at the positions after those in `cache`
+    /// (one per block) when given.
+    pub fn forward(&self, ids: &Tensor, cache: Option<&mut [KvCache]>) -> Result<Tensor> {
+        if ids.rank() != 2 {
+            return Err(Error::shape(
+                "Gpt",
+                &[ids.dims()],
+                format!("token ids must be (B, T), got {:?}", ids.dims()),
+            ));
+        }
+        let t = ids.dims()[1];
+        let offset = cache
+            .as_ref()
+            .and_then(|c| c.first())
+            .map_or(0, KvCache::len);
+        let positions = self.wpe.weight.tensor().dims()[0];
+        if offset + t > positions {
+            return Err(Error::shape(
+                "Gpt",
+                &[ids.dims()],
+                format!(
+                    "{} positions exceed the {positions} learned positions",
+                    offset + t
+                ),
+            ));
+        }
+        let (start, end) = (offset as f64, (offset + t) as f64);
+        let pos = Tensor::arange(start, end, 1.0, DType::I64, ids.device())?; // (T,)
+        let mut x = self.wte.forward(ids)?.add(&self.wpe.forward(&pos)?)?; // (B, T, C)
+        match cache {
+            Some(cache) => {
+                for (blk, kv) in self.blocks.iter().zip(cache.iter_mut()) {
+                    x = blk.forward_with(&x, Some(kv))?;
+                }
+            }
+            None => {
+                for blk in &self.blocks {
+                    x = blk.forward_with(&x, None)?;
+                }
+            }
+        }
+        let x = self.ln_f.forward(&x)?; // (B, T, C)
+        x.matmul(&self.wte.weight.tensor().transpose(0, 1)?) // (B, T, V), tied head
+    }
+}
+
+/// The shape of a nanoGPT model (as nanoGPT's `GPTConfig`, without dropout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GptConfig {
+    /// vocabulary size
+    pub vocab_size: usize,
+    /// context length (learned positions)
+    pub block_size: usize,
+    /// blocks
+    pub n_layer: usize,
+    /// heads per block
+    pub n_head: usize,
+    /// width
+    pub n_embd: usize,
+    /// biases on the projections and LayerNorms
+    #[serde(default)]
+    pub bias: bool,
+}
+
+/// nanoGPT's GPT with its parameter names (`transformer.wte.weight`,
+/// `transformer.h.0.attn.c_attn.weight`, ...), GPT-2's initialization and exact GELU.
+///
+/// ```
+/// use ember_core::{DType, Device, Tensor};
+/// use ember_models::{Gpt, GptConfig};
+/// use ember_nn::{VarBuilder, VarStore};
+/// let store = VarStore::with_seed(Device::Cpu, DType::F32, 0);
+/// let cfg = GptConfig { vocab_size: 65, block_size: 16, n_layer: 2, n_head: 2, n_embd: 32, bias: false };
+/// let gpt = Gpt::new(VarBuilder::new(&store), cfg)?;
+/// let idx = Tensor::from_vec(vec![1i64, 2, 3, 4], &[1, 4], Device::Cpu)?;
+/// assert_eq!(gpt.forward(&idx)?.dims(), &[1, 4, 65]);
+/// # Ok::<(), ember_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Gpt {
+    /// The configuration.
+    pub cfg: GptConfig,
+    /// The transformer.
+    pub model: GptTransformer,
+}
+
+impl Gpt {
+    /// Creates the model's parameters under `vb` (nanoGPT's names below `transformer.`).
+    pub fn new(vb: VarBuilder, cfg: GptConfig) -> Result<Gpt> {
+        let c = cfg.n_embd;
+        if cfg.n_head == 0 || !c.is_multiple_of(cfg.n_head) {
+            return Err(Error::data(
+                "Gpt",
+                format!("n_embd {c} is not a multiple of n_head {}", cfg.n_head),
+            ));
+        }
+        let layout = GptLayout::NanoGpt {
+            bias: cfg.bias,
+            n_layer: cfg.n_layer,
+        };
+        let t = vb.pp("transformer");
+        let blocks = (0..cfg.n_layer)
+            .map(|i| {
+                let sizes = (c, cfg.n_head, 4 * c);
+                GptBlock::new(t.pp("h").pp(i), layout, sizes, 1e-5, Activation::Gelu)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let normal = Init::Normal {
+            mean: 0.0,
+            std: 0.02,
+        };
+        let wte = t.pp("wte").get("weight", &[cfg.vocab_size, c], normal)?;
+        let wpe = t.pp("wpe").get("weight", &[cfg.block_size, c], normal)?;
+        let ln_f = LayerNorm::new(t.pp("ln_f"), c, 1e-5, cfg.bias)?;
+        let model = GptTransformer {
+            wte: Embedding { weight: wte },
+            wpe: Embedding { weight: wpe },
+            blocks,
+            ln_f,
+        };
+        Ok(Gpt { cfg, model })
+    }
+
+    /// Next-token logits `(B, T, V)` for token ids `(B, T)`.
+    pub fn forward(&self, idx: &Tensor) -> Result<Tensor> {
+        self.model.forward(idx, None)
+    }
+
+    /// The mean cross-entropy of the logits at every position against `targets` `(B, T)`.
+    pub fn loss(&self, idx: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        ember_nn::loss::cross_entropy(&self.forward(idx)?, targets)
+    }
+}
+
+impl CausalLm for Gpt {
+    fn new_cache(&self) -> Vec<KvCache> {
+        vec![KvCache::new(); self.model.blocks.len()]
+    }
+
+    fn forward_cached(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
+        self.model.forward(ids, Some(cache))
+    }
+}
