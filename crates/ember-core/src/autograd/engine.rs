@@ -163,7 +163,17 @@ fn run(root: &Tensor, seed: Tensor, retain: bool) -> Result<Gradients> {
         let started = profile.start();
         let in_grads = rules::backward(op, out, &g)?;
         profile.record(op.name(), started);
-        debug_assert_eq!(inputs.len(), in_grads.len(), "rule arity of {}", op.name());
+        if inputs.len() != in_grads.len() {
+            return Err(Error::internal(
+                "backward",
+                format!(
+                    "the rule of {} gave {} gradients for {} inputs",
+                    op.name(),
+                    in_grads.len(),
+                    inputs.len()
+                ),
+            ));
+        }
         for (input, ig) in inputs.into_iter().zip(in_grads) {
             let Some(ig) = ig else { continue };
             if !input.is_tracked() {
@@ -190,13 +200,14 @@ fn run(root: &Tensor, seed: Tensor, retain: bool) -> Result<Gradients> {
 
 fn accumulate(grads: &mut HashMap<TensorId, Tensor>, input: &Tensor, g: Tensor) -> Result<()> {
     if g.dims() != input.dims() {
-        return Err(Error::Autograd {
-            msg: format!(
-                "internal: gradient of shape {:?} for an input of shape {:?}",
+        return Err(Error::internal(
+            "backward",
+            format!(
+                "a rule gave a gradient of shape {:?} for an input of shape {:?}",
                 g.dims(),
                 input.dims()
             ),
-        });
+        ));
     }
     let g = if g.dtype() != input.dtype() && input.dtype() != DType::Bool {
         g.to_dtype(input.dtype())?
