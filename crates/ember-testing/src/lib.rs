@@ -367,7 +367,8 @@ fn scalar_arg(a: &Value) -> f64 {
         .unwrap_or_else(|| panic!("no scalar operand in {a}"))
 }
 
-/// Runs one fixture case's op in Ember: through the op tables by name, else [`OTHER_OPS`].
+/// Runs one fixture case's op in Ember: through the op tables by name, else the runners of the
+/// other ops ([`required_ops`] lists both).
 pub fn run(op: &str, x: &[Tensor], a: &Value, device: Device) -> Result<Vec<Tensor>> {
     if let Some(u) = UnaryFn::from_name(op) {
         return one(x[0].unary(u));

@@ -22,3 +22,34 @@ pub(crate) fn accumulate(sum: Tensor, g: &Tensor) -> Result<Tensor> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::accumulate;
+    use crate::{Device, Impl, Tensor, trace_kernels};
+
+    #[test]
+    fn adds_in_place_only_when_nothing_else_holds_the_sum() -> crate::Result<()> {
+        let x = Tensor::from_vec(vec![1f32, 2.0, 3.0], &[3], Device::Cpu)?;
+        let sum = Tensor::from_vec(vec![10f32, 20.0, 30.0], &[3], Device::Cpu)?;
+        let (out, used) = trace_kernels(|| accumulate(sum, &x));
+        assert_eq!(out?.to_vec::<f32>()?, [11.0, 22.0, 33.0]);
+        assert_eq!(used[0].implementation, Impl::CpuF32);
+
+        let shared = Tensor::from_vec(vec![10f32, 20.0, 30.0], &[3], Device::Cpu)?;
+        let other = shared.clone();
+        let (out, used) = trace_kernels(|| accumulate(shared, &x));
+        assert_eq!(out?.to_vec::<f32>()?, [11.0, 22.0, 33.0]);
+        assert_eq!(
+            used[0].implementation,
+            Impl::Composed,
+            "a shared buffer is declined"
+        );
+        assert_eq!(
+            other.to_vec::<f32>()?,
+            [10.0, 20.0, 30.0],
+            "and left untouched"
+        );
+        Ok(())
+    }
+}
