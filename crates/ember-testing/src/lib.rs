@@ -2,10 +2,16 @@
 //! that runs a test body on every device that is built, loading the PyTorch fixtures of
 //! `tests/fixtures`, comparing with tolerances, and replaying fixture cases by op name.
 //!
-//! ```ignore
+//! ```
+//! use ember_core::{DType, Device, Tensor};
 //! use ember_testing::on_every_device;
-//! fn adds(device: ember_core::Device) { /* ... */ }
-//! on_every_device!(add, adds); // tests add::cpu and, with the `wgpu` feature, add::wgpu
+//!
+//! fn adds(device: Device) {
+//!     let x = Tensor::ones(&[2], DType::F32, device).unwrap();
+//!     assert_eq!(x.add(&x).unwrap().to_vec::<f32>().unwrap(), vec![2.0, 2.0]);
+//! }
+//! on_every_device!(add, adds); // the tests add::cpu and, with the `wgpu` feature, add::wgpu
+//! # fn main() { adds(Device::Cpu) }
 //! ```
 #![warn(missing_docs)]
 
