@@ -13,6 +13,7 @@
 //! fraction of its roofline (FLOP/s over the peak; for decoding, bytes of weights per second
 //! over the bandwidth).
 
+mod loads;
 mod report;
 mod roofline;
 mod workloads;
@@ -28,7 +29,8 @@ use serde_json::{Value, json};
 #[derive(Parser, Debug)]
 struct Args {
     /// Comma-separated workloads (default: all): gemm512, gemm1024, gemm2048, nanogpt,
-    /// nanogpt-1024, gpt2-prefill, gpt2-decode, gpt2-train, gpt2-train-1024.
+    /// nanogpt-1024, gpt2-prefill, gpt2-decode, gpt2-train, gpt2-train-1024, and the load
+    /// times load-gpt2, load-minilm, load-smollm2 (Ember only).
     #[arg(long)]
     only: Option<String>,
     /// Timed runs per workload (after warmup); medians are reported.
@@ -77,6 +79,7 @@ fn run_worker(name: &str, repeats: usize, device: Device) -> Result<Value> {
         "gpt2-decode" => workloads::gpt2_decode(repeats, device)?,
         "gpt2-train" => workloads::gpt2_train(128, 4, repeats, device)?,
         "gpt2-train-1024" => workloads::gpt2_train(1024, 1, repeats, device)?,
+        load if load.starts_with("load-") => loads::load(load, repeats, device)?,
         other => {
             return Err(Error::data(
                 "ember-bench",
@@ -197,6 +200,9 @@ fn main() -> Result<()> {
     let torch_run = |name: &str, dtype: &str| {
         if args.no_torch {
             return Err("not run (--no-torch)".to_string());
+        }
+        if name.starts_with("load-") {
+            return Err("Ember only".to_string());
         }
         child_json(
             Command::new(&python)

@@ -161,7 +161,7 @@ pub fn nanogpt(block: usize, batch: usize, repeats: usize, device: Device) -> Re
 }
 
 /// GPT-2 small (124M), random initialization.
-fn gpt2(device: Device) -> Result<Gpt2> {
+pub fn gpt2(device: Device) -> Result<Gpt2> {
     let cfg = Gpt2Config {
         vocab_size: 50257,
         n_positions: 1024,

@@ -3,6 +3,7 @@
 use crate::kernels::prim;
 use crate::{DType, Device, Element, Error, Result, bf16, f16};
 
+use crate::memory;
 use crate::random::{Generator, with_global};
 use crate::shape::check_nonempty;
 use crate::tensor::Tensor;
@@ -80,6 +81,7 @@ impl Tensor {
     pub fn full(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Tensor> {
         check_nonempty("full", shape)?;
         device.check_dtype("full", dtype)?;
+        memory::check_tensor("full", shape, dtype, device)?;
         let pshape = if shape.is_empty() {
             vec![1]
         } else {
@@ -137,12 +139,24 @@ impl Tensor {
                 format!("range start={start}, end={end}, step={step} is empty"),
             ));
         }
+        if n >= usize::MAX as f64 {
+            return Err(Error::TooLarge {
+                op: "arange",
+                what: format!("a range of {n} values"),
+                bytes: None,
+                device,
+                available: memory::available(device),
+            });
+        }
+        // Values are staged on the host as f64.
+        memory::check_tensor("arange", &[n as usize], DType::F64, device)?;
         let values = (0..n as usize).map(|i| start + i as f64 * step).collect();
         upload_f64(values, &[n as usize], dtype, device)
     }
 
     /// The `n × n` identity matrix.
     pub fn eye(n: usize, dtype: DType, device: Device) -> Result<Tensor> {
+        memory::check_tensor("eye", &[n, n], DType::F64, device)?;
         let values = (0..n * n)
             .map(|i| if i / n == i % n { 1.0 } else { 0.0 })
             .collect();
@@ -162,6 +176,7 @@ impl Tensor {
         device: Device,
     ) -> Result<Tensor> {
         float_only("rand", dtype)?;
+        memory::check_tensor("rand", shape, DType::F64, device)?; // staged on the host as f64
         let n: usize = shape.iter().product();
         let values = (0..n).map(|_| g.uniform()).collect();
         upload_f64(values, shape, dtype, device)
@@ -180,6 +195,7 @@ impl Tensor {
         device: Device,
     ) -> Result<Tensor> {
         float_only("randn", dtype)?;
+        memory::check_tensor("randn", shape, DType::F64, device)?; // staged on the host as f64
         let n: usize = shape.iter().product();
         let values = (0..n).map(|_| g.normal()).collect();
         upload_f64(values, shape, dtype, device)

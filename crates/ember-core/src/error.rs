@@ -104,6 +104,21 @@ pub enum Error {
         /// What is wrong with the data.
         msg: String,
     },
+    /// An allocation that cannot succeed: more bytes than the machine has, or more than a
+    /// size can express. Returned before anything is allocated.
+    #[error("{op}: {what} would need {}, but {device} has {} of memory", fmt_bytes(*bytes), fmt_bytes(Some(*available)))]
+    TooLarge {
+        /// The operation.
+        op: &'static str,
+        /// What was to be allocated (`a tensor of shape [..] f32`, `the parameters of ...`).
+        what: String,
+        /// The bytes needed; `None` when the count overflows 128 bits.
+        bytes: Option<u128>,
+        /// The device.
+        device: Device,
+        /// The memory the device has, in bytes.
+        available: u128,
+    },
     /// An operation that has no derivative was reached by a tensor that needs a gradient.
     #[error("{op} is not differentiable, but one of its inputs requires a gradient")]
     NotDifferentiable {
@@ -151,6 +166,24 @@ pub enum Error {
         /// What did not hold.
         msg: String,
     },
+}
+
+/// `1234567` as `1.2 MB (1234567 bytes)`; `None` as "more than 2^128 bytes".
+fn fmt_bytes(b: Option<u128>) -> String {
+    let Some(b) = b else {
+        return "more than 2^128 bytes".into();
+    };
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let (mut v, mut u) = (b as f64, 0);
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} bytes")
+    } else {
+        format!("{v:.1} {} ({b} bytes)", units[u])
+    }
 }
 
 /// The [`std::io::Error`] inside an [`Error::Io`], shared so that [`Error`] stays `Clone`;

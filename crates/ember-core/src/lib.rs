@@ -31,6 +31,7 @@ mod dtype;
 mod error;
 mod kernels;
 mod malloc;
+pub mod memory;
 mod ops;
 mod overloads;
 mod random;

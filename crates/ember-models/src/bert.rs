@@ -4,11 +4,13 @@ use std::path::Path;
 
 use ember_core::{DType, Device, Error, Result, Tensor};
 use ember_nn::{
-    Activation, AttentionConfig, Embedding, LayerNorm, Linear, LoadOptions, Module,
-    MultiHeadAttention, QkvProjection, VarBuilder, VarStore,
+    Activation, AttentionConfig, CheckpointSource, Embedding, LayerNorm, Linear, LoadOptions,
+    Module, MultiHeadAttention, QkvProjection, VarBuilder, VarStore, build_checked, build_from,
 };
 use ember_weights::Checkpoint;
 use serde::Deserialize;
+
+use crate::config::{divides, finite, positive};
 
 /// The fields of a BERT `config.json` that Ember uses.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -70,17 +72,55 @@ pub struct Bert {
     act: Activation,
 }
 
+impl BertConfig {
+    /// Checks that the sizes are positive and consistent (heads divide the width), the
+    /// epsilon is finite and the activation known.
+    pub fn validate(&self) -> Result<()> {
+        self.check().map_err(|msg| Error::data("BertConfig", msg))
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        positive(&[
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ])?;
+        divides(
+            "hidden_size",
+            self.hidden_size,
+            "num_attention_heads",
+            self.num_attention_heads,
+        )?;
+        finite("layer_norm_eps", self.layer_norm_eps, 0.0)?;
+        Activation::from_hf(&self.hidden_act).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
 impl Bert {
-    /// A randomly initialized BERT for `cfg`.
+    /// A randomly initialized BERT for `cfg`; the config is validated and the total size
+    /// checked against the device's memory before anything is allocated.
     pub fn new(cfg: BertConfig, device: Device, dtype: DType, seed: u64) -> Result<Bert> {
-        let (c, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
-        if cfg.num_attention_heads == 0 || !c.is_multiple_of(cfg.num_attention_heads) {
-            return Err(Error::data(
-                "Bert",
-                "hidden_size must be a multiple of num_attention_heads",
-            ));
-        }
+        cfg.validate()?;
+        let raw = serde_json::json!({
+            "model_type": "bert", "architectures": ["BertModel"],
+            "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
+            "num_hidden_layers": cfg.num_hidden_layers, "num_attention_heads": cfg.num_attention_heads,
+            "intermediate_size": cfg.intermediate_size, "hidden_act": cfg.hidden_act,
+            "max_position_embeddings": cfg.max_position_embeddings,
+            "type_vocab_size": cfg.type_vocab_size, "layer_norm_eps": cfg.layer_norm_eps,
+        });
         let store = VarStore::with_seed(device, dtype, seed);
+        build_checked(store, |store| Bert::build(&cfg, raw.clone(), store))
+    }
+
+    /// Creates the parameters in `store` (initialized, planned or read, as the store does).
+    fn build(cfg: &BertConfig, raw_config: serde_json::Value, store: VarStore) -> Result<Bert> {
+        let (c, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
         let vb = VarBuilder::new(&store);
         let e = vb.pp("embeddings");
         let layers = (0..cfg.num_hidden_layers)
@@ -120,17 +160,9 @@ impl Bert {
         let pooler = Linear::new(vb.pp("pooler.dense"), c, c, true)?;
         let act = Activation::from_hf(&cfg.hidden_act)?;
         drop(vb);
-        let raw_config = serde_json::json!({
-            "model_type": "bert", "architectures": ["BertModel"],
-            "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
-            "num_hidden_layers": cfg.num_hidden_layers, "num_attention_heads": cfg.num_attention_heads,
-            "intermediate_size": cfg.intermediate_size, "hidden_act": cfg.hidden_act,
-            "max_position_embeddings": cfg.max_position_embeddings,
-            "type_vocab_size": cfg.type_vocab_size, "layer_norm_eps": cfg.layer_norm_eps,
-        });
         Ok(Bert {
             store,
-            cfg,
+            cfg: cfg.clone(),
             raw_config,
             word,
             position,
@@ -142,19 +174,29 @@ impl Bert {
         })
     }
 
-    /// Loads `dir/config.json` and the weights, strictly (ignoring `embeddings.position_ids`).
+    /// Loads `dir/config.json` and the weights, strictly (ignoring `embeddings.position_ids`
+    /// and the pretraining heads `cls.*`). The config is validated and every parameter
+    /// checked against the checkpoint's index before any is allocated; each is then read
+    /// straight from the file.
     pub fn from_pretrained(dir: impl AsRef<Path>, device: Device, dtype: DType) -> Result<Bert> {
         let dir = dir.as_ref();
         let raw = crate::read_config(dir)?;
-        let mut model = Bert::new(crate::typed(dir, &raw)?, device, dtype, 0)?;
-        model.raw_config = raw;
+        let cfg: BertConfig = crate::typed(dir, &raw)?;
+        cfg.check().map_err(|msg| crate::config_error(dir, msg))?;
         let opts = LoadOptions {
             strip_prefix: Some("bert.".into()),
             ignore: vec!["embeddings.position_ids".into(), "cls.*".into()],
             ..Default::default()
         };
-        model.store.load(&Checkpoint::open(dir)?, &opts)?;
-        Ok(model)
+        let source =
+            CheckpointSource::new(Checkpoint::open(dir)?, &opts, dir.display().to_string());
+        build_from(
+            Box::new(source),
+            device,
+            dtype,
+            |store| Bert::build(&cfg, raw.clone(), store),
+            |m| &m.store,
+        )
     }
 
     /// Writes `config.json` and `model.safetensors` (HF names) so transformers loads it back.
@@ -170,6 +212,13 @@ impl Bert {
         attention_mask: Option<&Tensor>,
         token_types: Option<&Tensor>,
     ) -> Result<(Tensor, Tensor)> {
+        if ids.rank() != 2 {
+            return Err(Error::shape(
+                "Bert",
+                &[ids.dims()],
+                format!("token ids must be (B, T), got {:?}", ids.dims()),
+            ));
+        }
         let (b, t) = (ids.dims()[0], ids.dims()[1]);
         let dev = ids.device();
         let pos = Tensor::arange(0.0, t as f64, 1.0, DType::I64, dev)?;

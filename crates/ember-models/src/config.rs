@@ -90,17 +90,19 @@ impl LlamaConfig {
 
     /// Parses and checks an already read `dir/config.json`.
     pub fn from_value(dir: &Path, raw: &serde_json::Value) -> Result<LlamaConfig> {
-        let path = dir.join("config.json");
         let cfg: LlamaConfig = crate::typed(dir, raw)?;
-        cfg.check().map_err(|msg| Error::Format {
-            format: "config.json",
-            path: path.display().to_string(),
-            msg,
-        })?;
+        cfg.check().map_err(|msg| crate::config_error(dir, msg))?;
         Ok(cfg)
     }
 
-    fn check(&self) -> std::result::Result<(), String> {
+    /// Checks that the sizes are positive and consistent (heads divide the width, key/value
+    /// heads divide the heads, an even head width, products that fit), the norm epsilon and
+    /// rope base are finite, and the rope and activation are ones Ember implements.
+    pub fn validate(&self) -> Result<()> {
+        self.check().map_err(|msg| Error::data("LlamaConfig", msg))
+    }
+
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
         let scaling = self.rope_parameters.iter().chain(&self.rope_scaling);
         for r in scaling {
             let kind = r
@@ -112,16 +114,50 @@ impl LlamaConfig {
                 return Err(format!("rope scaling type {kind:?} is not supported yet"));
             }
         }
-        if self.num_attention_heads == 0 || self.hidden_size == 0 || self.num_hidden_layers == 0 {
-            return Err(
-                "hidden_size, num_attention_heads and num_hidden_layers must be positive".into(),
-            );
-        }
+        positive(&[
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.kv_heads()),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ])?;
         if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
             return Err(format!(
-                "{} attention heads are not a multiple of {} key/value heads",
+                "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_attention_heads,
                 self.kv_heads()
+            ));
+        }
+        if self.head_dim.is_none() {
+            divides(
+                "hidden_size",
+                self.hidden_size,
+                "num_attention_heads",
+                self.num_attention_heads,
+            )?;
+        }
+        let hd = self.head_dim();
+        if hd == 0 || !hd.is_multiple_of(2) {
+            return Err(format!(
+                "head_dim {hd} must be positive and even (rotary pairs)"
+            ));
+        }
+        times(
+            "num_attention_heads × head_dim",
+            self.num_attention_heads,
+            hd,
+        )?;
+        finite("rms_norm_eps", self.rms_norm_eps, 0.0)?;
+        let theta = self.rope_theta();
+        if !(theta.is_finite() && theta > 0.0) {
+            return Err(format!("rope_theta {theta} must be finite and positive"));
+        }
+        if !matches!(self.hidden_act.as_str(), "silu" | "swish") {
+            return Err(format!(
+                "hidden_act {:?} is not supported for Llama-family models (silu is)",
+                self.hidden_act
             ));
         }
         Ok(())
@@ -129,15 +165,17 @@ impl LlamaConfig {
 
     /// Key/value heads.
     pub fn kv_heads(&self) -> usize {
-        self.num_key_value_heads
-            .unwrap_or(self.num_attention_heads)
-            .max(1)
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
 
-    /// Per-head width.
+    /// Per-head width (0 for a config without heads, which [`LlamaConfig::validate`]
+    /// rejects).
     pub fn head_dim(&self) -> usize {
-        self.head_dim
-            .unwrap_or(self.hidden_size / self.num_attention_heads)
+        self.head_dim.unwrap_or(
+            self.hidden_size
+                .checked_div(self.num_attention_heads)
+                .unwrap_or(0),
+        )
     }
 
     /// Rope base from `rope_parameters`, then `rope_theta`, else 10000.
@@ -162,4 +200,34 @@ impl LlamaConfig {
             _ => Vec::new(),
         }
     }
+}
+
+/// The first of `fields` that is zero, as an error.
+pub(crate) fn positive(fields: &[(&str, usize)]) -> std::result::Result<(), String> {
+    match fields.iter().find(|(_, v)| *v == 0) {
+        Some((name, _)) => Err(format!("{name} must be positive, got 0")),
+        None => Ok(()),
+    }
+}
+
+/// `a` must be a multiple of `b`.
+pub(crate) fn divides(an: &str, a: usize, bn: &str, b: usize) -> std::result::Result<(), String> {
+    if b == 0 || !a.is_multiple_of(b) {
+        return Err(format!("{an} {a} is not a multiple of {bn} {b}"));
+    }
+    Ok(())
+}
+
+/// `a · b` without overflow.
+pub(crate) fn times(what: &str, a: usize, b: usize) -> std::result::Result<usize, String> {
+    a.checked_mul(b)
+        .ok_or_else(|| format!("{what} ({a} × {b}) overflows"))
+}
+
+/// A finite value of at least `min`.
+pub(crate) fn finite(name: &str, v: f64, min: f64) -> std::result::Result<(), String> {
+    if !(v.is_finite() && v >= min) {
+        return Err(format!("{name} {v} must be finite and at least {min}"));
+    }
+    Ok(())
 }

@@ -6,11 +6,12 @@
 use ember_core::{DType, Error, Result, Tensor};
 use ember_nn::{
     Activation, AttentionConfig, Conv1D, Embedding, Init, KvCache, LayerNorm, Linear, Module,
-    MultiHeadAttention, Projection, QkvProjection, VarBuilder,
+    MultiHeadAttention, PlanLimits, Projection, QkvProjection, VarBuilder, VarStore,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::CausalLm;
+use crate::config::{divides, positive, times};
 
 /// How a GPT's projections are stored and initialized.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -214,6 +215,26 @@ pub struct GptConfig {
     pub bias: bool,
 }
 
+impl GptConfig {
+    /// Checks that every size is positive, `n_head` divides `n_embd`, and the MLP and
+    /// packed-projection widths (4 · and 3 · `n_embd`) fit.
+    pub fn validate(&self) -> Result<()> {
+        let check = || -> std::result::Result<(), String> {
+            positive(&[
+                ("vocab_size", self.vocab_size),
+                ("block_size", self.block_size),
+                ("n_layer", self.n_layer),
+                ("n_head", self.n_head),
+                ("n_embd", self.n_embd),
+            ])?;
+            divides("n_embd", self.n_embd, "n_head", self.n_head)?;
+            times("4 × n_embd", 4, self.n_embd)?;
+            Ok(())
+        };
+        check().map_err(|msg| Error::data("GptConfig", msg))
+    }
+}
+
 /// nanoGPT's GPT with its parameter names (`transformer.wte.weight`,
 /// `transformer.h.0.attn.c_attn.weight`, ...), GPT-2's initialization and exact GELU.
 ///
@@ -238,14 +259,12 @@ pub struct Gpt {
 
 impl Gpt {
     /// Creates the model's parameters under `vb` (nanoGPT's names below `transformer.`).
+    ///
+    /// The config is validated first; [`Gpt::checked`] also checks the total size against
+    /// memory before allocating.
     pub fn new(vb: VarBuilder, cfg: GptConfig) -> Result<Gpt> {
+        cfg.validate()?;
         let c = cfg.n_embd;
-        if cfg.n_head == 0 || !c.is_multiple_of(cfg.n_head) {
-            return Err(Error::data(
-                "Gpt",
-                format!("n_embd {c} is not a multiple of n_head {}", cfg.n_head),
-            ));
-        }
         let layout = GptLayout::NanoGpt {
             bias: cfg.bias,
             n_layer: cfg.n_layer,
@@ -271,6 +290,18 @@ impl Gpt {
             ln_f,
         };
         Ok(Gpt { cfg, model })
+    }
+
+    /// A model in `store` after checking, without allocating, that its parameters fit in
+    /// the device's memory (an [`Error::TooLarge`] naming the bytes otherwise).
+    pub fn checked(store: &VarStore, cfg: GptConfig) -> Result<Gpt> {
+        cfg.validate()?;
+        let limits = PlanLimits::of_memory(store.device());
+        Gpt::new(
+            VarBuilder::new(&VarStore::plan(store.dtype(), limits)),
+            cfg.clone(),
+        )?;
+        Gpt::new(VarBuilder::new(store), cfg)
     }
 
     /// Next-token logits `(B, T, V)` for token ids `(B, T)`.

@@ -4,11 +4,15 @@
 use std::path::Path;
 
 use ember_core::{DType, Device, Error, Result, Tensor};
-use ember_nn::{Activation, Embedding, KvCache, LayerNorm, LoadOptions, VarBuilder, VarStore};
+use ember_nn::{
+    Activation, CheckpointSource, Embedding, KvCache, LayerNorm, LoadOptions, VarBuilder, VarStore,
+    build_checked, build_from,
+};
 use ember_weights::Checkpoint;
 use serde::Deserialize;
 
 use crate::CausalLm;
+use crate::config::{divides, finite, positive, times};
 use crate::gpt::{GptBlock, GptLayout, GptTransformer};
 
 /// The fields of a GPT-2 `config.json` that Ember uses.
@@ -53,22 +57,60 @@ pub struct Gpt2 {
     model: GptTransformer,
 }
 
-impl Gpt2 {
-    /// A randomly initialized GPT-2 for `cfg`.
-    pub fn new(cfg: Gpt2Config, device: Device, dtype: DType, seed: u64) -> Result<Gpt2> {
-        if cfg.n_head == 0 || !cfg.n_embd.is_multiple_of(cfg.n_head) {
-            return Err(Error::data(
-                "Gpt2",
-                format!(
-                    "n_embd {} is not a multiple of n_head {}",
-                    cfg.n_embd, cfg.n_head
-                ),
-            ));
+impl Gpt2Config {
+    /// Checks that the sizes are positive and consistent (`n_head` divides `n_embd`, the
+    /// MLP and packed-projection widths fit), the epsilon is finite and the activation known.
+    pub fn validate(&self) -> Result<()> {
+        self.check().map_err(|msg| Error::data("Gpt2Config", msg))
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        positive(&[
+            ("vocab_size", self.vocab_size),
+            ("n_positions", self.n_positions),
+            ("n_embd", self.n_embd),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_inner", self.n_inner.unwrap_or(1)),
+        ])?;
+        divides("n_embd", self.n_embd, "n_head", self.n_head)?;
+        times("3 × n_embd", 3, self.n_embd)?;
+        self.inner()?;
+        finite("layer_norm_epsilon", self.layer_norm_epsilon, 0.0)?;
+        Activation::from_hf(&self.activation_function).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// The MLP width: `n_inner`, or 4 · `n_embd`.
+    fn inner(&self) -> std::result::Result<usize, String> {
+        match self.n_inner {
+            Some(n) => Ok(n),
+            None => times("4 × n_embd", 4, self.n_embd),
         }
+    }
+}
+
+impl Gpt2 {
+    /// A randomly initialized GPT-2 for `cfg`; the config is validated and the total size
+    /// checked against the device's memory before anything is allocated.
+    pub fn new(cfg: Gpt2Config, device: Device, dtype: DType, seed: u64) -> Result<Gpt2> {
+        cfg.validate()?;
+        let raw = serde_json::json!({
+            "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
+            "vocab_size": cfg.vocab_size, "n_positions": cfg.n_positions, "n_embd": cfg.n_embd,
+            "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_inner": cfg.n_inner,
+            "layer_norm_epsilon": cfg.layer_norm_epsilon,
+            "activation_function": cfg.activation_function, "tie_word_embeddings": true,
+        });
         let store = VarStore::with_seed(device, dtype, seed);
+        build_checked(store, |store| Gpt2::build(&cfg, raw.clone(), store))
+    }
+
+    /// Creates the parameters in `store` (initialized, planned or read, as the store does).
+    fn build(cfg: &Gpt2Config, raw_config: serde_json::Value, store: VarStore) -> Result<Gpt2> {
         let vb = VarBuilder::new(&store);
         let (c, eps) = (cfg.n_embd, cfg.layer_norm_epsilon);
-        let inner = cfg.n_inner.unwrap_or(4 * c);
+        let inner = cfg.inner().map_err(|msg| Error::data("Gpt2", msg))?;
         let act = Activation::from_hf(&cfg.activation_function)?;
         let blocks = (0..cfg.n_layer)
             .map(|i| {
@@ -88,28 +130,23 @@ impl Gpt2 {
             ln_f: LayerNorm::new(vb.pp("ln_f"), c, eps, true)?,
         };
         drop(vb);
-        let raw_config = serde_json::json!({
-            "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
-            "vocab_size": cfg.vocab_size, "n_positions": cfg.n_positions, "n_embd": cfg.n_embd,
-            "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_inner": cfg.n_inner,
-            "layer_norm_epsilon": cfg.layer_norm_epsilon,
-            "activation_function": cfg.activation_function, "tie_word_embeddings": true,
-        });
         Ok(Gpt2 {
             store,
-            cfg,
+            cfg: cfg.clone(),
             raw_config,
             model,
         })
     }
 
     /// Loads `dir/config.json` and the weights (`transformer.`-prefixed or not), strictly;
-    /// the causal-mask buffers of older files and the tied `lm_head.weight` are ignored.
+    /// the causal-mask buffers of older files and the tied `lm_head.weight` are ignored. The
+    /// config is validated and every parameter checked against the checkpoint's index before
+    /// any is allocated; each is then read straight from the file.
     pub fn from_pretrained(dir: impl AsRef<Path>, device: Device, dtype: DType) -> Result<Gpt2> {
         let dir = dir.as_ref();
         let raw = crate::read_config(dir)?;
-        let mut model = Gpt2::new(crate::typed(dir, &raw)?, device, dtype, 0)?;
-        model.raw_config = raw;
+        let cfg: Gpt2Config = crate::typed(dir, &raw)?;
+        cfg.check().map_err(|msg| crate::config_error(dir, msg))?;
         let opts = LoadOptions {
             strip_prefix: Some("transformer.".into()),
             ignore: vec![
@@ -119,8 +156,20 @@ impl Gpt2 {
             ],
             ..Default::default()
         };
-        model.store.load(&Checkpoint::open(dir)?, &opts)?;
-        Ok(model)
+        let source =
+            CheckpointSource::new(Checkpoint::open(dir)?, &opts, dir.display().to_string());
+        build_from(
+            Box::new(source),
+            device,
+            dtype,
+            |store| Gpt2::build(&cfg, raw.clone(), store),
+            |m| &m.store,
+        )
+    }
+
+    /// The learned positions (`n_positions`).
+    pub fn max_positions(&self) -> usize {
+        self.cfg.n_positions
     }
 
     /// Writes `config.json` and `model.safetensors` (HF names, no `transformer.` prefix, as
@@ -136,6 +185,13 @@ impl Gpt2 {
 
     /// HF's causal-LM loss: logits at position t predict `labels[t + 1]`; -100 is ignored.
     pub fn loss(&self, ids: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        if ids.rank() != 2 || ids.dims()[1] < 2 || labels.dims() != ids.dims() {
+            return Err(Error::shape(
+                "Gpt2::loss",
+                &[ids.dims(), labels.dims()],
+                "ids and labels must both be (B, T) with T ≥ 2",
+            ));
+        }
         let logits = self.forward(ids)?; // (B, T, V)
         let t = logits.dims()[1];
         let pred = logits

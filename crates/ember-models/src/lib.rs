@@ -37,6 +37,15 @@ pub(crate) fn read_config(dir: &Path) -> Result<serde_json::Value> {
     })
 }
 
+/// A config problem as the error of loading `dir/config.json`.
+pub(crate) fn config_error(dir: &Path, msg: String) -> Error {
+    Error::Format {
+        format: "config.json",
+        path: dir.join("config.json").display().to_string(),
+        msg,
+    }
+}
+
 /// Parses a config value into a typed config.
 pub(crate) fn typed<T: serde::de::DeserializeOwned>(
     dir: &Path,

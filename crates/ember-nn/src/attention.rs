@@ -1,6 +1,8 @@
 //! Rotary embeddings, multi-head attention with grouped-query heads and a KV cache, and the
 //! pre-norm transformer block (Llama's names).
 
+use std::sync::{Arc, RwLock};
+
 use ember_core::fused::AppendBuffer;
 use ember_core::{AttentionOpts, DType, Device, Error, Result, Tensor};
 
@@ -10,14 +12,23 @@ use crate::store::VarBuilder;
 
 /// Rotary position embeddings in Hugging Face's "rotate half" convention: the first and
 /// second halves of each head are rotated as pairs.
+///
+/// The cos/sin tables are computed on first use for the positions used, and grow (doubling)
+/// up to `max_pos` as longer sequences arrive, so a large `max_position_embeddings` costs
+/// nothing until it is used. Clones share the tables.
 #[derive(Debug, Clone)]
 pub struct RotaryEmbedding {
-    cos: Tensor, // (max_pos, head_dim)
-    sin: Tensor, // (max_pos, head_dim)
+    head_dim: usize,
+    max_pos: usize,
+    theta: f64,
+    dtype: DType,
+    device: Device,
+    tables: Arc<RwLock<Option<(Tensor, Tensor)>>>, // cos, sin: (rows, head_dim)
 }
 
 impl RotaryEmbedding {
-    /// Tables for positions `0..max_pos` with base `theta` (`rope_theta`).
+    /// Rotary embeddings for positions `0..max_pos` with base `theta` (`rope_theta`);
+    /// nothing is allocated until [`RotaryEmbedding::apply`] needs it.
     pub fn new(
         head_dim: usize,
         max_pos: usize,
@@ -31,44 +42,108 @@ impl RotaryEmbedding {
                 format!("head_dim {head_dim} must be even and max_pos {max_pos} positive"),
             ));
         }
-        let half = head_dim / 2;
-        let mut cos = Vec::with_capacity(max_pos * head_dim);
-        let mut sin = Vec::with_capacity(max_pos * head_dim);
-        for p in 0..max_pos {
-            for rep in 0..2 {
-                let _ = rep;
-                for i in 0..half {
-                    let inv = 1.0 / theta.powf((2 * i) as f64 / head_dim as f64);
-                    // Computed in f32 as transformers does, then the angle.
-                    let angle = (p as f32 * inv as f32) as f64;
+        if !(theta.is_finite() && theta > 0.0) {
+            return Err(Error::data(
+                "RotaryEmbedding",
+                format!("rope_theta {theta} must be finite and positive"),
+            ));
+        }
+        Ok(RotaryEmbedding {
+            head_dim,
+            max_pos,
+            theta,
+            dtype,
+            device,
+            tables: Arc::new(RwLock::new(None)),
+        })
+    }
+
+    /// The positions the tables may cover.
+    pub fn max_positions(&self) -> usize {
+        self.max_pos
+    }
+
+    /// cos and sin `(rows, head_dim)` for positions `0..rows`.
+    fn compute(&self, rows: usize) -> Result<(Tensor, Tensor)> {
+        let (d, half) = (self.head_dim, self.head_dim / 2);
+        let inv: Vec<f32> = (0..half)
+            .map(|i| (1.0 / self.theta.powf((2 * i) as f64 / d as f64)) as f32)
+            .collect();
+        let what = || format!("rotary tables of {rows} positions × {d}");
+        ember_core::memory::check_elements(
+            "RotaryEmbedding",
+            &[rows, 2, d],
+            DType::F32,
+            self.device,
+            what,
+        )?;
+        let (mut cos, mut sin) = (Vec::with_capacity(rows * d), Vec::with_capacity(rows * d));
+        for p in 0..rows {
+            for _half in 0..2 {
+                for &f in &inv {
+                    // The angle in f32 as transformers computes it.
+                    let angle = (p as f32 * f) as f64;
                     cos.push(angle.cos() as f32);
                     sin.push(angle.sin() as f32);
                 }
             }
         }
-        let shape = [max_pos, head_dim];
-        Ok(RotaryEmbedding {
-            cos: Tensor::from_vec(cos, &shape, device)?.to_dtype(dtype)?,
-            sin: Tensor::from_vec(sin, &shape, device)?.to_dtype(dtype)?,
-        })
+        let shape = [rows, d];
+        Ok((
+            Tensor::from_vec(cos, &shape, self.device)?.to_dtype(self.dtype)?,
+            Tensor::from_vec(sin, &shape, self.device)?.to_dtype(self.dtype)?,
+        ))
+    }
+
+    /// cos and sin `(len, head_dim)` for positions `offset..offset + len`, growing the tables
+    /// when they are too short.
+    fn tables(&self, offset: usize, len: usize) -> Result<(Tensor, Tensor)> {
+        let end = offset.checked_add(len).filter(|&e| e <= self.max_pos);
+        let Some(end) = end else {
+            return Err(Error::shape(
+                "RotaryEmbedding::apply",
+                &[&[offset, len]],
+                format!(
+                    "positions {offset}..{} exceed the {} positions of the model",
+                    offset.saturating_add(len),
+                    self.max_pos
+                ),
+            ));
+        };
+        let narrow = |(c, s): &(Tensor, Tensor)| -> Result<(Tensor, Tensor)> {
+            Ok((c.narrow(0, offset, len)?, s.narrow(0, offset, len)?))
+        };
+        if let Some(t) = &*self.tables.read().unwrap_or_else(|e| e.into_inner())
+            && t.0.dims()[0] >= end
+        {
+            return narrow(t);
+        }
+        let mut guard = self.tables.write().unwrap_or_else(|e| e.into_inner());
+        let have = guard.as_ref().map_or(0, |t| t.0.dims()[0]);
+        if have < end {
+            let rows = end.max(have.saturating_mul(2)).max(256).min(self.max_pos);
+            *guard = Some(self.compute(rows)?);
+        }
+        match &*guard {
+            Some(t) => narrow(t),
+            None => Err(Error::internal(
+                "RotaryEmbedding",
+                "tables missing after growth",
+            )),
+        }
     }
 
     /// Rotates `x` `(B, H, T, D)` for positions `offset..offset + T`.
     pub fn apply(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
         let (t, d) = (x.dims()[2], x.dims()[3]);
-        if offset + t > self.cos.dims()[0] || d != self.cos.dims()[1] {
+        if d != self.head_dim {
             return Err(Error::shape(
                 "RotaryEmbedding::apply",
-                &[x.dims(), self.cos.dims()],
-                format!(
-                    "positions {offset}..{} and head dim {d} exceed the table {:?}",
-                    offset + t,
-                    self.cos.dims()
-                ),
+                &[x.dims()],
+                format!("head dim {d}, the rotary tables are for {}", self.head_dim),
             ));
         }
-        let cos = self.cos.narrow(0, offset, t)?; // (T, D)
-        let sin = self.sin.narrow(0, offset, t)?;
+        let (cos, sin) = self.tables(offset, t)?; // (T, D)
         let halves = x.chunk(2, -1)?;
         let rotated = Tensor::cat(&[&halves[1].neg()?, &halves[0]], -1)?; // (-x2, x1)
         x.mul(&cos)?.add(&rotated.mul(&sin)?)

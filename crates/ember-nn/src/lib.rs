@@ -22,6 +22,8 @@
 mod attention;
 mod layers;
 pub mod loss;
+mod param;
+mod source;
 mod store;
 
 pub use attention::{
@@ -31,6 +33,7 @@ pub use attention::{
 pub use layers::{
     Activation, Conv1D, Dropout, Embedding, GatedMlp, LayerNorm, Linear, Mlp, Projection, RmsNorm,
 };
+pub use source::{CheckpointSource, PlanLimits, WeightSource, build_checked, build_from};
 pub use store::{Init, LoadOptions, LoadReport, Param, VarBuilder, VarStore};
 
 use ember_core::{Result, Tensor};

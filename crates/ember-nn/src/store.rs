@@ -7,163 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use ember_core::{DType, Device, Error, Generator, Result, Tensor};
+
+pub use crate::param::{Init, Param};
+use crate::source::{PlanLimits, WeightSource};
 use ember_weights::{Checkpoint, save_safetensors};
-
-/// How a new parameter is initialized.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Init {
-    /// All zeros.
-    Zeros,
-    /// All ones.
-    Ones,
-    /// A constant.
-    Const(f64),
-    /// Normal with mean and standard deviation.
-    Normal {
-        /// mean
-        mean: f64,
-        /// standard deviation
-        std: f64,
-    },
-    /// Uniform in `[lo, hi)`.
-    Uniform {
-        /// lower bound
-        lo: f64,
-        /// upper bound
-        hi: f64,
-    },
-    /// Xavier/Glorot uniform: `U(±√(6 / (fan_in + fan_out)))`.
-    XavierUniform,
-    /// Kaiming uniform as `nn.Linear`'s default (`a = √5`): `U(±1/√fan_in)`.
-    KaimingUniform,
-}
-
-fn fans(shape: &[usize]) -> (usize, usize) {
-    match shape {
-        [] => (1, 1),
-        [n] => (*n, *n),
-        [out, inp, rest @ ..] => {
-            let field: usize = rest.iter().product();
-            (inp * field, out * field)
-        }
-    }
-}
-
-impl Init {
-    fn make(
-        self,
-        shape: &[usize],
-        dtype: DType,
-        device: Device,
-        g: &mut Generator,
-    ) -> Result<Tensor> {
-        let (fan_in, fan_out) = fans(shape);
-        let uniform = |g: &mut Generator, lo: f64, hi: f64| -> Result<Tensor> {
-            Tensor::rand_with(g, shape, DType::F32, device)?
-                .mul_scalar(hi - lo)?
-                .add_scalar(lo)?
-                .to_dtype(dtype)
-        };
-        match self {
-            Init::Zeros => Tensor::zeros(shape, dtype, device),
-            Init::Ones => Tensor::ones(shape, dtype, device),
-            Init::Const(v) => Tensor::full(shape, v, dtype, device),
-            Init::Normal { mean, std } => Tensor::randn_with(g, shape, DType::F32, device)?
-                .mul_scalar(std)?
-                .add_scalar(mean)?
-                .to_dtype(dtype),
-            Init::Uniform { lo, hi } => uniform(g, lo, hi),
-            Init::XavierUniform => {
-                let b = (6.0 / (fan_in + fan_out) as f64).sqrt();
-                uniform(g, -b, b)
-            }
-            Init::KaimingUniform => {
-                let b = 1.0 / (fan_in as f64).sqrt();
-                uniform(g, -b, b)
-            }
-        }
-    }
-}
-
-struct ParamInner {
-    name: String,
-    value: RwLock<Tensor>,
-    trainable: AtomicBool,
-}
-
-/// A named parameter: a handle shared by the module that uses it and the store that owns it.
-/// [`Param::tensor`] is the current value, a leaf that requires a gradient while the
-/// parameter is trainable.
-#[derive(Clone)]
-pub struct Param(Arc<ParamInner>);
-
-impl std::fmt::Debug for Param {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Param({}, {:?})", self.0.name, self.tensor())
-    }
-}
-
-impl Param {
-    fn new(name: String, value: Tensor) -> Result<Param> {
-        let value = value.requires_grad(true)?;
-        Ok(Param(Arc::new(ParamInner {
-            name,
-            value: RwLock::new(value),
-            trainable: AtomicBool::new(true),
-        })))
-    }
-
-    /// The full hierarchical name, e.g. `model.layers.0.self_attn.q_proj.weight`.
-    pub fn name(&self) -> &str {
-        &self.0.name
-    }
-
-    /// The current value (a cheap handle).
-    pub fn tensor(&self) -> Tensor {
-        self.0
-            .value
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Replaces the value (same shape; converted to the parameter's dtype and device).
-    pub fn set(&self, value: &Tensor) -> Result<()> {
-        let cur = self.tensor();
-        if value.dims() != cur.dims() {
-            return Err(Error::shape(
-                "Param::set",
-                &[value.dims(), cur.dims()],
-                format!(
-                    "{}: new value has shape {:?}, the parameter {:?}",
-                    self.name(),
-                    value.dims(),
-                    cur.dims()
-                ),
-            ));
-        }
-        let v = value
-            .detach()
-            .to_dtype(cur.dtype())?
-            .to_device(cur.device())?
-            .requires_grad(self.is_trainable())?;
-        *self.0.value.write().unwrap_or_else(|e| e.into_inner()) = v;
-        Ok(())
-    }
-
-    /// True while gradients flow to this parameter.
-    pub fn is_trainable(&self) -> bool {
-        self.0.trainable.load(Ordering::Relaxed)
-    }
-
-    /// Freezes (`false`) or unfreezes the parameter.
-    pub fn set_trainable(&self, trainable: bool) -> Result<()> {
-        self.0.trainable.store(trainable, Ordering::Relaxed);
-        let v = self.tensor().detach().requires_grad(trainable)?;
-        *self.0.value.write().unwrap_or_else(|e| e.into_inner()) = v;
-        Ok(())
-    }
-}
 
 /// What [`VarStore::load`] found.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -220,6 +67,28 @@ pub(crate) fn glob(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// Where a store's new parameters come from.
+enum Mode {
+    /// Drawn by their initializers from the store's generator.
+    Init,
+    /// Recorded (name, shape, bytes) against limits and, when planning a load, checked
+    /// against the source's index as each is created; each parameter is a one-element
+    /// placeholder broadcast to its shape, so nothing of its size is allocated.
+    Plan {
+        limits: PlanLimits,
+        bytes: u128,
+        expect: Option<Expected>,
+    },
+    /// Read from a source, each name and shape checked before the read.
+    Load(Box<dyn WeightSource>),
+}
+
+/// A source's index and description, for a plan to check each parameter against.
+struct Expected {
+    index: BTreeMap<String, Vec<usize>>,
+    what: String,
+}
+
 /// Owns every parameter of a model by name, its default device and dtype, the generator for
 /// initialization, and the train/eval flag.
 pub struct VarStore {
@@ -228,6 +97,7 @@ pub struct VarStore {
     dtype: DType,
     training: Arc<AtomicBool>,
     rng: Mutex<Generator>,
+    mode: Mutex<Mode>,
 }
 
 impl VarStore {
@@ -238,12 +108,113 @@ impl VarStore {
 
     /// An empty store whose initializers draw from a generator seeded with `seed`.
     pub fn with_seed(device: Device, dtype: DType, seed: u64) -> VarStore {
+        VarStore::with_mode(device, dtype, seed, Mode::Init)
+    }
+
+    fn with_mode(device: Device, dtype: DType, seed: u64, mode: Mode) -> VarStore {
         VarStore {
             params: RwLock::new(BTreeMap::new()),
             device,
             dtype,
             training: Arc::new(AtomicBool::new(true)),
             rng: Mutex::new(Generator::new(seed)),
+            mode: Mutex::new(mode),
+        }
+    }
+
+    /// A planning store: building a model on it records every parameter's name and shape and
+    /// their total bytes, stopping with an error past `limits`, and allocates nothing (each
+    /// parameter is a one-element placeholder broadcast to its shape). See
+    /// [`crate::build_from`].
+    pub fn plan(dtype: DType, limits: PlanLimits) -> VarStore {
+        let mode = Mode::Plan {
+            limits,
+            bytes: 0,
+            expect: None,
+        };
+        VarStore::with_mode(Device::Cpu, dtype, 0, mode)
+    }
+
+    /// A planning store that also checks each parameter's name and shape against `source`
+    /// as it is created, so the first one the source does not hold is the error (before a
+    /// model with a hostile config creates the rest).
+    pub fn plan_for(dtype: DType, limits: PlanLimits, source: &dyn WeightSource) -> VarStore {
+        let expect = Expected {
+            index: source.index().into_iter().collect(),
+            what: source.describe(),
+        };
+        let mode = Mode::Plan {
+            limits,
+            bytes: 0,
+            expect: Some(expect),
+        };
+        VarStore::with_mode(Device::Cpu, dtype, 0, mode)
+    }
+
+    /// A store whose parameters are read from `source` as a model creates them, each name and
+    /// shape checked against the source first; call [`VarStore::finish_load`] when the model
+    /// is built. Parameters created afterwards are initialized as usual.
+    pub fn from_source(device: Device, dtype: DType, source: Box<dyn WeightSource>) -> VarStore {
+        VarStore::with_mode(device, dtype, 0, Mode::Load(source))
+    }
+
+    /// Checks a planning store's parameters against `source`: every name present with its
+    /// shape, and nothing in the source left untaken (but what it ignores). The first
+    /// disagreement is the error.
+    pub fn check_plan(&self, source: &dyn WeightSource) -> Result<()> {
+        let index: BTreeMap<String, Vec<usize>> = source.index().into_iter().collect();
+        let params = self.named_parameters();
+        for (name, p) in &params {
+            let want = p.tensor().shape();
+            check_entry(&source.describe(), index.get(name), name, &want)?;
+        }
+        let taken: BTreeMap<&str, ()> = params.iter().map(|(n, _)| (n.as_str(), ())).collect();
+        if let Some(extra) = index
+            .keys()
+            .find(|k| !taken.contains_key(k.as_str()) && !source.ignored(k))
+        {
+            return Err(Error::data(
+                "load",
+                format!(
+                    "{}: tensor {extra} belongs to no parameter of the model its configuration \
+                     describes",
+                    source.describe()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ends loading from a source: checks that every tensor it offers was taken (but what it
+    /// ignores), releases it, and returns the store to initializing new parameters.
+    pub fn finish_load(&self) -> Result<()> {
+        let mut mode = self.mode.lock().unwrap_or_else(|e| e.into_inner());
+        if let Mode::Load(source) = &*mode {
+            let names = self.names();
+            let taken: BTreeMap<&str, ()> = names.iter().map(|n| (n.as_str(), ())).collect();
+            if let Some((extra, _)) = source
+                .index()
+                .into_iter()
+                .find(|(k, _)| !taken.contains_key(k.as_str()) && !source.ignored(k))
+            {
+                return Err(Error::data(
+                    "load",
+                    format!(
+                        "{}: tensor {extra} belongs to no parameter",
+                        source.describe()
+                    ),
+                ));
+            }
+        }
+        *mode = Mode::Init;
+        Ok(())
+    }
+
+    /// Bytes a planning store's parameters would take (0 for other stores).
+    pub fn planned_bytes(&self) -> u128 {
+        match &*self.mode.lock().unwrap_or_else(|e| e.into_inner()) {
+            Mode::Plan { bytes, .. } => *bytes,
+            _ => 0,
         }
     }
 
@@ -352,9 +323,33 @@ impl VarStore {
             }
             return Ok(p.clone());
         }
-        let value = {
-            let mut g = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-            init.make(shape, self.dtype, self.device, &mut g)?
+        let value = match &mut *self.mode.lock().unwrap_or_else(|e| e.into_inner()) {
+            Mode::Init => {
+                let mut g = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+                init.make(shape, self.dtype, self.device, &mut g)?
+            }
+            Mode::Plan {
+                limits,
+                bytes,
+                expect,
+            } => {
+                if let Some(e) = expect {
+                    check_entry(&e.what, e.index.get(&name), &name, shape)?;
+                }
+                plan_one(&name, shape, self.dtype, params.len(), limits, bytes)?
+            }
+            Mode::Load(source) => {
+                let found = source.shape(&name);
+                check_entry(&source.describe(), found.as_ref(), &name, shape)?;
+                let t = source.load(&name, self.device, self.dtype)?;
+                if t.dims() != shape {
+                    return Err(Error::internal(
+                        "load",
+                        format!("{name}: read {:?} for an index shape {shape:?}", t.dims()),
+                    ));
+                }
+                t
+            }
         };
         let p = Param::new(name.clone(), value)?;
         params.insert(name, p.clone());
@@ -426,6 +421,79 @@ impl VarStore {
         let refs: Vec<(&str, &Tensor)> = values.iter().map(|(n, t)| (n.as_str(), t)).collect();
         save_safetensors(path, &refs, dtype, None)
     }
+}
+
+/// `name` as the source holds it (`found`) against the shape the model asks for.
+fn check_entry(source: &str, found: Option<&Vec<usize>>, name: &str, want: &[usize]) -> Result<()> {
+    match found {
+        None => Err(Error::data(
+            "load",
+            format!(
+                "{source}: has no tensor {name} (the model's configuration implies one of shape \
+                 {want:?})"
+            ),
+        )),
+        Some(have) if have.as_slice() != want => Err(Error::shape(
+            "load",
+            &[have, want],
+            format!(
+                "{source}: tensor {name} has shape {have:?}, the model's configuration implies \
+                 {want:?}"
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Records one parameter in a planning store; the placeholder allocates one element.
+fn plan_one(
+    name: &str,
+    shape: &[usize],
+    dtype: DType,
+    count: usize,
+    limits: &PlanLimits,
+    total: &mut u128,
+) -> Result<Tensor> {
+    if count >= limits.max_params {
+        return Err(Error::data(
+            "load",
+            format!(
+                "the configuration implies more than {} parameter tensors ({name} is one too \
+                 many)",
+                limits.max_params
+            ),
+        ));
+    }
+    if shape.contains(&0) {
+        return Err(Error::shape(
+            "VarBuilder::get",
+            &[shape],
+            format!("{name}: shape {shape:?} has a zero-sized dimension"),
+        ));
+    }
+    let bytes = shape
+        .iter()
+        .try_fold(dtype.size_in_bytes() as u128, |acc, &d| {
+            acc.checked_mul(d as u128)
+        })
+        .and_then(|b| b.checked_add(*total));
+    match bytes {
+        Some(b) if b <= limits.max_bytes => *total = b,
+        _ => {
+            return Err(Error::TooLarge {
+                op: "load",
+                what: format!("the parameters up to {name} (shape {shape:?}, {dtype})"),
+                bytes,
+                device: Device::Cpu,
+                available: limits.max_bytes,
+            });
+        }
+    }
+    let one = Tensor::zeros(&[1], dtype, Device::Cpu)?;
+    if shape.is_empty() {
+        return one.reshape_to(&[]);
+    }
+    one.broadcast_to(shape)
 }
 
 /// Creates parameters in a [`VarStore`] under a name prefix.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ember_core::{DType, Device, Error, Result, Tensor};
 use memmap2::Mmap;
@@ -138,7 +139,7 @@ pub struct GgufTensorInfo {
 /// An opened GGUF file: metadata and tensor infos parsed and checked, data memory-mapped.
 pub struct GgufFile {
     path: PathBuf,
-    map: Mmap,
+    map: Arc<Mmap>,
     /// The format version (2 or 3).
     pub version: u32,
     /// Metadata key–value pairs.
@@ -272,11 +273,16 @@ impl GgufFile {
         })?;
         Ok(GgufFile {
             path: path.to_path_buf(),
-            map,
+            map: Arc::new(map),
             version,
             metadata,
             tensors,
         })
+    }
+
+    /// The file this was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// A tensor's info by name.
@@ -286,25 +292,71 @@ impl GgufFile {
 
     /// Dequantizes tensor `name` to a tensor of `dtype` on `device`.
     pub fn load(&self, name: &str, device: Device, dtype: DType) -> Result<Tensor> {
-        let info = self.info(name).ok_or_else(|| Error::Data {
-            op: "gguf load",
-            msg: format!("tensor {name} is not in {}", self.path.display()),
-        })?;
-        let bytes = &self.map[info.range.0..info.range.1];
-        let n: usize = info.shape.iter().product();
-        let values = dequantize(info.ty, bytes, n).ok_or_else(|| Error::Format {
-            format: FORMAT,
-            path: self.path.display().to_string(),
-            msg: format!(
-                "tensor {name}: {} bytes do not hold {n} {:?} values",
-                bytes.len(),
-                info.ty
-            ),
-        })?;
-        Tensor::from_vec(values, &info.shape, Device::Cpu)?
-            .to_dtype(dtype)?
-            .to_device(device)
+        load_tensor(&self.path, &self.map, &self.tensors, name, device, dtype)
     }
+
+    /// The tensors without the metadata: a cheap handle on the same mapped file that can
+    /// outlive this value (for a model that reads its parameters one by one as it is built).
+    pub fn tensor_data(&self) -> GgufTensors {
+        GgufTensors {
+            path: self.path.clone(),
+            map: self.map.clone(),
+            tensors: self.tensors.clone(),
+        }
+    }
+}
+
+/// A GGUF file's tensors (infos and mapped data) without its metadata; see
+/// [`GgufFile::tensor_data`].
+#[derive(Clone)]
+pub struct GgufTensors {
+    path: PathBuf,
+    map: Arc<Mmap>,
+    /// Tensor infos in file order.
+    pub tensors: Vec<GgufTensorInfo>,
+}
+
+impl GgufTensors {
+    /// The file the tensors are mapped from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Dequantizes tensor `name` to a tensor of `dtype` on `device`.
+    pub fn load(&self, name: &str, device: Device, dtype: DType) -> Result<Tensor> {
+        load_tensor(&self.path, &self.map, &self.tensors, name, device, dtype)
+    }
+}
+
+fn load_tensor(
+    path: &Path,
+    map: &Mmap,
+    tensors: &[GgufTensorInfo],
+    name: &str,
+    device: Device,
+    dtype: DType,
+) -> Result<Tensor> {
+    let info = tensors
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| Error::Data {
+            op: "gguf load",
+            msg: format!("tensor {name} is not in {}", path.display()),
+        })?;
+    let bytes = &map[info.range.0..info.range.1];
+    let n: usize = info.shape.iter().product();
+    let values = dequantize(info.ty, bytes, n).ok_or_else(|| Error::Format {
+        format: FORMAT,
+        path: path.display().to_string(),
+        msg: format!(
+            "tensor {name}: {} bytes do not hold {n} {:?} values",
+            bytes.len(),
+            info.ty
+        ),
+    })?;
+    Tensor::from_vec(values, &info.shape, Device::Cpu)?
+        .to_dtype(dtype)?
+        .to_device(device)
 }
 
 type Parsed = (u32, BTreeMap<String, GgufValue>, Vec<GgufTensorInfo>);

@@ -18,6 +18,6 @@ mod quant;
 mod safetensors_io;
 
 pub use atomic::write_atomic;
-pub use gguf::{GgufFile, GgufTensorInfo, GgufType, GgufValue};
+pub use gguf::{GgufFile, GgufTensorInfo, GgufTensors, GgufType, GgufValue};
 pub use quant::dequantize;
 pub use safetensors_io::{Checkpoint, save_safetensors};
