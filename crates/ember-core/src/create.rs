@@ -39,7 +39,7 @@ impl Tensor {
     /// # Ok::<(), ember_core::Error>(())
     /// ```
     pub fn from_vec<T: Element>(values: Vec<T>, shape: &[usize], device: Device) -> Result<Tensor> {
-        let numel: usize = shape.iter().product();
+        let numel = crate::shape::checked_numel("from_vec", shape)?;
         if values.len() != numel {
             return Err(Error::data(
                 "from_vec",
@@ -79,9 +79,20 @@ impl Tensor {
     /// # Ok::<(), ember_core::Error>(())
     /// ```
     pub fn full(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Tensor> {
-        check_nonempty("full", shape)?;
-        device.check_dtype("full", dtype)?;
-        memory::check_tensor("full", shape, dtype, device)?;
+        Tensor::filled("full", shape, value, dtype, device)
+    }
+
+    /// [`Tensor::full`] with errors naming `op`.
+    fn filled(
+        op: &'static str,
+        shape: &[usize],
+        value: f64,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Tensor> {
+        check_nonempty(op, shape)?;
+        device.check_dtype(op, dtype)?;
+        memory::check_tensor(op, shape, dtype, device)?;
         let pshape = if shape.is_empty() {
             vec![1]
         } else {
@@ -93,12 +104,12 @@ impl Tensor {
 
     /// A tensor of zeros.
     pub fn zeros(shape: &[usize], dtype: DType, device: Device) -> Result<Tensor> {
-        Tensor::full(shape, 0.0, dtype, device)
+        Tensor::filled("zeros", shape, 0.0, dtype, device)
     }
 
     /// A tensor of ones.
     pub fn ones(shape: &[usize], dtype: DType, device: Device) -> Result<Tensor> {
-        Tensor::full(shape, 1.0, dtype, device)
+        Tensor::filled("ones", shape, 1.0, dtype, device)
     }
 
     /// Zeros with this tensor's shape, dtype and device.

@@ -2,6 +2,20 @@
 
 use crate::{Error, Result};
 
+/// The number of elements of `shape`, or an error when the product overflows.
+pub(crate) fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| {
+            Error::shape(
+                op,
+                &[shape],
+                format!("shape {shape:?} has more elements than an address space holds"),
+            )
+        })
+}
+
 /// Resolves a possibly negative dim against `rank`.
 pub(crate) fn norm_dim(op: &'static str, dim: isize, rank: usize) -> Result<usize> {
     let r = rank as isize;
@@ -100,7 +114,9 @@ pub(crate) fn infer_shape(op: &'static str, spec: &[isize], from: &[usize]) -> R
                 ));
             }
             s => {
-                known *= s as usize;
+                known = known
+                    .checked_mul(s as usize)
+                    .ok_or_else(|| Error::shape(op, &[from], format!("sizes {spec:?} overflow")))?;
                 out.push(s as usize);
             }
         }

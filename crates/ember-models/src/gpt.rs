@@ -320,6 +320,10 @@ impl CausalLm for Gpt {
         vec![KvCache::new(); self.model.blocks.len()]
     }
 
+    fn max_positions(&self) -> usize {
+        self.cfg.block_size
+    }
+
     fn forward_cached(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
         self.model.forward(ids, Some(cache))
     }

@@ -167,11 +167,6 @@ impl Gpt2 {
         )
     }
 
-    /// The learned positions (`n_positions`).
-    pub fn max_positions(&self) -> usize {
-        self.cfg.n_positions
-    }
-
     /// Writes `config.json` and `model.safetensors` (HF names, no `transformer.` prefix, as
     /// `GPT2Model` saves) so transformers loads the directory back.
     pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
@@ -205,6 +200,10 @@ impl Gpt2 {
 impl CausalLm for Gpt2 {
     fn new_cache(&self) -> Vec<KvCache> {
         vec![KvCache::new(); self.model.blocks.len()]
+    }
+
+    fn max_positions(&self) -> usize {
+        self.cfg.n_positions
     }
 
     fn forward_cached(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {

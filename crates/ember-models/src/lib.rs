@@ -77,4 +77,6 @@ pub trait CausalLm {
     fn new_cache(&self) -> Vec<ember_nn::KvCache>;
     /// Logits `(B, T, V)` for ids `(B, T)` following the cached positions.
     fn forward_cached(&self, ids: &Tensor, cache: &mut [ember_nn::KvCache]) -> Result<Tensor>;
+    /// The positions the model attends over (its context length).
+    fn max_positions(&self) -> usize;
 }

@@ -139,11 +139,6 @@ impl Llama {
         let mut cache = self.new_cache();
         self.forward_cached(ids, &mut cache)
     }
-
-    /// The positions the model can attend over (`max_position_embeddings`).
-    pub fn max_positions(&self) -> usize {
-        self.cfg.max_position_embeddings
-    }
 }
 
 /// The `config.json` written for a model built from a typed config.
@@ -164,7 +159,12 @@ fn written_config(cfg: &LlamaConfig) -> serde_json::Value {
 
 /// A GGUF file's `llama.*` metadata as a config, every integer checked to fit.
 fn gguf_config(g: &GgufFile) -> Result<LlamaConfig> {
-    let bad = |what: String| Error::data("Llama::from_gguf", what);
+    let bad = |what: String| {
+        Error::data(
+            "Llama::from_gguf",
+            format!("{}: {what}", g.path().display()),
+        )
+    };
     let arch = g
         .metadata
         .get("general.architecture")
@@ -217,8 +217,7 @@ fn gguf_config(g: &GgufFile) -> Result<LlamaConfig> {
         bos_token_id: token("bos_token_id"),
         eos_token_id: token("eos_token_id").map(serde_json::Value::from),
     };
-    cfg.check()
-        .map_err(|msg| bad(format!("{}: {msg}", g.path().display())))?;
+    cfg.check().map_err(bad)?;
     Ok(cfg)
 }
 
@@ -329,6 +328,10 @@ fn unpermute(w: &Tensor, heads: usize) -> Result<Tensor> {
 impl CausalLm for Llama {
     fn new_cache(&self) -> Vec<KvCache> {
         vec![KvCache::new(); self.layers.len()]
+    }
+
+    fn max_positions(&self) -> usize {
+        self.cfg.max_position_embeddings
     }
 
     fn forward_cached(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {

@@ -156,7 +156,7 @@ impl PlanLimits {
     /// Limits for a randomly initialized model of `dtype` on `device`: what fits in memory.
     pub fn of_memory(device: Device) -> PlanLimits {
         PlanLimits {
-            max_params: 1 << 18,
+            max_params: 1 << 16,
             max_bytes: memory::available(device),
         }
     }

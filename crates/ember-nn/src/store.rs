@@ -78,6 +78,8 @@ enum Mode {
         limits: PlanLimits,
         bytes: u128,
         expect: Option<Expected>,
+        /// The one-element tensor every placeholder is a view of.
+        one: Option<Tensor>,
     },
     /// Read from a source, each name and shape checked before the read.
     Load(Box<dyn WeightSource>),
@@ -131,6 +133,7 @@ impl VarStore {
             limits,
             bytes: 0,
             expect: None,
+            one: None,
         };
         VarStore::with_mode(Device::Cpu, dtype, 0, mode)
     }
@@ -147,6 +150,7 @@ impl VarStore {
             limits,
             bytes: 0,
             expect: Some(expect),
+            one: None,
         };
         VarStore::with_mode(Device::Cpu, dtype, 0, mode)
     }
@@ -332,11 +336,22 @@ impl VarStore {
                 limits,
                 bytes,
                 expect,
+                one,
             } => {
                 if let Some(e) = expect {
                     check_entry(&e.what, e.index.get(&name), &name, shape)?;
                 }
-                plan_one(&name, shape, self.dtype, params.len(), limits, bytes)?
+                plan_one(&name, shape, self.dtype, params.len(), limits, bytes)?;
+                let one = match one {
+                    Some(t) => t.clone(),
+                    None => one
+                        .insert(Tensor::zeros(&[1], self.dtype, Device::Cpu)?)
+                        .clone(),
+                };
+                match shape.is_empty() {
+                    true => one.reshape_to(&[])?,
+                    false => one.broadcast_to(shape)?,
+                }
             }
             Mode::Load(source) => {
                 let found = source.shape(&name);
@@ -445,7 +460,7 @@ fn check_entry(source: &str, found: Option<&Vec<usize>>, name: &str, want: &[usi
     }
 }
 
-/// Records one parameter in a planning store; the placeholder allocates one element.
+/// Records one parameter in a planning store, checked against its limits.
 fn plan_one(
     name: &str,
     shape: &[usize],
@@ -453,7 +468,7 @@ fn plan_one(
     count: usize,
     limits: &PlanLimits,
     total: &mut u128,
-) -> Result<Tensor> {
+) -> Result<()> {
     if count >= limits.max_params {
         return Err(Error::data(
             "load",
@@ -489,11 +504,7 @@ fn plan_one(
             });
         }
     }
-    let one = Tensor::zeros(&[1], dtype, Device::Cpu)?;
-    if shape.is_empty() {
-        return one.reshape_to(&[]);
-    }
-    one.broadcast_to(shape)
+    Ok(())
 }
 
 /// Creates parameters in a [`VarStore`] under a name prefix.

@@ -15,6 +15,9 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod gguf;
+pub mod hostile;
+
 use std::path::PathBuf;
 
 pub use ember_core::Device;

@@ -142,6 +142,7 @@ impl Tensor {
         if shape == self.dims() {
             return Ok(self.clone());
         }
+        crate::shape::checked_numel("broadcast_to", shape)?;
         let p = prim::expand(self.prim_rank(shape.len()), &out_p(shape));
         let y = self.wrap(p, shape.to_vec());
         Ok(y.record(&[self], || Op::Expand(self.clone())))
