@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use ember::cli::exit_on_error;
 use ember::models::{Bert, Tokenizer};
 use ember::prelude::*;
 
@@ -25,8 +26,11 @@ struct Args {
     device: Device,
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn main() {
+    exit_on_error(run(Args::parse()));
+}
+
+fn run(args: Args) -> Result<()> {
     let dir = match &args.model {
         Some(p) => p.clone(),
         None => ember::assets::path("minilm")?,

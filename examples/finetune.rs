@@ -13,10 +13,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
+use ember::cli::{exit_on_error, positive_f64};
 use ember::models::{GenerateOpts, Llama, TextStream, Tokenizer, generate};
 use ember::optim::{AdamW, AdamWConfig, cosine_with_warmup, decay_groups};
 use ember::prelude::*;
-use ember::train::{TokenStream, TrainConfig, Trainer};
+use ember::train::{RunDir, TokenStream, TrainConfig, Trainer};
 use ember::weights::GgufFile;
 
 /// Fine-tune SmolLM2 (or any Llama-family model) on a text file with AdamW and a cosine schedule.
@@ -32,21 +33,24 @@ struct Args {
     /// Where the fine-tuned model (config.json, model.safetensors, tokenizer.json) goes.
     #[arg(long, default_value = "runs/finetune")]
     out: PathBuf,
+    /// Replace an earlier fine-tune's checkpoints in `--out` (otherwise that is an error).
+    #[arg(long)]
+    overwrite: bool,
     /// Optimizer steps.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
     steps: u64,
     /// Sequences per step.
-    #[arg(long, default_value_t = 4)]
-    batch_size: usize,
-    /// Tokens per sequence.
-    #[arg(long, default_value_t = 128)]
-    block: usize,
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch_size: u32,
+    /// Tokens per sequence (at most the model's context).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(2..))]
+    block: u32,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = positive_f64)]
     lr: f64,
     /// Validation batches for the before/after loss.
-    #[arg(long, default_value_t = 8)]
-    eval_batches: usize,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    eval_batches: u32,
     /// Prompt to continue with the fine-tuned model.
     #[arg(long, default_value = "Shall I compare thee")]
     prompt: String,
@@ -74,8 +78,12 @@ fn load(path: &Path, device: Device) -> Result<(Llama, Tokenizer)> {
     }
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn main() {
+    exit_on_error(run(Args::parse()));
+}
+
+fn run(args: Args) -> Result<()> {
+    let (batch_size, block) = (args.batch_size as usize, args.block as usize);
     let model_path = match &args.model {
         Some(p) => p.clone(),
         None => ember::assets::path(ember::assets::SMOLLM2_GGUF)?,
@@ -96,7 +104,25 @@ fn main() -> Result<()> {
     let text = std::fs::read_to_string(&text_path).map_err(|e| Error::io(&text_path, e))?;
     let ids = tok.encode(&text, false)?;
     println!("{}: {} tokens", text_path.display(), ids.len());
-    let (train, val) = TokenStream::new(ids, args.block)?.split(0.9)?;
+    if block > model.cfg.max_position_embeddings {
+        return Err(Error::data(
+            "finetune",
+            format!(
+                "--block {block} exceeds the model's context of {}",
+                model.cfg.max_position_embeddings
+            ),
+        ));
+    }
+    // Weights, gradients and AdamW's moments, and the activations of a batch (rough).
+    let c = &model.cfg;
+    let per_token =
+        c.num_hidden_layers * (40 * c.hidden_size + 4 * c.intermediate_size) + 4 * c.vocab_size;
+    let bytes = 16 * model.store.num_parameters() as u128
+        + 4 * (batch_size * block) as u128 * per_token as u128;
+    ember::memory::check_bytes("finetune", Some(bytes), args.device, || {
+        format!("fine-tuning on batches of {batch_size} × {block} tokens")
+    })?;
+    let (train, val) = TokenStream::new(ids, block)?.split(0.9)?;
 
     // Loss: next-token cross-entropy at every position.
     let loss_fn = |x: &Tensor, y: &Tensor| -> Result<Tensor> {
@@ -115,10 +141,10 @@ fn main() -> Result<()> {
     let schedule = cosine_with_warmup(args.lr, warmup, args.steps, args.lr / 10.0);
     let cfg = TrainConfig {
         steps: args.steps,
-        batch_size: args.batch_size,
+        batch_size,
         clip: Some(1.0),
         eval_every: 0,
-        eval_batches: args.eval_batches,
+        eval_batches: args.eval_batches as usize,
         log_every: 1,
         keep_last: 1,
         out_dir: args.out.join("run"),
@@ -126,6 +152,15 @@ fn main() -> Result<()> {
         device: args.device,
         ..Default::default()
     };
+    // The run directory: locked until the end, and not mixed with an earlier run.
+    let run_dir = RunDir::open(&args.out.join("run"))?; // locked until the end
+    if args.overwrite {
+        let old = run_dir.join("checkpoints");
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        }
+    }
+    run_dir.check_fresh()?;
     let mut trainer = Trainer::new(&model.store, Box::new(opt), schedule, cfg);
     let before = trainer.evaluate(&val, &loss_fn)?;
     println!("validation loss before: {before:.4}");

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
+use ember::cli::{exit_on_error, non_negative_f64, positive_f64, probability};
 use ember::models::{CausalLm, GenerateOpts, Gpt2, Llama, TextStream, Tokenizer, chatml, generate};
 use ember::prelude::*;
 use ember::weights::GgufFile;
@@ -40,16 +41,16 @@ struct Args {
     #[arg(long, default_value_t = 128)]
     max_new_tokens: usize,
     /// Sampling temperature (0: greedy).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative_f64)]
     temperature: f64,
-    /// Nucleus sampling threshold.
-    #[arg(long, default_value_t = 0.9)]
+    /// Nucleus sampling threshold, in (0, 1].
+    #[arg(long, default_value_t = 0.9, value_parser = probability)]
     top_p: f64,
     /// Keep the k most likely tokens (0: all).
     #[arg(long, default_value_t = 0)]
     top_k: usize,
     /// Repetition penalty (1: none).
-    #[arg(long, default_value_t = 1.1)]
+    #[arg(long, default_value_t = 1.1, value_parser = positive_f64)]
     repetition_penalty: f64,
     /// Sampler seed.
     #[arg(long, default_value_t = 0)]
@@ -85,8 +86,11 @@ fn load(path: &Path, device: Device) -> Result<(Box<dyn CausalLm>, Tokenizer)> {
     }
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn main() {
+    exit_on_error(run(Args::parse()));
+}
+
+fn run(args: Args) -> Result<()> {
     let path = match &args.model {
         Some(p) => p.clone(),
         None => ember::assets::path(ember::assets::SMOLLM2_GGUF)?,
@@ -113,6 +117,16 @@ fn main() -> Result<()> {
         chatml(&messages, true)
     };
     let prompt = tok.encode(&text, false)?;
+    if prompt.len() > model.max_positions() {
+        return Err(Error::data(
+            "generate",
+            format!(
+                "the prompt is {} tokens, the model's context {}: shorten it",
+                prompt.len(),
+                model.max_positions()
+            ),
+        ));
+    }
     let stop_tokens = [im_end, tok.token_id("<|endoftext|>"), tok.token_id("</s>")]
         .into_iter()
         .flatten()

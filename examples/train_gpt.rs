@@ -10,16 +10,20 @@
 //! The model is nanoGPT's, `ember::models::Gpt` (pre-LayerNorm blocks, causal self-attention,
 //! a 4x GELU MLP, learned positions, the output head tied to the token embedding), without
 //! biases or dropout. The run directory gets `metrics.jsonl`, `loss.png`,
-//! `checkpoints/step-N/`, `config.json` and `vocab.json`.
+//! `checkpoints/step-N/`, `config.json` and `vocab.json`; it is locked while the run writes
+//! it, and every file in it is written atomically. Flags are checked before anything runs
+//! (sizes at least 1, heads dividing the width, finite learning rate and temperature, a
+//! model and batch that fit in memory); an error prints one line and exits with status 1.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
+use ember::cli::{exit_on_error, non_negative_f64, positive_f64};
 use ember::models::{Gpt, GptConfig};
 use ember::optim::{AdamW, AdamWConfig, cosine_with_warmup, decay_groups};
 use ember::prelude::*;
-use ember::train::{TokenStream, TrainConfig, Trainer};
+use ember::train::{RunDir, TokenStream, TrainConfig, Trainer};
 
 /// Train a character-level GPT on Shakespeare (or any text file).
 #[derive(Parser, Debug)]
@@ -37,25 +41,25 @@ struct Args {
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Optimizer steps in total.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
     steps: u64,
     /// Sequences per step.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     batch_size: usize,
     /// Context length in characters.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = at_least_one)]
     block: usize,
     /// Transformer blocks.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least_one)]
     n_layer: usize,
-    /// Attention heads per block.
-    #[arg(long, default_value_t = 4)]
+    /// Attention heads per block (must divide --n-embd).
+    #[arg(long, default_value_t = 4, value_parser = at_least_one)]
     n_head: usize,
     /// Model width.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = at_least_one)]
     n_embd: usize,
     /// Peak learning rate (after warmup; cosine decay to a tenth of it).
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 2e-3, value_parser = positive_f64)]
     lr: f64,
     /// Warmup steps.
     #[arg(long, default_value_t = 100)]
@@ -64,20 +68,53 @@ struct Args {
     #[arg(long, default_value_t = 250)]
     eval_every: u64,
     /// Validation batches per evaluation.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
     eval_batches: usize,
-    /// Characters to sample at the end.
-    #[arg(long, default_value_t = 500)]
-    sample_chars: usize,
-    /// Sampling temperature.
-    #[arg(long, default_value_t = 0.8)]
+    /// Characters to sample at the end (at most 100000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    sample_chars: u32,
+    /// Sampling temperature (0: greedy).
+    #[arg(long, default_value_t = 0.8, value_parser = non_negative_f64)]
     temperature: f64,
     /// Seed of the initialization, batches and sampling.
     #[arg(long, default_value_t = 1337)]
     seed: u64,
 }
 
-/// `n` characters sampled after `context`, one at a time, at `temperature`.
+/// A count of at least 1.
+fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    }
+}
+
+/// Checks, before anything is allocated, that the model and one training step fit in memory:
+/// weights, gradients and AdamW's two moments (16 bytes per parameter), and the activations
+/// autograd keeps for a batch (a rough upper estimate).
+fn check_memory(cfg: &GptConfig, batch: usize, device: Device) -> Result<()> {
+    let (l, c, v, t, b) = (
+        cfg.n_layer as u128,
+        cfg.n_embd as u128,
+        cfg.vocab_size as u128,
+        cfg.block_size as u128,
+        batch as u128,
+    );
+    let params = l * 12 * c * c + (v + t) * c;
+    // Per layer and token: ~40 saved values of width C and the H attention rows of length T.
+    let per_token = l * (40 * c + 2 * cfg.n_head as u128 * t) + 4 * v;
+    let bytes = 16 * params + 4 * b * t * per_token;
+    ember::memory::check_bytes("train_gpt", Some(bytes), device, || {
+        format!(
+            "training a {}-layer, width-{} model on batches of {batch} × {}",
+            cfg.n_layer, cfg.n_embd, cfg.block_size
+        )
+    })
+    .map(|_| ())
+}
+
+/// `n` characters sampled after `context`, one at a time, at `temperature` (0: greedy).
 fn sample(
     gpt: &Gpt,
     context: &[i64],
@@ -92,10 +129,20 @@ fn sample(
         let window = &ids[ids.len().saturating_sub(gpt.cfg.block_size)..];
         let x = Tensor::from_slice(window, &[1, window.len()], device)?;
         let logits = gpt.forward(&x)?.narrow(1, window.len() - 1, 1)?; // (1, 1, V)
+        if temperature == 0.0 {
+            ids.push(logits.argmax(-1, false)?.reshape(&[-1])?.to_vec::<i64>()?[0]);
+            continue;
+        }
         let probs = logits
             .div_scalar(temperature)?
             .softmax(-1)?
             .to_vec::<f32>()?;
+        if probs.iter().any(|p| !p.is_finite()) {
+            return Err(Error::data(
+                "sample",
+                "the model's probabilities are not finite",
+            ));
+        }
         // Inverse-CDF draw from the categorical distribution.
         let mut u = g.uniform() as f32;
         let mut next = probs.len() - 1;
@@ -109,6 +156,17 @@ fn sample(
         ids.push(next as i64);
     }
     Ok(ids[context.len()..].to_vec())
+}
+
+/// A text file, after checking that it and its ids (8 bytes a character) fit in memory.
+fn read_text(path: &std::path::Path) -> Result<String> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    ember::memory::check_bytes("train_gpt", Some(9 * len as u128), Device::Cpu, || {
+        format!("the text {} and its ids", path.display())
+    })?;
+    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
 }
 
 /// Shakespeare's plays from the asset cache (`scripts/fetch_assets.sh`), concatenated.
@@ -127,39 +185,36 @@ fn default_text() -> Result<String> {
             format!("{}: {msg}", dir.display()),
         ));
     }
-    files
-        .iter()
-        .map(|p| std::fs::read_to_string(p).map_err(|e| Error::io(p, e)))
-        .collect()
+    files.iter().map(|p| read_text(p)).collect()
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Format {
-        format: "json",
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })
+fn main() {
+    exit_on_error(run(Args::parse()));
 }
 
-fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text =
-        serde_json::to_string_pretty(value).map_err(|e| Error::data("json", e.to_string()))?;
-    std::fs::write(path, text).map_err(|e| Error::io(path, e))
-}
-
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn run(args: Args) -> Result<()> {
     let out = args.resume.clone().unwrap_or_else(|| args.out.clone());
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    if args.resume.is_some() && !out.is_dir() {
+        return Err(Error::data(
+            "train_gpt",
+            format!(
+                "--resume {}: there is no run directory there",
+                out.display()
+            ),
+        ));
+    }
+    let run_dir = RunDir::open(&out)?; // locked until the run ends
+    if args.resume.is_none() {
+        run_dir.check_fresh()?;
+    }
 
     // Data: characters → ids; the first 90% trains, the rest validates.
     let text = match &args.text {
-        Some(p) => std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?,
+        Some(p) => read_text(p)?,
         None => default_text()?,
     };
     let vocab: Vec<char> = if args.resume.is_some() {
-        read_json(&out.join("vocab.json"))?
+        run_dir.read_json("vocab.json")?
     } else {
         let mut chars: Vec<char> = text.chars().collect();
         chars.sort_unstable();
@@ -175,7 +230,6 @@ fn main() -> Result<()> {
         .chars()
         .filter_map(|c| index.get(&c).copied())
         .collect();
-    let (train, val) = TokenStream::new(ids, args.block)?.split(0.9)?;
     println!(
         "{} characters, vocabulary of {} (a uniform guess scores {:.2} nats)",
         text.chars().count(),
@@ -184,8 +238,8 @@ fn main() -> Result<()> {
     );
 
     // Model: a fresh one, or the shape of the run being resumed.
-    let cfg = if args.resume.is_some() {
-        read_json(&out.join("config.json"))?
+    let cfg: GptConfig = if args.resume.is_some() {
+        run_dir.read_json("config.json")?
     } else {
         GptConfig {
             vocab_size: vocab.len(),
@@ -196,11 +250,27 @@ fn main() -> Result<()> {
             bias: false,
         }
     };
-    write_json(&out.join("vocab.json"), &vocab)?;
-    write_json(&out.join("config.json"), &cfg)?;
+    if cfg.vocab_size != vocab.len() {
+        return Err(Error::data(
+            "train_gpt",
+            format!(
+                "{}: config.json has a vocabulary of {} but vocab.json holds {} characters",
+                out.display(),
+                cfg.vocab_size,
+                vocab.len()
+            ),
+        ));
+    }
+    cfg.validate()?;
+    check_memory(&cfg, args.batch_size, args.device)?;
+    let (train, val) = TokenStream::new(ids, cfg.block_size)?.split(0.9)?;
+    if args.resume.is_none() {
+        run_dir.write_json("vocab.json", &vocab)?;
+        run_dir.write_json("config.json", &cfg)?;
+    }
     manual_seed(args.seed);
     let store = VarStore::with_seed(args.device, DType::F32, args.seed);
-    let model = Gpt::new(VarBuilder::new(&store), cfg.clone())?; // nanoGPT's model
+    let model = Gpt::checked(&store, cfg.clone())?; // nanoGPT's model
     println!(
         "GPT: {} layers, {} heads, width {}, context {}: {} parameters on {}",
         cfg.n_layer,
@@ -267,7 +337,7 @@ fn main() -> Result<()> {
     let sampled = sample(
         &model,
         &[start_id],
-        args.sample_chars,
+        args.sample_chars as usize,
         args.temperature,
         &mut g,
     )?;

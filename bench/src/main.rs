@@ -154,8 +154,11 @@ fn today() -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn main() {
+    ember::cli::exit_on_error(run(Args::parse()));
+}
+
+fn run(args: Args) -> Result<()> {
     if let Some(name) = &args.worker {
         let v = run_worker(name, args.repeats, args.device)?;
         println!("{v}");

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ember_core::fused::{AdamStep, adamw_step};
-use ember_core::{DType, Gradients, Result, Tensor, no_grad};
+use ember_core::{DType, Error, Gradients, Result, Tensor, no_grad};
 use ember_nn::Param;
 
 use crate::state::{load_state, save_state};
@@ -39,6 +39,26 @@ impl Default for AdamWConfig {
 }
 
 impl AdamWConfig {
+    /// Checks the hyper-parameters as torch does: lr, eps and weight decay finite and
+    /// non-negative, betas in [0, 1).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::data("AdamW", msg));
+        for (what, v) in [
+            ("lr", self.lr),
+            ("eps", self.eps),
+            ("weight_decay", self.weight_decay),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!("{what} {v} must be finite and non-negative"));
+            }
+        }
+        let (b1, b2) = self.betas;
+        if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
+            return bad(format!("betas ({b1}, {b2}) must each be in [0, 1)"));
+        }
+        Ok(())
+    }
+
     /// torch.optim.AdamW's defaults with this learning rate.
     pub fn with_lr(lr: f64) -> AdamWConfig {
         AdamWConfig {
@@ -90,6 +110,7 @@ impl AdamW {
 
 impl Optimizer for AdamW {
     fn step(&mut self, grads: &Gradients) -> Result<()> {
+        self.cfg.validate()?;
         let _guard = no_grad();
         let (b1, b2) = self.cfg.betas;
         for group in &self.groups {

@@ -3,6 +3,8 @@
 
 use std::f64::consts::PI;
 
+use ember_core::{Error, Result};
+
 /// A learning rate for each step (`step` counts completed optimizer steps, from 0).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Schedule {
@@ -50,6 +52,41 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// Checks every rate and factor: finite, and non-negative (a learning rate, a floor, a
+    /// decay factor). The error names the value.
+    pub fn validate(&self) -> Result<()> {
+        let check = |what: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(Error::data(
+                    "Schedule",
+                    format!("{what} {v} must be finite and non-negative"),
+                ))
+            }
+        };
+        match self {
+            Schedule::Constant(lr) => check("lr", *lr),
+            Schedule::Step { lr, gamma, .. } => {
+                check("lr", *lr)?;
+                check("gamma", *gamma)
+            }
+            Schedule::Linear { lr, start, end, .. } => {
+                check("lr", *lr)?;
+                check("start factor", *start)?;
+                check("end factor", *end)
+            }
+            Schedule::Cosine { lr, min_lr, .. } => {
+                check("lr", *lr)?;
+                check("min_lr", *min_lr)
+            }
+            Schedule::Sequential { first, then, .. } => {
+                first.validate()?;
+                then.validate()
+            }
+        }
+    }
+
     /// The learning rate after `step` completed steps.
     pub fn lr(&self, step: u64) -> f64 {
         match self {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ember_core::Gradients;
-use ember_core::{DType, Result, Tensor, no_grad};
+use ember_core::{DType, Error, Result, Tensor, no_grad};
 use ember_nn::Param;
 
 use crate::state::{load_state, save_state};
@@ -34,6 +34,33 @@ impl Default for SgdConfig {
             nesterov: false,
             weight_decay: 0.0,
         }
+    }
+}
+
+impl SgdConfig {
+    /// Checks the hyper-parameters as torch does: lr, momentum, dampening and weight decay
+    /// finite and non-negative; Nesterov needs momentum and no dampening.
+    pub fn validate(&self) -> Result<()> {
+        for (what, v) in [
+            ("lr", self.lr),
+            ("momentum", self.momentum),
+            ("dampening", self.dampening),
+            ("weight_decay", self.weight_decay),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::data(
+                    "Sgd",
+                    format!("{what} {v} must be finite and non-negative"),
+                ));
+            }
+        }
+        if self.nesterov && (self.momentum == 0.0 || self.dampening != 0.0) {
+            return Err(Error::data(
+                "Sgd",
+                "Nesterov momentum requires a momentum and zero dampening",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -69,6 +96,7 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self, grads: &Gradients) -> Result<()> {
+        self.cfg.validate()?;
         let _guard = no_grad();
         let c = self.cfg;
         for group in &self.groups {

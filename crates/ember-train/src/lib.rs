@@ -3,14 +3,19 @@
 //!
 //! A run writes `out_dir/metrics.jsonl` (loss, perplexity, lr, grad-norm, tokens/s; validation
 //! loss), `out_dir/loss.png`, and `out_dir/checkpoints/step-NNNNNNNN/` (model weights with HF
-//! names, optimizer state, RNG states and step), each written atomically.
+//! names, optimizer state, RNG states and step), each written atomically. The directory is
+//! locked by the process writing it ([`RunDir`]); a resumed run truncates `metrics.jsonl` to
+//! the step it resumes from, so the log of an interrupted and resumed run is the log of a
+//! straight one, and its checkpoints are byte-identical to the straight run's.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
 mod data;
 mod plot;
+mod run_dir;
 mod trainer;
 
 pub use data::{Batches, Dataset, Sampled, TokenStream};
 pub use plot::loss_curve;
-pub use trainer::{Summary, TrainConfig, Trainer};
+pub use run_dir::RunDir;
+pub use trainer::{NonFinite, Summary, TrainConfig, Trainer};

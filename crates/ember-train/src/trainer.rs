@@ -16,6 +16,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::checkpoint;
 use crate::data::Batches;
 use crate::plot::loss_curve;
+use crate::run_dir::RunDir;
+
+/// What a step with a non-finite loss or gradient norm does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NonFinite {
+    /// Stop with an error naming the step (the default).
+    #[default]
+    Stop,
+    /// Skip the update, as a loss scaler does: the weights and optimizer state stay as they
+    /// were, the step still counts, and `metrics.jsonl` records `"skipped"`.
+    Skip,
+}
 
 /// What to run and where to write it.
 #[derive(Debug, Clone)]
@@ -46,6 +58,8 @@ pub struct TrainConfig {
     pub device: Device,
     /// Print progress (a bar on a terminal, plain lines otherwise).
     pub progress: bool,
+    /// What a step whose loss or gradient norm is NaN or infinite does.
+    pub on_nonfinite: NonFinite,
 }
 
 impl Default for TrainConfig {
@@ -64,7 +78,31 @@ impl Default for TrainConfig {
             seed: 0,
             device: Device::Cpu,
             progress: true,
+            on_nonfinite: NonFinite::Stop,
         }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the sizes: at least one sequence per batch, one micro-batch per step, one
+    /// checkpoint kept.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: &str| Err(Error::data("TrainConfig", msg.to_string()));
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1");
+        }
+        if self.grad_accum == 0 {
+            return bad("grad_accum must be at least 1");
+        }
+        if self.keep_last == 0 {
+            return bad("keep_last must be at least 1");
+        }
+        if let Some(c) = self.clip
+            && (c.is_nan() || c <= 0.0)
+        {
+            return bad(&format!("clip {c} must be positive (or None)"));
+        }
+        Ok(())
     }
 }
 
@@ -91,6 +129,8 @@ pub struct Trainer<'a> {
     step: u64,
     train_curve: Vec<(u64, f64)>,
     val_curve: Vec<(u64, f64)>,
+    run: Option<RunDir>,
+    resumed: bool,
 }
 
 fn u64s(v: &[u64; 4]) -> serde_json::Value {
@@ -135,7 +175,46 @@ impl<'a> Trainer<'a> {
             step: 0,
             train_curve: Vec::new(),
             val_curve: Vec::new(),
+            run: None,
+            resumed: false,
         }
+    }
+
+    /// The output directory, locked for this process on first use.
+    fn run_dir(&mut self) -> Result<RunDir> {
+        if self.run.is_none() {
+            self.run = Some(RunDir::open(&self.cfg.out_dir)?);
+        }
+        match &self.run {
+            Some(r) => Ok(r.clone()),
+            None => Err(Error::internal("Trainer", "run directory not open")),
+        }
+    }
+
+    /// Keeps the records of `metrics.jsonl` up to `step` (and drops a torn last line), so a
+    /// resumed run's log continues as one ordered record.
+    fn truncate_metrics(&mut self, step: u64) -> Result<()> {
+        let run = self.run_dir()?;
+        let path = run.join("metrics.jsonl");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let kept: String = text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64())
+                    .is_some_and(|s| s <= step)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if kept != text {
+            run.write("metrics.jsonl", kept.as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Steps done so far.
@@ -145,7 +224,10 @@ impl<'a> Trainer<'a> {
 
     /// Continues from a checkpoint directory (or the newest one under it): weights,
     /// optimizer state, sampler and global RNG states, step and curves.
+    ///
+    /// The output directory's `metrics.jsonl` is truncated to the resumed step.
     pub fn resume(&mut self, dir: &Path) -> Result<()> {
+        self.run_dir()?;
         let dir = if dir.join("trainer.json").exists() {
             dir.to_path_buf()
         } else {
@@ -167,7 +249,8 @@ impl<'a> Trainer<'a> {
         set_global_state(parse_u64s(&state["global_rng"]).ok_or_else(|| bad("global_rng"))?);
         self.train_curve = curve(&state["train_curve"]);
         self.val_curve = curve(&state["val_curve"]);
-        Ok(())
+        self.resumed = true;
+        self.truncate_metrics(self.step)
     }
 
     /// Writes a checkpoint of the current state under `out_dir/checkpoints`.
@@ -211,6 +294,8 @@ impl<'a> Trainer<'a> {
         Ok(total / self.cfg.eval_batches.max(1) as f64)
     }
 
+    /// Appends one line to `metrics.jsonl` (one write, so a kill tears at most the last
+    /// line, which a resume drops).
     fn log(&self, record: serde_json::Value) -> Result<()> {
         let path = self.cfg.out_dir.join("metrics.jsonl");
         let mut f = OpenOptions::new()
@@ -218,7 +303,8 @@ impl<'a> Trainer<'a> {
             .append(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        writeln!(f, "{record}").map_err(|e| Error::io(&path, e))
+        f.write_all(format!("{record}\n").as_bytes())
+            .map_err(|e| Error::io(&path, e))
     }
 
     /// Writes `out_dir/loss.png` from the curves so far.
@@ -229,13 +315,34 @@ impl<'a> Trainer<'a> {
     }
 
     /// Trains until `cfg.steps`, evaluating, logging and checkpointing as configured.
+    ///
+    /// The output directory is locked for the run ([`RunDir`]). A fresh run (not resumed)
+    /// refuses a directory that holds an earlier run's checkpoints and starts a new
+    /// `metrics.jsonl`. A step whose loss or gradient norm is not finite stops the run with an
+    /// error naming it, or is skipped ([`NonFinite`]); so is a learning rate that is not
+    /// finite and non-negative.
     pub fn fit(
         &mut self,
         train: &dyn Batches,
         val: Option<&dyn Batches>,
         loss_fn: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>,
     ) -> Result<Summary> {
-        std::fs::create_dir_all(&self.cfg.out_dir).map_err(|e| Error::io(&self.cfg.out_dir, e))?;
+        self.cfg.validate()?;
+        self.schedule.validate()?;
+        if self.step >= self.cfg.steps {
+            return Err(Error::data(
+                "Trainer::fit",
+                format!(
+                    "nothing to do: the run is at step {} and steps is {}",
+                    self.step, self.cfg.steps
+                ),
+            ));
+        }
+        let run = self.run_dir()?;
+        if self.step == 0 && !self.resumed {
+            run.check_fresh()?;
+            self.truncate_metrics(0)?;
+        }
         let params = self.store.trainable_parameters();
         let tokens_per_step =
             (self.cfg.batch_size * train.tokens_per_row() * self.cfg.grad_accum.max(1)) as f64;
@@ -253,6 +360,15 @@ impl<'a> Trainer<'a> {
         let (mut last_loss, mut last_val) = (f64::NAN, None);
         while self.step < self.cfg.steps {
             let lr = self.schedule.lr(self.step);
+            if !(lr.is_finite() && lr >= 0.0) {
+                return Err(Error::data(
+                    "Trainer::fit",
+                    format!(
+                        "step {}: the schedule gives learning rate {lr}",
+                        self.step + 1
+                    ),
+                ));
+            }
             self.opt.set_lr(lr);
             let mut grads = Gradients::default();
             let mut loss_sum = 0.0;
@@ -272,13 +388,37 @@ impl<'a> Trainer<'a> {
                 Some(max) => clip_grad_norm(&mut grads, &params, max)?,
                 None => clip_grad_norm(&mut grads, &params, f64::INFINITY)?,
             };
-            self.opt.step(&grads)?;
+            let loss = loss_sum / accum as f64;
+            let finite = loss.is_finite() && grad_norm.is_finite();
+            if !finite && self.cfg.on_nonfinite == NonFinite::Stop {
+                return Err(Error::data(
+                    "Trainer::fit",
+                    format!(
+                        "step {}: the loss is {loss} and the gradient norm {grad_norm}; the \
+                         weights are unchanged since step {} (lower the learning rate, check \
+                         the data, or set on_nonfinite: NonFinite::Skip)",
+                        self.step + 1,
+                        self.step
+                    ),
+                ));
+            }
+            if finite {
+                self.opt.step(&grads)?;
+            }
             self.step += 1;
-            last_loss = loss_sum / accum as f64;
-            self.train_curve.push((self.step, last_loss));
+            if !finite {
+                self.log(serde_json::json!({
+                    "step": self.step, "skipped": "non-finite loss or gradient norm",
+                    "loss": loss, "grad_norm": grad_norm, "lr": lr,
+                }))?;
+            } else {
+                last_loss = loss;
+                self.train_curve.push((self.step, last_loss));
+            }
             let elapsed = start.elapsed().as_secs_f64();
             let tps = (self.step - first) as f64 * tokens_per_step / elapsed.max(1e-9);
-            if self.step.is_multiple_of(self.cfg.log_every.max(1)) || self.step == self.cfg.steps {
+            let log_now = self.step.is_multiple_of(self.cfg.log_every.max(1));
+            if finite && (log_now || self.step == self.cfg.steps) {
                 self.log(serde_json::json!({
                     "step": self.step, "loss": last_loss, "ppl": last_loss.exp(), "lr": lr,
                     "grad_norm": grad_norm, "tokens_per_s": tps, "elapsed_s": elapsed,

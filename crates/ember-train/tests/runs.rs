@@ -120,3 +120,267 @@ fn a_kill_during_checkpointing_never_costs_the_last_good_checkpoint() {
         "too few kills landed after the first checkpoint ({survived})"
     );
 }
+
+/// `metrics.jsonl` without the timing fields (the only ones two runs cannot share).
+fn metrics(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("tokens_per_s");
+            o.remove("elapsed_s");
+            v
+        })
+        .collect()
+}
+
+/// Every file of a checkpoint directory, by name.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A child of the self-test, killed after `delay_ms` (or its status and stderr when it
+/// finished first).
+fn run_and_kill(
+    out: &Path,
+    args: &[&str],
+    delay_ms: u64,
+) -> Option<(std::process::ExitStatus, String)> {
+    let mut child = Command::new(BIN)
+        .args(["--out", out.to_str().unwrap()])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_millis(delay_ms);
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            let o = child.wait_with_output().unwrap();
+            return Some((o.status, String::from_utf8_lossy(&o.stderr).into()));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    None
+}
+
+#[test]
+fn killed_at_many_points_and_resumed_the_run_ends_byte_identical() {
+    const STEPS: u64 = 120;
+    let steps = STEPS.to_string();
+    let common = [
+        "--steps",
+        &steps,
+        "--checkpoint-every",
+        "3",
+        "--log-every",
+        "1",
+    ];
+    let straight = out_dir("kill-straight");
+    run(&straight, STEPS, &common[2..]);
+
+    let out = out_dir("kill-resumed");
+    // 24 kills at pseudo-random points from 3 to 130 ms after each start: during start-up,
+    // steps, checkpoint writes and the resumes' own writes (each resumed process is killed
+    // too, some of them a few ms after it starts).
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let (mut kills, mut resumed_kills) = (0, 0);
+    for _ in 0..24 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let delay = 3 + state % 128;
+        let ckpts = checkpoint::list(&out.join("checkpoints"));
+        if ckpts.last().is_some_and(|(s, _)| *s == STEPS) {
+            break; // finished, killed after its last checkpoint
+        }
+        let resume = !ckpts.is_empty();
+        let mut args = common.to_vec();
+        if resume {
+            args.push("--resume");
+        }
+        match run_and_kill(&out, &args, delay) {
+            None => {
+                kills += 1;
+                resumed_kills += usize::from(resume);
+            }
+            Some((status, err)) => {
+                assert!(
+                    status.success(),
+                    "a run that was not killed failed: {status}: {err}"
+                );
+                break;
+            }
+        }
+    }
+    let ckpts = checkpoint::list(&out.join("checkpoints"));
+    if ckpts.last().is_none_or(|(s, _)| *s != STEPS) {
+        let extra: &[&str] = if ckpts.is_empty() { &[] } else { &["--resume"] };
+        run(&out, STEPS, &[&common[2..], extra].concat());
+    }
+    eprintln!("{kills} kills ({resumed_kills} of resumed processes) before step {STEPS}");
+    assert!(
+        kills >= 10 && resumed_kills >= 5,
+        "only {kills} kills landed"
+    );
+
+    let last = |root: &Path| checkpoint::latest(&root.join("checkpoints")).unwrap();
+    let (a, b) = (last(&straight), last(&out));
+    assert_eq!(a.file_name(), b.file_name());
+    let (fa, fb) = (files(&a), files(&b));
+    assert_eq!(
+        fa.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        fb.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for ((name, x), (_, y)) in fa.iter().zip(&fb) {
+        assert!(
+            x == y,
+            "{name} differs between the straight and the killed run"
+        );
+    }
+    assert_eq!(metrics(&straight), metrics(&out), "metrics.jsonl differs");
+    // Nothing of the killed writers is left.
+    for dir in [out.clone(), out.join("checkpoints")] {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            assert!(
+                !name.contains(".tmp-"),
+                "leftover {name} in {}",
+                dir.display()
+            );
+        }
+    }
+    // No process holds the directory any more (a killed one's lock file is stale).
+    ember_train::RunDir::open(&out).expect("the lock of a finished or killed run is free");
+}
+
+#[test]
+fn a_second_writer_on_one_run_directory_fails_and_the_first_is_untouched() {
+    let reference = out_dir("writer-ref");
+    let r = run(&reference, 60, &["--checkpoint-every", "5"]);
+
+    let out = out_dir("writers");
+    let mut first = Command::new(BIN)
+        .args([
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "60",
+            "--checkpoint-every",
+            "5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !out.join(".lock").exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the first writer never locked"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let second = Command::new(BIN)
+        .args(["--out", out.to_str().unwrap(), "--steps", "60"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "the second writer must fail");
+    assert!(err.contains("is in use by"), "{err}");
+    assert!(err.starts_with("error: "), "one line for humans: {err}");
+    let resumer = Command::new(BIN)
+        .args(["--out", out.to_str().unwrap(), "--steps", "60", "--resume"])
+        .output()
+        .unwrap();
+    assert!(
+        !resumer.status.success(),
+        "a resume of a running run must fail too"
+    );
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first writer finished before the others tried: nothing was tested"
+    );
+
+    let o = first.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let line = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.contains(&format!("weights={}", r["weights"])),
+        "{line}"
+    );
+    assert_eq!(metrics(&reference), metrics(&out));
+    let last = |root: &Path| checkpoint::latest(&root.join("checkpoints")).unwrap();
+    assert_eq!(files(&last(&reference)), files(&last(&out)));
+}
+
+#[test]
+fn stale_locks_and_leftovers_are_cleared_and_earlier_runs_are_not_overwritten() {
+    let out = out_dir("stale");
+    std::fs::create_dir_all(out.join("checkpoints/.step-00000005.tmp-999999")).unwrap();
+    std::fs::write(out.join(".lock"), "999999\n").unwrap(); // a killed process's lock
+    std::fs::write(out.join(".metrics.jsonl.tmp-999999"), "torn").unwrap();
+    run(&out, 10, &["--checkpoint-every", "5"]);
+    assert!(!out.join("checkpoints/.step-00000005.tmp-999999").exists());
+    assert!(!out.join(".metrics.jsonl.tmp-999999").exists());
+
+    // A fresh run into a directory with checkpoints refuses instead of mixing two runs.
+    let o = Command::new(BIN)
+        .args(["--out", out.to_str().unwrap(), "--steps", "10"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("holds checkpoints of an earlier run"), "{err}");
+    // A finished run has nothing left to do.
+    let o = Command::new(BIN)
+        .args(["--out", out.to_str().unwrap(), "--steps", "10", "--resume"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to do"));
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_naming_the_step_or_is_skipped() {
+    let out = out_dir("nan-stop");
+    let o = Command::new(BIN)
+        .args([
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "20",
+            "--nan-at",
+            "7",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("step 7: the loss is NaN"), "{err}");
+
+    let out = out_dir("nan-skip");
+    let r = run(&out, 20, &["--nan-at", "7", "--skip-nonfinite"]);
+    assert_eq!(r["steps"], "20");
+    assert!(r["loss"].parse::<f64>().unwrap().is_finite());
+    let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let skipped: Vec<&str> = log.lines().filter(|l| l.contains("skipped")).collect();
+    assert_eq!(skipped.len(), 1, "{log}");
+    assert!(skipped[0].contains("\"step\":7"), "{}", skipped[0]);
+}

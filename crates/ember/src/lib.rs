@@ -22,12 +22,15 @@
 //! `ember-nn` (layers with HF names, as [`nn`]), `ember-optim` (SGD, Adam, AdamW, clipping,
 //! schedules, as [`optim`]), `ember-train` (the training loop and checkpoints, as [`train`]).
 //! `ember-models` (GPT-2, Llama, BERT, tokenizers and generation, as [`models`]).
-//! [`assets`] finds the pretrained weights and texts `scripts/fetch_assets.sh` downloads.
+//! [`assets`] finds the pretrained weights and texts `scripts/fetch_assets.sh` downloads;
+//! [`cli`] has the flag parsers and error reporting of command-line programs.
 #![warn(missing_docs)]
 
 pub mod assets;
+pub mod cli;
 
 pub use ember_core::fused;
+pub use ember_core::memory;
 pub use ember_core::{
     AttentionOpts, Backward, CrossEntropyOpts, DType, Device, Element, Error, Generator,
     GradcheckReport, Gradients, Impl, IoError, KernelUse, NoGradGuard, OpKind, Reduction, Result,

@@ -191,3 +191,268 @@ fn finetune_trains_saves_in_hf_layout_and_generates() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs an example that must refuse its input: `Err(stderr)` when it exited with an error
+/// status and a one-line `error:` message (clap's usage errors included); `Ok` when it
+/// succeeded; a panic (counted by the tally) when it panicked, printed a Rust `Debug` error, or
+/// was killed by a signal (an abort).
+fn refuses(name: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(example(name))
+        .args(args)
+        .output()
+        .expect("example starts");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.code().is_some(),
+        "{name} {args:?} was killed by a signal (an abort?): {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "{name} {args:?} panicked: {stderr}"
+    );
+    assert!(
+        !stderr.contains("Error: "),
+        "{name} {args:?} printed a Debug error: {stderr}"
+    );
+    if out.status.success() {
+        return Ok(());
+    }
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error"))
+        .unwrap_or_else(|| panic!("{name} {args:?}: no error line in {stderr}"));
+    Err(line.to_string())
+}
+
+#[test]
+fn examples_refuse_bad_flags_with_one_line_errors() {
+    use ember_testing::hostile::Hostile;
+    let dir = scratch("flags");
+    let text = dir.join("text.txt");
+    std::fs::write(&text, "All the world's a stage.\n".repeat(100)).unwrap();
+    let short = dir.join("short.txt");
+    std::fs::write(&short, "tiny").unwrap();
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let text_s = text.to_str().unwrap();
+    let mut h = Hostile::new("example flags", std::time::Duration::from_secs(60), 4096.0);
+    let tiny = |out: &str| -> Vec<String> {
+        [
+            "--text",
+            text_s,
+            "--out",
+            out,
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--block",
+            "8",
+            "--n-layer",
+            "1",
+            "--n-head",
+            "2",
+            "--n-embd",
+            "8",
+            "--eval-every",
+            "2",
+            "--eval-batches",
+            "1",
+            "--warmup",
+            "1",
+            "--sample-chars",
+            "8",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let mut case = 0;
+    let mut train = |h: &mut Hostile, what: &str, set: &[&str], ok: bool| {
+        case += 1;
+        let out = dir.join(format!("run-{case}"));
+        let mut args = tiny(out.to_str().unwrap());
+        for pair in set.chunks(2) {
+            if let Some((flag, _)) = pair[0].split_once('=')
+                && let Some(i) = args.iter().position(|a| a == flag)
+            {
+                args.drain(i..i + 2); // `--flag=value` replaces `--flag value`
+            }
+            match args.iter().position(|a| a == pair[0]) {
+                Some(i) if pair.len() == 2 => args[i + 1] = pair[1].to_string(),
+                _ => args.extend(pair.iter().map(|s| s.to_string())),
+            }
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let name = format!("train_gpt {what}");
+        match ok {
+            true => h.ok(&name, || refuses("train_gpt", &refs)),
+            false => h.err(&name, || refuses("train_gpt", &refs)),
+        }
+    };
+    let bad: &[(&str, &[&str])] = &[
+        ("--n-head 0", &["--n-head", "0"]),
+        ("--n-head 3 (does not divide 8)", &["--n-head", "3"]),
+        ("--steps 0", &["--steps", "0"]),
+        ("--steps=-1", &["--steps=-1"]),
+        ("--steps abc", &["--steps", "abc"]),
+        ("--batch-size 0", &["--batch-size", "0"]),
+        ("--batch-size 10^8", &["--batch-size", "100000000"]),
+        (
+            "--n-embd 10^9",
+            &["--n-embd", "1000000000", "--n-head", "1"],
+        ),
+        ("--n-layer 10^7", &["--n-layer", "10000000"]),
+        ("--block 0", &["--block", "0"]),
+        ("--block 10^8", &["--block", "100000000"]),
+        ("--block longer than the text", &["--block", "5000"]),
+        ("--n-layer 0", &["--n-layer", "0"]),
+        ("--lr NaN", &["--lr", "NaN"]),
+        ("--lr=-1", &["--lr=-1"]),
+        ("--lr inf", &["--lr", "inf"]),
+        ("--lr 0", &["--lr", "0"]),
+        ("--temperature NaN", &["--temperature", "NaN"]),
+        ("--temperature=-1", &["--temperature=-1"]),
+        ("--eval-batches 0", &["--eval-batches", "0"]),
+        ("--sample-chars 10^7", &["--sample-chars", "10000000"]),
+        ("--device nonsense", &["--device", "tpu"]),
+        ("--text missing", &["--text", "/nonexistent/text.txt"]),
+        ("--text a directory", &["--text", "/tmp"]),
+        ("--text empty", &["--text", empty.to_str().unwrap()]),
+        (
+            "--text shorter than the block",
+            &["--text", short.to_str().unwrap()],
+        ),
+        ("--resume of nothing", &["--resume", "/nonexistent/run"]),
+    ];
+    for (what, set) in bad {
+        train(&mut h, what, set, false);
+    }
+    train(
+        &mut h,
+        "--temperature 0 (greedy)",
+        &["--temperature", "0"],
+        true,
+    );
+
+    // A real run, then resumes against a tampered run directory.
+    let run_dir = dir.join("tampered");
+    let rd = run_dir.to_str().unwrap().to_string();
+    let args = tiny(&rd);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    h.ok("train_gpt a tiny run", || refuses("train_gpt", &refs));
+    h.err("train_gpt a fresh run over it", || {
+        refuses("train_gpt", &refs)
+    });
+    let resume = |steps: &str| -> Vec<String> {
+        ["--text", text_s, "--resume", &rd, "--steps", steps]
+            .map(String::from)
+            .to_vec()
+    };
+    let vocab = std::fs::read_to_string(run_dir.join("vocab.json")).unwrap();
+    let config = std::fs::read_to_string(run_dir.join("config.json")).unwrap();
+    let tamper: Vec<(&str, &str, String)> = vec![
+        (
+            "vocab.json shorter than the model's vocabulary",
+            "vocab.json",
+            "[\"a\"]".into(),
+        ),
+        ("vocab.json not JSON", "vocab.json", "[\"a\", ".into()),
+        (
+            "config.json with n_embd 10^9",
+            "config.json",
+            config.replace("\"n_embd\": 8", "\"n_embd\": 1000000000"),
+        ),
+        (
+            "config.json with n_head 0",
+            "config.json",
+            config.replace("\"n_head\": 2", "\"n_head\": 0"),
+        ),
+        ("config.json empty", "config.json", String::new()),
+    ];
+    for (what, file, contents) in tamper {
+        std::fs::write(run_dir.join(file), contents).unwrap();
+        let a = resume("4");
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        h.err(&format!("train_gpt --resume with {what}"), || {
+            refuses("train_gpt", &refs)
+        });
+        std::fs::write(run_dir.join("vocab.json"), &vocab).unwrap();
+        std::fs::write(run_dir.join("config.json"), &config).unwrap();
+    }
+    let a = resume("2");
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    h.err("train_gpt --resume with nothing left to do", || {
+        refuses("train_gpt", &refs)
+    });
+    let a = resume("4");
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    h.ok("train_gpt --resume untampered", || {
+        refuses("train_gpt", &refs)
+    });
+
+    // generate: options are refused before the model is read.
+    for (what, args) in [
+        ("--temperature NaN", vec!["--temperature", "NaN"]),
+        ("--temperature=-0.5", vec!["--temperature=-0.5"]),
+        ("--top-p 0", vec!["--top-p", "0"]),
+        ("--top-p 1.5", vec!["--top-p", "1.5"]),
+        ("--top-p NaN", vec!["--top-p", "NaN"]),
+        ("--repetition-penalty 0", vec!["--repetition-penalty", "0"]),
+        ("--repetition-penalty=-1", vec!["--repetition-penalty=-1"]),
+        (
+            "--model missing",
+            vec!["--model", "/nonexistent/model.gguf"],
+        ),
+        (
+            "--model a directory without config",
+            vec!["--model", "/tmp"],
+        ),
+        ("--max-new-tokens=-1", vec!["--max-new-tokens=-1"]),
+    ] {
+        h.err(&format!("generate {what}"), || refuses("generate", &args));
+    }
+    // finetune and embed: flags refused before anything is loaded.
+    for (what, args) in [
+        ("--steps 0", vec!["--steps", "0"]),
+        ("--lr NaN", vec!["--lr", "NaN"]),
+        ("--lr=-1e-4", vec!["--lr=-1e-4"]),
+        ("--batch-size 0", vec!["--batch-size", "0"]),
+        ("--batch-size 10^6", vec!["--batch-size", "1000000"]),
+        ("--block 1", vec!["--block", "1"]),
+        ("--eval-batches 0", vec!["--eval-batches", "0"]),
+        ("--model missing", vec!["--model", "/nonexistent/m.gguf"]),
+    ] {
+        let out = dir.join("ft-flags");
+        let mut args = args;
+        args.extend(["--out", out.to_str().unwrap()]);
+        h.err(&format!("finetune {what}"), || refuses("finetune", &args));
+        assert!(
+            !out.exists(),
+            "finetune {what} created its output before failing"
+        );
+    }
+    h.err("embed --model missing", || {
+        refuses("embed", &["--model", "/nonexistent"])
+    });
+    if have_asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") {
+        let out = dir.join("ft");
+        let o = out.to_str().unwrap();
+        h.err("finetune --block past the context", || {
+            refuses(
+                "finetune",
+                &[
+                    "--text", text_s, "--out", o, "--block", "100000", "--steps", "1",
+                ],
+            )
+        });
+        let long = "word ".repeat(10_000);
+        h.err("generate a prompt past the context", || {
+            refuses(
+                "generate",
+                &["--raw", "--prompt", &long, "--max-new-tokens", "1"],
+            )
+        });
+    }
+    h.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}

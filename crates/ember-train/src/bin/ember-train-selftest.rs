@@ -1,11 +1,15 @@
 //! A tiny end-to-end training run, used by ember-train's tests (bit-exact resume in a new
 //! process, crash safety under SIGKILL) and handy as a smoke test:
 //!
-//! `ember-train-selftest --out DIR --steps N [--checkpoint-every K] [--resume]`
+//! `ember-train-selftest --out DIR --steps N [--checkpoint-every K] [--log-every L] [--resume]
+//! [--nan-at S] [--skip-nonfinite]`
 //!
 //! Trains a one-block transformer to predict the next token of a periodic sequence and prints
-//! `steps=<n> loss=<x> val_loss=<y> accuracy=<a> weights=<hash>`.
+//! `steps=<n> loss=<x> val_loss=<y> accuracy=<a> weights=<hash>`. `--nan-at S` makes the loss
+//! of step S NaN (to test the non-finite guard). Errors print as one line on stderr and exit
+//! with status 1.
 
+use std::cell::Cell;
 use std::path::PathBuf;
 
 use ember_core::{CrossEntropyOpts, DType, Device, Generator, Result, Tensor, no_grad};
@@ -13,7 +17,7 @@ use ember_nn::{
     AttentionConfig, Embedding, Module, RmsNorm, TransformerBlock, VarBuilder, VarStore,
 };
 use ember_optim::{AdamW, AdamWConfig, cosine_with_warmup};
-use ember_train::{Batches, TokenStream, TrainConfig, Trainer};
+use ember_train::{Batches, NonFinite, TokenStream, TrainConfig, Trainer};
 
 const VOCAB: usize = 16;
 const DIM: usize = 32;
@@ -83,7 +87,14 @@ fn weights_hash(store: &VarStore) -> Result<u64> {
     Ok(h)
 }
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
         args.iter()
@@ -96,6 +107,14 @@ fn main() -> Result<()> {
     let every: u64 = arg("--checkpoint-every")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
+    let log_every: u64 = arg("--log-every")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let nan_at: Option<u64> = arg("--nan-at").and_then(|s| s.parse().ok());
+    let on_nonfinite = match args.iter().any(|a| a == "--skip-nonfinite") {
+        true => NonFinite::Skip,
+        false => NonFinite::Stop,
+    };
 
     let store = VarStore::with_seed(Device::Cpu, DType::F32, 7);
     let model = Tiny::new(VarBuilder::new(&store))?;
@@ -111,8 +130,9 @@ fn main() -> Result<()> {
         batch_size: 8,
         eval_every: 20,
         eval_batches: 4,
-        log_every: 10,
+        log_every,
         checkpoint_every: every,
+        on_nonfinite,
         keep_last: 2,
         out_dir: out.clone(),
         seed: 3,
@@ -129,7 +149,19 @@ fn main() -> Result<()> {
         trainer.resume(&out)?;
     }
     let (train, val) = data()?;
-    let loss_fn = |x: &Tensor, y: &Tensor| model.loss(x, y);
+    // Training-mode calls of the loss are the steps (evaluation runs in eval mode).
+    let step = Cell::new(trainer.step());
+    let loss_fn = |x: &Tensor, y: &Tensor| {
+        let loss = model.loss(x, y)?;
+        if !store.is_training() {
+            return Ok(loss);
+        }
+        step.set(step.get() + 1);
+        match nan_at == Some(step.get()) {
+            true => loss.mul_scalar(f64::NAN),
+            false => Ok(loss),
+        }
+    };
     let summary = trainer.fit(&train, Some(&val), &loss_fn)?;
     // Next-token accuracy on validation windows.
     let _guard = no_grad();
