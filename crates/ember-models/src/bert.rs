@@ -4,10 +4,9 @@ use std::path::Path;
 
 use ember_core::{DType, Device, Error, Result, Tensor};
 use ember_nn::{
-    Activation, AttentionConfig, CheckpointSource, Embedding, LayerNorm, Linear, LoadOptions,
-    Module, MultiHeadAttention, QkvProjection, VarBuilder, VarStore, build_checked, build_from,
+    Activation, AttentionConfig, Embedding, LayerNorm, Linear, LoadOptions, Module,
+    MultiHeadAttention, QkvProjection, VarBuilder, VarStore, build_checked,
 };
-use ember_weights::Checkpoint;
 use serde::Deserialize;
 
 use crate::config::{divides, finite, positive};
@@ -188,10 +187,9 @@ impl Bert {
             ignore: vec!["embeddings.position_ids".into(), "cls.*".into()],
             ..Default::default()
         };
-        let source =
-            CheckpointSource::new(Checkpoint::open(dir)?, &opts, dir.display().to_string());
-        build_from(
-            Box::new(source),
+        crate::build_from_dir(
+            dir,
+            &opts,
             device,
             dtype,
             |store| Bert::build(&cfg, raw.clone(), store),

@@ -5,10 +5,8 @@ use std::path::Path;
 
 use ember_core::{DType, Device, Error, Result, Tensor};
 use ember_nn::{
-    Activation, CheckpointSource, Embedding, KvCache, LayerNorm, LoadOptions, VarBuilder, VarStore,
-    build_checked, build_from,
+    Activation, Embedding, KvCache, LayerNorm, LoadOptions, VarBuilder, VarStore, build_checked,
 };
-use ember_weights::Checkpoint;
 use serde::Deserialize;
 
 use crate::CausalLm;
@@ -156,10 +154,9 @@ impl Gpt2 {
             ],
             ..Default::default()
         };
-        let source =
-            CheckpointSource::new(Checkpoint::open(dir)?, &opts, dir.display().to_string());
-        build_from(
-            Box::new(source),
+        crate::build_from_dir(
+            dir,
+            &opts,
             device,
             dtype,
             |store| Gpt2::build(&cfg, raw.clone(), store),

@@ -58,6 +58,21 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Builds a model with `build` from the safetensors checkpoint in `dir` (renamed and filtered
+/// by `opts`): planned against the checkpoint's index, then read tensor by tensor.
+pub(crate) fn build_from_dir<M>(
+    dir: &Path,
+    opts: &ember_nn::LoadOptions,
+    device: ember_core::Device,
+    dtype: ember_core::DType,
+    build: impl Fn(ember_nn::VarStore) -> Result<M>,
+    store_of: impl Fn(&M) -> &ember_nn::VarStore,
+) -> Result<M> {
+    let ckpt = ember_weights::Checkpoint::open(dir)?;
+    let source = ember_nn::CheckpointSource::new(ckpt, opts, dir.display().to_string());
+    ember_nn::build_from(Box::new(source), device, dtype, build, store_of)
+}
+
 /// Writes `config.json` and `model.safetensors` (HF names) into `dir`, atomically each.
 pub(crate) fn save_dir(
     dir: &Path,

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use ember_core::{DType, Device, Error, Result, Tensor};
 use ember_nn::{
-    AttentionConfig, CheckpointSource, Embedding, KvCache, Linear, LoadOptions, Module, RmsNorm,
-    TransformerBlock, VarBuilder, VarStore, WeightSource, build_checked, build_from,
+    AttentionConfig, Embedding, KvCache, Linear, LoadOptions, Module, RmsNorm, TransformerBlock,
+    VarBuilder, VarStore, WeightSource, build_checked, build_from,
 };
-use ember_weights::{Checkpoint, GgufFile, GgufTensors, GgufValue};
+use ember_weights::{GgufFile, GgufTensors, GgufValue};
 
 use crate::{CausalLm, LlamaConfig};
 
@@ -100,10 +100,9 @@ impl Llama {
         if cfg.tie_word_embeddings {
             opts.ignore.push("lm_head.weight".into());
         }
-        let source =
-            CheckpointSource::new(Checkpoint::open(dir)?, &opts, dir.display().to_string());
-        build_from(
-            Box::new(source),
+        crate::build_from_dir(
+            dir,
+            &opts,
             device,
             dtype,
             |store| Llama::build(&cfg, raw.clone(), store),
