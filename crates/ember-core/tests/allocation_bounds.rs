@@ -4,12 +4,7 @@
 //! resident memory of this test stays small, so none of them allocated.
 
 use ember_core::{DType, Device, Error, Generator, Tensor};
-
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
-}
+use ember_testing::hostile::peak_rss_mib;
 
 fn too_large<T: std::fmt::Debug>(what: &str, r: ember_core::Result<T>) -> String {
     match r {

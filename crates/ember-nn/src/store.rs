@@ -162,31 +162,11 @@ impl VarStore {
         VarStore::with_mode(device, dtype, 0, Mode::Load(source))
     }
 
-    /// Checks a planning store's parameters against `source`: every name present with its
-    /// shape, and nothing in the source left untaken (but what it ignores). The first
-    /// disagreement is the error.
+    /// Checks, after a model was planned against `source` (each parameter's name and shape
+    /// were checked as it was created), that nothing in the source is left untaken but what
+    /// it ignores.
     pub fn check_plan(&self, source: &dyn WeightSource) -> Result<()> {
-        let index: BTreeMap<String, Vec<usize>> = source.index().into_iter().collect();
-        let params = self.named_parameters();
-        for (name, p) in &params {
-            let want = p.tensor().shape();
-            check_entry(&source.describe(), index.get(name), name, &want)?;
-        }
-        let taken: BTreeMap<&str, ()> = params.iter().map(|(n, _)| (n.as_str(), ())).collect();
-        if let Some(extra) = index
-            .keys()
-            .find(|k| !taken.contains_key(k.as_str()) && !source.ignored(k))
-        {
-            return Err(Error::data(
-                "load",
-                format!(
-                    "{}: tensor {extra} belongs to no parameter of the model its configuration \
-                     describes",
-                    source.describe()
-                ),
-            ));
-        }
-        Ok(())
+        check_all_taken(source, &self.names())
     }
 
     /// Ends loading from a source: checks that every tensor it offers was taken (but what it
@@ -194,21 +174,7 @@ impl VarStore {
     pub fn finish_load(&self) -> Result<()> {
         let mut mode = self.mode.lock().unwrap_or_else(|e| e.into_inner());
         if let Mode::Load(source) = &*mode {
-            let names = self.names();
-            let taken: BTreeMap<&str, ()> = names.iter().map(|n| (n.as_str(), ())).collect();
-            if let Some((extra, _)) = source
-                .index()
-                .into_iter()
-                .find(|(k, _)| !taken.contains_key(k.as_str()) && !source.ignored(k))
-            {
-                return Err(Error::data(
-                    "load",
-                    format!(
-                        "{}: tensor {extra} belongs to no parameter",
-                        source.describe()
-                    ),
-                ));
-            }
+            check_all_taken(source.as_ref(), &self.names())?;
         }
         *mode = Mode::Init;
         Ok(())
@@ -339,7 +305,7 @@ impl VarStore {
                 one,
             } => {
                 if let Some(e) = expect {
-                    check_entry(&e.what, e.index.get(&name), &name, shape)?;
+                    check_entry(&|| e.what.clone(), e.index.get(&name), &name, shape)?;
                 }
                 plan_one(&name, shape, self.dtype, params.len(), limits, bytes)?;
                 let one = match one {
@@ -355,7 +321,7 @@ impl VarStore {
             }
             Mode::Load(source) => {
                 let found = source.shape(&name);
-                check_entry(&source.describe(), found.as_ref(), &name, shape)?;
+                check_entry(&|| source.describe(), found.as_ref(), &name, shape)?;
                 let t = source.load(&name, self.device, self.dtype)?;
                 if t.dims() != shape {
                     return Err(Error::internal(
@@ -438,22 +404,50 @@ impl VarStore {
     }
 }
 
-/// `name` as the source holds it (`found`) against the shape the model asks for.
-fn check_entry(source: &str, found: Option<&Vec<usize>>, name: &str, want: &[usize]) -> Result<()> {
+/// The first tensor of `source` that is neither among `taken` nor ignored, as an error.
+fn check_all_taken(source: &dyn WeightSource, taken: &[String]) -> Result<()> {
+    let taken: std::collections::BTreeSet<&str> = taken.iter().map(String::as_str).collect();
+    match source
+        .index()
+        .into_iter()
+        .find(|(k, _)| !taken.contains(k.as_str()) && !source.ignored(k))
+    {
+        Some((extra, _)) => Err(Error::data(
+            "load",
+            format!(
+                "{}: tensor {extra} belongs to no parameter of the model its configuration \
+                 describes",
+                source.describe()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `name` as the source holds it (`found`) against the shape the model asks for; `source`
+/// describes the source, for the error only.
+fn check_entry(
+    source: &dyn Fn() -> String,
+    found: Option<&Vec<usize>>,
+    name: &str,
+    want: &[usize],
+) -> Result<()> {
     match found {
         None => Err(Error::data(
             "load",
             format!(
-                "{source}: has no tensor {name} (the model's configuration implies one of shape \
-                 {want:?})"
+                "{}: has no tensor {name} (the model's configuration implies one of shape \
+                 {want:?})",
+                source()
             ),
         )),
         Some(have) if have.as_slice() != want => Err(Error::shape(
             "load",
             &[have, want],
             format!(
-                "{source}: tensor {name} has shape {have:?}, the model's configuration implies \
-                 {want:?}"
+                "{}: tensor {name} has shape {have:?}, the model's configuration implies \
+                 {want:?}",
+                source()
             ),
         )),
         Some(_) => Ok(()),

@@ -402,18 +402,16 @@ impl<'a> Trainer<'a> {
                     ),
                 ));
             }
+            self.step += 1;
             if finite {
                 self.opt.step(&grads)?;
-            }
-            self.step += 1;
-            if !finite {
+                last_loss = loss;
+                self.train_curve.push((self.step, last_loss));
+            } else {
                 self.log(serde_json::json!({
                     "step": self.step, "skipped": "non-finite loss or gradient norm",
                     "loss": loss, "grad_norm": grad_norm, "lr": lr,
                 }))?;
-            } else {
-                last_loss = loss;
-                self.train_curve.push((self.step, last_loss));
             }
             let elapsed = start.elapsed().as_secs_f64();
             let tps = (self.step - first) as f64 * tokens_per_step / elapsed.max(1e-9);
