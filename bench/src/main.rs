@@ -70,9 +70,10 @@ fn peak_rss_mib() -> f64 {
 
 fn run_worker(name: &str, repeats: usize, device: Device) -> Result<Value> {
     let m = match name {
-        "gemm512" => workloads::gemm(512, repeats, device)?,
-        "gemm1024" => workloads::gemm(1024, repeats, device)?,
-        "gemm2048" => workloads::gemm(2048, repeats, device)?,
+        "gemm512" => workloads::gemm(512, DType::F32, repeats, device)?,
+        "gemm1024" => workloads::gemm(1024, DType::F32, repeats, device)?,
+        "gemm2048" => workloads::gemm(2048, DType::F32, repeats, device)?,
+        "gemm2048-bf16" => workloads::gemm(2048, DType::BF16, repeats, device)?,
         "nanogpt" => workloads::nanogpt(128, 32, repeats, device)?,
         "nanogpt-1024" => workloads::nanogpt(1024, 4, repeats, device)?,
         "gpt2-prefill" => workloads::gpt2_prefill(repeats, device)?,

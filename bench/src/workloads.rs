@@ -43,11 +43,11 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-/// Square f32 matrix product, GFLOP/s.
-pub fn gemm(n: usize, repeats: usize, device: Device) -> Result<Measured> {
+/// Square matrix product in `dtype` (f32 or bf16), GFLOP/s.
+pub fn gemm(n: usize, dtype: DType, repeats: usize, device: Device) -> Result<Measured> {
     manual_seed(0);
-    let a = Tensor::randn(&[n, n], DType::F32, device)?;
-    let b = Tensor::randn(&[n, n], DType::F32, device)?;
+    let a = Tensor::randn(&[n, n], DType::F32, device)?.to_dtype(dtype)?;
+    let b = Tensor::randn(&[n, n], DType::F32, device)?.to_dtype(dtype)?;
     // Small sizes run several products per timing so a run lasts long enough to time.
     let inner = (1usize << 30).div_ceil(2 * n * n * n).clamp(1, 64);
     for _ in 0..2 {

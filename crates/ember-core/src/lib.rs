@@ -23,6 +23,7 @@
 //! device and dtype). See `docs/architecture.md`.
 #![warn(missing_docs)]
 
+pub mod autocast;
 mod autograd;
 mod create;
 mod device;
@@ -38,6 +39,7 @@ mod random;
 mod shape;
 mod tensor;
 
+pub use autocast::{AutocastGuard, autocast, autocast_off};
 pub use autograd::{
     Backward, GradcheckReport, Gradients, NoGradGuard, OpKind, gradcheck, is_grad_enabled, no_grad,
 };

@@ -213,7 +213,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         self.device().check_dtype("to_dtype", dtype)?;
-        let out = self.wrap(prim::cast(self.prim(), dtype), self.shape());
+        let out = self.wrap(crate::kernels::cast::cast(self.prim(), dtype), self.shape());
         if dtype.is_float() {
             Ok(out.record(&[self], || Op::ToDtype(self.clone())))
         } else {

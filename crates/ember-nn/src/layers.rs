@@ -34,12 +34,8 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = self.weight.tensor(); // (out, in)
-        let y = x.matmul(&w.transpose(0, 1)?)?; // (.., out)
-        match &self.bias {
-            Some(b) => y.add(&b.tensor()),
-            None => Ok(y),
-        }
+        let bias = self.bias.as_ref().map(Param::tensor);
+        x.linear(&self.weight.tensor(), bias.as_ref()) // (.., out)
     }
 }
 
@@ -72,7 +68,7 @@ impl Conv1D {
 
 impl Module for Conv1D {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.weight.tensor())?.add(&self.bias.tensor()) // (.., out)
+        x.addmm(&self.weight.tensor(), &self.bias.tensor()) // (.., out)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Losses with PyTorch's definitions and defaults.
 
+use ember_core::autocast::full;
 use ember_core::{CrossEntropyOpts, Error, Result, Tensor};
 
 /// Cross-entropy of logits `(N, C)` (or `(B, T, C)`, flattened) and I64 targets, ignoring
@@ -11,14 +12,16 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         .cross_entropy(&targets.reshape(&[-1])?, CrossEntropyOpts::default())
 }
 
-/// Mean squared error, as `F.mse_loss` (shapes broadcast).
+/// Mean squared error, as `F.mse_loss` (shapes broadcast). Runs in f32 under autocast.
 pub fn mse(input: &Tensor, target: &Tensor) -> Result<Tensor> {
-    input.sub(target)?.square()?.mean(&[], false)
+    let (input, target) = (full(input)?, full(target)?);
+    input.sub(&target)?.square()?.mean(&[], false)
 }
 
 /// Binary cross-entropy on logits, as `F.binary_cross_entropy_with_logits` (mean), computed
-/// stably: `max(x, 0) - x·y + log(1 + e^-|x|)`.
+/// stably: `max(x, 0) - x·y + log(1 + e^-|x|)`. Runs in f32 under autocast.
 pub fn binary_cross_entropy_with_logits(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+    let logits = &full(logits)?;
     if !target.dtype().is_float() {
         return Err(Error::dtype(
             "binary_cross_entropy_with_logits",

@@ -135,6 +135,8 @@ fn reverse_topological(root: &Tensor) -> Vec<(Tensor, Op)> {
 }
 
 fn run(root: &Tensor, seed: Tensor, retain: bool) -> Result<Gradients> {
+    // Backward rules run in the dtypes the forward recorded, never re-cast by autocast.
+    let _no_autocast = crate::autocast::autocast_off();
     if !root.is_tracked() {
         return Err(Error::Autograd {
             msg: "the output does not depend on any tensor that requires a gradient".into(),

@@ -1,15 +1,26 @@
 //! GELU, exact (erf) and tanh-approximated: forward and backward.
 //!
-//! f32 on the CPU: one vectorized pass (`cpu::elementwise`). Elsewhere: the composed
-//! definition below, which is the reference.
+//! f32 on the CPU: one vectorized pass (`cpu::elementwise`); bf16 on the CPU: the same pass
+//! on the input widened to f32, rounded back. Elsewhere: the composed definition below, which
+//! is the reference.
 
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 
-use super::cpu::elementwise as cpu;
+use super::cpu::{bf16, elementwise as cpu};
 use super::prim::Prim;
 use super::trace::{Impl, note};
 use crate::BinaryFn::{self, Add, Mul};
 use crate::{Result, Tensor, UnaryFn};
+
+/// `kernel` on a contiguous bf16 CPU `x` widened to f32, its result rounded back to bf16.
+fn via_f32(x: &Prim, kernel: fn(&Prim) -> Option<Prim>) -> Option<Prim> {
+    bf16::narrow(&kernel(&bf16::widen(x)?)?)
+}
+
+/// `kernel` on contiguous bf16 CPU `x` and `g` widened to f32, its result rounded to bf16.
+fn via_f32_2(x: &Prim, g: &Prim, kernel: fn(&Prim, &Prim) -> Option<Prim>) -> Option<Prim> {
+    bf16::narrow(&kernel(&bf16::widen(x)?, &bf16::widen(g)?)?)
+}
 
 /// The cubic coefficient of the tanh approximation.
 const GELU_C: f64 = 0.044715;
@@ -18,6 +29,10 @@ const GELU_C: f64 = 0.044715;
 pub(crate) fn gelu(x: Prim) -> Prim {
     if let Some(y) = cpu::gelu(&x) {
         note("gelu", Impl::CpuF32);
+        return y;
+    }
+    if let Some(y) = via_f32(&x, cpu::gelu) {
+        note("gelu", Impl::CpuBf16ViaF32);
         return y;
     }
     note("gelu", Impl::Composed);
@@ -30,6 +45,10 @@ pub(crate) fn gelu(x: Prim) -> Prim {
 pub(crate) fn gelu_backward(x: &Tensor, g: &Tensor) -> Result<Tensor> {
     if let Some(p) = cpu::gelu_backward(&x.prim(), &g.prim()) {
         note("gelu_backward", Impl::CpuF32);
+        return Ok(x.wrap(p, x.shape()));
+    }
+    if let Some(p) = via_f32_2(&x.prim(), &g.prim(), cpu::gelu_backward) {
+        note("gelu_backward", Impl::CpuBf16ViaF32);
         return Ok(x.wrap(p, x.shape()));
     }
     note("gelu_backward", Impl::Composed);
@@ -52,6 +71,10 @@ pub(crate) fn gelu_tanh(x: Prim) -> Prim {
         note("gelu_tanh", Impl::CpuF32);
         return y;
     }
+    if let Some(y) = via_f32(&x, cpu::gelu_tanh) {
+        note("gelu_tanh", Impl::CpuBf16ViaF32);
+        return y;
+    }
     note("gelu_tanh", Impl::Composed);
     let k = (2.0 / PI).sqrt();
     let x3 = Mul.prim_scalar(BinaryFn::Pow.prim_scalar(x.clone(), 3.0), GELU_C);
@@ -64,6 +87,10 @@ pub(crate) fn gelu_tanh(x: Prim) -> Prim {
 pub(crate) fn gelu_tanh_backward(x: &Tensor, g: &Tensor) -> Result<Tensor> {
     if let Some(p) = cpu::gelu_tanh_backward(&x.prim(), &g.prim()) {
         note("gelu_tanh_backward", Impl::CpuF32);
+        return Ok(x.wrap(p, x.shape()));
+    }
+    if let Some(p) = via_f32_2(&x.prim(), &g.prim(), cpu::gelu_tanh_backward) {
+        note("gelu_tanh_backward", Impl::CpuBf16ViaF32);
         return Ok(x.wrap(p, x.shape()));
     }
     note("gelu_tanh_backward", Impl::Composed);

@@ -8,6 +8,8 @@
 //! - f32 on the CPU, no explicit mask, fewer queries (decoding): the scores of one GEMM
 //!   normalized in place (`cpu::softmax::scaled_softmax`); the probabilities are kept for the
 //!   backward.
+//! - bf16 on the CPU: the inputs widened to f32 for the two paths above, the results rounded
+//!   back to bf16.
 //! - everything else: the composed definition below, which is the reference.
 
 use super::cpu;
@@ -31,6 +33,7 @@ pub(crate) enum Saved {
 /// The inputs of one attention: `q (B, H, Tq, D)`, `k (B, Hkv, Tk, D)`, `v (B, Hkv, Tk, Dv)`,
 /// an additive float mask broadcastable to `(B, H, Tq, Tk)`, causality (top-left aligned, as
 /// PyTorch's `is_causal`) and the score scale.
+#[derive(Clone, Copy)]
 pub(crate) struct Args<'a> {
     pub q: &'a Tensor,
     pub k: &'a Tensor,
@@ -40,8 +43,36 @@ pub(crate) struct Args<'a> {
     pub scale: f64,
 }
 
+/// bf16 inputs on the CPU widened to f32 (the kernels read f32; PyTorch's bf16 attention
+/// accumulates in f32 too): `q`, `k`, `v` and a float mask; `None` for other inputs.
+fn widened(a: &Args) -> Result<Option<[Tensor; 4]>> {
+    let low = |t: &Tensor| t.dtype() == DType::BF16 && t.device() == crate::Device::Cpu;
+    if !(low(a.q) && low(a.k) && low(a.v)) {
+        return Ok(None);
+    }
+    let wide = |t: &Tensor| t.to_dtype(DType::F32);
+    let mask = match a.mask {
+        Some(m) if m.dtype() == DType::BF16 => wide(m)?,
+        Some(m) => m.clone(),
+        None => Tensor::zeros(&[], DType::F32, a.q.device())?, // unused
+    };
+    Ok(Some([wide(a.q)?, wide(a.k)?, wide(a.v)?, mask]))
+}
+
 /// The attention output `(B, H, Tq, Dv)` and what its backward needs.
 pub(crate) fn attention(a: &Args) -> Result<(Tensor, Saved)> {
+    if let Some([q, k, v, mask]) = widened(a)? {
+        note("attention", Impl::CpuBf16ViaF32);
+        let wide = Args {
+            q: &q,
+            k: &k,
+            v: &v,
+            mask: a.mask.map(|_| &mask),
+            ..*a
+        };
+        let (y, saved) = attention(&wide)?;
+        return Ok((y.to_dtype(a.q.dtype())?, saved));
+    }
     let (q, k, v) = (a.q, a.k, a.v);
     let tq = q.dims()[2];
     if a.mask.is_none() && tq >= TILED_FROM_QUERIES {
@@ -75,6 +106,22 @@ pub(crate) fn attention_backward(
     y: &Tensor,
     g: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
+    if let Some([q, k, v, mask]) = widened(a)? {
+        note("attention_backward", Impl::CpuBf16ViaF32);
+        let wide = Args {
+            q: &q,
+            k: &k,
+            v: &v,
+            mask: a.mask.map(|_| &mask),
+            ..*a
+        };
+        let (y, g) = (y.to_dtype(DType::F32)?, g.to_dtype(DType::F32)?);
+        let grads = attention_backward(&wide, saved, &y, &g)?;
+        return grads
+            .into_iter()
+            .map(|gr| gr.map(|t| t.to_dtype(a.q.dtype())).transpose())
+            .collect();
+    }
     let (q, k, v) = (a.q, a.k, a.v);
     let p = match saved {
         Saved::Probs(p) => p.clone(),

@@ -1,19 +1,34 @@
 //! Matrix products: forward (batched, equal-rank primitives) and `torch.matmul`'s backward.
 //!
 //! f32 on the CPU: the `gemm` crate called directly, or a few-row product that streams the
-//! weight once (`cpu::matmul`). Elsewhere: burn's matmul primitive.
+//! weight once (`cpu::matmul`). bf16 on the CPU: Ember's AVX512_BF16 GEMM (`cpu::gemm_bf16`),
+//! or the f32 GEMM on widened operands where the CPU lacks it. Elsewhere: burn's primitive.
 
-use super::cpu::matmul as cpu;
+use super::cpu::{bf16, gemm_bf16, matmul as cpu};
 use super::prim::{self, Prim};
 use super::trace::{Impl, note};
 use crate::autograd::sum_to;
-use crate::{Result, Tensor};
+use crate::{DType, Result, Tensor};
 
 /// `a (.., m, k) @ b (.., k, n)` for float primitives of equal rank and batch dims.
 pub(crate) fn matmul(a: Prim, b: Prim) -> Prim {
     if let Some(y) = cpu::matmul(&a, &b) {
         note("matmul", Impl::CpuF32);
         return y;
+    }
+    if let Some(y) = gemm_bf16::matmul(&a, &b) {
+        note("matmul", Impl::CpuBf16);
+        return y;
+    }
+    if bf16::flex_bf16(&a).is_some() && bf16::flex_bf16(&b).is_some() {
+        // No bf16 dot products on this CPU: the f32 GEMM, never slower than f32 would be.
+        let wide = |p: Prim| prim::cast(p, DType::F32);
+        if let Some(y) =
+            cpu::matmul(&wide(a.clone()), &wide(b.clone())).and_then(|y| bf16::narrow(&y))
+        {
+            note("matmul", Impl::CpuBf16ViaF32);
+            return y;
+        }
     }
     note("matmul", Impl::Composed);
     prim::matmul(a, b)

@@ -16,6 +16,7 @@ pub(crate) mod activation;
 pub(crate) mod adamw;
 pub(crate) mod append;
 pub(crate) mod attention;
+pub(crate) mod cast;
 pub(crate) mod cross_entropy;
 pub(crate) mod embedding;
 pub(crate) mod matmul;

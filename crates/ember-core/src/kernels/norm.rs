@@ -1,12 +1,28 @@
 //! Layer norm and RMS norm over the last dim: forward and backward.
 //!
-//! f32 on the CPU: one pass per row (`cpu::norm`), statistics recomputed in the backward.
-//! Elsewhere: the composed definitions below, which are the reference.
+//! f32 on the CPU: one pass per row (`cpu::norm`), statistics recomputed in the backward;
+//! bf16 on the CPU: the same kernels on inputs widened to f32. Elsewhere: the composed definitions below, which are the reference.
 
 use super::cpu::norm as cpu;
 use super::trace::{Impl, note};
 use crate::autograd::sum_to;
-use crate::{Result, Tensor};
+use crate::{DType, Device, Result, Tensor};
+
+/// For a bf16 `x` on the CPU: `x`, `g` and the bf16 parameters widened to f32, so that the
+/// f32 kernels run (PyTorch's CPU norms compute bf16 in f32 too); `None` otherwise.
+#[allow(clippy::type_complexity)]
+fn widened(
+    x: &Tensor,
+    g: Option<&Tensor>,
+    params: [Option<&Tensor>; 2],
+) -> Result<Option<(Tensor, Option<Tensor>, [Option<Tensor>; 2])>> {
+    if x.dtype() != DType::BF16 || x.device() != Device::Cpu {
+        return Ok(None);
+    }
+    let wide = |t: &Tensor| t.to_dtype(DType::F32);
+    let [a, b] = params.map(|p| p.map(wide).transpose());
+    Ok(Some((wide(x)?, g.map(wide).transpose()?, [a?, b?])))
+}
 
 /// `(x - mean) / √(var + eps) · weight + bias` over the last dim (biased variance).
 pub(crate) fn layer_norm(
@@ -15,6 +31,10 @@ pub(crate) fn layer_norm(
     bias: Option<&Tensor>,
     eps: f64,
 ) -> Result<Tensor> {
+    if let Some((x, _, [w, b])) = widened(x, None, [weight, bias])? {
+        note("layer_norm", Impl::CpuBf16ViaF32);
+        return layer_norm(&x, w.as_ref(), b.as_ref(), eps)?.to_dtype(DType::BF16);
+    }
     let (w, b) = (weight.map(Tensor::prim), bias.map(Tensor::prim));
     if let Some(y) = cpu::layer_norm(&x.prim(), w.as_ref(), b.as_ref(), eps) {
         note("layer_norm", Impl::CpuF32);
@@ -42,6 +62,10 @@ pub(crate) fn layer_norm_backward(
     eps: f64,
     g: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
+    if let Some((x, Some(g), [w, b])) = widened(x, Some(g), [weight, bias])? {
+        note("layer_norm_backward", Impl::CpuBf16ViaF32);
+        return layer_norm_backward(&x, w.as_ref(), b.as_ref(), eps, &g);
+    }
     let w = weight.map(Tensor::prim);
     let d = vec![x.dims()[x.rank() - 1]];
     if let Some((dx, dw, db)) =
@@ -85,6 +109,10 @@ pub(crate) fn layer_norm_backward(
 
 /// `x / √(mean(x²) + eps) · weight` over the last dim.
 pub(crate) fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    if let Some((x, _, [w, _])) = widened(x, None, [weight, None])? {
+        note("rms_norm", Impl::CpuBf16ViaF32);
+        return rms_norm(&x, w.as_ref(), eps)?.to_dtype(DType::BF16);
+    }
     let w = weight.map(Tensor::prim);
     if let Some(y) = cpu::rms_norm(&x.prim(), w.as_ref(), eps) {
         note("rms_norm", Impl::CpuF32);
@@ -106,6 +134,10 @@ pub(crate) fn rms_norm_backward(
     eps: f64,
     g: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
+    if let Some((x, Some(g), [w, _])) = widened(x, Some(g), [weight, None])? {
+        note("rms_norm_backward", Impl::CpuBf16ViaF32);
+        return rms_norm_backward(&x, w.as_ref(), eps, &g);
+    }
     let w = weight.map(Tensor::prim);
     let d = vec![x.dims()[x.rank() - 1]];
     if let Some((dx, dw)) = cpu::rms_norm_backward(&x.prim(), w.as_ref(), &g.prim(), eps) {

@@ -10,6 +10,10 @@ pub enum Impl {
     CpuF32,
     /// Ember's tiled CPU attention with an online softmax: memory linear in the sequence.
     CpuF32Tiled,
+    /// Ember's bf16 CPU kernel (AVX512_BF16 dot products, f32 accumulation).
+    CpuBf16,
+    /// bf16 inputs widened to f32 for Ember's f32 CPU kernel, the result rounded back to bf16.
+    CpuBf16ViaF32,
     /// The composed definition from burn primitives (every other device and dtype).
     Composed,
 }

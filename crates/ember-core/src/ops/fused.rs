@@ -4,6 +4,7 @@
 
 use crate::{DType, Error, Result};
 
+use crate::autocast::{autocast_dtype, autocast_off, lower};
 use crate::autograd::{Op, is_grad_enabled, no_grad};
 use crate::kernels;
 use crate::shape::norm_dim;
@@ -90,7 +91,8 @@ impl Tensor {
     }
 
     /// Layer normalization over the last dim, as `torch.nn.functional.layer_norm(x, (D,),
-    /// weight, bias, eps)`. `weight` and `bias` are `(D,)` and optional.
+    /// weight, bias, eps)`. `weight` and `bias` are `(D,)` and optional. The result has
+    /// `x`'s dtype (a bf16 `x` with f32 parameters gives bf16, as PyTorch on the CPU).
     pub fn layer_norm(
         &self,
         weight: Option<&Tensor>,
@@ -104,7 +106,7 @@ impl Tensor {
         inputs.extend(bias);
         self.fused(
             &inputs,
-            || kernels::norm::layer_norm(self, weight, bias, eps),
+            || kernels::norm::layer_norm(self, weight, bias, eps)?.to_dtype(self.dtype()),
             || Op::LayerNorm {
                 x: self.clone(),
                 weight: weight.cloned(),
@@ -123,7 +125,7 @@ impl Tensor {
         inputs.extend(weight);
         self.fused(
             &inputs,
-            || kernels::norm::rms_norm(self, weight, eps),
+            || kernels::norm::rms_norm(self, weight, eps)?.to_dtype(self.dtype()),
             || Op::RmsNorm {
                 x: self.clone(),
                 weight: weight.cloned(),
@@ -174,6 +176,11 @@ impl Tensor {
     /// # Ok::<(), ember_core::Error>(())
     /// ```
     pub fn cross_entropy(&self, targets: &Tensor, opts: CrossEntropyOpts) -> Result<Tensor> {
+        if autocast_dtype().is_some() {
+            let logits = crate::autocast::full(self)?;
+            let _off = autocast_off();
+            return logits.cross_entropy(targets, opts);
+        }
         const OP: &str = "cross_entropy";
         self.same_device(OP, targets)?;
         if self.rank() != 2 || !self.dtype().is_float() {
@@ -237,6 +244,16 @@ impl Tensor {
         v: &Tensor,
         opts: &AttentionOpts,
     ) -> Result<Tensor> {
+        if autocast_dtype().is_some() {
+            let (q, k, v) = (lower(self)?, lower(k)?, lower(v)?);
+            let mask = opts.mask.as_ref().map(lower).transpose()?;
+            let opts = AttentionOpts {
+                mask,
+                ..opts.clone()
+            };
+            let _off = autocast_off();
+            return q.scaled_dot_product_attention(&k, &v, &opts);
+        }
         const OP: &str = "scaled_dot_product_attention";
         let q = self;
         q.same_device(OP, k)?;

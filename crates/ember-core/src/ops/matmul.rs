@@ -1,5 +1,6 @@
 //! Matrix multiplication with PyTorch's rules.
 
+use crate::autocast::{autocast_dtype, lower};
 use crate::kernels::{self, prim};
 use crate::{DType, Error, Result};
 
@@ -24,6 +25,14 @@ impl Tensor {
     /// # Ok::<(), ember_core::Error>(())
     /// ```
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        if autocast_dtype().is_some() {
+            return lower(self)?.matmul_in_dtype(&lower(rhs)?);
+        }
+        self.matmul_in_dtype(rhs)
+    }
+
+    /// `matmul` without autocast's casts.
+    fn matmul_in_dtype(&self, rhs: &Tensor) -> Result<Tensor> {
         const OP: &str = "matmul";
         self.same_device(OP, rhs)?;
         if self.rank() == 0 || rhs.rank() == 0 {
@@ -103,6 +112,37 @@ impl Tensor {
         Ok(y.record(&[self, rhs], || {
             crate::autograd::Op::Matmul(self.clone(), rhs.clone())
         }))
+    }
+}
+
+impl Tensor {
+    /// `x Wᵀ + b` for `weight (out, in)` and `bias (out,)`, as `torch.nn.functional.linear`;
+    /// `self` is `(.., in)`. Under autocast all three run in the low-precision dtype.
+    ///
+    /// ```
+    /// # use ember_core::{Tensor, Device, DType};
+    /// let x = Tensor::ones(&[2, 5, 3], DType::F32, Device::Cpu)?;
+    /// let w = Tensor::ones(&[4, 3], DType::F32, Device::Cpu)?;
+    /// let b = Tensor::full(&[4], 0.5, DType::F32, Device::Cpu)?;
+    /// let y = x.linear(&w, Some(&b))?; // (2, 5, 4)
+    /// assert_eq!(y.to_vec::<f32>()?[0], 3.5);
+    /// # Ok::<(), ember_core::Error>(())
+    /// ```
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let y = lower(self)?.matmul_in_dtype(&lower(weight)?.transpose(0, 1)?)?; // (.., out)
+        match bias {
+            Some(b) => y.add(&lower(b)?),
+            None => Ok(y),
+        }
+    }
+
+    /// `bias + self @ mat` for `mat (in, out)` and `bias (out,)`, as `torch.addmm(bias, self,
+    /// mat)` (Hugging Face's `Conv1D`); `self` is `(.., in)` (PyTorch's takes 2-D only).
+    /// Under autocast all three run in the low-precision dtype.
+    pub fn addmm(&self, mat: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        lower(self)?
+            .matmul_in_dtype(&lower(mat)?)?
+            .add(&lower(bias)?)
     }
 }
 

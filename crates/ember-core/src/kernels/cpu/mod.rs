@@ -1,4 +1,4 @@
-//! Ember's own CPU kernels for f32: one pass over memory where the composed primitives would
+//! Ember's own CPU kernels (f32, and bf16 products): one pass over memory where the composed primitives would
 //! make five to fifteen, and products that skip burn-flex's extra copies.
 //!
 //! Each function reads burn-flex's storage directly and returns `None` (or hands its input
@@ -21,13 +21,17 @@
 //! | `attention` | tiled attention with an online softmax, forward and backward |
 //! | `tiles` | the small dense products of tiled attention (AVX-512 FMA kernels) |
 //! | `matmul` | GEMM into fresh buffers, few-row products for decoding |
+//! | `bf16` | bf16 storage as raw bits, conversions to and from f32, AVX512_BF16 detection |
+//! | `gemm_bf16` | bf16 products: a packed AVX512_BF16 GEMM, few-row products for decoding |
 //! | `optim` | the AdamW update with moments in place |
 
 pub(crate) mod simd;
 
 pub(crate) mod attention;
+pub(crate) mod bf16;
 pub(crate) mod elementwise;
 pub(crate) mod embedding;
+pub(crate) mod gemm_bf16;
 pub(crate) mod loss;
 pub(crate) mod matmul;
 pub(crate) mod norm;

@@ -188,6 +188,12 @@ pub(crate) fn write_along(buf: Prim, dim: usize, at: usize, src: &Prim) -> Resul
 /// The element strides of `t` when all are non-negative and every element its layout reaches
 /// lies inside its storage (so pointer arithmetic over them stays in bounds).
 pub(crate) fn checked_strides(t: &FlexTensor) -> Option<Vec<isize>> {
+    strides_within(t, t.storage::<f32>().len())
+}
+
+/// The element strides of `t` when all are non-negative and every element its layout reaches
+/// lies below `len`, the number of elements of its storage (of any dtype).
+pub(crate) fn strides_within(t: &FlexTensor, len: usize) -> Option<Vec<isize>> {
     let layout = t.layout();
     let strides = layout.strides().to_vec();
     let dims = layout.shape();
@@ -198,7 +204,7 @@ pub(crate) fn checked_strides(t: &FlexTensor) -> Option<Vec<isize>> {
     for (&d, &s) in dims.iter().zip(&strides) {
         last = last.checked_add((d - 1).checked_mul(s as usize)?)?;
     }
-    (last < t.storage::<f32>().len()).then_some(strides)
+    (last < len).then_some(strides)
 }
 
 /// A new CPU primitive of shape `dims` whose elements lie in `values` at the given strides

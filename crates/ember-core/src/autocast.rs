@@ -1,0 +1,145 @@
+//! Automatic mixed precision, as `torch.autocast`: inside an [`autocast`] scope each op runs
+//! in the dtype PyTorch's CPU autocast gives it.
+//!
+//! | ops | run in |
+//! |---|---|
+//! | `matmul`, `linear`, `addmm`, `scaled_dot_product_attention` | the autocast dtype (bf16 or f16) |
+//! | `cross_entropy`, `binary_cross_entropy_with_logits`, `mse` (`ember_nn::loss`) | f32 |
+//! | `cat`, `stack` | the widest input dtype |
+//! | everything else (norms, softmax, activations, reductions, elementwise) | its input's dtype |
+//!
+//! Ember's fused kernels (norms, softmax, attention, cross-entropy) compute in f32 whatever
+//! dtype they read, and round only their result. Casts are ordinary recorded ops, so the
+//! gradient of an f32 parameter used by a bf16 product arrives in f32. Within one scope a
+//! parameter (a leaf that requires a gradient) is cast once and the cast reused, so a weight
+//! used by several products costs one conversion; the cache empties when the outermost scope
+//! ends. Wrap the forward pass and the loss, not the backward pass or the optimizer step
+//! (parameters change there).
+//!
+//! ```
+//! use ember_core::{Backward, DType, Device, Tensor, autocast::autocast};
+//! let x = Tensor::randn(&[4, 8], DType::F32, Device::Cpu)?;
+//! let w = Tensor::randn(&[8, 3], DType::F32, Device::Cpu)?.requires_grad(true)?;
+//! let loss = {
+//!     let _scope = autocast(DType::BF16)?;
+//!     let y = x.matmul(&w)?; // (4, 3) bf16
+//!     assert_eq!(y.dtype(), DType::BF16);
+//!     y.softmax(-1)?.sum(&[], false)? // bf16, as in PyTorch
+//! };
+//! let grads = loss.backward()?;
+//! assert_eq!(grads.get(&w).unwrap().dtype(), DType::F32); // master weights get f32
+//! # Ok::<(), ember_core::Error>(())
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use crate::tensor::{Tensor, TensorId};
+use crate::{DType, Error, Result, is_grad_enabled};
+
+/// A cached cast: the parameter, the dtype, and whether grad mode was on (a cast made under
+/// `no_grad` records nothing, so it must not serve a pass that needs gradients).
+type CastKey = (TensorId, DType, bool);
+
+thread_local! {
+    static DTYPE: Cell<Option<DType>> = const { Cell::new(None) };
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    static CACHE: RefCell<HashMap<CastKey, Tensor>> = RefCell::new(HashMap::new());
+}
+
+/// Runs the ops of this thread in mixed precision while the guard lives (as
+/// `torch.autocast(device, dtype)`); scopes nest, an inner one may change the dtype.
+/// `dtype` must be `BF16` or `F16`.
+pub fn autocast(dtype: DType) -> Result<AutocastGuard> {
+    if !matches!(dtype, DType::BF16 | DType::F16) {
+        return Err(Error::dtype(
+            "autocast",
+            &[dtype],
+            format!("runs in bf16 or f16, not {dtype}"),
+        ));
+    }
+    Ok(enter(Some(dtype)))
+}
+
+/// Turns autocast off while the guard lives (as `torch.autocast(enabled=False)` inside an
+/// autocast region): ops run in their inputs' dtypes.
+pub fn autocast_off() -> AutocastGuard {
+    enter(None)
+}
+
+fn enter(dtype: Option<DType>) -> AutocastGuard {
+    let previous = DTYPE.with(|d| d.replace(dtype));
+    DEPTH.with(|d| d.set(d.get() + 1));
+    AutocastGuard {
+        previous,
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+/// Restores the enclosing autocast state when dropped. See [`autocast`].
+#[derive(Debug)]
+#[must_use = "autocast applies only while the guard is alive"]
+pub struct AutocastGuard {
+    previous: Option<DType>,
+    /// The state is per thread: the guard must drop on the thread that made it.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for AutocastGuard {
+    fn drop(&mut self) {
+        DTYPE.with(|d| d.set(self.previous));
+        let depth = DEPTH.with(|d| {
+            d.set(d.get().saturating_sub(1));
+            d.get()
+        });
+        if depth == 0 {
+            CACHE.with(|c| c.borrow_mut().clear());
+        }
+    }
+}
+
+/// The dtype autocast runs low-precision ops in on this thread, `None` outside a scope.
+pub fn autocast_dtype() -> Option<DType> {
+    DTYPE.with(Cell::get)
+}
+
+/// `t` as an op of the low-precision list receives it: cast to the autocast dtype when it is
+/// a float tensor other than f64 (which autocast leaves alone); unchanged outside a scope.
+/// For custom ops that should run in low precision like `matmul`.
+pub fn lower(t: &Tensor) -> Result<Tensor> {
+    match autocast_dtype() {
+        Some(d) if eligible(t, d) => cached_cast(t, d),
+        _ => Ok(t.clone()),
+    }
+}
+
+/// `t` as an op of the f32 list receives it: a bf16 or f16 tensor cast to f32 inside an
+/// autocast scope; unchanged otherwise. For custom losses that should run in f32.
+pub fn full(t: &Tensor) -> Result<Tensor> {
+    match autocast_dtype() {
+        Some(_) if eligible(t, DType::F32) => t.to_dtype(DType::F32),
+        _ => Ok(t.clone()),
+    }
+}
+
+/// Autocast converts float tensors other than f64 that are not in the target dtype already.
+fn eligible(t: &Tensor, to: DType) -> bool {
+    t.dtype().is_float() && t.dtype() != DType::F64 && t.dtype() != to
+}
+
+/// The cast of a parameter is made once per scope; other tensors are cast each time.
+fn cached_cast(t: &Tensor, to: DType) -> Result<Tensor> {
+    if !t.is_leaf_param() {
+        return t.to_dtype(to);
+    }
+    let key = (t.id(), to, is_grad_enabled());
+    if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).cloned()) {
+        // A backward pass inside the scope consumed the recorded cast: make a fresh one.
+        if !hit.is_consumed() {
+            return Ok(hit);
+        }
+    }
+    let cast = t.to_dtype(to)?;
+    CACHE.with(|c| c.borrow_mut().insert(key, cast.clone()));
+    Ok(cast)
+}

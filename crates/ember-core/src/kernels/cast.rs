@@ -1,0 +1,24 @@
+//! Dtype conversions: bf16 ⇄ f32 on the CPU by Ember's vectorized loops (autocast converts
+//! every weight and many activations), everything else by burn's cast.
+
+use super::cpu::bf16;
+use super::prim::{self, Prim};
+use super::trace::{Impl, note};
+use crate::DType;
+
+/// `p` converted to `to` (float to int truncates toward zero; anything to bool is `x != 0`).
+pub(crate) fn cast(p: Prim, to: DType) -> Prim {
+    let fast = match (p.dtype(), to) {
+        (DType::BF16, DType::F32) => bf16::widen(&p),
+        (DType::F32, DType::BF16) => bf16::narrow(&p),
+        _ => None,
+    };
+    if let Some(y) = fast {
+        note("cast", Impl::CpuBf16);
+        return y;
+    }
+    if p.dtype() != to {
+        note("cast", Impl::Composed);
+    }
+    prim::cast(p, to)
+}
