@@ -5,6 +5,7 @@
 //! cargo run --release --example train_gpt       # ~6 minutes on 2 CPU cores
 //! cargo run --release --example train_gpt -- --text my.txt --steps 500
 //! cargo run --release --example train_gpt -- --resume runs/train_gpt --steps 4000
+//! cargo run --release --example train_gpt -- --precision bf16-mixed --out runs/train_gpt_bf16
 //! ```
 //!
 //! The model is nanoGPT's, `ember::models::Gpt` (pre-LayerNorm blocks, causal self-attention,
@@ -23,7 +24,7 @@ use ember::cli::{exit_on_error, non_negative_f64, positive_f64};
 use ember::models::{Gpt, GptConfig};
 use ember::optim::{AdamW, AdamWConfig, cosine_with_warmup, decay_groups};
 use ember::prelude::*;
-use ember::train::{RunDir, TokenStream, TrainConfig, Trainer};
+use ember::train::{Precision, RunDir, TokenStream, TrainConfig, Trainer};
 
 /// Train a character-level GPT on Shakespeare (or any text file).
 #[derive(Parser, Debug)]
@@ -79,6 +80,13 @@ struct Args {
     /// Seed of the initialization, batches and sampling.
     #[arg(long, default_value_t = 1337)]
     seed: u64,
+    /// f32, bf16-mixed (bf16 autocast, f32 master weights) or f16-mixed (with loss scaling).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
+}
+
+fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    s.parse().map_err(|e: ember::Error| e.to_string())
 }
 
 /// A count of at least 1.
@@ -303,6 +311,7 @@ fn run(args: Args) -> Result<()> {
         out_dir: out.clone(),
         seed: args.seed,
         device: args.device,
+        precision: args.precision,
         ..Default::default()
     };
     let mut trainer = Trainer::new(&store, Box::new(opt), schedule, tcfg);

@@ -37,7 +37,7 @@ pub fn load(name: &str, repeats: usize, device: Device) -> Result<Measured> {
         "load-gpt2" => {
             let dir = std::env::temp_dir().join("ember-bench-gpt2-124m");
             if !dir.join("model.safetensors").exists() {
-                gpt2(Device::Cpu)?.save_pretrained(&dir)?;
+                gpt2(Device::Cpu, DType::F32)?.save_pretrained(&dir)?;
             }
             timed(repeats, || Gpt2::from_pretrained(&dir, device, DType::F32))
         }

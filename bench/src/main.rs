@@ -69,17 +69,22 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn run_worker(name: &str, repeats: usize, device: Device) -> Result<Value> {
+    let bf16 = Some(DType::BF16);
     let m = match name {
         "gemm512" => workloads::gemm(512, DType::F32, repeats, device)?,
         "gemm1024" => workloads::gemm(1024, DType::F32, repeats, device)?,
         "gemm2048" => workloads::gemm(2048, DType::F32, repeats, device)?,
         "gemm2048-bf16" => workloads::gemm(2048, DType::BF16, repeats, device)?,
-        "nanogpt" => workloads::nanogpt(128, 32, repeats, device)?,
-        "nanogpt-1024" => workloads::nanogpt(1024, 4, repeats, device)?,
-        "gpt2-prefill" => workloads::gpt2_prefill(repeats, device)?,
-        "gpt2-decode" => workloads::gpt2_decode(repeats, device)?,
-        "gpt2-train" => workloads::gpt2_train(128, 4, repeats, device)?,
-        "gpt2-train-1024" => workloads::gpt2_train(1024, 1, repeats, device)?,
+        "nanogpt" => workloads::nanogpt(128, 32, None, repeats, device)?,
+        "nanogpt-bf16" => workloads::nanogpt(128, 32, bf16, repeats, device)?,
+        "nanogpt-1024" => workloads::nanogpt(1024, 4, None, repeats, device)?,
+        "gpt2-prefill" => workloads::gpt2_prefill(DType::F32, repeats, device)?,
+        "gpt2-prefill-bf16" => workloads::gpt2_prefill(DType::BF16, repeats, device)?,
+        "gpt2-decode" => workloads::gpt2_decode(DType::F32, repeats, device)?,
+        "gpt2-decode-bf16" => workloads::gpt2_decode(DType::BF16, repeats, device)?,
+        "gpt2-train" => workloads::gpt2_train(128, 4, None, repeats, device)?,
+        "gpt2-train-bf16" => workloads::gpt2_train(128, 4, bf16, repeats, device)?,
+        "gpt2-train-1024" => workloads::gpt2_train(1024, 1, None, repeats, device)?,
         load if load.starts_with("load-") => loads::load(load, repeats, device)?,
         other => {
             return Err(Error::data(

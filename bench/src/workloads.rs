@@ -85,19 +85,24 @@ fn random_ids(
     Tensor::from_vec(ids, &[b, t], device)
 }
 
-/// Times `steps` training steps of `loss_fn` with `opt`, after 2 warmup steps.
+/// Times `steps` training steps of `loss_fn` with `opt`, after 2 warmup steps; the forward
+/// pass and the loss under autocast to `amp` when given (mixed precision).
 fn train_steps(
     repeats: usize,
     tokens: usize,
     mut batch: impl FnMut() -> Result<(Tensor, Tensor)>,
     loss_fn: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
     opt: &mut AdamW,
+    amp: Option<DType>,
 ) -> Result<Measured> {
     let (mut runs, mut fwd, mut bwd, mut step) = (vec![], vec![], vec![], vec![]);
     for i in 0..repeats + 2 {
         let (x, y) = batch()?;
         let t0 = Instant::now();
-        let loss = loss_fn(&x, &y)?;
+        let loss = {
+            let _scope = amp.map(autocast).transpose()?;
+            loss_fn(&x, &y)?
+        };
         sync(&loss)?;
         let f = ms(t0);
         let t1 = Instant::now();
@@ -127,7 +132,14 @@ fn train_steps(
 
 /// The nanoGPT char-level training step: 4 layers, 4 heads, width 128, vocab 65, AdamW (lr
 /// 1e-3, betas 0.9/0.95, weight decay 0.1 on matrices), `batch` sequences of `block` tokens.
-pub fn nanogpt(block: usize, batch: usize, repeats: usize, device: Device) -> Result<Measured> {
+/// `amp`: the autocast dtype of a mixed-precision step.
+pub fn nanogpt(
+    block: usize,
+    batch: usize,
+    amp: Option<DType>,
+    repeats: usize,
+    device: Device,
+) -> Result<Measured> {
     let vocab = 65;
     let store = VarStore::with_seed(device, DType::F32, 0);
     let cfg = GptConfig {
@@ -157,11 +169,12 @@ pub fn nanogpt(block: usize, batch: usize, repeats: usize, device: Device) -> Re
         batches,
         |x, y| model.loss(x, y),
         &mut opt,
+        amp,
     )
 }
 
-/// GPT-2 small (124M), random initialization.
-pub fn gpt2(device: Device) -> Result<Gpt2> {
+/// GPT-2 small (124M), random initialization, weights in `dtype`.
+pub fn gpt2(device: Device, dtype: DType) -> Result<Gpt2> {
     let cfg = Gpt2Config {
         vocab_size: 50257,
         n_positions: 1024,
@@ -172,12 +185,12 @@ pub fn gpt2(device: Device) -> Result<Gpt2> {
         layer_norm_epsilon: 1e-5,
         activation_function: "gelu_new".into(),
     };
-    Gpt2::new(cfg, device, DType::F32, 0)
+    Gpt2::new(cfg, device, dtype, 0)
 }
 
-/// GPT-2 124M forward over a 128-token prompt (batch 1): tokens/s.
-pub fn gpt2_prefill(repeats: usize, device: Device) -> Result<Measured> {
-    let model = gpt2(device)?;
+/// GPT-2 124M forward over a 128-token prompt (batch 1), weights in `dtype`: tokens/s.
+pub fn gpt2_prefill(dtype: DType, repeats: usize, device: Device) -> Result<Measured> {
+    let model = gpt2(device, dtype)?;
     let _no_grad = no_grad();
     let ids = random_ids(1, 128, 50257, &mut Generator::new(3), device)?;
     let (mut runs, mut times) = (vec![], vec![]);
@@ -198,9 +211,9 @@ pub fn gpt2_prefill(repeats: usize, device: Device) -> Result<Measured> {
 }
 
 /// GPT-2 124M decoding with the KV cache after a 128-token prompt (batch 1): tokens/s over
-/// 32 new tokens, each chosen greedily from logits read back to the host.
-pub fn gpt2_decode(repeats: usize, device: Device) -> Result<Measured> {
-    let model = gpt2(device)?;
+/// 32 new tokens, each chosen greedily from logits read back to the host; weights in `dtype`.
+pub fn gpt2_decode(dtype: DType, repeats: usize, device: Device) -> Result<Measured> {
+    let model = gpt2(device, dtype)?;
     let _no_grad = no_grad();
     let prompt = random_ids(1, 128, 50257, &mut Generator::new(4), device)?;
     let (mut runs, mut times) = (vec![], vec![]);
@@ -227,9 +240,16 @@ pub fn gpt2_decode(repeats: usize, device: Device) -> Result<Measured> {
     })
 }
 
-/// GPT-2 124M training step, `batch` sequences of `seq` tokens, AdamW: tokens/s.
-pub fn gpt2_train(seq: usize, batch: usize, repeats: usize, device: Device) -> Result<Measured> {
-    let model = gpt2(device)?;
+/// GPT-2 124M training step, `batch` sequences of `seq` tokens, AdamW, autocast to `amp` when
+/// given: tokens/s.
+pub fn gpt2_train(
+    seq: usize,
+    batch: usize,
+    amp: Option<DType>,
+    repeats: usize,
+    device: Device,
+) -> Result<Measured> {
+    let model = gpt2(device, DType::F32)?;
     let mut opt = AdamW::new(
         model.store.trainable_parameters(),
         AdamWConfig::with_lr(1e-4),
@@ -245,5 +265,6 @@ pub fn gpt2_train(seq: usize, batch: usize, repeats: usize, device: Device) -> R
         batches,
         |x, y| model.loss(x, y),
         &mut opt,
+        amp,
     )
 }

@@ -1,4 +1,5 @@
-//! Optimizers with torch.optim's update rules, gradient clipping, and learning-rate schedules.
+//! Optimizers with torch.optim's update rules, gradient clipping, learning-rate schedules, and
+//! loss scaling for f16 training (`GradScaler`).
 //!
 //! ```
 //! use ember_core::Backward;
@@ -20,12 +21,14 @@
 
 mod adam;
 mod clip;
+mod scaler;
 mod schedule;
 mod sgd;
 mod state;
 
 pub use adam::{AdamW, AdamWConfig};
 pub use clip::clip_grad_norm;
+pub use scaler::{GradScaler, GradScalerConfig};
 pub use schedule::{Schedule, cosine_with_warmup};
 pub use sgd::{Sgd, SgdConfig};
 

@@ -12,10 +12,12 @@
 pub mod checkpoint;
 mod data;
 mod plot;
+mod precision;
 mod run_dir;
 mod trainer;
 
 pub use data::{Batches, Dataset, Sampled, TokenStream};
 pub use plot::loss_curve;
+pub use precision::Precision;
 pub use run_dir::RunDir;
 pub use trainer::{NonFinite, Summary, TrainConfig, Trainer};

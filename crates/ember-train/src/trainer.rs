@@ -7,15 +7,16 @@ use std::time::Instant;
 
 use ember_core::{Backward, Gradients};
 use ember_core::{
-    Device, Error, Generator, Result, Tensor, global_state, no_grad, set_global_state,
+    Device, Error, Generator, Result, Tensor, autocast, global_state, no_grad, set_global_state,
 };
 use ember_nn::VarStore;
-use ember_optim::{Optimizer, Schedule, clip_grad_norm};
+use ember_optim::{GradScaler, GradScalerConfig, Optimizer, Schedule, clip_grad_norm};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint;
 use crate::data::Batches;
 use crate::plot::loss_curve;
+use crate::precision::Precision;
 use crate::run_dir::RunDir;
 
 /// What a step with a non-finite loss or gradient norm does.
@@ -60,6 +61,8 @@ pub struct TrainConfig {
     pub progress: bool,
     /// What a step whose loss or gradient norm is NaN or infinite does.
     pub on_nonfinite: NonFinite,
+    /// f32, or mixed precision with f32 master weights.
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -79,6 +82,7 @@ impl Default for TrainConfig {
             device: Device::Cpu,
             progress: true,
             on_nonfinite: NonFinite::Stop,
+            precision: Precision::F32,
         }
     }
 }
@@ -131,6 +135,8 @@ pub struct Trainer<'a> {
     val_curve: Vec<(u64, f64)>,
     run: Option<RunDir>,
     resumed: bool,
+    /// Loss scaling, for `Precision::F16Mixed`.
+    scaler: Option<GradScaler>,
 }
 
 fn u64s(v: &[u64; 4]) -> serde_json::Value {
@@ -166,6 +172,9 @@ impl<'a> Trainer<'a> {
         cfg: TrainConfig,
     ) -> Trainer<'a> {
         let rng = Generator::new(cfg.seed);
+        let scaler = (cfg.precision == Precision::F16Mixed)
+            .then(|| GradScaler::new(GradScalerConfig::default()))
+            .and_then(Result::ok);
         Trainer {
             store,
             opt,
@@ -177,7 +186,24 @@ impl<'a> Trainer<'a> {
             val_curve: Vec::new(),
             run: None,
             resumed: false,
+            scaler,
         }
+    }
+
+    /// `loss_fn` on one batch, under autocast when the run is in mixed precision.
+    fn forward(
+        &self,
+        loss_fn: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>,
+        x: &Tensor,
+        y: &Tensor,
+    ) -> Result<Tensor> {
+        let _scope = self
+            .cfg
+            .precision
+            .autocast_dtype()
+            .map(autocast)
+            .transpose()?;
+        loss_fn(x, y)
     }
 
     /// The output directory, locked for this process on first use.
@@ -244,9 +270,23 @@ impl<'a> Trainer<'a> {
             msg: format!("missing or invalid {what}"),
         };
         self.step = state["step"].as_u64().ok_or_else(|| bad("step"))?;
+        let saved = state["precision"].as_str().unwrap_or("f32");
+        if saved != self.cfg.precision.name() {
+            return Err(Error::data(
+                "resume",
+                format!(
+                    "{} was trained in {saved}; resume it with precision {saved}, not {}",
+                    dir.display(),
+                    self.cfg.precision
+                ),
+            ));
+        }
         self.rng =
             Generator::from_saved_state(parse_u64s(&state["rng"]).ok_or_else(|| bad("rng"))?);
         set_global_state(parse_u64s(&state["global_rng"]).ok_or_else(|| bad("global_rng"))?);
+        if let Some(scaler) = &mut self.scaler {
+            scaler.load_state(&state["grad_scaler"])?;
+        }
         self.train_curve = curve(&state["train_curve"]);
         self.val_curve = curve(&state["val_curve"]);
         self.resumed = true;
@@ -257,6 +297,8 @@ impl<'a> Trainer<'a> {
     pub fn save_checkpoint(&self) -> Result<PathBuf> {
         let state = serde_json::json!({
             "step": self.step,
+            "precision": self.cfg.precision.name(),
+            "grad_scaler": self.scaler.as_ref().map(GradScaler::state),
             "rng": u64s(&self.rng.state()),
             "global_rng": u64s(&global_state()),
             "train_curve": self.train_curve.iter().map(|(s, v)| serde_json::json!([s, v])).collect::<Vec<_>>(),
@@ -286,7 +328,7 @@ impl<'a> Trainer<'a> {
         let mut total = 0.0;
         for _ in 0..self.cfg.eval_batches.max(1) {
             let (x, y) = val.sample(&mut g, self.cfg.batch_size, self.cfg.device)?;
-            total += loss_fn(&x, &y)?.to_scalar::<f32>()? as f64;
+            total += self.forward(loss_fn, &x, &y)?.to_scalar::<f32>()? as f64;
         }
         if was_training {
             self.store.train();
@@ -375,21 +417,29 @@ impl<'a> Trainer<'a> {
             let accum = self.cfg.grad_accum.max(1);
             for _ in 0..accum {
                 let (x, y) = train.sample(&mut self.rng, self.cfg.batch_size, self.cfg.device)?;
-                let loss = loss_fn(&x, &y)?;
+                let loss = self.forward(loss_fn, &x, &y)?;
                 loss_sum += loss.to_scalar::<f32>()? as f64;
-                let scaled = if accum > 1 {
+                let mut scaled = if accum > 1 {
                     loss.div_scalar(accum as f64)?
                 } else {
                     loss
                 };
+                if let Some(scaler) = &self.scaler {
+                    scaled = scaler.scale(&scaled)?;
+                }
                 grads.accumulate(scaled.backward()?)?;
+            }
+            if let Some(scaler) = &mut self.scaler {
+                scaler.unscale(&mut grads, &params)?; // before clipping, as torch
             }
             let grad_norm = match self.cfg.clip {
                 Some(max) => clip_grad_norm(&mut grads, &params, max)?,
                 None => clip_grad_norm(&mut grads, &params, f64::INFINITY)?,
             };
             let loss = loss_sum / accum as f64;
-            let finite = loss.is_finite() && grad_norm.is_finite();
+            // An overflow under loss scaling is the scaler's business: skip and back off.
+            let overflow = self.scaler.is_some() && loss.is_finite() && !grad_norm.is_finite();
+            let finite = loss.is_finite() && (grad_norm.is_finite() || overflow);
             if !finite && self.cfg.on_nonfinite == NonFinite::Stop {
                 return Err(Error::data(
                     "Trainer::fit",
@@ -403,8 +453,28 @@ impl<'a> Trainer<'a> {
                 ));
             }
             self.step += 1;
+            // With loss scaling, the scaler decides: it skips a step whose gradients overflowed
+            // and backs off.
+            let overflowed = match &mut self.scaler {
+                Some(scaler) => {
+                    let stepped = finite && scaler.step(self.opt.as_mut(), &grads)?;
+                    scaler.update();
+                    (finite && !stepped).then(|| scaler.scale_value())
+                }
+                None => {
+                    if finite {
+                        self.opt.step(&grads)?;
+                    }
+                    None
+                }
+            };
+            if let Some(scale) = overflowed {
+                self.log(serde_json::json!({
+                    "step": self.step, "skipped": "gradient overflow under loss scaling",
+                    "loss": loss, "loss_scale": scale, "lr": lr,
+                }))?;
+            }
             if finite {
-                self.opt.step(&grads)?;
                 last_loss = loss;
                 self.train_curve.push((self.step, last_loss));
             } else {

@@ -71,6 +71,47 @@ fn resuming_in_a_new_process_is_bit_exact() {
 }
 
 #[test]
+fn mixed_precision_runs_learn_and_resume_bit_exact() {
+    for precision in ["bf16-mixed", "f16-mixed"] {
+        let flags = ["--precision", precision];
+        let out = out_dir(&format!("learn-{precision}"));
+        let r = run(&out, 60, &flags);
+        let acc: f64 = r["accuracy"].parse().unwrap();
+        eprintln!(
+            "{precision}: accuracy {acc} after 60 steps, val loss {}",
+            r["val_loss"]
+        );
+        assert!(acc >= 0.99, "{precision}: accuracy {acc} after 60 steps");
+        let trainer = std::fs::read_to_string(
+            checkpoint::latest(&out.join("checkpoints"))
+                .unwrap()
+                .join("trainer.json"),
+        )
+        .unwrap();
+        let state: serde_json::Value = serde_json::from_str(&trainer).unwrap();
+        assert_eq!(state["precision"], precision);
+        assert_eq!(
+            state["grad_scaler"].is_object(),
+            precision == "f16-mixed",
+            "{state}"
+        );
+
+        let straight = run(&out_dir(&format!("straight-{precision}")), 20, &flags);
+        let split = out_dir(&format!("split-{precision}"));
+        run(&split, 10, &flags);
+        let resumed = run(&split, 20, &[&flags[..], &["--resume"]].concat());
+        assert_eq!(
+            resumed["weights"], straight["weights"],
+            "{precision}: resume"
+        );
+        assert_ne!(
+            straight["weights"],
+            run(&out_dir("f32-20"), 20, &[])["weights"]
+        );
+    }
+}
+
+#[test]
 fn two_runs_with_one_seed_are_bitwise_identical() {
     let a = run(&out_dir("det-a"), 15, &[]);
     let b = run(&out_dir("det-b"), 15, &[]);

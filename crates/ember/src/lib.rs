@@ -17,8 +17,8 @@
 //! ```
 //!
 //! Crates, lowest first: `ember-core` (devices, dtypes, errors, the `Tensor` and every op,
-//! autograd with [`Backward`] and [`gradcheck`], and the kernel layer; its fused updates as
-//! [`fused`]), `ember-weights` (safetensors and GGUF, as [`weights`]),
+//! autograd with [`Backward`] and [`gradcheck`], mixed precision with [`autocast`], and the
+//! kernel layer; its fused updates as [`fused`]), `ember-weights` (safetensors and GGUF, as [`weights`]),
 //! `ember-nn` (layers with HF names, as [`nn`]), `ember-optim` (SGD, Adam, AdamW, clipping,
 //! schedules, as [`optim`]), `ember-train` (the training loop and checkpoints, as [`train`]).
 //! `ember-models` (GPT-2, Llama, BERT, tokenizers and generation, as [`models`]).
@@ -29,12 +29,14 @@
 pub mod assets;
 pub mod cli;
 
+pub use ember_core::autocast;
 pub use ember_core::fused;
 pub use ember_core::memory;
 pub use ember_core::{
-    AttentionOpts, Backward, CrossEntropyOpts, DType, Device, Element, Error, Generator,
-    GradcheckReport, Gradients, Impl, IoError, KernelUse, NoGradGuard, OpKind, Reduction, Result,
-    Tensor, TensorId, bf16, f16, gradcheck, is_grad_enabled, manual_seed, no_grad, trace_kernels,
+    AttentionOpts, AutocastGuard, Backward, CrossEntropyOpts, DType, Device, Element, Error,
+    Generator, GradcheckReport, Gradients, Impl, IoError, KernelUse, NoGradGuard, OpKind,
+    Reduction, Result, Tensor, TensorId, bf16, f16, gradcheck, is_grad_enabled, manual_seed,
+    no_grad, trace_kernels,
 };
 /// Models with Hugging Face configs and names, and generation (the `ember-models` crate).
 pub use ember_models as models;
@@ -52,7 +54,7 @@ pub use ember_weights::{Checkpoint, GgufFile, save_safetensors};
 pub mod prelude {
     pub use crate::{
         AttentionOpts, Backward, CrossEntropyOpts, DType, Device, Error, Generator, Gradients,
-        Reduction, Result, Tensor, manual_seed, no_grad,
+        Reduction, Result, Tensor, autocast::autocast, manual_seed, no_grad,
     };
     pub use ember_nn::{Module, VarBuilder, VarStore};
     pub use ember_optim::Optimizer;

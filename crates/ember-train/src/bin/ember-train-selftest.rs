@@ -2,7 +2,7 @@
 //! process, crash safety under SIGKILL) and handy as a smoke test:
 //!
 //! `ember-train-selftest --out DIR --steps N [--checkpoint-every K] [--log-every L] [--resume]
-//! [--nan-at S] [--skip-nonfinite]`
+//! [--nan-at S] [--skip-nonfinite] [--precision f32|bf16-mixed|f16-mixed]`
 //!
 //! Trains a one-block transformer to predict the next token of a periodic sequence and prints
 //! `steps=<n> loss=<x> val_loss=<y> accuracy=<a> weights=<hash>`. `--nan-at S` makes the loss
@@ -17,7 +17,7 @@ use ember_nn::{
     AttentionConfig, Embedding, Module, RmsNorm, TransformerBlock, VarBuilder, VarStore,
 };
 use ember_optim::{AdamW, AdamWConfig, cosine_with_warmup};
-use ember_train::{Batches, NonFinite, TokenStream, TrainConfig, Trainer};
+use ember_train::{Batches, NonFinite, Precision, TokenStream, TrainConfig, Trainer};
 
 const VOCAB: usize = 16;
 const DIM: usize = 32;
@@ -111,6 +111,7 @@ fn run() -> Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
     let nan_at: Option<u64> = arg("--nan-at").and_then(|s| s.parse().ok());
+    let precision: Precision = arg("--precision").as_deref().unwrap_or("f32").parse()?;
     let on_nonfinite = match args.iter().any(|a| a == "--skip-nonfinite") {
         true => NonFinite::Skip,
         false => NonFinite::Stop,
@@ -133,6 +134,7 @@ fn run() -> Result<()> {
         log_every,
         checkpoint_every: every,
         on_nonfinite,
+        precision,
         keep_last: 2,
         out_dir: out.clone(),
         seed: 3,

@@ -6,12 +6,14 @@
 
 use burn_backend::{Shape, TensorData};
 use burn_dispatch::{BackendTensor, DispatchTensor, DispatchTensorKind};
+use std::mem::MaybeUninit;
+
 use burn_flex::FlexTensor;
 use half::bf16;
 use rayon::prelude::*;
 
 use super::simd::{CHUNK, simd_kernel};
-use super::storage::{from_vec, values};
+use super::storage::{flex, strides_within};
 use crate::DType;
 use crate::kernels::prim::Prim;
 
@@ -49,14 +51,6 @@ pub(crate) fn bits(t: &FlexTensor) -> &[u16] {
     bytemuck::cast_slice(t.storage::<bf16>())
 }
 
-/// The values of a contiguous bf16 CPU primitive as raw bits, in row-major order.
-pub(crate) fn values_bf16(p: &Prim) -> Option<&[u16]> {
-    let t = flex_bf16(p)?;
-    let n = t.layout().num_elements();
-    let (start, end) = t.layout().contiguous_offsets()?;
-    (end - start == n).then(|| &bits(t)[start..end])
-}
-
 /// A new bf16 CPU primitive of shape `dims` holding the raw bits `values`.
 pub(crate) fn from_bits(values: Vec<u16>, dims: Vec<usize>) -> Prim {
     let values: Vec<bf16> = bytemuck::cast_vec(values);
@@ -85,40 +79,135 @@ pub(crate) fn from_f32(x: f32) -> u16 {
 
 simd_kernel! {
     /// `out[i] = to_f32(x[i])`.
-    pub(crate) fn widen_into(out: &mut [f32], x: &[u16]) {
+    pub(crate) fn widen_into(out: &mut [MaybeUninit<f32>], x: &[u16]) {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = to_f32(v);
+            o.write(to_f32(v));
         }
     }
 }
 
 simd_kernel! {
     /// `out[i] = from_f32(x[i])`.
-    pub(crate) fn narrow_into(out: &mut [u16], x: &[f32]) {
+    pub(crate) fn narrow_into(out: &mut [MaybeUninit<u16>], x: &[f32]) {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = from_f32(v);
+            o.write(from_f32(v));
         }
     }
 }
 
-/// A contiguous bf16 CPU primitive widened to an f32 one (in parallel blocks).
-pub(crate) fn widen(p: &Prim) -> Option<Prim> {
-    let x = values_bf16(p)?;
-    let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(o, x)| widen_into(o, x));
-    Some(from_vec(out, p.dims()))
+/// `kernel` applied to `src` as seen through `layout` (non-negative strides, bounded by
+/// `checked`), into a fresh buffer: the storage itself when the layout is a permutation that
+/// covers it exactly (the result keeps the layout), else row by row (unit last stride) into
+/// a contiguous result. `None` for other layouts.
+fn convert<S: Sync, D: Send>(
+    layout: &burn_flex::Layout,
+    src: &[S],
+    checked: Option<Vec<isize>>,
+    kernel: fn(&mut [MaybeUninit<D>], &[S]),
+) -> Option<(Vec<D>, Option<burn_flex::Layout>)> {
+    let dims: Vec<usize> = layout.shape().iter().copied().collect();
+    let n = layout.num_elements();
+    let fill = |chunk: usize, f: &(dyn Fn(usize, &mut [MaybeUninit<D>]) + Sync)| -> Vec<D> {
+        let mut out: Vec<D> = Vec::with_capacity(n);
+        out.spare_capacity_mut()[..n]
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, o)| f(i * chunk, o));
+        // SAFETY: `f` wrote every element of each chunk.
+        unsafe { out.set_len(n) };
+        out
+    };
+    if covers_exactly(layout, src.len()) {
+        let out = fill(CHUNK, &|at, o| kernel(o, &src[at..at + o.len()]));
+        return Some((out, Some(layout.clone())));
+    }
+    let strides = checked?;
+    let d = *dims.last()?;
+    if d == 0 || strides[dims.len() - 1] != 1 && d > 1 {
+        return None;
+    }
+    let off = layout.start_offset();
+    let row_start = |r: usize| {
+        let (mut rem, mut at) = (r, off);
+        for k in (0..dims.len() - 1).rev() {
+            at += (rem % dims[k]) * strides[k] as usize;
+            rem /= dims[k];
+        }
+        at
+    };
+    let out = fill((CHUNK / d).max(1) * d, &|at, o| {
+        for (j, row) in o.chunks_mut(d).enumerate() {
+            let s = row_start(at / d + j);
+            kernel(row, &src[s..s + row.len()]);
+        }
+    });
+    Some((out, None))
 }
 
-/// A contiguous f32 CPU primitive rounded to a bf16 one (in parallel blocks).
+/// True when `layout` (offset 0) addresses each of `len` storage elements exactly once: a
+/// contiguous tensor or a permuted view of one.
+fn covers_exactly(layout: &burn_flex::Layout, len: usize) -> bool {
+    if layout.start_offset() != 0 || layout.num_elements() != len {
+        return false;
+    }
+    let mut dims: Vec<(isize, usize)> = layout
+        .strides()
+        .iter()
+        .copied()
+        .zip(layout.shape().iter().copied())
+        .filter(|&(_, d)| d != 1)
+        .collect();
+    dims.sort_unstable();
+    let mut expected = 1isize;
+    for (stride, d) in dims {
+        if stride != expected {
+            return false;
+        }
+        expected *= d as isize;
+    }
+    true
+}
+
+/// A CPU primitive with `values` as storage, in `layout` (contiguous over `dims` when `None`).
+fn with_layout<E: burn_backend::Element>(
+    values: Vec<E>,
+    dims: Vec<usize>,
+    layout: Option<burn_flex::Layout>,
+    dtype: DType,
+) -> Prim {
+    let len = values.len();
+    let mut t = FlexTensor::from_data(TensorData::new(values, Shape::from(vec![len])));
+    t = match layout {
+        Some(l) => FlexTensor::from_arc(t.data_arc(), l, t.dtype()),
+        None => FlexTensor::from_arc(
+            t.data_arc(),
+            burn_flex::Layout::contiguous(Shape::from(dims)),
+            t.dtype(),
+        ),
+    };
+    let inner = DispatchTensor {
+        kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
+        autodiff: Default::default(),
+    };
+    Prim::from_parts(inner, dtype)
+}
+
+/// A bf16 CPU primitive widened to f32 (contiguous, a permuted view of a buffer, or rows with
+/// a unit stride; `None` for other layouts).
+pub(crate) fn widen(p: &Prim) -> Option<Prim> {
+    let t = flex_bf16(p)?;
+    let src = bits(t);
+    let (out, layout) = convert(t.layout(), src, strides_within(t, src.len()), widen_into)?;
+    Some(with_layout(out, p.dims(), layout, DType::F32))
+}
+
+/// An f32 CPU primitive rounded to bf16 (layouts as [`widen`]).
 pub(crate) fn narrow(p: &Prim) -> Option<Prim> {
-    let x = values(p)?;
-    let mut out = vec![0u16; x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(o, x)| narrow_into(o, x));
-    Some(from_bits(out, p.dims()))
+    let t = flex(p)?;
+    let src = t.storage::<f32>();
+    let (out, layout) = convert(t.layout(), src, strides_within(t, src.len()), narrow_into)?;
+    let out: Vec<bf16> = bytemuck::cast_vec(out);
+    Some(with_layout(out, p.dims(), layout, DType::BF16))
 }
 
 #[cfg(test)]

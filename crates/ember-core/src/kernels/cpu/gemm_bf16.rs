@@ -7,6 +7,8 @@
 //! Few-row products (decoding) stream `b` once, widening it to f32 as they go. Without
 //! AVX512_BF16 the caller widens both operands and runs the f32 GEMM.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::bf16::{bits, flex_bf16, from_bits, narrow_into, to_f32};
@@ -25,6 +27,10 @@ const KC: usize = 64;
 const MC: usize = 96;
 /// Columns per pass over a task's packed rows (the f32 partial sums stay in L2).
 const NC_MAX: usize = 512;
+/// Columns of `b` per packed block.
+const NB: usize = 2048;
+/// Pairs along `k` per packed block of `b` (at most 16 MiB packed with [`NB`]).
+const KB: usize = 2048;
 /// AVX-512 vectors per row of the microkernel's tile.
 const V: usize = NR / 16;
 
@@ -50,90 +56,109 @@ fn pair(lo: u16, hi: u16) -> u32 {
     lo as u32 | (hi as u32) << 16
 }
 
-/// Packs rows `i0..i0 + rows` (at most [`MR`]) of `a (m, k)`, every pair along `k`, into
-/// `out[p·MR + i]`; `out` comes zeroed, and stays zero past the rows and past `k`.
-fn pack_a(a: &Mat, i0: usize, rows: usize, k: usize, out: &mut [u32]) {
-    let (full, odd) = (k / 2, k % 2 == 1);
-    if a.cs == 1 {
-        let row = |i: usize| &a.s[a.off + (i0 + i) * a.rs..][..k];
-        let mut rs: [&[u16]; MR] = [&[]; MR];
-        for (i, r) in rs.iter_mut().enumerate().take(rows) {
-            *r = row(i);
-        }
-        for (p, dst) in out.chunks_exact_mut(MR).take(full).enumerate() {
-            for (d, r) in dst.iter_mut().zip(&rs[..rows]) {
-                *d = pair(r[2 * p], r[2 * p + 1]);
-            }
-        }
-        if odd {
-            for (i, r) in rs[..rows].iter().enumerate() {
-                out[full * MR + i] = pair(r[k - 1], 0);
-            }
-        }
-    } else if a.rs == 1 {
-        for p in 0..k.div_ceil(2) {
-            let r0 = &a.s[a.off + 2 * p * a.cs + i0..][..rows];
-            let dst = &mut out[p * MR..p * MR + rows];
-            if 2 * p + 1 < k {
-                let r1 = &a.s[a.off + (2 * p + 1) * a.cs + i0..][..rows];
-                for ((d, &lo), &hi) in dst.iter_mut().zip(r0).zip(r1) {
-                    *d = pair(lo, hi);
-                }
-            } else {
-                for (d, &lo) in dst.iter_mut().zip(r0) {
-                    *d = pair(lo, 0);
-                }
-            }
-        }
-    } else {
-        for p in 0..k.div_ceil(2) {
+/// `s` read as pairs of bf16 (one `u32` each), when its start is 4-byte aligned.
+fn as_pairs(s: &[u16]) -> Option<&[u32]> {
+    bytemuck::try_cast_slice(&s[..s.len() & !1]).ok()
+}
+
+simd_kernel! {
+    /// Packs rows `i0..i0 + rows` of `a (m, k)`, every pair along `k`, as panels of [`MR`] rows:
+    /// row `i0 + ip·MR + i`, pair `p` goes to `out[(ip·kp + p)·MR + i]` (`kp` pairs). `out` comes
+    /// zeroed, and stays zero past the rows and past `k`.
+    fn pack_a(a: &Mat, i0: usize, rows: usize, k: usize, out: &mut [u32]) {
+        let kp = k.div_ceil(2);
+        let full = k / 2;
+        if a.cs == 1 {
+            // Row-major: each row's pairs are consecutive, transposed into its panel column.
             for i in 0..rows {
-                let hi = if 2 * p + 1 < k {
-                    a.at(i0 + i, 2 * p + 1)
+                let row = &a.s[a.off + (i0 + i) * a.rs..][..k];
+                let (ip, ii) = (i / MR, i % MR);
+                let panel = &mut out[ip * kp * MR..][..kp * MR];
+                match as_pairs(row) {
+                    Some(pairs) => {
+                        for (d, &v) in panel.iter_mut().skip(ii).step_by(MR).zip(&pairs[..full]) {
+                            *d = v;
+                        }
+                    }
+                    None => {
+                        for (d, two) in panel.iter_mut().skip(ii).step_by(MR).zip(row.chunks_exact(2)) {
+                            *d = pair(two[0], two[1]);
+                        }
+                    }
+                }
+                if k % 2 == 1 {
+                    panel[full * MR + ii] = pair(row[k - 1], 0);
+                }
+            }
+        } else if a.rs == 1 {
+            // Column-major (a transposed matrix): rows 2p and 2p + 1 of aᵀ interleave, in one
+            // vectorized pass per pair into `line`, then out to the panels.
+            let mut line = vec![0u32; rows];
+            for p in 0..kp {
+                let r0 = &a.s[a.off + 2 * p * a.cs + i0..][..rows];
+                if 2 * p + 1 < k {
+                    let r1 = &a.s[a.off + (2 * p + 1) * a.cs + i0..][..rows];
+                    for ((d, &lo), &hi) in line.iter_mut().zip(r0).zip(r1) {
+                        *d = pair(lo, hi);
+                    }
                 } else {
-                    0
-                };
-                out[p * MR + i] = pair(a.at(i0 + i, 2 * p), hi);
+                    for (d, &lo) in line.iter_mut().zip(r0) {
+                        *d = pair(lo, 0);
+                    }
+                }
+                for (ip, chunk) in line.chunks(MR).enumerate() {
+                    out[(ip * kp + p) * MR..][..chunk.len()].copy_from_slice(chunk);
+                }
+            }
+        } else {
+            for i in 0..rows {
+                let (ip, ii) = (i / MR, i % MR);
+                for p in 0..kp {
+                    let hi = if 2 * p + 1 < k { a.at(i0 + i, 2 * p + 1) } else { 0 };
+                    out[(ip * kp + p) * MR + ii] = pair(a.at(i0 + i, 2 * p), hi);
+                }
             }
         }
     }
 }
 
-/// Packs columns `j0..j0 + cols` (at most [`NR`]) of `b (k, n)`, every pair along `k`, into
-/// `out[p·NR + j]`; `out` comes zeroed, and stays zero past the columns and past `k`.
-fn pack_b(b: &Mat, j0: usize, cols: usize, k: usize, out: &mut [u32]) {
-    let kp = k.div_ceil(2);
-    if b.cs == 1 {
-        for p in 0..kp {
-            let r0 = &b.s[b.off + 2 * p * b.rs + j0..][..cols];
-            let dst = &mut out[p * NR..p * NR + cols];
-            if 2 * p + 1 < k {
-                let r1 = &b.s[b.off + (2 * p + 1) * b.rs + j0..][..cols];
-                for ((d, &lo), &hi) in dst.iter_mut().zip(r0).zip(r1) {
-                    *d = pair(lo, hi);
-                }
-            } else {
-                for (d, &lo) in dst.iter_mut().zip(r0) {
-                    *d = pair(lo, 0);
-                }
-            }
-        }
-    } else if b.rs == 1 {
-        for j in 0..cols {
-            let col = &b.s[b.off + (j0 + j) * b.cs..][..k];
-            for (p, two) in col.chunks(2).enumerate() {
-                out[p * NR + j] = pair(two[0], two.get(1).copied().unwrap_or(0));
-            }
-        }
-    } else {
-        for p in 0..kp {
-            for j in 0..cols {
-                let hi = if 2 * p + 1 < k {
-                    b.at(2 * p + 1, j0 + j)
+simd_kernel! {
+    /// Packs columns `j0..j0 + cols` (at most [`NR`]) of `b (k, n)`, every pair along `k`, into
+    /// `out[p·NR + j]`; `out` comes zeroed, and stays zero past the columns and past `k`.
+    fn pack_b(b: &Mat, j0: usize, cols: usize, k: usize, out: &mut [u32]) {
+        let kp = k.div_ceil(2);
+        if b.cs == 1 {
+            for p in 0..kp {
+                let r0 = &b.s[b.off + 2 * p * b.rs + j0..][..cols];
+                let dst = &mut out[p * NR..p * NR + cols];
+                if 2 * p + 1 < k {
+                    let r1 = &b.s[b.off + (2 * p + 1) * b.rs + j0..][..cols];
+                    for ((d, &lo), &hi) in dst.iter_mut().zip(r0).zip(r1) {
+                        *d = pair(lo, hi);
+                    }
                 } else {
-                    0
-                };
-                out[p * NR + j] = pair(b.at(2 * p, j0 + j), hi);
+                    for (d, &lo) in dst.iter_mut().zip(r0) {
+                        *d = pair(lo, 0);
+                    }
+                }
+            }
+        } else if b.rs == 1 {
+            for j in 0..cols {
+                let col = &b.s[b.off + (j0 + j) * b.cs..][..k];
+                for (p, two) in col.chunks(2).enumerate() {
+                    out[p * NR + j] = pair(two[0], two.get(1).copied().unwrap_or(0));
+                }
+            }
+        } else {
+            for p in 0..kp {
+                for j in 0..cols {
+                    let hi = if 2 * p + 1 < k {
+                        b.at(2 * p + 1, j0 + j)
+                    } else {
+                        0
+                    };
+                    out[p * NR + j] = pair(b.at(2 * p, j0 + j), hi);
+                }
             }
         }
     }
@@ -184,86 +209,129 @@ unsafe fn micro(kp: usize, a: *const u32, b: *const u32, c: *mut f32, ldc: usize
 }
 
 /// The result buffer shared by the tasks, each writing its own tile.
-struct Out(*mut u16);
+struct Out(*mut MaybeUninit<u16>);
 // SAFETY: tasks write disjoint tiles of the buffer (see `gemm`).
 unsafe impl Sync for Out {}
 
 impl Out {
     /// The buffer's start (a method, so closures capture the `Sync` wrapper, not the pointer).
-    fn ptr(&self) -> *mut u16 {
+    fn ptr(&self) -> *mut MaybeUninit<u16> {
         self.0
     }
 }
 
+impl Mat<'_> {
+    /// Columns `p0..p0 + len` of this matrix (a range along `k` for `a`, rows for `b` given
+    /// `along_rows`), as a view of the same storage.
+    fn skip_k(&self, p0: usize, along_rows: bool) -> Self {
+        let step = if along_rows { self.rs } else { self.cs };
+        Mat {
+            off: self.off + p0 * step,
+            ..*self
+        }
+    }
+}
+
 /// `out (m, n) = a (m, k) @ b (k, n)`, row-major `out`, by the packed AVX512_BF16 GEMM.
+///
+/// `b` is packed by blocks of at most [`NB`] columns and [`KB`] pairs (so the packed copy
+/// stays on the heap, off fresh pages); within a block, tasks of [`MC`] rows by a column
+/// range pack their rows of `a` and run the microkernel. When `k` spans several blocks,
+/// each task's f32 sums persist between them (the column blocks are then narrowed so those
+/// sums stay within 16 MiB).
 #[cfg(target_arch = "x86_64")]
-fn gemm(a: &Mat, b: &Mat, [m, k, n]: [usize; 3], out: &mut [u16]) {
+fn gemm(a: &Mat, b: &Mat, [m, k, n]: [usize; 3], out: &mut [MaybeUninit<u16>]) {
     let kp_all = k.div_ceil(2);
-    let panels = n.div_ceil(NR);
-    let mut bp = vec![0u32; panels * kp_all * NR];
-    bp.par_chunks_mut(kp_all * NR)
-        .enumerate()
-        .for_each(|(q, dst)| pack_b(b, q * NR, NR.min(n - q * NR), k, dst));
-    // Tasks of MC rows by `width` columns, enough for every thread to stay busy; each packs
-    // its rows of `a` once, for every k.
-    let row_tiles = m.div_ceil(MC);
-    let want = 4 * rayon::current_num_threads();
-    let col_tiles = want.div_ceil(row_tiles).clamp(1, panels);
-    let width = panels.div_ceil(col_tiles) * NR;
-    let tiles: Vec<(usize, usize)> = (0..m)
-        .step_by(MC)
-        .flat_map(|i0| (0..n).step_by(width).map(move |j0| (i0, j0)))
-        .collect();
+    let nb_max = if kp_all <= KB {
+        NB
+    } else {
+        ((4 << 20) / m.max(1) / NR * NR).clamp(NR, NB)
+    };
     let dst = Out(out.as_mut_ptr());
-    tiles.par_iter().for_each(|&(i0, j_start)| {
-        let rows = MC.min(m - i0);
-        let mpan = rows.div_ceil(MR);
-        let mut ap = vec![0u32; mpan * MR * kp_all]; // panel ip, pair p: ap[(ip·kp_all + p)·MR..]
-        for ip in 0..mpan {
-            let r = MR.min(rows - ip * MR);
-            let panel = &mut ap[ip * MR * kp_all..][..MR * kp_all];
-            pack_a(a, i0 + ip * MR, r, k, panel);
-        }
-        let j_end = (j_start + width).min(n);
-        let mut cbuf = vec![0f32; mpan * MR * NC_MAX]; // (mpan·MR, ≤ NC_MAX)
-        for j0 in (j_start..j_end).step_by(NC_MAX) {
-            let cols = NC_MAX.min(j_end - j0);
-            let npan = cols.div_ceil(NR);
-            let ldc = npan * NR;
-            for p0 in (0..kp_all).step_by(KC) {
-                let kp = KC.min(kp_all - p0);
-                for jp in 0..npan {
-                    let q = j0 / NR + jp;
-                    let bpan = &bp[(q * kp_all + p0) * NR..][..kp * NR];
-                    for ip in 0..mpan {
-                        let apan = &ap[(ip * kp_all + p0) * MR..][..kp * MR];
-                        let c = &mut cbuf[ip * MR * ldc + jp * NR..];
-                        debug_assert!(c.len() >= (MR - 1) * ldc + NR);
-                        // SAFETY: `gemm` runs only where `has_bf16_dot` holds; the panels
-                        // hold `kp·MR` and `kp·NR` pairs, `c` the tile at stride `ldc`.
-                        unsafe {
-                            micro(
-                                kp,
-                                apan.as_ptr(),
-                                bpan.as_ptr(),
-                                c.as_mut_ptr(),
-                                ldc,
-                                p0 == 0,
-                            )
-                        };
+    let mut bp: Vec<u32> = Vec::new();
+    for jb in (0..n).step_by(nb_max) {
+        let nb = nb_max.min(n - jb);
+        let panels = nb.div_ceil(NR);
+        // Tasks of MC rows by `width` columns, enough for every thread to stay busy.
+        let row_tiles = m.div_ceil(MC);
+        let want = 4 * rayon::current_num_threads();
+        let col_tiles = want.div_ceil(row_tiles).clamp(1, panels);
+        let width = panels.div_ceil(col_tiles) * NR;
+        let tiles: Vec<(usize, usize)> = (0..m)
+            .step_by(MC)
+            .flat_map(|i0| (jb..jb + nb).step_by(width).map(move |j0| (i0, j0)))
+            .collect();
+        let mut sums: Vec<Vec<f32>> = vec![Vec::new(); tiles.len()]; // per task, (rows, width)
+        for pb in (0..kp_all).step_by(KB) {
+            let kpb = KB.min(kp_all - pb);
+            let kb = (2 * kpb).min(k - 2 * pb); // values of k in this block
+            let (a_blk, b_blk) = (a.skip_k(2 * pb, false), b.skip_k(2 * pb, true));
+            bp.clear();
+            bp.resize(panels * kpb * NR, 0);
+            bp.par_chunks_mut(kpb * NR)
+                .enumerate()
+                .for_each(|(q, d)| pack_b(&b_blk, jb + q * NR, NR.min(nb - q * NR), kb, d));
+            let (first, last) = (pb == 0, pb + kpb == kp_all);
+            let bp = &bp;
+            tiles
+                .par_iter()
+                .zip(sums.par_iter_mut())
+                .for_each(|(&(i0, j_start), cbuf)| {
+                    let rows = MC.min(m - i0);
+                    let mpan = rows.div_ceil(MR);
+                    let mut ap = vec![0u32; mpan * MR * kpb]; // panel ip, pair p: [(ip·kpb + p)·MR..]
+                    pack_a(&a_blk, i0, rows, kb, &mut ap);
+                    let cols = width.min(jb + nb - j_start);
+                    let ldc = cols.div_ceil(NR) * NR;
+                    if first {
+                        *cbuf = vec![0f32; mpan * MR * ldc];
                     }
-                }
-            }
-            for r in 0..rows {
-                // SAFETY: row `i0 + r`, columns `j0..j0 + cols` lie inside `out (m, n)` and
-                // belong to this task only.
-                let row = unsafe {
-                    std::slice::from_raw_parts_mut(dst.ptr().add((i0 + r) * n + j0), cols)
-                };
-                narrow_into(row, &cbuf[r * ldc..][..cols]);
-            }
+                    for j0 in (j_start..j_start + cols).step_by(NC_MAX) {
+                        let npan = NC_MAX.min(j_start + cols - j0).div_ceil(NR);
+                        for p0 in (0..kpb).step_by(KC) {
+                            let kp = KC.min(kpb - p0);
+                            for jp in 0..npan {
+                                let q = (j0 - jb) / NR + jp;
+                                let bpan = &bp[(q * kpb + p0) * NR..][..kp * NR];
+                                for ip in 0..mpan {
+                                    let apan = &ap[(ip * kpb + p0) * MR..][..kp * MR];
+                                    let c = &mut cbuf[ip * MR * ldc + (j0 - j_start) + jp * NR..];
+                                    debug_assert!(c.len() >= (MR - 1) * ldc + NR);
+                                    // SAFETY: `gemm` runs only where `has_bf16_dot` holds; the
+                                    // panels hold `kp·MR` and `kp·NR` pairs, `c` the tile at
+                                    // stride `ldc`.
+                                    unsafe {
+                                        let fresh = first && p0 == 0;
+                                        micro(
+                                            kp,
+                                            apan.as_ptr(),
+                                            bpan.as_ptr(),
+                                            c.as_mut_ptr(),
+                                            ldc,
+                                            fresh,
+                                        )
+                                    };
+                                }
+                            }
+                        }
+                    }
+                    if last {
+                        for r in 0..rows {
+                            // SAFETY: row `i0 + r`, columns `j_start..j_start + cols` lie inside
+                            // `out (m, n)` and belong to this task only.
+                            let row = unsafe {
+                                std::slice::from_raw_parts_mut(
+                                    dst.ptr().add((i0 + r) * n + j_start),
+                                    cols,
+                                )
+                            };
+                            narrow_into(row, &cbuf[r * ldc..][..cols]);
+                        }
+                        *cbuf = Vec::new();
+                    }
+                });
         }
-    });
+    }
 }
 
 simd_kernel! {
@@ -379,9 +447,10 @@ pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
         }
         off
     };
-    let mut out = vec![0u16; batch * m * n];
+    let mut out: Vec<u16> = Vec::with_capacity(batch * m * n);
     let (a0, b0) = (ta.layout().start_offset(), tb.layout().start_offset());
-    for (i, dst) in out.chunks_mut(m * n).enumerate() {
+    let spare = &mut out.spare_capacity_mut()[..batch * m * n];
+    for (i, dst) in spare.chunks_mut(m * n).enumerate() {
         let ma = Mat {
             s: sa_all,
             off: offset(i, &sa, a0),
@@ -401,6 +470,9 @@ pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
             gemm(&ma, &mb, [m, k, n], dst);
         }
     }
+    // SAFETY: each matrix of the batch was written in full: by `few_rows`, or by the GEMM's
+    // tiles, which cover every row and column.
+    unsafe { out.set_len(batch * m * n) };
     let mut out_dims = ad[..r - 1].to_vec();
     out_dims.push(n);
     Some(from_bits(out, out_dims))
@@ -450,8 +522,10 @@ mod tests {
                         rs: brs,
                         cs: bcs,
                     };
-                    let mut out = vec![0u16; m * n];
+                    let mut out = vec![MaybeUninit::new(0u16); m * n];
                     gemm(&a, &b, [m, k, n], &mut out);
+                    // SAFETY: initialized above (and written by the GEMM).
+                    let out: Vec<u16> = out.iter().map(|x| unsafe { x.assume_init() }).collect();
                     for i in 0..m {
                         for j in 0..n {
                             let want = (0..k)
@@ -463,6 +537,42 @@ mod tests {
                             );
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Products wider than a packed block of `b` ([`NB`] columns) and deeper than one
+    /// ([`KB`] pairs), so the f32 sums carry between blocks.
+    #[test]
+    fn blocked_gemm_matches_a_plain_sum() {
+        if !crate::kernels::cpu::bf16::has_bf16_dot() {
+            eprintln!("SKIPPED: this CPU has no AVX512_BF16; the packed GEMM cannot run here");
+            return;
+        }
+        for [m, k, n] in [[7, 4099, 2050], [13, 2 * 2 * KB + 3, 40]] {
+            let (sa, sb) = (grid(m * k, 3), grid(k * n, 4));
+            let a = Mat {
+                s: &sa,
+                off: 0,
+                rs: k,
+                cs: 1,
+            };
+            let b = Mat {
+                s: &sb,
+                off: 0,
+                rs: n,
+                cs: 1,
+            };
+            let mut out = vec![MaybeUninit::new(0u16); m * n];
+            gemm(&a, &b, [m, k, n], &mut out);
+            for i in 0..m {
+                for j in (0..n).step_by(7) {
+                    let want =
+                        (0..k).fold(0f32, |s, p| s + to_f32(a.at(i, p)) * to_f32(b.at(p, j)));
+                    // SAFETY: initialized above.
+                    let got = unsafe { out[i * n + j].assume_init() };
+                    assert_eq!(got, from_f32(want), "[{m}, {k}, {n}] at ({i}, {j})");
                 }
             }
         }
