@@ -213,22 +213,26 @@ WORKLOADS = {
     "gpt2-train-1024": lambda r, d: gpt2_train(r, d, seq=1024, batch=1),
 }
 
+# The workloads Ember also runs in bf16 (its `-bf16` names): `NAME-bf16` here is `NAME` with
+# `--dtype bf16`.
+BF16_NAMES = ["gemm2048", "nanogpt", "gpt2-prefill", "gpt2-decode", "gpt2-train"]
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("workload", choices=sorted(WORKLOADS))
+    ap.add_argument("workload", choices=sorted(WORKLOADS) + sorted(w + "-bf16" for w in BF16_NAMES))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"])
     a = ap.parse_args()
     global BF16
-    BF16 = a.dtype == "bf16"
+    BF16 = a.dtype == "bf16" or a.workload.endswith("-bf16")
     torch.set_num_threads(a.threads)
-    out = WORKLOADS[a.workload](a.repeats, a.device)
+    out = WORKLOADS[a.workload.removesuffix("-bf16")](a.repeats, a.device)
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["torch"] = torch.__version__
-    out["dtype"] = a.dtype
+    out["dtype"] = "bf16" if BF16 else "f32"
     print(json.dumps(out))
     sys.stdout.flush()
 

@@ -29,8 +29,10 @@ use serde_json::{Value, json};
 #[derive(Parser, Debug)]
 struct Args {
     /// Comma-separated workloads (default: all): gemm512, gemm1024, gemm2048, nanogpt,
-    /// nanogpt-1024, gpt2-prefill, gpt2-decode, gpt2-train, gpt2-train-1024, and the load
-    /// times load-gpt2, load-minilm, load-smollm2 (Ember only).
+    /// nanogpt-1024, gpt2-prefill, gpt2-decode, gpt2-train, gpt2-train-1024; Ember in bf16
+    /// (bf16 matrices, bf16 autocast for training, bf16 weights for inference) against
+    /// PyTorch in bf16: gemm2048-bf16, nanogpt-bf16, gpt2-prefill-bf16, gpt2-decode-bf16,
+    /// gpt2-train-bf16; and the load times load-gpt2, load-minilm, load-smollm2 (Ember only).
     #[arg(long)]
     only: Option<String>,
     /// Timed runs per workload (after warmup); medians are reported.
@@ -212,6 +214,9 @@ fn run(args: Args) -> Result<()> {
         }
         if name.starts_with("load-") {
             return Err("Ember only".to_string());
+        }
+        if name.ends_with("-bf16") && dtype == "f32" {
+            return Err("see the f32 row".to_string());
         }
         child_json(
             Command::new(&python)

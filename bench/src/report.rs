@@ -32,8 +32,13 @@ pub fn workloads() -> Vec<(&'static str, Bound)> {
         ("gemm512", Bound::Flops(1e9)),
         ("gemm1024", Bound::Flops(1e9)),
         ("gemm2048", Bound::Flops(1e9)),
+        ("gemm2048-bf16", Bound::Flops(1e9)),
         (
             "nanogpt",
+            Bound::Flops(3.0 * gpt_forward_flops(NANOGPT, 128.0)),
+        ),
+        (
+            "nanogpt-bf16",
             Bound::Flops(3.0 * gpt_forward_flops(NANOGPT, 128.0)),
         ),
         (
@@ -42,6 +47,10 @@ pub fn workloads() -> Vec<(&'static str, Bound)> {
         ),
         ("gpt2-prefill", Bound::Flops(gpt_forward_flops(gpt2, 128.0))),
         (
+            "gpt2-prefill-bf16",
+            Bound::Flops(gpt_forward_flops(gpt2, 128.0)),
+        ),
+        (
             "gpt2-decode",
             Bound::Bytes {
                 f32: 4.0 * params,
@@ -49,7 +58,18 @@ pub fn workloads() -> Vec<(&'static str, Bound)> {
             },
         ),
         (
+            "gpt2-decode-bf16",
+            Bound::Bytes {
+                f32: 4.0 * params,
+                bf16: 2.0 * params,
+            },
+        ),
+        (
             "gpt2-train",
+            Bound::Flops(3.0 * gpt_forward_flops(gpt2, 128.0)),
+        ),
+        (
+            "gpt2-train-bf16",
             Bound::Flops(3.0 * gpt_forward_flops(gpt2, 128.0)),
         ),
         (
@@ -126,7 +146,7 @@ pub fn print(rows: &[Row], roof: &Roofline) -> Vec<Value> {
         );
         let bound = bounds.iter().find(|(n, _)| *n == row.name).map(|(_, b)| b);
         let roofs = match bound {
-            Some(b) => [(e, false), (t, false), (tb, true)]
+            Some(b) => [(e, row.name.ends_with("-bf16")), (t, false), (tb, true)]
                 .iter()
                 .map(|(v, bf)| num(*v).map_or("-".into(), |x| fraction(b, x, *bf, roof)))
                 .collect::<Vec<_>>()

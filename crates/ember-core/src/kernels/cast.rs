@@ -4,7 +4,7 @@
 use super::cpu::bf16;
 use super::prim::{self, Prim};
 use super::trace::{Impl, note};
-use crate::DType;
+use crate::{DType, Device, Result, Tensor};
 
 /// `p` converted to `to` (float to int truncates toward zero; anything to bool is `x != 0`).
 pub(crate) fn cast(p: Prim, to: DType) -> Prim {
@@ -21,4 +21,13 @@ pub(crate) fn cast(p: Prim, to: DType) -> Prim {
         note("cast", Impl::Composed);
     }
     prim::cast(p, to)
+}
+
+/// `t` widened to f32 when it is bf16 on the CPU, where the f32 kernels then apply (the fused
+/// ops compute bf16 in f32, as PyTorch's CPU kernels); `None` otherwise.
+pub(crate) fn widened_bf16(t: &Tensor) -> Result<Option<Tensor>> {
+    if t.dtype() != DType::BF16 || t.device() != Device::Cpu {
+        return Ok(None);
+    }
+    t.to_dtype(DType::F32).map(Some)
 }

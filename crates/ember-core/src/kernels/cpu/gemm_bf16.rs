@@ -3,15 +3,16 @@
 //! With AVX512_BF16 (`vdpbf16ps`: 16 lanes, each adding the products of a pair of bf16 to an
 //! f32) the product runs as a packed GEMM: `b` is packed once into panels of [`NR`] columns
 //! whose elements are pairs along `k`, each task packs its rows of `a` into panels of [`MR`]
-//! rows by [`KC`] pairs, and a 12×32 register-tiled microkernel multiplies one panel of each.
-//! Few-row products (decoding) stream `b` once, widening it to f32 as they go. Without
-//! AVX512_BF16 the caller widens both operands and runs the f32 GEMM.
+//! rows by [`KC`] pairs, and a 6×64 register-tiled microkernel multiplies one panel of each.
+//! Few-row products (decoding) stream `b` once (`gemv_bf16`). Without AVX512_BF16 the caller
+//! widens both operands and runs the f32 GEMM.
 
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::bf16::{bits, flex_bf16, from_bits, narrow_into, to_f32};
+use super::bf16::{bits, flex_bf16, from_bits, narrow_into};
+use super::gemv_bf16::few_rows;
 use super::matmul::FEW_ROWS;
 use super::simd::simd_kernel;
 use super::storage::strides_within;
@@ -36,16 +37,16 @@ const V: usize = NR / 16;
 
 /// A bf16 matrix read in place: element `(i, p)` at `s[off + i·rs + p·cs]`.
 #[derive(Clone, Copy)]
-struct Mat<'a> {
-    s: &'a [u16],
-    off: usize,
-    rs: usize,
-    cs: usize,
+pub(crate) struct Mat<'a> {
+    pub(crate) s: &'a [u16],
+    pub(crate) off: usize,
+    pub(crate) rs: usize,
+    pub(crate) cs: usize,
 }
 
 impl Mat<'_> {
     #[inline(always)]
-    fn at(&self, i: usize, p: usize) -> u16 {
+    pub(crate) fn at(&self, i: usize, p: usize) -> u16 {
         self.s[self.off + i * self.rs + p * self.cs]
     }
 }
@@ -143,10 +144,31 @@ simd_kernel! {
                 }
             }
         } else if b.rs == 1 {
-            for j in 0..cols {
-                let col = &b.s[b.off + (j0 + j) * b.cs..][..k];
-                for (p, two) in col.chunks(2).enumerate() {
-                    out[p * NR + j] = pair(two[0], two.get(1).copied().unwrap_or(0));
+            // bᵀ row-major (a Linear weight): column j's pairs are consecutive. Transposed in
+            // blocks of 16 pairs, so the writes stay within 4 KiB of `out`.
+            const P: usize = 16;
+            let full = k / 2;
+            for p0 in (0..full).step_by(P) {
+                let np = P.min(full - p0);
+                for j in 0..cols {
+                    let col = &b.s[b.off + (j0 + j) * b.cs + 2 * p0..][..2 * np];
+                    match as_pairs(col) {
+                        Some(pairs) => {
+                            for (t, &v) in pairs.iter().enumerate() {
+                                out[(p0 + t) * NR + j] = v;
+                            }
+                        }
+                        None => {
+                            for (t, two) in col.chunks_exact(2).enumerate() {
+                                out[(p0 + t) * NR + j] = pair(two[0], two[1]);
+                            }
+                        }
+                    }
+                }
+            }
+            if k % 2 == 1 {
+                for j in 0..cols {
+                    out[full * NR + j] = pair(b.s[b.off + (j0 + j) * b.cs + k - 1], 0);
                 }
             }
         } else {
@@ -334,90 +356,6 @@ fn gemm(a: &Mat, b: &Mat, [m, k, n]: [usize; 3], out: &mut [MaybeUninit<u16>]) {
     }
 }
 
-simd_kernel! {
-    /// `y[i, :] += Σ_{p < rows} a[i, p0 + p] · b[p·ld ..][..n]` for bf16 rows of `b`.
-    fn few_by_rows(y: &mut [f32], a: &[f32], b: &[u16], k: usize, n: usize, ld: usize, p0: usize, rows: usize) {
-        for (yi, ai) in y.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
-            for p in 0..rows {
-                let ap = ai[p0 + p];
-                for (o, &bv) in yi.iter_mut().zip(&b[p * ld..p * ld + n]) {
-                    *o += ap * to_f32(bv);
-                }
-            }
-        }
-    }
-}
-
-simd_kernel! {
-    /// `y[i, j] = a[i, :] · col_j` for the bf16 columns `bt[(j0 + j)·ld ..][..k]`.
-    fn few_by_cols(y: &mut [f32], a: &[f32], bt: &[u16], k: usize, ld: usize, j0: usize) {
-        let w = y.len() / (a.len() / k);
-        for (yi, ai) in y.chunks_exact_mut(w).zip(a.chunks_exact(k)) {
-            for (j, o) in yi.iter_mut().enumerate() {
-                let col = &bt[(j0 + j) * ld..(j0 + j) * ld + k];
-                let mut lanes = [0f32; 16];
-                let (ca, cb) = (ai.chunks_exact(16), col.chunks_exact(16));
-                let (ra, rb) = (ca.remainder(), cb.remainder());
-                for (x, w) in ca.zip(cb) {
-                    for l in 0..16 {
-                        lanes[l] += x[l] * to_f32(w[l]);
-                    }
-                }
-                let tail: f32 = ra.iter().zip(rb).map(|(x, &w)| x * to_f32(w)).sum();
-                *o = lanes.iter().sum::<f32>() + tail;
-            }
-        }
-    }
-}
-
-/// `a (m, k) @ b (k, n)` for at most [`FEW_ROWS`] rows: `b` streamed once over the threads
-/// (rows of `b` by ranges, or columns of `b` by blocks), `a` widened to f32.
-fn few_rows(a: &Mat, b: &Mat, [m, k, n]: [usize; 3]) -> Vec<f32> {
-    let av: Vec<f32> = (0..m * k).map(|e| to_f32(a.at(e / k, e % k))).collect();
-    if b.cs == 1 {
-        let tasks = rayon::current_num_threads() * 2;
-        let rows = k.div_ceil(tasks).max(16);
-        (0..k)
-            .into_par_iter()
-            .step_by(rows)
-            .map(|p0| {
-                let r = rows.min(k - p0);
-                let mut y = vec![0f32; m * n];
-                let block = &b.s[b.off + p0 * b.rs..][..(r - 1) * b.rs + n];
-                few_by_rows(&mut y, &av, block, k, n, b.rs, p0, r);
-                y
-            })
-            .reduce(
-                || vec![0f32; m * n],
-                |mut acc, part| {
-                    acc.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
-                    acc
-                },
-            )
-    } else {
-        let tasks = rayon::current_num_threads() * 4;
-        let w = n.div_ceil(tasks).next_multiple_of(16).max(64).min(n);
-        let cols = &b.s[b.off..][..(n - 1) * b.cs + k];
-        let parts: Vec<(usize, Vec<f32>)> = (0..n)
-            .into_par_iter()
-            .step_by(w)
-            .map(|j0| {
-                let mut y = vec![0f32; m * w.min(n - j0)];
-                few_by_cols(&mut y, &av, cols, k, b.cs, j0);
-                (j0, y)
-            })
-            .collect();
-        let mut out = vec![0f32; m * n];
-        for (j0, part) in parts {
-            let bw = part.len() / m;
-            for i in 0..m {
-                out[i * n + j0..i * n + j0 + bw].copy_from_slice(&part[i * bw..(i + 1) * bw]);
-            }
-        }
-        out
-    }
-}
-
 /// Batched `a (.., m, k) @ b (.., k, n)` of bf16 CPU primitives with equal batch dims and
 /// non-negative strides, into a fresh bf16 result: the few-row kernel for at most
 /// [`FEW_ROWS`] rows when `b` has a unit stride, else the AVX512_BF16 GEMM. `None` when the
@@ -481,7 +419,7 @@ pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::cpu::bf16::from_f32;
+    use crate::kernels::cpu::bf16::{from_f32, to_f32};
 
     /// Values on a small grid, exact in bf16, so the products' sums are exact in f32 too.
     fn grid(len: usize, seed: usize) -> Vec<u16> {

@@ -22,7 +22,8 @@
 //! | `tiles` | the small dense products of tiled attention (AVX-512 FMA kernels) |
 //! | `matmul` | GEMM into fresh buffers, few-row products for decoding |
 //! | `bf16` | bf16 storage as raw bits, conversions to and from f32, AVX512_BF16 detection |
-//! | `gemm_bf16` | bf16 products: a packed AVX512_BF16 GEMM, few-row products for decoding |
+//! | `gemm_bf16` | bf16 products: a packed AVX512_BF16 GEMM |
+//! | `gemv_bf16` | bf16 products of few rows (decoding), streaming the weight once |
 //! | `optim` | the AdamW update with moments in place |
 
 pub(crate) mod simd;
@@ -32,6 +33,7 @@ pub(crate) mod bf16;
 pub(crate) mod elementwise;
 pub(crate) mod embedding;
 pub(crate) mod gemm_bf16;
+pub(crate) mod gemv_bf16;
 pub(crate) mod loss;
 pub(crate) mod matmul;
 pub(crate) mod norm;

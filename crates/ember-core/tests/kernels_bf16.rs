@@ -1,0 +1,248 @@
+//! The bf16 CPU paths against f64 references: products (the AVX512_BF16 GEMM, or the f32
+//! GEMM on widened operands where the CPU lacks it; the few-row decode products), their
+//! gradients, the fused ops that widen bf16 to the f32 kernels, and bf16 ⇄ f32 casts of
+//! strided views. The binary runs itself again with `EMBER_SIMD=avx2`, where the fallbacks
+//! must give the same answers.
+
+use ember_core::{
+    AttentionOpts, Backward, DType, Device, Impl, Result, Tensor, manual_seed, trace_kernels,
+};
+
+/// Worst `|a - b| / (atol + rtol·|b|)` over the elements; <= 1 passes.
+fn worst(a: &Tensor, b: &Tensor, rtol: f64, atol: f64) -> Result<f64> {
+    assert_eq!(a.dims(), b.dims());
+    let (a, b) = (a.to_vec::<f64>()?, b.to_vec::<f64>()?);
+    Ok(a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs() / (atol + rtol * y.abs()))
+        .fold(0.0, f64::max))
+}
+
+/// A bf16 tensor of normals (so the f64 reference sees exactly the bf16 values).
+fn bf16(dims: &[usize]) -> Result<Tensor> {
+    Tensor::randn(dims, DType::F32, Device::Cpu)?.to_dtype(DType::BF16)
+}
+
+/// The implementations `f` used for kernel entry `entry`.
+fn used<T>(entry: &str, f: impl FnOnce() -> Result<T>) -> Result<(T, Vec<Impl>)> {
+    let (out, uses) = trace_kernels(f);
+    let impls = uses
+        .iter()
+        .filter(|u| u.entry == entry)
+        .map(|u| u.implementation)
+        .collect();
+    Ok((out?, impls))
+}
+
+/// Products of every layout the kernels take, forward and backward, against f64: the
+/// forward within bf16's rounding of the result, the gradients likewise.
+#[test]
+fn bf16_products_and_their_gradients_match_f64() -> Result<()> {
+    manual_seed(11);
+    let cases: &[(&[usize], &[usize], bool)] = &[
+        (&[13, 37], &[37, 45], false),    // edges of every panel, odd k
+        (&[130, 300], &[300, 70], false), // several row tasks
+        (&[97, 64], &[200, 64], true),    // b = wᵀ of a row-major w (a Linear layer)
+        (&[2, 3, 20, 16], &[2, 3, 16, 24], false), // batched
+        (&[3, 77], &[77, 50], false),     // few rows: decoding, b by rows
+        (&[1, 64], &[200, 64], true),     // few rows, b by columns
+    ];
+    for &(ad, bd, transposed) in cases {
+        let a = bf16(ad)?.requires_grad(true)?;
+        let w = bf16(bd)?.requires_grad(true)?;
+        let b = if transposed {
+            w.transpose(0, 1)?
+        } else {
+            w.clone()
+        };
+        let (y, impls) = used("matmul", || a.matmul(&b))?;
+        assert_eq!(y.dtype(), DType::BF16);
+        assert!(
+            !impls.is_empty() && impls.iter().all(|i| *i != Impl::Composed),
+            "{ad:?} @ {bd:?}: bf16 products must run Ember's kernels, ran {impls:?}"
+        );
+        let (a64, b64) = (a.to_dtype(DType::F64)?, b.to_dtype(DType::F64)?);
+        let k = ad[ad.len() - 1] as f64;
+        let reference = a64.matmul(&b64)?;
+        let w0 = worst(&y, &reference, 8e-3, 1e-3 * k.sqrt())?;
+        assert!(
+            w0 <= 1.0,
+            "{ad:?} @ {bd:?}: forward error {w0:.2} x tolerance"
+        );
+
+        let up = bf16(y.dims())?;
+        let grads = y.backward_with(&up)?;
+        let (ga, gw) = (grads.get(&a).unwrap(), grads.get(&w).unwrap());
+        assert_eq!((ga.dtype(), gw.dtype()), (DType::BF16, DType::BF16));
+        // The f64 gradients of the same product, from the bf16 upstream gradient.
+        let (a64, w64) = (
+            a.detach().to_dtype(DType::F64)?.requires_grad(true)?,
+            w.detach().to_dtype(DType::F64)?.requires_grad(true)?,
+        );
+        let b64 = if transposed {
+            w64.transpose(0, 1)?
+        } else {
+            w64.clone()
+        };
+        let g64 = a64.matmul(&b64)?.backward_with(&up.to_dtype(DType::F64)?)?;
+        for (name, ours, reference, inner) in [
+            ("a", ga, g64.get(&a64).unwrap(), y.dims()[y.rank() - 1]),
+            ("w", gw, g64.get(&w64).unwrap(), a.numel() / k as usize),
+        ] {
+            let e = worst(ours, reference, 8e-3, 1e-3 * (inner as f64).sqrt())?;
+            assert!(
+                e <= 1.0,
+                "{ad:?} @ {bd:?}: gradient of {name} {e:.2} x tolerance"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// GELU, norms and attention on bf16 inputs run the f32 kernels on widened inputs and give
+/// bf16 results within bf16's rounding of the f64 values.
+#[test]
+fn fused_ops_on_bf16_widen_to_the_f32_kernels() -> Result<()> {
+    manual_seed(12);
+    let x = bf16(&[4, 96, 64])?;
+    let x64 = x.to_dtype(DType::F64)?;
+    let w = Tensor::randn(&[64], DType::F32, Device::Cpu)?;
+    let checks: Vec<(&str, Tensor, Tensor)> = vec![
+        ("gelu", x.gelu()?, x64.gelu()?),
+        ("gelu_tanh", x.gelu_tanh()?, x64.gelu_tanh()?),
+        (
+            "layer_norm",
+            x.layer_norm(Some(&w), Some(&w), 1e-5)?,
+            x64.layer_norm(
+                Some(&w.to_dtype(DType::F64)?),
+                Some(&w.to_dtype(DType::F64)?),
+                1e-5,
+            )?,
+        ),
+        ("log_softmax", x.log_softmax(-1)?, x64.log_softmax(-1)?),
+        ("softmax", x.softmax(-1)?, x64.softmax(-1)?),
+        (
+            "rms_norm",
+            x.rms_norm(Some(&w), 1e-6)?,
+            x64.rms_norm(Some(&w.to_dtype(DType::F64)?), 1e-6)?,
+        ),
+    ];
+    for (name, ours, reference) in checks {
+        assert_eq!(ours.dtype(), DType::BF16, "{name} keeps x's dtype");
+        let e = worst(&ours, &reference, 8e-3, 8e-3)?;
+        assert!(e <= 1.0, "{name}: {e:.2} x tolerance");
+    }
+    // Their gradients, from a bf16 upstream gradient, against f64.
+    type Op = fn(&Tensor) -> Result<Tensor>;
+    let ops: [(&str, Op); 6] = [
+        ("gelu", |t| t.gelu()),
+        ("gelu_tanh", |t| t.gelu_tanh()),
+        ("log_softmax", |t| t.log_softmax(-1)),
+        ("softmax", |t| t.softmax(-1)),
+        ("layer_norm", |t| t.layer_norm(None, None, 1e-5)),
+        ("rms_norm", |t| t.rms_norm(None, 1e-6)),
+    ];
+    let up = bf16(x.dims())?;
+    for (name, f) in ops {
+        let (xb, x64) = (x.requires_grad(true)?, x64.requires_grad(true)?);
+        let (g, impls) = used(&format!("{name}_backward"), || f(&xb)?.backward_with(&up))?;
+        let g = g.get(&xb).unwrap().clone();
+        let want = f(&x64)?.backward_with(&up.to_dtype(DType::F64)?)?;
+        assert_eq!(g.dtype(), DType::BF16, "{name}");
+        assert!(
+            !impls.contains(&Impl::Composed),
+            "{name}_backward ran {impls:?}"
+        );
+        let e = worst(&g, want.get(&x64).unwrap(), 2e-2, 2e-2)?;
+        assert!(e <= 1.0, "{name} gradient: {e:.2} x tolerance");
+    }
+    // Attention over head views of one fused projection, as the models run it.
+    let qkv = bf16(&[2, 96, 3 * 64])?; // (B, T, 3C)
+    let heads = |t: &Tensor, i: usize| -> Result<Tensor> {
+        t.narrow(-1, i * 64, 64)?
+            .reshape(&[2, 96, 4, 16])?
+            .transpose(1, 2)
+    };
+    let opts = AttentionOpts {
+        causal: true,
+        ..Default::default()
+    };
+    let (y, impls) = used("attention", || {
+        heads(&qkv, 0)?.scaled_dot_product_attention(&heads(&qkv, 1)?, &heads(&qkv, 2)?, &opts)
+    })?;
+    assert!(
+        impls.contains(&Impl::CpuBf16ViaF32),
+        "attention ran {impls:?}"
+    );
+    let q64 = qkv.to_dtype(DType::F64)?;
+    let reference =
+        heads(&q64, 0)?.scaled_dot_product_attention(&heads(&q64, 1)?, &heads(&q64, 2)?, &opts)?;
+    assert_eq!(y.dtype(), DType::BF16);
+    let e = worst(&y, &reference, 8e-3, 4e-3)?;
+    assert!(e <= 1.0, "attention: {e:.2} x tolerance");
+    Ok(())
+}
+
+/// Casts between bf16 and f32 of contiguous tensors, permuted views and row-strided views
+/// keep every value (widening is exact; narrowing rounds to nearest even, as torch).
+#[test]
+fn casts_of_strided_views_keep_their_values() -> Result<()> {
+    manual_seed(13);
+    let base = Tensor::randn(&[3, 5, 7, 9], DType::F32, Device::Cpu)?;
+    let views: Vec<(&str, Tensor)> = vec![
+        ("contiguous", base.clone()),
+        ("permuted", base.permute(&[0, 2, 1, 3])?),
+        ("transposed", base.transpose(-1, -2)?),
+        ("narrowed", base.narrow(-1, 2, 5)?),
+        (
+            "narrowed and permuted",
+            base.narrow(-1, 2, 5)?.transpose(1, 2)?,
+        ),
+    ];
+    for (name, v) in views {
+        let expect: Vec<f32> = v
+            .to_vec::<f32>()?
+            .iter()
+            .map(|&x| ember_core::bf16::from_f32(x).to_f32())
+            .collect();
+        let narrowed = v.to_dtype(DType::BF16)?;
+        assert_eq!(narrowed.dims(), v.dims(), "{name}");
+        assert_eq!(
+            narrowed.to_dtype(DType::F32)?.to_vec::<f32>()?,
+            expect,
+            "{name}"
+        );
+        // Widening a strided bf16 view.
+        let wide = narrowed.transpose(0, 1)?.to_dtype(DType::F32)?;
+        let want = Tensor::from_vec(expect.clone(), v.dims(), Device::Cpu)?.transpose(0, 1)?;
+        assert_eq!(
+            wide.to_vec::<f32>()?,
+            want.to_vec::<f32>()?,
+            "{name}, widened"
+        );
+    }
+    Ok(())
+}
+
+/// This machine may pick AVX512_BF16; the fallbacks (f32 GEMM on widened operands, AVX2
+/// conversions) must pass the same tests: the binary runs itself again with `EMBER_SIMD`.
+#[test]
+fn the_fallbacks_without_avx512_pass_too() {
+    if std::env::var_os("EMBER_SIMD").is_some() {
+        return; // this is the re-run
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    for level in ["avx2", "baseline"] {
+        let out = std::process::Command::new(&exe)
+            .env("EMBER_SIMD", level)
+            .args(["--skip", "the_fallbacks_without_avx512_pass_too"])
+            .output()
+            .expect("re-running the bf16 kernel tests");
+        assert!(
+            out.status.success(),
+            "bf16 kernel tests with EMBER_SIMD={level} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
