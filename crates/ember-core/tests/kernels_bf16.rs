@@ -183,6 +183,53 @@ fn fused_ops_on_bf16_widen_to_the_f32_kernels() -> Result<()> {
     Ok(())
 }
 
+/// Cross-entropy reads bf16 logits directly: under autocast the loss is f32 (no f32 copy of
+/// the logits), outside it bf16, as PyTorch; values and gradients against f64.
+#[test]
+fn cross_entropy_reads_bf16_logits() -> Result<()> {
+    manual_seed(14);
+    let logits = bf16(&[37, 1000])?.mul_scalar(3.0)?.requires_grad(true)?;
+    let ids: Vec<i64> = (0..37).map(|i| (i * 97 % 1000) as i64).collect();
+    let targets = Tensor::from_vec(ids, &[37], Device::Cpu)?;
+    let opts = ember_core::CrossEntropyOpts::default();
+    let l64 = logits.detach().to_dtype(DType::F64)?.requires_grad(true)?;
+    let want = l64.cross_entropy(&targets, opts)?;
+    let want_grad = want.backward()?.get(&l64).unwrap().clone();
+    let want = want.to_scalar::<f64>()?;
+    let plain = logits.cross_entropy(&targets, opts)?;
+    assert_eq!(
+        plain.dtype(),
+        DType::BF16,
+        "outside autocast the loss keeps the logits' dtype"
+    );
+    let (loss, impls) = used("cross_entropy", || {
+        let _amp = ember_core::autocast(DType::BF16)?;
+        logits.cross_entropy(&targets, opts)
+    })?;
+    assert_eq!(
+        loss.dtype(),
+        DType::F32,
+        "under autocast the loss runs in f32"
+    );
+    assert_eq!(
+        impls,
+        vec![Impl::CpuF32],
+        "the kernel reads the bf16 logits"
+    );
+    let got = loss.to_scalar::<f32>()? as f64;
+    assert!(
+        (got - want).abs() < 1e-5 * want.abs().max(1.0),
+        "{got} vs {want}"
+    );
+    let (grads, impls) = used("cross_entropy_backward", || loss.backward())?;
+    assert_eq!(impls, vec![Impl::CpuF32]);
+    let g = grads.get(&logits).unwrap();
+    assert_eq!(g.dtype(), DType::BF16);
+    let e = worst(g, &want_grad, 8e-3, 1e-6)?;
+    assert!(e <= 1.0, "gradient {e:.2} x tolerance");
+    Ok(())
+}
+
 /// Casts between bf16 and f32 of contiguous tensors, permuted views and row-strided views
 /// keep every value (widening is exact; narrowing rounds to nearest even, as torch).
 #[test]

@@ -1,8 +1,12 @@
 //! Cross-entropy of `(N, C)` logits with class targets: forward and backward.
 //!
-//! f32 on the CPU: one pass per row, forward and backward (`cpu::loss`), without the
-//! `(N, C)` log-probabilities in between. Elsewhere: the composed definitions below, which are
-//! the reference.
+//! f32 and bf16 on the CPU: one pass per row, forward and backward (`cpu::loss`), computed in
+//! f32 without the `(N, C)` log-probabilities in between. Elsewhere: the composed definitions
+//! below, which are the reference.
+//!
+//! Under autocast the loss runs in f32 (PyTorch's f32 list): `in_f32` gives an f32 loss from
+//! logits of a lower precision without materializing an f32 copy of them where the kernel
+//! reads them directly (an LM head's logits are the largest tensor of a step).
 
 use super::cpu::loss as cpu;
 use super::trace::{Impl, note};
@@ -11,20 +15,24 @@ use crate::{DType, Result, Tensor};
 
 /// The loss as `torch.nn.functional.cross_entropy`; `t` holds the targets' values (checked in
 /// range by the op).
+/// The loss is in f32 when `in_f32`, else in the logits' dtype.
 pub(crate) fn cross_entropy(
     logits: &Tensor,
     targets: &Tensor,
     t: &[i64],
     opts: &CrossEntropyOpts,
+    in_f32: bool,
 ) -> Result<Tensor> {
     let eps = opts.label_smoothing;
+    let out_dtype = if in_f32 { DType::F32 } else { logits.dtype() };
     let per_row = match cpu::cross_entropy_rows(&logits.prim(), t, opts.ignore_index, eps) {
         Some(rows) => {
             note("cross_entropy", Impl::CpuF32);
-            Tensor::from_vec(rows, &[t.len()], logits.device())? // (N,)
+            Tensor::from_vec(rows, &[t.len()], logits.device())?.to_dtype(out_dtype)? // (N,)
         }
         None => {
             note("cross_entropy", Impl::Composed);
+            let logits = &logits.to_dtype(out_dtype)?;
             let (safe, keep) = kept_targets(targets, opts.ignore_index)?;
             let lsm = logits.log_softmax(-1)?; // (N, C)
             let picked = lsm.gather(1, &safe.unsqueeze(1)?)?.squeeze(1)?; // (N,)
@@ -47,7 +55,8 @@ pub(crate) fn cross_entropy(
 }
 
 /// The gradient of [`cross_entropy`] with respect to the logits, given the output gradient
-/// `g` (a scalar for the mean and sum reductions, `(N,)` for none).
+/// `g` (a scalar for the mean and sum reductions, `(N,)` for none). An f32 `g` for logits of
+/// a lower precision means the loss ran in f32: so does its gradient.
 pub(crate) fn cross_entropy_backward(
     logits: &Tensor,
     targets: &Tensor,
@@ -59,6 +68,7 @@ pub(crate) fn cross_entropy_backward(
         return Ok(gx);
     }
     note("cross_entropy_backward", Impl::Composed);
+    let logits = &logits.to_dtype(g.dtype())?;
     let (n, c) = (logits.dims()[0], logits.dims()[1]);
     let p = logits.softmax(-1)?; // (N, C)
     let (safe, keep) = kept_targets(targets, opts.ignore_index)?;
@@ -90,7 +100,7 @@ fn cpu_backward(
     opts: &CrossEntropyOpts,
     g: &Tensor,
 ) -> Result<Option<Tensor>> {
-    if !super::cpu::storage::applies(&[&logits.prim(), &g.prim()]) {
+    if g.device() != crate::Device::Cpu || !g.dtype().is_float() {
         return Ok(None);
     }
     let t = targets.to_vec::<i64>()?;

@@ -176,11 +176,10 @@ impl Tensor {
     /// # Ok::<(), ember_core::Error>(())
     /// ```
     pub fn cross_entropy(&self, targets: &Tensor, opts: CrossEntropyOpts) -> Result<Tensor> {
-        if autocast_dtype().is_some() {
-            let logits = crate::autocast::full(self)?;
-            let _off = autocast_off();
-            return logits.cross_entropy(targets, opts);
-        }
+        // Under autocast the loss runs in f32 (PyTorch's f32 list), read from the logits as
+        // they are: the kernel entry widens them where it needs to.
+        let in_f32 = autocast_dtype().is_some() && matches!(self.dtype(), DType::BF16 | DType::F16);
+        let _off = autocast_off();
         const OP: &str = "cross_entropy";
         self.same_device(OP, targets)?;
         if self.rank() != 2 || !self.dtype().is_float() {
@@ -226,7 +225,7 @@ impl Tensor {
         }
         self.fused(
             &[self],
-            || kernels::cross_entropy::cross_entropy(self, targets, &t, &opts),
+            || kernels::cross_entropy::cross_entropy(self, targets, &t, &opts, in_f32),
             || Op::CrossEntropy {
                 logits: self.clone(),
                 targets: targets.clone(),
