@@ -145,23 +145,30 @@ simd_kernel! {
             }
         } else if b.rs == 1 {
             // bᵀ row-major (a Linear weight): column j's pairs are consecutive. Transposed in
-            // blocks of 16 pairs, so the writes stay within 4 KiB of `out`.
-            const P: usize = 16;
+            // 16×16 tiles: 16 columns are read as 16 sequential streams, and each pair's 16
+            // values are written as one run.
+            const G: usize = 16;
             let full = k / 2;
-            for p0 in (0..full).step_by(P) {
-                let np = P.min(full - p0);
-                for j in 0..cols {
-                    let col = &b.s[b.off + (j0 + j) * b.cs + 2 * p0..][..2 * np];
-                    match as_pairs(col) {
-                        Some(pairs) => {
-                            for (t, &v) in pairs.iter().enumerate() {
-                                out[(p0 + t) * NR + j] = v;
+            let mut tile = [[0u32; G]; G]; // tile[j][t]: column j, pair p0 + t
+            for jg in (0..cols).step_by(G) {
+                let gw = G.min(cols - jg);
+                for p0 in (0..full).step_by(G) {
+                    let np = G.min(full - p0);
+                    for (jj, row) in tile.iter_mut().enumerate().take(gw) {
+                        let col = &b.s[b.off + (j0 + jg + jj) * b.cs + 2 * p0..][..2 * np];
+                        match as_pairs(col) {
+                            Some(pairs) => row[..np].copy_from_slice(pairs),
+                            None => {
+                                for (d, two) in row.iter_mut().zip(col.chunks_exact(2)) {
+                                    *d = pair(two[0], two[1]);
+                                }
                             }
                         }
-                        None => {
-                            for (t, two) in col.chunks_exact(2).enumerate() {
-                                out[(p0 + t) * NR + j] = pair(two[0], two[1]);
-                            }
+                    }
+                    for t in 0..np {
+                        let dst = &mut out[(p0 + t) * NR + jg..][..gw];
+                        for (d, row) in dst.iter_mut().zip(&tile) {
+                            *d = row[t];
                         }
                     }
                 }
