@@ -1,26 +1,16 @@
 //! GELU, exact (erf) and tanh-approximated: forward and backward.
 //!
-//! f32 on the CPU: one vectorized pass (`cpu::elementwise`); bf16 on the CPU: the same pass
-//! on the input widened to f32, rounded back. Elsewhere: the composed definition below, which
+//! f32 on the CPU: one vectorized pass (`cpu::elementwise`); bf16 on the CPU: one pass too,
+//! each block widened to f32, computed and rounded back while in L1. Elsewhere: the composed definition below, which
 //! is the reference.
 
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 
-use super::cpu::{bf16, elementwise as cpu};
+use super::cpu::elementwise as cpu;
 use super::prim::Prim;
 use super::trace::{Impl, note};
 use crate::BinaryFn::{self, Add, Mul};
 use crate::{Result, Tensor, UnaryFn};
-
-/// `kernel` on a contiguous bf16 CPU `x` widened to f32, its result rounded back to bf16.
-fn via_f32(x: &Prim, kernel: fn(&Prim) -> Option<Prim>) -> Option<Prim> {
-    bf16::narrow(&kernel(&bf16::widen(x)?)?)
-}
-
-/// `kernel` on contiguous bf16 CPU `x` and `g` widened to f32, its result rounded to bf16.
-fn via_f32_2(x: &Prim, g: &Prim, kernel: fn(&Prim, &Prim) -> Option<Prim>) -> Option<Prim> {
-    bf16::narrow(&kernel(&bf16::widen(x)?, &bf16::widen(g)?)?)
-}
 
 /// The cubic coefficient of the tanh approximation.
 const GELU_C: f64 = 0.044715;
@@ -31,7 +21,7 @@ pub(crate) fn gelu(x: Prim) -> Prim {
         note("gelu", Impl::CpuF32);
         return y;
     }
-    if let Some(y) = via_f32(&x, cpu::gelu) {
+    if let Some(y) = cpu::gelu_bf16(&x, false) {
         note("gelu", Impl::CpuBf16ViaF32);
         return y;
     }
@@ -47,7 +37,7 @@ pub(crate) fn gelu_backward(x: &Tensor, g: &Tensor) -> Result<Tensor> {
         note("gelu_backward", Impl::CpuF32);
         return Ok(x.wrap(p, x.shape()));
     }
-    if let Some(p) = via_f32_2(&x.prim(), &g.prim(), cpu::gelu_backward) {
+    if let Some(p) = cpu::gelu_backward_bf16(&x.prim(), &g.prim(), false) {
         note("gelu_backward", Impl::CpuBf16ViaF32);
         return Ok(x.wrap(p, x.shape()));
     }
@@ -71,7 +61,7 @@ pub(crate) fn gelu_tanh(x: Prim) -> Prim {
         note("gelu_tanh", Impl::CpuF32);
         return y;
     }
-    if let Some(y) = via_f32(&x, cpu::gelu_tanh) {
+    if let Some(y) = cpu::gelu_bf16(&x, true) {
         note("gelu_tanh", Impl::CpuBf16ViaF32);
         return y;
     }
@@ -89,7 +79,7 @@ pub(crate) fn gelu_tanh_backward(x: &Tensor, g: &Tensor) -> Result<Tensor> {
         note("gelu_tanh_backward", Impl::CpuF32);
         return Ok(x.wrap(p, x.shape()));
     }
-    if let Some(p) = via_f32_2(&x.prim(), &g.prim(), cpu::gelu_tanh_backward) {
+    if let Some(p) = cpu::gelu_backward_bf16(&x.prim(), &g.prim(), true) {
         note("gelu_tanh_backward", Impl::CpuBf16ViaF32);
         return Ok(x.wrap(p, x.shape()));
     }

@@ -210,6 +210,74 @@ pub(crate) fn narrow(p: &Prim) -> Option<Prim> {
     Some(with_layout(out, p.dims(), layout, DType::BF16))
 }
 
+/// Values per step of the fused maps: widened, computed and narrowed while in L1.
+const STEP: usize = 1024;
+
+/// `kernel` over a contiguous bf16 CPU `x` in one pass: each block of [`STEP`] values is
+/// widened into f32, computed and rounded back while in L1 (instead of a pass per step).
+pub(crate) fn map1(x: &Prim, kernel: fn(&mut [f32], &[f32])) -> Option<Prim> {
+    let xs = contiguous_bits(x)?;
+    let out = fill_bits(xs.len(), |at, o| {
+        let (mut wx, mut wy) = ([0f32; STEP], [0f32; STEP]);
+        for (o, x) in o.chunks_mut(STEP).zip(xs[at..].chunks(STEP)) {
+            let n = o.len();
+            widen_slice(&mut wx[..n], x);
+            kernel(&mut wy[..n], &wx[..n]);
+            narrow_into(o, &wy[..n]);
+        }
+    });
+    Some(from_bits(out, x.dims()))
+}
+
+/// [`map1`] for kernels of two inputs (an activation's gradient: `x` and `g`).
+pub(crate) fn map2(x: &Prim, g: &Prim, kernel: fn(&mut [f32], &[f32], &[f32])) -> Option<Prim> {
+    let (xs, gs) = (contiguous_bits(x)?, contiguous_bits(g)?);
+    if xs.len() != gs.len() {
+        return None;
+    }
+    let out = fill_bits(xs.len(), |at, o| {
+        let (mut wx, mut wg, mut wy) = ([0f32; STEP], [0f32; STEP], [0f32; STEP]);
+        let blocks = o
+            .chunks_mut(STEP)
+            .zip(xs[at..].chunks(STEP))
+            .zip(gs[at..].chunks(STEP));
+        for ((o, x), g) in blocks {
+            let n = o.len();
+            widen_slice(&mut wx[..n], x);
+            widen_slice(&mut wg[..n], g);
+            kernel(&mut wy[..n], &wx[..n], &wg[..n]);
+            narrow_into(o, &wy[..n]);
+        }
+    });
+    Some(from_bits(out, x.dims()))
+}
+
+/// The raw bits of a contiguous bf16 CPU primitive.
+fn contiguous_bits(p: &Prim) -> Option<&[u16]> {
+    let t = flex_bf16(p)?;
+    let (start, end) = t.layout().contiguous_offsets()?;
+    (end - start == t.layout().num_elements()).then(|| &bits(t)[start..end])
+}
+
+/// A fresh buffer of `n` bf16 bits filled by `f(offset, block)` over parallel blocks.
+fn fill_bits(n: usize, f: impl Fn(usize, &mut [MaybeUninit<u16>]) + Sync) -> Vec<u16> {
+    let mut out: Vec<u16> = Vec::with_capacity(n);
+    out.spare_capacity_mut()[..n]
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(i, o)| f(i * CHUNK, o));
+    // SAFETY: `f` writes every element of its block (the maps narrow into all of it).
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// `out[i] = to_f32(x[i])` into initialized memory.
+pub(crate) fn widen_slice(out: &mut [f32], x: &[u16]) {
+    // SAFETY: `MaybeUninit<f32>` has f32's layout, and `widen_into` writes initialized values.
+    let out = unsafe { std::mem::transmute::<&mut [f32], &mut [MaybeUninit<f32>]>(out) };
+    widen_into(out, x);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::bf16;
 use super::simd::{CHUNK, erf, exp, map1, map2, simd_kernel, tanh, tanh_sech2};
 use super::storage::{take_flex, unique_values, values, wrap};
 use crate::kernels::prim::Prim;
@@ -71,6 +72,22 @@ pub(crate) fn gelu_tanh(x: &Prim) -> Option<Prim> {
 /// Gradient of the tanh-approximated GELU.
 pub(crate) fn gelu_tanh_backward(x: &Prim, g: &Prim) -> Option<Prim> {
     map2(x, g, gelu_tanh_backward_chunk)
+}
+
+/// The same four kernels on contiguous bf16 tensors, computed in f32 block by block
+/// (`bf16::map1`/`map2`): `[gelu, gelu_tanh]` forward and `[gelu, gelu_tanh]` backward.
+pub(crate) fn gelu_bf16(x: &Prim, tanh: bool) -> Option<Prim> {
+    bf16::map1(x, if tanh { gelu_tanh_chunk } else { gelu_chunk })
+}
+
+/// See [`gelu_bf16`].
+pub(crate) fn gelu_backward_bf16(x: &Prim, g: &Prim, tanh: bool) -> Option<Prim> {
+    let kernel = if tanh {
+        gelu_tanh_backward_chunk
+    } else {
+        gelu_backward_chunk
+    };
+    bf16::map2(x, g, kernel)
 }
 
 simd_kernel! {

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::bf16::{bits, flex_bf16, from_bits, narrow_into, widen_into};
+use super::bf16::{bits, flex_bf16, from_bits, narrow_into, widen_slice};
 use super::simd::{dot_by, exp, row_len, simd_kernel, sum};
 use super::storage::{from_vec, values};
 use crate::kernels::prim::Prim;
@@ -40,11 +40,7 @@ impl<'a> Logits<'a> {
             Logits::F32(v) => &v[i * c..(i + 1) * c],
             Logits::Bf16(v) => {
                 buf.resize(c, 0.0);
-                // SAFETY: `MaybeUninit<f32>` has f32's layout, and `widen_into` only writes
-                // initialized values.
-                let out: &mut [std::mem::MaybeUninit<f32>] =
-                    unsafe { std::mem::transmute::<&mut [f32], _>(&mut buf[..]) };
-                widen_into(out, &v[i * c..(i + 1) * c]);
+                widen_slice(buf, &v[i * c..(i + 1) * c]);
                 &buf[..c]
             }
         }
