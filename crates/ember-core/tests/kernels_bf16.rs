@@ -137,7 +137,11 @@ fn fused_ops_on_bf16_widen_to_the_f32_kernels() -> Result<()> {
     let odd64 = odd.to_dtype(DType::F64)?;
     for (name, ours, reference) in [
         ("gelu (odd length)", odd.gelu()?, odd64.gelu()?),
-        ("gelu_tanh (odd length)", odd.gelu_tanh()?, odd64.gelu_tanh()?),
+        (
+            "gelu_tanh (odd length)",
+            odd.gelu_tanh()?,
+            odd64.gelu_tanh()?,
+        ),
     ] {
         let e = worst(&ours, &reference, 8e-3, 8e-3)?;
         assert!(e <= 1.0, "{name}: {e:.2} x tolerance");

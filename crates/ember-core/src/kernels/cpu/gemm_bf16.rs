@@ -70,25 +70,34 @@ simd_kernel! {
         let kp = k.div_ceil(2);
         let full = k / 2;
         if a.cs == 1 {
-            // Row-major: each row's pairs are consecutive, transposed into its panel column.
-            for i in 0..rows {
-                let row = &a.s[a.off + (i0 + i) * a.rs..][..k];
-                let (ip, ii) = (i / MR, i % MR);
-                let panel = &mut out[ip * kp * MR..][..kp * MR];
-                match as_pairs(row) {
-                    Some(pairs) => {
-                        for (d, &v) in panel.iter_mut().skip(ii).step_by(MR).zip(&pairs[..full]) {
-                            *d = v;
+            // Row-major: each row's pairs are consecutive; a panel's MR rows are read as MR
+            // streams and written pair by pair, sequentially.
+            for (ip, panel) in out.chunks_mut(kp * MR).enumerate().take(rows.div_ceil(MR)) {
+                let r = MR.min(rows - ip * MR);
+                let mut streams: [&[u32]; MR] = [&[]; MR];
+                let aligned = (0..r).all(|i| {
+                    let row = &a.s[a.off + (i0 + ip * MR + i) * a.rs..][..k];
+                    as_pairs(row).map(|p| streams[i] = &p[..full]).is_some()
+                });
+                if aligned {
+                    for (p, dst) in panel.chunks_exact_mut(MR).take(full).enumerate() {
+                        for (d, stream) in dst.iter_mut().zip(&streams[..r]) {
+                            *d = stream[p];
                         }
                     }
-                    None => {
-                        for (d, two) in panel.iter_mut().skip(ii).step_by(MR).zip(row.chunks_exact(2)) {
-                            *d = pair(two[0], two[1]);
+                } else {
+                    for i in 0..r {
+                        let row = &a.s[a.off + (i0 + ip * MR + i) * a.rs..][..k];
+                        for (p, two) in row.chunks_exact(2).enumerate() {
+                            panel[p * MR + i] = pair(two[0], two[1]);
                         }
                     }
                 }
                 if k % 2 == 1 {
-                    panel[full * MR + ii] = pair(row[k - 1], 0);
+                    for i in 0..r {
+                        let row = &a.s[a.off + (i0 + ip * MR + i) * a.rs..][..k];
+                        panel[full * MR + i] = pair(row[k - 1], 0);
+                    }
                 }
             }
         } else if a.rs == 1 {
