@@ -467,21 +467,5 @@ fn kernels_decline_other_dtypes_and_take_strided_views_right() -> Result<()> {
 /// pass the same tests: the test binary runs itself again with `EMBER_SIMD` capped.
 #[test]
 fn the_avx2_and_baseline_kernels_pass_too() {
-    if std::env::var_os("EMBER_SIMD").is_some() {
-        return; // this is the re-run
-    }
-    let exe = std::env::current_exe().expect("the test binary");
-    for level in ["avx2", "baseline"] {
-        let out = std::process::Command::new(&exe)
-            .env("EMBER_SIMD", level)
-            .args(["--skip", "the_avx2_and_baseline_kernels_pass_too"])
-            .output()
-            .expect("re-running the kernel tests");
-        assert!(
-            out.status.success(),
-            "kernel tests with EMBER_SIMD={level} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    ember_testing::rerun_with_narrower_simd("the_avx2_and_baseline_kernels_pass_too");
 }

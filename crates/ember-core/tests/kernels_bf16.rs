@@ -289,21 +289,5 @@ fn casts_of_strided_views_keep_their_values() -> Result<()> {
 /// conversions) must pass the same tests: the binary runs itself again with `EMBER_SIMD`.
 #[test]
 fn the_fallbacks_without_avx512_pass_too() {
-    if std::env::var_os("EMBER_SIMD").is_some() {
-        return; // this is the re-run
-    }
-    let exe = std::env::current_exe().expect("the test binary");
-    for level in ["avx2", "baseline"] {
-        let out = std::process::Command::new(&exe)
-            .env("EMBER_SIMD", level)
-            .args(["--skip", "the_fallbacks_without_avx512_pass_too"])
-            .output()
-            .expect("re-running the bf16 kernel tests");
-        assert!(
-            out.status.success(),
-            "bf16 kernel tests with EMBER_SIMD={level} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    ember_testing::rerun_with_narrower_simd("the_fallbacks_without_avx512_pass_too");
 }

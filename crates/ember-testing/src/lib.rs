@@ -67,6 +67,29 @@ pub fn wgpu_device() -> Option<Device> {
     }
 }
 
+/// Runs the current test binary again with `EMBER_SIMD=avx2` and `EMBER_SIMD=baseline`
+/// (skipping the test `this_test`), so the narrower kernels a wider CPU never picks pass the
+/// same tests; panics with their output when a run fails. Returns at once inside a re-run.
+pub fn rerun_with_narrower_simd(this_test: &str) {
+    if std::env::var_os("EMBER_SIMD").is_some() {
+        return; // this is the re-run
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    for level in ["avx2", "baseline"] {
+        let out = std::process::Command::new(&exe)
+            .env("EMBER_SIMD", level)
+            .args(["--skip", this_test])
+            .output()
+            .expect("re-running the tests");
+        assert!(
+            out.status.success(),
+            "tests with EMBER_SIMD={level} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// The repository's `tests/fixtures` folder.
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")

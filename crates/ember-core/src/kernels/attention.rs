@@ -43,6 +43,19 @@ pub(crate) struct Args<'a> {
     pub scale: f64,
 }
 
+impl<'a> Args<'a> {
+    /// The same attention over other tensors.
+    fn with(&self, q: &'a Tensor, k: &'a Tensor, v: &'a Tensor, mask: Option<&'a Tensor>) -> Self {
+        Args {
+            q,
+            k,
+            v,
+            mask,
+            ..*self
+        }
+    }
+}
+
 /// bf16 inputs on the CPU widened to f32 (the kernels read f32; PyTorch's bf16 attention
 /// accumulates in f32 too): `q`, `k`, `v` and a float mask; `None` for other inputs.
 fn widened(a: &Args) -> Result<Option<[Tensor; 4]>> {
@@ -63,13 +76,7 @@ fn widened(a: &Args) -> Result<Option<[Tensor; 4]>> {
 pub(crate) fn attention(a: &Args) -> Result<(Tensor, Saved)> {
     if let Some([q, k, v, mask]) = widened(a)? {
         note("attention", Impl::CpuBf16ViaF32);
-        let wide = Args {
-            q: &q,
-            k: &k,
-            v: &v,
-            mask: a.mask.map(|_| &mask),
-            ..*a
-        };
+        let wide = a.with(&q, &k, &v, a.mask.map(|_| &mask));
         let (y, saved) = attention(&wide)?;
         return Ok((y.to_dtype(a.q.dtype())?, saved));
     }
@@ -108,13 +115,7 @@ pub(crate) fn attention_backward(
 ) -> Result<Vec<Option<Tensor>>> {
     if let Some([q, k, v, mask]) = widened(a)? {
         note("attention_backward", Impl::CpuBf16ViaF32);
-        let wide = Args {
-            q: &q,
-            k: &k,
-            v: &v,
-            mask: a.mask.map(|_| &mask),
-            ..*a
-        };
+        let wide = a.with(&q, &k, &v, a.mask.map(|_| &mask));
         let (y, g) = (y.to_dtype(DType::F32)?, g.to_dtype(DType::F32)?);
         let grads = attention_backward(&wide, saved, &y, &g)?;
         return grads
