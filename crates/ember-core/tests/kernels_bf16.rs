@@ -244,6 +244,25 @@ fn cross_entropy_reads_bf16_logits() -> Result<()> {
     Ok(())
 }
 
+/// Gradients of a bf16 tensor used several times are summed by the bf16 kernel (in f32,
+/// rounded once), in place when nothing else holds the running sum.
+#[test]
+fn bf16_gradients_accumulate_in_the_kernel() -> Result<()> {
+    let x = bf16(&[33, 517])?.requires_grad(true)?;
+    let (grads, impls) = used("accumulate", || {
+        let y = x.mul_scalar(2.0)?.add(&x.mul_scalar(3.0)?)?.add(&x)?; // 6x
+        y.backward_with(&Tensor::ones(y.dims(), DType::BF16, Device::Cpu)?)
+    })?;
+    assert!(
+        !impls.is_empty() && impls.iter().all(|i| *i == Impl::CpuBf16),
+        "{impls:?}"
+    );
+    let g = grads.get(&x).unwrap();
+    assert_eq!(g.dtype(), DType::BF16);
+    assert!(g.to_vec::<f32>()?.iter().all(|&v| v == 6.0));
+    Ok(())
+}
+
 /// Casts between bf16 and f32 of contiguous tensors, permuted views and row-strided views
 /// keep every value (widening is exact; narrowing rounds to nearest even, as torch).
 #[test]

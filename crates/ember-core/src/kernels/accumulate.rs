@@ -1,7 +1,8 @@
 //! Gradient accumulation: `sum + g`, written into the running sum's buffer when nothing else
-//! holds it (f32 on the CPU, `cpu::elementwise::add_into`), else a new tensor.
+//! holds it (f32 and bf16 on the CPU: `cpu::elementwise::add_into`, `cpu::bf16::add_into`, the
+//! bf16 sum computed in f32 and rounded once), else a new tensor.
 
-use super::cpu::elementwise as cpu;
+use super::cpu::{bf16, elementwise as cpu};
 use super::trace::{Impl, note};
 use crate::{Result, Tensor};
 
@@ -11,9 +12,16 @@ pub(crate) fn accumulate(sum: Tensor, g: &Tensor) -> Result<Tensor> {
         return sum.add(g);
     }
     let shape = sum.shape();
-    match cpu::add_into(sum.into_prim(), &g.prim()) {
+    let p = match cpu::add_into(sum.into_prim(), &g.prim()) {
         Ok(p) => {
             note("accumulate", Impl::CpuF32);
+            return Ok(g.wrap(p, shape));
+        }
+        Err(p) => p,
+    };
+    match bf16::add_into(p, &g.prim()) {
+        Ok(p) => {
+            note("accumulate", Impl::CpuBf16);
             Ok(g.wrap(p, shape))
         }
         Err(p) => {

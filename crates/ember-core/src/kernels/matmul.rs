@@ -83,7 +83,7 @@ pub(crate) fn matmul_backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<[Ten
     ])
 }
 
-/// True when `t` is an f32 CPU matrix stored as the transpose of a row-major one.
+/// True when `t` is an f32 or bf16 CPU matrix stored as the transpose of a row-major one.
 fn cpu_transposed(t: &Tensor) -> bool {
     super::cpu::storage::is_transposed(&t.prim())
 }

@@ -252,6 +252,73 @@ pub(crate) fn map2(x: &Prim, g: &Prim, kernel: fn(&mut [f32], &[f32], &[f32])) -
     Some(from_bits(out, x.dims()))
 }
 
+simd_kernel! {
+    /// `acc[i] = bf16(acc[i] + x[i])`, the sum computed in f32.
+    fn add_assign_bits(acc: &mut [u16], x: &[u16]) {
+        for (a, &v) in acc.iter_mut().zip(x) {
+            *a = from_f32(to_f32(*a) + to_f32(v));
+        }
+    }
+}
+
+simd_kernel! {
+    fn add_chunk(o: &mut [f32], a: &[f32], b: &[f32]) {
+        for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+            *o = a + b;
+        }
+    }
+}
+
+/// `acc + x` for contiguous bf16 CPU tensors of one shape (gradient accumulation), summed in
+/// f32 and rounded once: into `acc`'s storage when nothing else holds it, else into a fresh
+/// tensor. `acc` comes back in `Err` when the kernel does not apply.
+#[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
+pub(crate) fn add_into(acc: Prim, x: &Prim) -> Result<Prim, Prim> {
+    let Some(xs) = contiguous_bits(x) else {
+        return Err(acc);
+    };
+    if acc.dims() != x.dims() || contiguous_bits(&acc).is_none() {
+        return Err(acc);
+    }
+    let dims = acc.dims();
+    let inner = acc.into_inner();
+    #[allow(unreachable_patterns)]
+    let mut t = match inner.kind {
+        DispatchTensorKind::Flex(BackendTensor::Float(t)) => t,
+        kind => {
+            let back = DispatchTensor {
+                kind,
+                autodiff: inner.autodiff,
+            };
+            return Err(Prim::from_parts(back, DType::BF16));
+        }
+    };
+    let n = xs.len();
+    let unique = t.layout().contiguous_offsets() == Some((0, n));
+    if unique && let Some(bits) = t.try_storage_mut::<bf16>() {
+        let acc: &mut [u16] = bytemuck::cast_slice_mut(&mut bits[..n]);
+        acc.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .for_each(|(a, x)| add_assign_bits(a, x));
+        let inner = DispatchTensor {
+            kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
+            autodiff: Default::default(),
+        };
+        return Ok(Prim::from_parts(inner, DType::BF16));
+    }
+    let shared = Prim::from_parts(
+        DispatchTensor {
+            kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
+            autodiff: Default::default(),
+        },
+        DType::BF16,
+    );
+    map2(&shared, x, add_chunk).ok_or(shared).map(|p| {
+        debug_assert_eq!(p.dims(), dims);
+        p
+    })
+}
+
 /// The raw bits of a contiguous bf16 CPU primitive.
 fn contiguous_bits(p: &Prim) -> Option<&[u16]> {
     let t = flex_bf16(p)?;

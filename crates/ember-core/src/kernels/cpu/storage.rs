@@ -87,13 +87,15 @@ pub(crate) fn owned(p: Prim) -> Result<FlexTensor, Prim> {
     Ok(FlexTensor::from_data(TensorData::new(copy, dims)))
 }
 
-/// True for a 2-D f32 CPU primitive that is the transpose of a row-major matrix (strides
-/// `[1, rows]`), as `w.transpose(0, 1)` of a weight.
+/// True for a 2-D f32 or bf16 CPU primitive that is the transpose of a row-major matrix
+/// (strides `[1, rows]`), as `w.transpose(0, 1)` of a weight.
 pub(crate) fn is_transposed(p: &Prim) -> bool {
     let dims = p.dims();
-    flex(p).is_some_and(|t| {
-        dims.len() == 2 && dims[1] > 1 && t.layout().strides() == [1, dims[0] as isize]
-    })
+    flex(p)
+        .or_else(|| super::bf16::flex_bf16(p))
+        .is_some_and(|t| {
+            dims.len() == 2 && dims[1] > 1 && t.layout().strides() == [1, dims[0] as isize]
+        })
 }
 
 /// True for an f32 primitive on the CPU, whatever its layout.
