@@ -313,10 +313,9 @@ pub(crate) fn add_into(acc: Prim, x: &Prim) -> Result<Prim, Prim> {
         },
         DType::BF16,
     );
-    map2(&shared, x, add_chunk).ok_or(shared).map(|p| {
-        debug_assert_eq!(p.dims(), dims);
-        p
-    })
+    let sum = map2(&shared, x, add_chunk).ok_or(shared)?;
+    debug_assert_eq!(sum.dims(), dims);
+    Ok(sum)
 }
 
 /// The raw bits of a contiguous bf16 CPU primitive.
