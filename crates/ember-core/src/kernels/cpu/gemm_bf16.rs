@@ -246,6 +246,22 @@ unsafe fn micro(kp: usize, a: *const u32, b: *const u32, c: *mut f32, ldc: usize
     }
 }
 
+thread_local! {
+    /// Packed panels of `b` (on the calling thread) and of `a` (on each task's thread), reused
+    /// from product to product. They are never zeroed: the packers write every pair the
+    /// microkernel reads for the result's rows and columns (and zero high halves past an odd
+    /// `k`); what lies past the last row or column only reaches results that are dropped.
+    static PACKED_B: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PACKED_A: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `buf` with room for at least `len` values (new room zeroed, old contents kept).
+fn grow(buf: &mut Vec<u32>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+}
+
 /// The result buffer shared by the tasks, each writing its own tile.
 struct Out(*mut MaybeUninit<u16>);
 // SAFETY: tasks write disjoint tiles of the buffer (see `gemm`).
@@ -286,89 +302,119 @@ fn gemm(a: &Mat, b: &Mat, [m, k, n]: [usize; 3], out: &mut [MaybeUninit<u16>]) {
         ((4 << 20) / m.max(1) / NR * NR).clamp(NR, NB)
     };
     let dst = Out(out.as_mut_ptr());
-    let mut bp: Vec<u32> = Vec::new();
-    for jb in (0..n).step_by(nb_max) {
-        let nb = nb_max.min(n - jb);
-        let panels = nb.div_ceil(NR);
-        // Tasks of MC rows by `width` columns, enough for every thread to stay busy.
-        let row_tiles = m.div_ceil(MC);
-        let want = 4 * rayon::current_num_threads();
-        let col_tiles = want.div_ceil(row_tiles).clamp(1, panels);
-        let width = panels.div_ceil(col_tiles) * NR;
-        let tiles: Vec<(usize, usize)> = (0..m)
-            .step_by(MC)
-            .flat_map(|i0| (jb..jb + nb).step_by(width).map(move |j0| (i0, j0)))
-            .collect();
-        let mut sums: Vec<Vec<f32>> = vec![Vec::new(); tiles.len()]; // per task, (rows, width)
-        for pb in (0..kp_all).step_by(KB) {
-            let kpb = KB.min(kp_all - pb);
-            let kb = (2 * kpb).min(k - 2 * pb); // values of k in this block
-            let (a_blk, b_blk) = (a.skip_k(2 * pb, false), b.skip_k(2 * pb, true));
-            bp.clear();
-            bp.resize(panels * kpb * NR, 0);
-            bp.par_chunks_mut(kpb * NR)
-                .enumerate()
-                .for_each(|(q, d)| pack_b(&b_blk, jb + q * NR, NR.min(nb - q * NR), kb, d));
-            let (first, last) = (pb == 0, pb + kpb == kp_all);
-            let bp = &bp;
-            tiles
-                .par_iter()
-                .zip(sums.par_iter_mut())
-                .for_each(|(&(i0, j_start), cbuf)| {
-                    let rows = MC.min(m - i0);
-                    let mpan = rows.div_ceil(MR);
-                    let mut ap = vec![0u32; mpan * MR * kpb]; // panel ip, pair p: [(ip·kpb + p)·MR..]
-                    pack_a(&a_blk, i0, rows, kb, &mut ap);
-                    let cols = width.min(jb + nb - j_start);
-                    let ldc = cols.div_ceil(NR) * NR;
-                    if first {
-                        *cbuf = vec![0f32; mpan * MR * ldc];
-                    }
-                    for j0 in (j_start..j_start + cols).step_by(NC_MAX) {
-                        let npan = NC_MAX.min(j_start + cols - j0).div_ceil(NR);
-                        for p0 in (0..kpb).step_by(KC) {
-                            let kp = KC.min(kpb - p0);
-                            for jp in 0..npan {
-                                let q = (j0 - jb) / NR + jp;
-                                let bpan = &bp[(q * kpb + p0) * NR..][..kp * NR];
-                                for ip in 0..mpan {
-                                    let apan = &ap[(ip * kpb + p0) * MR..][..kp * MR];
-                                    let c = &mut cbuf[ip * MR * ldc + (j0 - j_start) + jp * NR..];
-                                    debug_assert!(c.len() >= (MR - 1) * ldc + NR);
-                                    // SAFETY: `gemm` runs only where `has_bf16_dot` holds; the
-                                    // panels hold `kp·MR` and `kp·NR` pairs, `c` the tile at
-                                    // stride `ldc`.
-                                    unsafe {
-                                        let fresh = first && p0 == 0;
-                                        micro(
-                                            kp,
-                                            apan.as_ptr(),
-                                            bpan.as_ptr(),
-                                            c.as_mut_ptr(),
-                                            ldc,
-                                            fresh,
-                                        )
-                                    };
-                                }
-                            }
-                        }
-                    }
-                    if last {
-                        for r in 0..rows {
-                            // SAFETY: row `i0 + r`, columns `j_start..j_start + cols` lie inside
-                            // `out (m, n)` and belong to this task only.
-                            let row = unsafe {
-                                std::slice::from_raw_parts_mut(
-                                    dst.ptr().add((i0 + r) * n + j_start),
-                                    cols,
-                                )
-                            };
-                            narrow_into(row, &cbuf[r * ldc..][..cols]);
-                        }
-                        *cbuf = Vec::new();
-                    }
-                });
+    PACKED_B.with_borrow_mut(|bp| {
+        for jb in (0..n).step_by(nb_max) {
+            let nb = nb_max.min(n - jb);
+            let panels = nb.div_ceil(NR);
+            // Tasks of MC rows by `width` columns, enough for every thread to stay busy.
+            let row_tiles = m.div_ceil(MC);
+            let want = 4 * rayon::current_num_threads();
+            let col_tiles = want.div_ceil(row_tiles).clamp(1, panels);
+            let width = panels.div_ceil(col_tiles) * NR;
+            let tiles: Vec<Tile> = (0..m)
+                .step_by(MC)
+                .flat_map(|i0| {
+                    (jb..jb + nb).step_by(width).map(move |j0| Tile {
+                        i0,
+                        rows: MC.min(m - i0),
+                        j0,
+                        cols: width.min(jb + nb - j0),
+                    })
+                })
+                .collect();
+            let mut sums: Vec<Vec<f32>> = vec![Vec::new(); tiles.len()]; // per task
+            for pb in (0..kp_all).step_by(KB) {
+                let kpb = KB.min(kp_all - pb);
+                let block = Block {
+                    a: a.skip_k(2 * pb, false),
+                    kp: kpb,
+                    k: (2 * kpb).min(k - 2 * pb), // values of k in this block
+                    jb,
+                    first: pb == 0,
+                    last: pb + kpb == kp_all,
+                };
+                let b_blk = b.skip_k(2 * pb, true);
+                grow(bp, panels * kpb * NR);
+                bp[..panels * kpb * NR]
+                    .par_chunks_mut(kpb * NR)
+                    .enumerate()
+                    .for_each(|(q, d)| {
+                        pack_b(&b_blk, jb + q * NR, NR.min(nb - q * NR), block.k, d)
+                    });
+                let bp = &*bp;
+                tiles
+                    .par_iter()
+                    .zip(sums.par_iter_mut())
+                    .for_each(|(tile, sum)| run_tile(&block, bp, tile, sum, &dst, n));
+            }
         }
+    });
+}
+
+/// One block of `k` of a [`gemm`]: `a` from its first pair, its pairs and values, the first
+/// column of its packed block of `b`, and whether it starts or ends the sums.
+struct Block<'a> {
+    a: Mat<'a>,
+    kp: usize,
+    k: usize,
+    jb: usize,
+    first: bool,
+    last: bool,
+}
+
+/// The rows and columns of the result one task computes.
+struct Tile {
+    i0: usize,
+    rows: usize,
+    j0: usize,
+    cols: usize,
+}
+
+/// Adds one k block's products to a task's f32 sums `sum` (`(rows, cols)` padded to whole
+/// panels), after packing its rows of `a`; after the last block, rounds them into `dst`, whose
+/// rows are `n` long.
+#[cfg(target_arch = "x86_64")]
+fn run_tile(blk: &Block, bp: &[u32], t: &Tile, sum: &mut Vec<f32>, dst: &Out, n: usize) {
+    let mpan = t.rows.div_ceil(MR);
+    let ldc = t.cols.div_ceil(NR) * NR;
+    if blk.first {
+        *sum = vec![0f32; mpan * MR * ldc];
+    }
+    PACKED_A.with_borrow_mut(|ap| {
+        grow(ap, mpan * MR * blk.kp); // panel ip, pair p: [(ip·kp + p)·MR..]
+        pack_a(&blk.a, t.i0, t.rows, blk.k, ap);
+        for j0 in (t.j0..t.j0 + t.cols).step_by(NC_MAX) {
+            let npan = NC_MAX.min(t.j0 + t.cols - j0).div_ceil(NR);
+            for p0 in (0..blk.kp).step_by(KC) {
+                let kp = KC.min(blk.kp - p0);
+                for jp in 0..npan {
+                    let q = (j0 - blk.jb) / NR + jp;
+                    let bpan = &bp[(q * blk.kp + p0) * NR..][..kp * NR];
+                    for ip in 0..mpan {
+                        let apan = &ap[(ip * blk.kp + p0) * MR..][..kp * MR];
+                        let c = &mut sum[ip * MR * ldc + (j0 - t.j0) + jp * NR..];
+                        debug_assert!(c.len() >= (MR - 1) * ldc + NR);
+                        let fresh = blk.first && p0 == 0;
+                        // SAFETY: `gemm` runs only where `has_bf16_dot` holds; the panels
+                        // hold `kp·MR` and `kp·NR` pairs, `c` the tile at stride `ldc`.
+                        unsafe {
+                            micro(kp, apan.as_ptr(), bpan.as_ptr(), c.as_mut_ptr(), ldc, fresh)
+                        };
+                    }
+                }
+            }
+        }
+    });
+    if blk.last {
+        for r in 0..t.rows {
+            // SAFETY: row `i0 + r`, columns `j0..j0 + cols` lie inside `out (m, n)` and belong
+            // to this task only.
+            let row = unsafe {
+                std::slice::from_raw_parts_mut(dst.ptr().add((t.i0 + r) * n + t.j0), t.cols)
+            };
+            narrow_into(row, &sum[r * ldc..][..t.cols]);
+        }
+        *sum = Vec::new();
     }
 }
 
