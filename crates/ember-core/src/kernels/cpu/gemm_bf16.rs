@@ -202,15 +202,26 @@ simd_kernel! {
     }
 }
 
-/// `c[i·ldc + j] (+)= Σ_p a[p·MR + i] · b[p·NR + j]` over `kp` pairs for the `MR`×`NR` tile:
-/// loaded from `c` unless `first`, then stored back.
+/// `c[i·ldc + j] (+)= Σ_p a(i, p) · b[p·NR + j]` over `kp` pairs for the `MR`×`NR` tile:
+/// loaded from `c` unless `first`, then stored back. `a(i, p)` is the pair at `a[p·MR + i]` of
+/// a packed panel, or with `DIRECT` at bf16 offset `i·lda + 2p` of a row-major `a` read in
+/// place.
 ///
 /// # Safety
-/// The CPU has AVX512F and AVX512_BF16; `a` holds `kp·MR` pairs, `b` holds `kp·NR` pairs and
-/// `c` holds `MR` rows of `NR` f32 spaced `ldc` apart.
+/// The CPU has AVX512F and AVX512_BF16; `a` holds `kp` pairs of `MR` rows as described, `b`
+/// holds `kp·NR` pairs and `c` holds `MR` rows of `NR` f32 spaced `ldc` apart.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
-unsafe fn micro(kp: usize, a: *const u32, b: *const u32, c: *mut f32, ldc: usize, first: bool) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro<const DIRECT: bool>(
+    kp: usize,
+    a: *const u16,
+    lda: usize,
+    b: *const u32,
+    c: *mut f32,
+    ldc: usize,
+    first: bool,
+) {
     use std::arch::x86_64::*;
     use std::mem::transmute;
     let mut acc = [[_mm512_setzero_ps(); V]; MR];
@@ -230,9 +241,14 @@ unsafe fn micro(kp: usize, a: *const u32, b: *const u32, c: *mut f32, ldc: usize
                     b.add(p * NR + 16 * v).cast(),
                 ));
             }
-            let ap = a.add(p * MR);
             for (i, row) in acc.iter_mut().enumerate() {
-                let av = transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*ap.add(i) as i32));
+                let at = if DIRECT {
+                    i * lda + 2 * p
+                } else {
+                    2 * (p * MR + i)
+                };
+                let pair = a.add(at).cast::<u32>().read_unaligned();
+                let av = transmute::<__m512i, __m512bh>(_mm512_set1_epi32(pair as i32));
                 for (x, &bx) in row.iter_mut().zip(&bv) {
                     *x = _mm512_dpbf16_ps(*x, av, bx);
                 }
@@ -380,9 +396,17 @@ fn run_tile(blk: &Block, bp: &[u32], t: &Tile, sum: &mut Vec<f32>, dst: &Out, n:
     if blk.first {
         *sum = vec![0f32; mpan * MR * ldc];
     }
+    // Row-major `a` with whole pairs is read in place by full panels; the rest is packed.
+    let a = &blk.a;
+    let direct = a.cs == 1 && blk.k.is_multiple_of(2);
+    let packed_from = if direct { t.rows / MR } else { 0 }; // first packed panel
     PACKED_A.with_borrow_mut(|ap| {
         grow(ap, mpan * MR * blk.kp); // panel ip, pair p: [(ip·kp + p)·MR..]
-        pack_a(&blk.a, t.i0, t.rows, blk.k, ap);
+        if packed_from < mpan {
+            let i0 = t.i0 + packed_from * MR;
+            let packed = &mut ap[packed_from * MR * blk.kp..];
+            pack_a(a, i0, t.rows - packed_from * MR, blk.k, packed);
+        }
         for j0 in (t.j0..t.j0 + t.cols).step_by(NC_MAX) {
             let npan = NC_MAX.min(t.j0 + t.cols - j0).div_ceil(NR);
             for p0 in (0..blk.kp).step_by(KC) {
@@ -391,15 +415,23 @@ fn run_tile(blk: &Block, bp: &[u32], t: &Tile, sum: &mut Vec<f32>, dst: &Out, n:
                     let q = (j0 - blk.jb) / NR + jp;
                     let bpan = &bp[(q * blk.kp + p0) * NR..][..kp * NR];
                     for ip in 0..mpan {
-                        let apan = &ap[(ip * blk.kp + p0) * MR..][..kp * MR];
                         let c = &mut sum[ip * MR * ldc + (j0 - t.j0) + jp * NR..];
                         debug_assert!(c.len() >= (MR - 1) * ldc + NR);
-                        let fresh = blk.first && p0 == 0;
-                        // SAFETY: `gemm` runs only where `has_bf16_dot` holds; the panels
-                        // hold `kp·MR` and `kp·NR` pairs, `c` the tile at stride `ldc`.
-                        unsafe {
-                            micro(kp, apan.as_ptr(), bpan.as_ptr(), c.as_mut_ptr(), ldc, fresh)
-                        };
+                        let (fresh, b, c) = (blk.first && p0 == 0, bpan.as_ptr(), c.as_mut_ptr());
+                        if ip < packed_from {
+                            // MR full rows of a, pairs p0..p0 + kp, all inside a's storage.
+                            let at = a.off + (t.i0 + ip * MR) * a.rs + 2 * p0;
+                            let rows = &a.s[at..at + (MR - 1) * a.rs + 2 * kp];
+                            // SAFETY: `gemm` runs only where `has_bf16_dot` holds; `rows`
+                            // holds the MR rows' kp pairs at stride `a.rs`, `bpan` kp·NR
+                            // pairs, `c` the tile at stride `ldc`.
+                            unsafe { micro::<true>(kp, rows.as_ptr(), a.rs, b, c, ldc, fresh) };
+                        } else {
+                            let apan = &ap[(ip * blk.kp + p0) * MR..][..kp * MR];
+                            let apan = apan.as_ptr().cast::<u16>();
+                            // SAFETY: as above, with the packed panel of kp·MR pairs.
+                            unsafe { micro::<false>(kp, apan, 0, b, c, ldc, fresh) };
+                        }
                     }
                 }
             }
