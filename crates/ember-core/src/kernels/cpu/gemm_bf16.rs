@@ -396,9 +396,11 @@ fn run_tile(blk: &Block, bp: &[u32], t: &Tile, sum: &mut Vec<f32>, dst: &Out, n:
     if blk.first {
         *sum = vec![0f32; mpan * MR * ldc];
     }
-    // Row-major `a` with whole pairs is read in place by full panels; the rest is packed.
+    // Row-major `a` with whole pairs is read in place by full panels; the rest is packed. Not
+    // when its rows lie a multiple of 4 KiB apart: they would share L1 sets and evict each
+    // other (packed panels are contiguous).
     let a = &blk.a;
-    let direct = a.cs == 1 && blk.k.is_multiple_of(2);
+    let direct = a.cs == 1 && blk.k.is_multiple_of(2) && !(2 * a.rs).is_multiple_of(4096);
     let packed_from = if direct { t.rows / MR } else { 0 }; // first packed panel
     PACKED_A.with_borrow_mut(|ap| {
         grow(ap, mpan * MR * blk.kp); // panel ip, pair p: [(ip·kp + p)·MR..]
