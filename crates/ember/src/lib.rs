@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Crates, lowest first: `ember-core` (devices, dtypes, errors, the `Tensor` and every op,
-//! autograd with [`Backward`] and [`gradcheck`], mixed precision with [`autocast`], and the
+//! autograd with [`Backward`] and [`gradcheck`], mixed precision with [`autocast`](mod@autocast), and the
 //! kernel layer; its fused updates as [`fused`]), `ember-weights` (safetensors and GGUF, as [`weights`]),
 //! `ember-nn` (layers with HF names, as [`nn`]), `ember-optim` (SGD, Adam, AdamW, clipping,
 //! schedules, as [`optim`]), `ember-train` (the training loop and checkpoints, as [`train`]).
