@@ -23,6 +23,7 @@
 //! | `matmul` | GEMM into fresh buffers, few-row products for decoding |
 //! | `bf16` | bf16 storage as raw bits, conversions to and from f32, AVX512_BF16 detection |
 //! | `gemm_bf16` | bf16 products: a packed AVX512_BF16 GEMM |
+//! | `pack_bf16` | packing bf16 panels for the GEMM (pairs along `k` per lane) |
 //! | `gemv_bf16` | bf16 products of few rows (decoding), streaming the weight once |
 //! | `optim` | the AdamW update with moments in place |
 
@@ -38,6 +39,7 @@ pub(crate) mod loss;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod optim;
+pub(crate) mod pack_bf16;
 pub(crate) mod softmax;
 pub(crate) mod storage;
 pub(crate) mod tiles;
