@@ -8,8 +8,8 @@
 //! | `cat`, `stack` | the widest input dtype |
 //! | everything else (norms, softmax, activations, reductions, elementwise) | its input's dtype |
 //!
-//! Ember's fused kernels (norms, softmax, attention, cross-entropy) compute in f32 whatever
-//! dtype they read, and round only their result. Casts are ordinary recorded ops, so the
+//! On the CPU, Ember's fused kernels (norms, softmax, attention, cross-entropy, GELU) compute
+//! bf16 inputs in f32 and round only their result, as PyTorch's. Casts are ordinary recorded ops, so the
 //! gradient of an f32 parameter used by a bf16 product arrives in f32. Within one scope a
 //! parameter (a leaf that requires a gradient) is cast once and the cast reused, so a weight
 //! used by several products costs one conversion; the cache empties when the outermost scope

@@ -21,7 +21,8 @@ pub(crate) fn matmul(a: Prim, b: Prim) -> Prim {
         return y;
     }
     if bf16::flex_bf16(&a).is_some() && bf16::flex_bf16(&b).is_some() {
-        // No bf16 dot products on this CPU: the f32 GEMM, never slower than f32 would be.
+        // No bf16 dot products on this CPU: the f32 GEMM on widened operands (measured within
+        // 5% of an f32 product at 2048²: the conversions).
         let wide = |p: Prim| bf16::widen(&p).unwrap_or_else(|| prim::cast(p, DType::F32));
         if let Some(y) =
             cpu::matmul(&wide(a.clone()), &wide(b.clone())).and_then(|y| bf16::narrow(&y))
