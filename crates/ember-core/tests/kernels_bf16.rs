@@ -263,6 +263,24 @@ fn bf16_gradients_accumulate_in_the_kernel() -> Result<()> {
     Ok(())
 }
 
+/// bf16 sums and means accumulate in f32 and round once (as PyTorch's): 4,096 ones sum to
+/// 4,096, where a bf16 running sum would stop at 256.
+#[test]
+fn bf16_sums_accumulate_in_f32() -> Result<()> {
+    let ones = Tensor::ones(&[2, 4096], DType::BF16, Device::Cpu)?;
+    let (sum, impls) = used("reduce", || ones.sum(&[], false))?;
+    assert_eq!(impls, vec![Impl::CpuBf16ViaF32]);
+    assert_eq!(
+        (sum.dtype(), sum.to_scalar::<f32>()?),
+        (DType::BF16, 8192.0)
+    );
+    let rows = ones.mul_scalar(0.1)?.sum(&[-1], false)?;
+    let want = ember_core::bf16::from_f32(4096.0 * ember_core::bf16::from_f32(0.1).to_f32());
+    assert_eq!(rows.to_vec::<f32>()?, vec![want.to_f32(); 2]);
+    assert_eq!(ones.mean(&[0, 1], false)?.to_scalar::<f32>()?, 1.0);
+    Ok(())
+}
+
 /// Casts between bf16 and f32 of contiguous tensors, permuted views and row-strided views
 /// keep every value (widening is exact; narrowing rounds to nearest even, as torch).
 #[test]

@@ -48,7 +48,7 @@ macro_rules! reduce_ops {
             }
 
             /// Reduces `dim` of a validated primitive to size 1.
-            fn prim(self, p: Prim, dim: usize) -> Prim {
+            pub(crate) fn prim(self, p: Prim, dim: usize) -> Prim {
                 match self {
                     $(ReduceFn::$variant => prim::reduce_dim(p, dim, $int, $float),)+
                 }
@@ -111,22 +111,10 @@ impl Tensor {
             _ => self.clone(),
         };
         let dims = norm_dims(op, dims, self.rank())?;
-        let mut p = x.prim();
         if self.rank() == 0 {
             return Ok(x);
         }
-        if f == ReduceFn::Mean {
-            // One mean over several dims: sum them all, then divide once.
-            for &d in &dims {
-                p = ReduceFn::Sum.prim(p, d);
-            }
-            let n: usize = dims.iter().map(|&d| self.dims()[d]).product();
-            p = BinaryFn::Div.prim_scalar(p, n as f64);
-        } else {
-            for &d in &dims {
-                p = f.prim(p, d);
-            }
-        }
+        let p = crate::kernels::reduce::reduce(f, x.prim(), &dims);
         let out = reduced_shape(self.dims(), &dims, keepdim);
         Ok(self
             .wrap(reshape_to(p, &out), out)
