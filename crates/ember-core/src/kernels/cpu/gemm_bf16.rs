@@ -7,7 +7,9 @@
 //! Few-row products (decoding) stream `b` once (`gemv_bf16`). Without AVX512_BF16 the caller
 //! widens both operands and runs the f32 GEMM.
 
+use std::cell::Cell;
 use std::mem::MaybeUninit;
+use std::thread::LocalKey;
 
 use rayon::prelude::*;
 
@@ -116,8 +118,21 @@ thread_local! {
     /// from product to product. They are never zeroed: the packers write every pair the
     /// microkernel reads for the result's rows and columns (and zero high halves past an odd
     /// `k`); what lies past the last row or column only reaches results that are dropped.
-    static PACKED_B: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
-    static PACKED_A: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PACKED_B: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+    static PACKED_A: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's buffer in `slot`, taken out for the call: a product started
+/// while this one waits for its tasks (rayon runs other work meanwhile, perhaps another
+/// product) finds the slot empty and uses a fresh buffer instead of sharing this one.
+fn with_scratch<R>(
+    slot: &'static LocalKey<Cell<Vec<u32>>>,
+    f: impl FnOnce(&mut Vec<u32>) -> R,
+) -> R {
+    let mut buf = slot.take();
+    let out = f(&mut buf);
+    slot.set(buf);
+    out
 }
 
 /// `buf` with room for at least `len` values (new room zeroed, old contents kept).
@@ -167,7 +182,7 @@ fn gemm(a: &Mat, b: &Mat, [m, k, n]: [usize; 3], out: &mut [MaybeUninit<u16>]) {
         ((4 << 20) / m.max(1) / NR * NR).clamp(NR, NB)
     };
     let dst = Out(out.as_mut_ptr());
-    PACKED_B.with_borrow_mut(|bp| {
+    with_scratch(&PACKED_B, |bp| {
         for jb in (0..n).step_by(nb_max) {
             let nb = nb_max.min(n - jb);
             let panels = nb.div_ceil(NR);
@@ -251,7 +266,7 @@ fn run_tile(blk: &Block, bp: &[u32], t: &Tile, sum: &mut Vec<f32>, dst: &Out, n:
     let a = &blk.a;
     let direct = a.cs == 1 && blk.k.is_multiple_of(2) && !(2 * a.rs).is_multiple_of(4096);
     let packed_from = if direct { t.rows / MR } else { 0 }; // first packed panel
-    PACKED_A.with_borrow_mut(|ap| {
+    with_scratch(&PACKED_A, |ap| {
         grow(ap, mpan * MR * blk.kp); // panel ip, pair p: [(ip·kp + p)·MR..]
         if packed_from < mpan {
             let i0 = t.i0 + packed_from * MR;
@@ -459,5 +474,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Products run from inside rayon tasks (a caller's own parallelism), many at once on the
+    /// pool that also runs their own tasks: every one gives the right answer.
+    #[test]
+    fn products_inside_parallel_tasks_keep_their_own_buffers() -> crate::Result<()> {
+        use crate::{DType, Device, Tensor};
+        let a = Tensor::randn(&[300, 96], DType::F32, Device::Cpu)?.to_dtype(DType::BF16)?;
+        let b = Tensor::randn(&[96, 700], DType::F32, Device::Cpu)?.to_dtype(DType::BF16)?;
+        let want = a.matmul(&b)?.to_vec::<f32>()?;
+        (0..24)
+            .into_par_iter()
+            .try_for_each(|_| -> crate::Result<()> {
+                assert_eq!(a.matmul(&b)?.to_vec::<f32>()?, want);
+                Ok(())
+            })
     }
 }
