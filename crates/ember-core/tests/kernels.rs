@@ -11,15 +11,7 @@ use ember_core::{
     Tensor, manual_seed, trace_kernels,
 };
 
-/// Worst `|a - b| / (atol + rtol·|b|)`; <= 1 passes.
-fn worst(a: &Tensor, b: &Tensor, rtol: f64, atol: f64) -> Result<f64> {
-    assert_eq!(a.dims(), b.dims());
-    let (a, b) = (a.to_vec::<f64>()?, b.to_vec::<f64>()?);
-    Ok(a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs() / (atol + rtol * y.abs()))
-        .fold(0.0, f64::max))
-}
+use ember_testing::worst_error as worst;
 
 fn check(name: &str, ours: &Tensor, reference: &Tensor, rtol: f64, atol: f64) -> Result<()> {
     let w = worst(ours, reference, rtol, atol)?;

@@ -8,15 +8,7 @@ use ember_core::{
     AttentionOpts, Backward, DType, Device, Impl, Result, Tensor, manual_seed, trace_kernels,
 };
 
-/// Worst `|a - b| / (atol + rtol·|b|)` over the elements; <= 1 passes.
-fn worst(a: &Tensor, b: &Tensor, rtol: f64, atol: f64) -> Result<f64> {
-    assert_eq!(a.dims(), b.dims());
-    let (a, b) = (a.to_vec::<f64>()?, b.to_vec::<f64>()?);
-    Ok(a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs() / (atol + rtol * y.abs()))
-        .fold(0.0, f64::max))
-}
+use ember_testing::worst_error as worst;
 
 /// A bf16 tensor of normals (so the f64 reference sees exactly the bf16 values).
 fn bf16(dims: &[usize]) -> Result<Tensor> {

@@ -93,6 +93,19 @@ pub struct GradScaler {
     unscaled: Option<bool>,
 }
 
+impl Default for GradScaler {
+    /// torch's defaults ([`GradScalerConfig::default`]).
+    fn default() -> Self {
+        let cfg = GradScalerConfig::default();
+        GradScaler {
+            cfg,
+            scale: cfg.init_scale as f32,
+            growth_tracker: 0,
+            unscaled: None,
+        }
+    }
+}
+
 impl GradScaler {
     /// A scaler at `cfg.init_scale`.
     pub fn new(cfg: GradScalerConfig) -> Result<GradScaler> {
@@ -100,8 +113,7 @@ impl GradScaler {
         Ok(GradScaler {
             cfg,
             scale: cfg.init_scale as f32,
-            growth_tracker: 0,
-            unscaled: None,
+            ..GradScaler::default()
         })
     }
 

@@ -67,6 +67,17 @@ pub fn wgpu_device() -> Option<Device> {
     }
 }
 
+/// The worst `|a - b| / (atol + rtol·|b|)` over the elements of two tensors of one shape
+/// (any dtypes); at most 1 means every element is within tolerance.
+pub fn worst_error(a: &Tensor, b: &Tensor, rtol: f64, atol: f64) -> ember_core::Result<f64> {
+    assert_eq!(a.dims(), b.dims());
+    let (a, b) = (a.to_vec::<f64>()?, b.to_vec::<f64>()?);
+    Ok(a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs() / (atol + rtol * y.abs()))
+        .fold(0.0, f64::max))
+}
+
 /// Runs the current test binary again with `EMBER_SIMD=avx2` and `EMBER_SIMD=baseline`
 /// (skipping the test `this_test`), so the narrower kernels a wider CPU never picks pass the
 /// same tests; panics with their output when a run fails. Returns at once inside a re-run.

@@ -10,7 +10,7 @@ use ember_core::{
     Device, Error, Generator, Result, Tensor, autocast, global_state, no_grad, set_global_state,
 };
 use ember_nn::VarStore;
-use ember_optim::{GradScaler, GradScalerConfig, Optimizer, Schedule, clip_grad_norm};
+use ember_optim::{GradScaler, Optimizer, Schedule, clip_grad_norm};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint;
@@ -172,9 +172,7 @@ impl<'a> Trainer<'a> {
         cfg: TrainConfig,
     ) -> Trainer<'a> {
         let rng = Generator::new(cfg.seed);
-        let scaler = (cfg.precision == Precision::F16Mixed)
-            .then(|| GradScaler::new(GradScalerConfig::default()))
-            .and_then(Result::ok);
+        let scaler = (cfg.precision == Precision::F16Mixed).then(GradScaler::default);
         Trainer {
             store,
             opt,

@@ -58,25 +58,21 @@ impl<'a> Args<'a> {
 
 /// bf16 inputs on the CPU widened to f32 (the kernels read f32; PyTorch's bf16 attention
 /// accumulates in f32 too): `q`, `k`, `v` and a float mask; `None` for other inputs.
-fn widened(a: &Args) -> Result<Option<[Tensor; 4]>> {
+fn widened(a: &Args) -> Result<Option<([Tensor; 3], Option<Tensor>)>> {
     let low = |t: &Tensor| t.dtype() == DType::BF16 && t.device() == crate::Device::Cpu;
     if !(low(a.q) && low(a.k) && low(a.v)) {
         return Ok(None);
     }
     let wide = |t: &Tensor| t.to_dtype(DType::F32);
-    let mask = match a.mask {
-        Some(m) if m.dtype() == DType::BF16 => wide(m)?,
-        Some(m) => m.clone(),
-        None => Tensor::zeros(&[], DType::F32, a.q.device())?, // unused
-    };
-    Ok(Some([wide(a.q)?, wide(a.k)?, wide(a.v)?, mask]))
+    let mask = a.mask.map(wide).transpose()?; // the additive mask, in q's dtype
+    Ok(Some(([wide(a.q)?, wide(a.k)?, wide(a.v)?], mask)))
 }
 
 /// The attention output `(B, H, Tq, Dv)` and what its backward needs.
 pub(crate) fn attention(a: &Args) -> Result<(Tensor, Saved)> {
-    if let Some([q, k, v, mask]) = widened(a)? {
+    if let Some(([q, k, v], mask)) = widened(a)? {
         note("attention", Impl::CpuBf16ViaF32);
-        let wide = a.with(&q, &k, &v, a.mask.map(|_| &mask));
+        let wide = a.with(&q, &k, &v, mask.as_ref());
         let (y, saved) = attention(&wide)?;
         return Ok((y.to_dtype(a.q.dtype())?, saved));
     }
@@ -113,9 +109,9 @@ pub(crate) fn attention_backward(
     y: &Tensor,
     g: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
-    if let Some([q, k, v, mask]) = widened(a)? {
+    if let Some(([q, k, v], mask)) = widened(a)? {
         note("attention_backward", Impl::CpuBf16ViaF32);
-        let wide = a.with(&q, &k, &v, a.mask.map(|_| &mask));
+        let wide = a.with(&q, &k, &v, mask.as_ref());
         let (y, g) = (y.to_dtype(DType::F32)?, g.to_dtype(DType::F32)?);
         let grads = attention_backward(&wide, saved, &y, &g)?;
         return grads

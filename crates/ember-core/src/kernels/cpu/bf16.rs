@@ -4,16 +4,16 @@
 //! A bf16 value is the upper half of an f32: widening is a shift, narrowing rounds to the
 //! nearest even upper half (NaN stays NaN), exactly as `half::bf16::from_f32`.
 
-use burn_backend::{Shape, TensorData};
-use burn_dispatch::{BackendTensor, DispatchTensor, DispatchTensorKind};
 use std::mem::MaybeUninit;
+
+use burn_backend::{Shape, TensorData};
 
 use burn_flex::FlexTensor;
 use half::bf16;
 use rayon::prelude::*;
 
 use super::simd::{CHUNK, simd_kernel};
-use super::storage::{flex, strides_within};
+use super::storage::{flex, flex_of, strides_within, take_flex_of, wrap_as};
 use crate::DType;
 use crate::kernels::prim::Prim;
 
@@ -36,14 +36,7 @@ pub(crate) fn has_bf16_dot() -> bool {
 
 /// The burn-flex tensor of a bf16 CPU primitive.
 pub(crate) fn flex_bf16(p: &Prim) -> Option<&FlexTensor> {
-    if p.dtype() != DType::BF16 {
-        return None;
-    }
-    #[allow(unreachable_patterns)]
-    match &p.inner_ref().kind {
-        DispatchTensorKind::Flex(BackendTensor::Float(t)) => Some(t),
-        _ => None,
-    }
+    flex_of(p, DType::BF16)
 }
 
 /// The whole storage of a bf16 burn-flex tensor as raw bits.
@@ -55,11 +48,7 @@ pub(crate) fn bits(t: &FlexTensor) -> &[u16] {
 pub(crate) fn from_bits(values: Vec<u16>, dims: Vec<usize>) -> Prim {
     let values: Vec<bf16> = bytemuck::cast_vec(values);
     let t = FlexTensor::from_data(TensorData::new(values, Shape::from(dims)));
-    let inner = DispatchTensor {
-        kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
-        autodiff: Default::default(),
-    };
-    Prim::from_parts(inner, DType::BF16)
+    wrap_as(t, DType::BF16)
 }
 
 /// `bits` as an f32.
@@ -185,11 +174,7 @@ fn with_layout<E: burn_backend::Element>(
             t.dtype(),
         ),
     };
-    let inner = DispatchTensor {
-        kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
-        autodiff: Default::default(),
-    };
-    Prim::from_parts(inner, dtype)
+    wrap_as(t, dtype)
 }
 
 /// A bf16 CPU primitive widened to f32 (contiguous, a permuted view of a buffer, or rows with
@@ -281,18 +266,7 @@ pub(crate) fn add_into(acc: Prim, x: &Prim) -> Result<Prim, Prim> {
         return Err(acc);
     }
     let dims = acc.dims();
-    let inner = acc.into_inner();
-    #[allow(unreachable_patterns)]
-    let mut t = match inner.kind {
-        DispatchTensorKind::Flex(BackendTensor::Float(t)) => t,
-        kind => {
-            let back = DispatchTensor {
-                kind,
-                autodiff: inner.autodiff,
-            };
-            return Err(Prim::from_parts(back, DType::BF16));
-        }
-    };
+    let mut t = take_flex_of(acc, DType::BF16)?;
     let n = xs.len();
     let unique = t.layout().contiguous_offsets() == Some((0, n));
     if unique && let Some(bits) = t.try_storage_mut::<bf16>() {
@@ -300,26 +274,16 @@ pub(crate) fn add_into(acc: Prim, x: &Prim) -> Result<Prim, Prim> {
         acc.par_chunks_mut(CHUNK)
             .zip(xs.par_chunks(CHUNK))
             .for_each(|(a, x)| add_assign_bits(a, x));
-        let inner = DispatchTensor {
-            kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
-            autodiff: Default::default(),
-        };
-        return Ok(Prim::from_parts(inner, DType::BF16));
+        return Ok(wrap_as(t, DType::BF16));
     }
-    let shared = Prim::from_parts(
-        DispatchTensor {
-            kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
-            autodiff: Default::default(),
-        },
-        DType::BF16,
-    );
+    let shared = wrap_as(t, DType::BF16);
     let sum = map2(&shared, x, add_chunk).ok_or(shared)?;
     debug_assert_eq!(sum.dims(), dims);
     Ok(sum)
 }
 
 /// The raw bits of a contiguous bf16 CPU primitive.
-fn contiguous_bits(p: &Prim) -> Option<&[u16]> {
+pub(crate) fn contiguous_bits(p: &Prim) -> Option<&[u16]> {
     let t = flex_bf16(p)?;
     let (start, end) = t.layout().contiguous_offsets()?;
     (end - start == t.layout().num_elements()).then(|| &bits(t)[start..end])

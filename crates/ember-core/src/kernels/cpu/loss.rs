@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::bf16::{bits, flex_bf16, from_bits, narrow_into, widen_slice};
+use super::bf16::{contiguous_bits, from_bits, narrow_into, widen_slice};
 use super::simd::{dot_by, exp, row_len, simd_kernel, sum};
 use super::storage::{from_vec, values};
 use crate::kernels::prim::Prim;
@@ -22,9 +22,7 @@ impl<'a> Logits<'a> {
         if let Some(v) = values(p) {
             return Some((Logits::F32(v), c));
         }
-        let t = flex_bf16(p)?;
-        let (start, end) = t.layout().contiguous_offsets()?;
-        (end - start == t.layout().num_elements()).then(|| (Logits::Bf16(&bits(t)[start..end]), c))
+        Some((Logits::Bf16(contiguous_bits(p)?), c))
     }
 
     fn len(&self) -> usize {

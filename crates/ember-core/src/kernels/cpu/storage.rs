@@ -9,7 +9,12 @@ use crate::DType;
 use crate::kernels::prim::Prim;
 
 pub(crate) fn flex(p: &Prim) -> Option<&FlexTensor> {
-    if p.dtype() != DType::F32 {
+    flex_of(p, DType::F32)
+}
+
+/// The burn-flex tensor of a CPU primitive of `dtype`.
+pub(crate) fn flex_of(p: &Prim, dtype: DType) -> Option<&FlexTensor> {
+    if p.dtype() != dtype {
         return None;
     }
     #[allow(unreachable_patterns)]
@@ -27,8 +32,13 @@ pub(crate) fn values(p: &Prim) -> Option<&[f32]> {
 /// Takes the burn-flex tensor out of an f32 CPU primitive, or gives the primitive back.
 #[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
 pub(crate) fn take_flex(p: Prim) -> Result<FlexTensor, Prim> {
-    let dtype = p.dtype();
-    if dtype != DType::F32 {
+    take_flex_of(p, DType::F32)
+}
+
+/// Takes the burn-flex tensor out of a CPU primitive of `dtype`, or gives the primitive back.
+#[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
+pub(crate) fn take_flex_of(p: Prim, dtype: DType) -> Result<FlexTensor, Prim> {
+    if p.dtype() != dtype {
         return Err(p);
     }
     let inner = p.into_inner();
@@ -46,11 +56,16 @@ pub(crate) fn take_flex(p: Prim) -> Result<FlexTensor, Prim> {
 }
 
 pub(crate) fn wrap(t: FlexTensor) -> Prim {
+    wrap_as(t, DType::F32)
+}
+
+/// A CPU primitive of `dtype` (the float dtype `t` holds) around `t`.
+pub(crate) fn wrap_as(t: FlexTensor, dtype: DType) -> Prim {
     let inner = DispatchTensor {
         kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
         autodiff: Default::default(),
     };
-    Prim::from_parts(inner, DType::F32)
+    Prim::from_parts(inner, dtype)
 }
 
 /// A new CPU primitive of shape `dims` holding `values`.
