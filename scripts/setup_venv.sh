@@ -5,5 +5,5 @@
 set -euo pipefail
 venv="${EMBER_VENV:-$HOME/.cache/ember/venv}"
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q torch safetensors numpy transformers
+"$venv/bin/pip" install -q torch safetensors numpy transformers gguf
 echo "venv ready: $venv"

@@ -35,6 +35,7 @@ mod malloc;
 pub mod memory;
 mod ops;
 mod overloads;
+pub mod quant;
 mod random;
 mod shape;
 mod tensor;

@@ -182,6 +182,15 @@ pub(crate) enum Op {
         /// added values
         src: Tensor,
     },
+    /// `x wᵀ + b` with a quantized weight: gradients for `x` and `bias`, none for `w`.
+    QLinear {
+        /// input (.., in)
+        x: Tensor,
+        /// weight (out, in)
+        w: crate::quant::QTensor,
+        /// bias (out,)
+        bias: Option<Tensor>,
+    },
     /// dtype conversion.
     ToDtype(Tensor),
     /// device move.
@@ -225,6 +234,7 @@ impl Op {
             Op::IndexSelect { .. } => OpKind::IndexSelect,
             Op::Gather { .. } => OpKind::Gather,
             Op::ScatterAdd { .. } => OpKind::ScatterAdd,
+            Op::QLinear { .. } => OpKind::QLinear,
             Op::ToDtype(_) => OpKind::ToDtype,
             Op::ToDevice(_) => OpKind::ToDevice,
             Op::NotDifferentiable { .. } => OpKind::NotDifferentiable,
@@ -269,6 +279,7 @@ impl Op {
             } => std::iter::once(x).chain(weight).chain(bias).collect(),
             Op::RmsNorm { x, weight, .. } => std::iter::once(x).chain(weight).collect(),
             Op::Attention { q, k, v, .. } => vec![q, k, v],
+            Op::QLinear { x, bias, .. } => std::iter::once(x).chain(bias).collect(),
         }
     }
 }
@@ -325,6 +336,6 @@ op_kinds! {
     CrossEntropy => "cross_entropy", Attention => "scaled_dot_product_attention",
     Matmul => "matmul", Reshape => "reshape", Expand => "expand", Permute => "permute",
     Slice => "slice", Cat => "cat", IndexSelect => "index_select", Gather => "gather",
-    ScatterAdd => "scatter_add", ToDtype => "to_dtype", ToDevice => "to_device",
-    NotDifferentiable => "not_differentiable",
+    ScatterAdd => "scatter_add", QLinear => "linear_q", ToDtype => "to_dtype",
+    ToDevice => "to_device", NotDifferentiable => "not_differentiable",
 }

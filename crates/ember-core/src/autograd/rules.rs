@@ -227,6 +227,13 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             let [ga, gb] = kernels::matmul::matmul_backward(a, b, g)?;
             Ok(vec![Some(ga), Some(gb)])
         }
+        Op::QLinear { w, bias, .. } => {
+            let mut grads = vec![Some(kernels::qlinear::backward(w, g)?)];
+            if let Some(b) = bias {
+                grads.push(Some(sum_to(g, b.dims())?));
+            }
+            Ok(grads)
+        }
         Op::Reshape(x) => one(g.reshape_to(x.dims())?),
         Op::Expand(x) => one(sum_to(g, x.dims())?),
         Op::Permute(_, perm) => {

@@ -21,6 +21,7 @@ pub(crate) mod cross_entropy;
 pub(crate) mod embedding;
 pub(crate) mod matmul;
 pub(crate) mod norm;
+pub(crate) mod qlinear;
 pub(crate) mod reduce;
 pub(crate) mod softmax;
 

@@ -14,6 +14,11 @@ pub enum Impl {
     CpuBf16,
     /// bf16 inputs widened to f32 for Ember's f32 CPU kernel, the result rounded back to bf16.
     CpuBf16ViaF32,
+    /// Ember's quantized product: integer dot products of weight blocks with activations
+    /// quantized to 8 bits, on AVX512-VNNI (`vpdpbusd`).
+    CpuInt8Vnni,
+    /// The same quantized product computed portably (no VNNI on this CPU).
+    CpuInt8,
     /// The composed definition from burn primitives (every other device and dtype).
     Composed,
 }

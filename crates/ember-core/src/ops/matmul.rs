@@ -2,6 +2,7 @@
 
 use crate::autocast::{autocast_dtype, lower};
 use crate::kernels::{self, prim};
+use crate::quant::QTensor;
 use crate::{DType, Error, Result};
 
 use crate::shape::broadcast;
@@ -143,6 +144,64 @@ impl Tensor {
         lower(self)?
             .matmul_in_dtype(&lower(mat)?)?
             .add(&lower(bias)?)
+    }
+}
+
+impl Tensor {
+    /// `x Wᵀ + b` for a quantized `weight (out, in)` and `bias (out,)`: [`Tensor::linear`]
+    /// without dequantizing the weight. On the CPU, f32 activations are quantized to 8-bit
+    /// blocks on the fly and multiplied by integer dot products (as llama.cpp does), so the
+    /// result matches the product with the dequantized weight to within that rounding.
+    /// Gradients flow to `self` and `bias`; the weight is frozen.
+    ///
+    /// ```
+    /// # use ember_core::{Tensor, Device, DType, quant::{QFormat, QTensor}};
+    /// let w = QTensor::quantize(&Tensor::ones(&[4, 32], DType::F32, Device::Cpu)?, QFormat::Q4_0)?;
+    /// let x = Tensor::full(&[2, 32], 0.5, DType::F32, Device::Cpu)?;
+    /// let y = x.linear_q(&w, None)?; // (2, 4)
+    /// assert!((y.to_vec::<f32>()?[0] - 16.0).abs() < 1e-3);
+    /// # Ok::<(), ember_core::Error>(())
+    /// ```
+    pub fn linear_q(&self, weight: &QTensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        const OP: &str = "linear_q";
+        let [n, k] = [weight.dims()[0], weight.dims()[1]];
+        if !self.dtype().is_float() {
+            return Err(Error::dtype(OP, &[self.dtype()], "needs float activations"));
+        }
+        if self.rank() == 0 || self.dims()[self.rank() - 1] != k {
+            return Err(Error::shape(
+                OP,
+                &[self.dims(), weight.dims()],
+                format!(
+                    "input {:?} does not end in the weight's {k} columns (weight {:?})",
+                    self.dims(),
+                    weight.dims()
+                ),
+            ));
+        }
+        if let Some(b) = bias {
+            self.same_device(OP, b)?;
+            if b.dims() != [n] {
+                return Err(Error::shape(
+                    OP,
+                    &[b.dims(), weight.dims()],
+                    format!(
+                        "bias {:?} is not ({n},) for weight {:?}",
+                        b.dims(),
+                        weight.dims()
+                    ),
+                ));
+            }
+        }
+        let bias_same = bias.map(|b| b.to_dtype(self.dtype())).transpose()?;
+        let y = kernels::qlinear::forward(self, weight, bias_same.as_ref())?;
+        let mut inputs = vec![self];
+        inputs.extend(bias);
+        Ok(y.record(&inputs, || crate::autograd::Op::QLinear {
+            x: self.clone(),
+            w: weight.clone(),
+            bias: bias.cloned(),
+        }))
     }
 }
 

@@ -25,6 +25,8 @@
 //! | `gemm_bf16` | bf16 products: a packed AVX512_BF16 GEMM |
 //! | `pack_bf16` | packing bf16 panels for the GEMM (pairs along `k` per lane) |
 //! | `gemv_bf16` | bf16 products of few rows (decoding), streaming the weight once |
+//! | `qpack` | quantized weights repacked for the integer kernels; activations quantized to 8 bits |
+//! | `qdot` | quantized products: AVX512-VNNI integer dot products, and the same arithmetic portably |
 //! | `optim` | the AdamW update with moments in place |
 
 pub(crate) mod simd;
@@ -40,6 +42,8 @@ pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod optim;
 pub(crate) mod pack_bf16;
+pub(crate) mod qdot;
+pub(crate) mod qpack;
 pub(crate) mod softmax;
 pub(crate) mod storage;
 pub(crate) mod tiles;

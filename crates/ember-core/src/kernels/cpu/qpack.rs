@@ -1,0 +1,168 @@
+//! The layouts of the quantized products: weights repacked once from GGML blocks into
+//! records that the integer kernels stream, and activations quantized on the fly to 8-bit
+//! blocks.
+//!
+//! Every format becomes unsigned codes `q` with `w = d * q + m` per 32 values of a row (per
+//! 16 for Q6_K), so one kernel serves them all: `Σ w a = d * Σ q a + m * Σ a` with `Σ q a`
+//! an integer dot product (u8 × i8, `vpdpbusd`). Rows are interleaved by 16: a record holds
+//! one 32-column block of 16 rows, its codes as eight 64-byte vectors (4 columns of each row
+//! per vector: lane `r` of a dot product accumulates row `r`), 4-bit codes two to a byte.
+
+use half::f16;
+
+use crate::quant::{QFormat, QTensor, codec};
+
+/// Rows per record (the lanes of a 512-bit vector of i32).
+pub(crate) const ROWS: usize = 16;
+
+/// How a record stores its codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Codes {
+    /// 4-bit codes: vector `p` holds columns `4p..4p+4` in its low nibbles and `4p+16..`
+    /// in its high ones (4 vectors).
+    Nibble,
+    /// 8-bit codes, one scale and offset per 32 columns (8 vectors).
+    Byte,
+    /// 8-bit codes, a scale and offset per 16 columns (Q6_K).
+    Byte16,
+}
+
+impl Codes {
+    fn of(format: QFormat) -> Codes {
+        match format {
+            QFormat::Q6K => Codes::Byte16,
+            f if f.code_bits() == 4 => Codes::Nibble,
+            _ => Codes::Byte,
+        }
+    }
+
+    /// Scale sets per record (1, or 2 for the 16-column halves).
+    pub(crate) fn halves(self) -> usize {
+        if self == Codes::Byte16 { 2 } else { 1 }
+    }
+
+    /// Bytes of a record: f16 scales `d[halves][16]`, f16 offsets `m[halves][16]`, codes.
+    pub(crate) fn record_bytes(self) -> usize {
+        let codes = if self == Codes::Nibble { 256 } else { 512 };
+        64 * self.halves() + codes
+    }
+}
+
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+/// A weight `(rows, cols)` repacked: records ordered by row group, then by column block.
+pub(crate) struct Packed {
+    pub rows: usize,
+    pub cols: usize,
+    pub codes: Codes,
+    lines: Vec<Line>,
+}
+
+impl Packed {
+    /// Repacks `w`'s blocks.
+    pub(crate) fn new(w: &QTensor) -> Packed {
+        let (format, [rows, cols]) = (w.format(), [w.dims()[0], w.dims()[1]]);
+        let codes = Codes::of(format);
+        let (groups, blocks) = (rows.div_ceil(ROWS), cols / 32);
+        let rec = codes.record_bytes();
+        let mut lines = vec![Line([0; 64]); groups * blocks * rec / 64];
+        // SAFETY: `Line` is 64 plain bytes; the slice covers exactly the vector's memory.
+        let bytes: &mut [u8] = unsafe {
+            std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), lines.len() * 64)
+        };
+        let (bb, per) = (format.block_bytes(), format.block_len() / 32);
+        let row_bytes = cols / format.block_len() * bb;
+        let src = w.bytes();
+        for (i, out) in bytes.chunks_exact_mut(rec).enumerate() {
+            let (g, b) = (i / blocks, i % blocks);
+            let (scales, q) = out.split_at_mut(64 * codes.halves());
+            for r in 0..ROWS.min(rows - g * ROWS) {
+                let row = g * ROWS + r;
+                let at = row * row_bytes + (b / per) * bb;
+                let sub = codec::decode(format, &src[at..at + bb], b % per);
+                for h in 0..codes.halves() {
+                    let d = sub.d[h];
+                    let m = sub.m[h] - d * sub.z[h];
+                    let o = 32 * h + 2 * r;
+                    scales[o..o + 2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+                    let o = 32 * codes.halves() + o;
+                    scales[o..o + 2].copy_from_slice(&f16::from_f32(m).to_le_bytes());
+                }
+                for c in 0..32 {
+                    let (kq, j) = (c / 4, c % 4);
+                    match codes {
+                        Codes::Nibble if kq < 4 => q[64 * kq + 4 * r + j] |= sub.q[c],
+                        Codes::Nibble => q[64 * (kq - 4) + 4 * r + j] |= sub.q[c] << 4,
+                        _ => q[64 * kq + 4 * r + j] = sub.q[c],
+                    }
+                }
+            }
+        }
+        Packed {
+            rows,
+            cols,
+            codes,
+            lines,
+        }
+    }
+
+    /// Row groups.
+    pub(crate) fn groups(&self) -> usize {
+        self.rows.div_ceil(ROWS)
+    }
+
+    /// Column blocks of 32.
+    pub(crate) fn blocks(&self) -> usize {
+        self.cols / 32
+    }
+
+    /// The records of row group `g`, one per column block.
+    pub(crate) fn group(&self, g: usize) -> &[u8] {
+        let len = self.blocks() * self.codes.record_bytes();
+        // SAFETY: `lines` holds `groups * len` bytes; `Line` is plain bytes.
+        let all = unsafe {
+            std::slice::from_raw_parts(self.lines.as_ptr().cast::<u8>(), self.lines.len() * 64)
+        };
+        &all[g * len..(g + 1) * len]
+    }
+
+    /// Bytes of the repacked weight.
+    pub(crate) fn nbytes(&self) -> usize {
+        self.lines.len() * 64
+    }
+}
+
+/// 32 activations as 8-bit codes: `a ≈ scale * q`, with the scaled sums of the codes per
+/// 16-column half and in all (`sums[h] = scale * Σ q`).
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+pub(crate) struct ActBlock {
+    pub q: [i8; 32],
+    pub scale: f32,
+    pub sums: [f32; 3],
+}
+
+/// Quantizes a row of `cols` (a multiple of 32) activations into `out` (`cols / 32` blocks),
+/// each block's scale its largest magnitude over 127, codes rounded to nearest.
+#[inline(always)]
+pub(crate) fn quantize_row(x: &[f32], out: &mut [ActBlock]) {
+    for (x, o) in x.chunks_exact(32).zip(out.iter_mut()) {
+        let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        let scale = amax / 127.0;
+        let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+        let mut sum = [0i32; 2];
+        for (i, (q, &v)) in o.q.iter_mut().zip(x).enumerate() {
+            let c = (v * inv).round() as i32;
+            *q = c as i8;
+            sum[i / 16] += c;
+        }
+        o.scale = scale;
+        o.sums = [
+            scale * sum[0] as f32,
+            scale * sum[1] as f32,
+            scale * (sum[0] + sum[1]) as f32,
+        ];
+    }
+}

@@ -1,0 +1,411 @@
+//! Quantized weights: a [`QTensor`] holds a matrix in one of GGML's block formats
+//! ([`QFormat`]), exactly as a GGUF file stores it, and is multiplied without being
+//! dequantized ([`Tensor::linear_q`](crate::Tensor::linear_q)): on the CPU by integer dot
+//! products of the weight blocks with the activations quantized on the fly to 8-bit blocks
+//! (the kernel layer, `kernels::qlinear`); elsewhere through the dequantized weight.
+//!
+//! ```
+//! use ember_core::quant::{QFormat, QTensor};
+//! use ember_core::{DType, Device, Tensor};
+//! let w = Tensor::randn(&[64, 128], DType::F32, Device::Cpu)?; // (out, in)
+//! let q = QTensor::quantize(&w, QFormat::Q8_0)?;
+//! assert_eq!(q.nbytes(), 64 * 4 * 34); // 4 blocks of 34 bytes per row
+//! let x = Tensor::randn(&[3, 128], DType::F32, Device::Cpu)?;
+//! let y = x.linear_q(&q, None)?; // (3, 64), ≈ x @ wᵀ
+//! let exact = x.matmul(&q.dequantize(DType::F32, Device::Cpu)?.transpose(0, 1)?)?;
+//! assert!(y.sub(&exact)?.abs()?.max_all()?.to_scalar::<f32>()? < 0.1);
+//! # Ok::<(), ember_core::Error>(())
+//! ```
+
+pub(crate) mod codec;
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+
+use crate::kernels::cpu::qpack::Packed;
+use crate::{DType, Device, Error, Result, Tensor};
+
+/// A GGML block format: a fixed number of values per block, stored as small integer codes
+/// with per-block scales.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(non_camel_case_types)]
+pub enum QFormat {
+    /// 32 values: 8-bit codes, an f16 scale (8.5 bits per value).
+    Q8_0,
+    /// 32 values: 4-bit codes around 8, an f16 scale (4.5 bits).
+    Q4_0,
+    /// 32 values: 4-bit codes, an f16 scale and minimum (5 bits).
+    Q4_1,
+    /// 32 values: 5-bit codes around 16, an f16 scale (5.5 bits).
+    Q5_0,
+    /// 32 values: 5-bit codes, an f16 scale and minimum (6 bits).
+    Q5_1,
+    /// 256 values: 4-bit codes, 6-bit scales and minimums per 32 (4.5 bits).
+    Q4K,
+    /// 256 values: 5-bit codes, 6-bit scales and minimums per 32 (5.5 bits).
+    Q5K,
+    /// 256 values: 6-bit codes, 8-bit scales per 16 (6.5625 bits).
+    Q6K,
+}
+
+impl QFormat {
+    /// Every format.
+    pub const ALL: [QFormat; 8] = [
+        QFormat::Q8_0,
+        QFormat::Q4_0,
+        QFormat::Q4_1,
+        QFormat::Q5_0,
+        QFormat::Q5_1,
+        QFormat::Q4K,
+        QFormat::Q5K,
+        QFormat::Q6K,
+    ];
+
+    /// Values per block.
+    pub fn block_len(self) -> usize {
+        match self {
+            QFormat::Q4K | QFormat::Q5K | QFormat::Q6K => 256,
+            _ => 32,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            QFormat::Q8_0 => 34,
+            QFormat::Q4_0 => 18,
+            QFormat::Q4_1 => 20,
+            QFormat::Q5_0 => 22,
+            QFormat::Q5_1 => 24,
+            QFormat::Q4K => 144,
+            QFormat::Q5K => 176,
+            QFormat::Q6K => 210,
+        }
+    }
+
+    /// Bits of storage per value.
+    pub fn bits_per_value(self) -> f64 {
+        8.0 * self.block_bytes() as f64 / self.block_len() as f64
+    }
+
+    /// Bits of the integer codes (4, 5, 6 or 8).
+    pub fn code_bits(self) -> u32 {
+        match self {
+            QFormat::Q8_0 => 8,
+            QFormat::Q4_0 | QFormat::Q4_1 | QFormat::Q4K => 4,
+            QFormat::Q5_0 | QFormat::Q5_1 | QFormat::Q5K => 5,
+            QFormat::Q6K => 6,
+        }
+    }
+
+    /// GGML's type id (`ggml_type`), as GGUF files store it.
+    pub fn ggml_type(self) -> u32 {
+        match self {
+            QFormat::Q4_0 => 2,
+            QFormat::Q4_1 => 3,
+            QFormat::Q5_0 => 6,
+            QFormat::Q5_1 => 7,
+            QFormat::Q8_0 => 8,
+            QFormat::Q4K => 12,
+            QFormat::Q5K => 13,
+            QFormat::Q6K => 14,
+        }
+    }
+
+    /// The format of a GGML type id, if it is one of these.
+    pub fn from_ggml_type(id: u32) -> Option<QFormat> {
+        QFormat::ALL.into_iter().find(|f| f.ggml_type() == id)
+    }
+
+    /// llama.cpp's name, e.g. `"Q4_K"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            QFormat::Q8_0 => "Q8_0",
+            QFormat::Q4_0 => "Q4_0",
+            QFormat::Q4_1 => "Q4_1",
+            QFormat::Q5_0 => "Q5_0",
+            QFormat::Q5_1 => "Q5_1",
+            QFormat::Q4K => "Q4_K",
+            QFormat::Q5K => "Q5_K",
+            QFormat::Q6K => "Q6_K",
+        }
+    }
+
+    /// Bytes holding `n` values, if `n` is a whole number of blocks.
+    pub fn bytes_for(self, n: usize) -> Option<usize> {
+        if !n.is_multiple_of(self.block_len()) {
+            return None;
+        }
+        (n / self.block_len()).checked_mul(self.block_bytes())
+    }
+}
+
+impl fmt::Display for QFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for QFormat {
+    type Err = Error;
+    /// Parses llama.cpp's names, any case, with or without the underscore of the K formats
+    /// (`q4_k`, `Q4K`, `q8_0`).
+    fn from_str(s: &str) -> Result<QFormat> {
+        let key = s.to_ascii_uppercase().replace('_', "");
+        QFormat::ALL
+            .into_iter()
+            .find(|f| f.name().replace('_', "") == key)
+            .ok_or_else(|| {
+                let names: Vec<&str> = QFormat::ALL.iter().map(|f| f.name()).collect();
+                Error::data(
+                    "QFormat",
+                    format!("unknown quantization {s:?}; one of {}", names.join(", ")),
+                )
+            })
+    }
+}
+
+/// Bytes owned by the tensor or borrowed from a shared owner (a memory-mapped file).
+#[derive(Clone)]
+enum Bytes {
+    Owned(Arc<Vec<u8>>),
+    Shared(Arc<dyn AsRef<[u8]> + Send + Sync>, Range<usize>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Shared(owner, r) => &(**owner).as_ref()[r.clone()],
+        }
+    }
+}
+
+/// A matrix `(rows, cols)` in a GGML block format: each row is `cols / block_len` blocks,
+/// rows one after another, as in a GGUF file. Immutable and cheap to clone. On the CPU the
+/// blocks are also repacked once, on first use or by [`QTensor::prepare`], into the layout
+/// the integer kernels stream.
+#[derive(Clone)]
+pub struct QTensor {
+    format: QFormat,
+    shape: [usize; 2],
+    bytes: Bytes,
+    packed: Arc<OnceLock<Packed>>,
+}
+
+impl fmt::Debug for QTensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "QTensor({}, {:?})", self.format, self.shape)
+    }
+}
+
+impl QTensor {
+    fn check(op: &'static str, format: QFormat, shape: &[usize], len: usize) -> Result<[usize; 2]> {
+        let &[rows, cols] = shape else {
+            return Err(Error::shape(
+                op,
+                &[shape],
+                "a quantized tensor is a matrix (rows, cols)",
+            ));
+        };
+        if cols == 0 || !cols.is_multiple_of(format.block_len()) {
+            return Err(Error::shape(
+                op,
+                &[shape],
+                format!(
+                    "{format} rows hold multiples of {} values, got {cols}",
+                    format.block_len()
+                ),
+            ));
+        }
+        let need = rows
+            .checked_mul(cols)
+            .and_then(|n| format.bytes_for(n))
+            .ok_or_else(|| Error::shape(op, &[shape], "the size overflows"))?;
+        if need != len {
+            return Err(Error::data(
+                op,
+                format!("{format} {shape:?} takes {need} bytes, got {len}"),
+            ));
+        }
+        Ok([rows, cols])
+    }
+
+    /// Blocks of `format` for a `(rows, cols)` matrix (the byte count is checked).
+    pub fn from_bytes(format: QFormat, shape: &[usize], bytes: Vec<u8>) -> Result<QTensor> {
+        let shape = QTensor::check("QTensor::from_bytes", format, shape, bytes.len())?;
+        Ok(QTensor::new(format, shape, Bytes::Owned(Arc::new(bytes))))
+    }
+
+    /// Blocks held by `owner` (e.g. a memory-mapped file) at `range`, without a copy.
+    pub fn from_shared(
+        format: QFormat,
+        shape: &[usize],
+        owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        range: Range<usize>,
+    ) -> Result<QTensor> {
+        let total = (*owner).as_ref().len();
+        if range.start > range.end || range.end > total {
+            return Err(Error::data(
+                "QTensor::from_shared",
+                format!("bytes {range:?} lie outside the {total} bytes held"),
+            ));
+        }
+        let shape = QTensor::check("QTensor::from_shared", format, shape, range.len())?;
+        Ok(QTensor::new(format, shape, Bytes::Shared(owner, range)))
+    }
+
+    fn new(format: QFormat, shape: [usize; 2], bytes: Bytes) -> QTensor {
+        QTensor {
+            format,
+            shape,
+            bytes,
+            packed: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Quantizes a float matrix `(rows, cols)` (any float dtype and device) to `format`, as
+    /// llama.cpp's reference quantizers round (the K formats with plain min/max scales).
+    pub fn quantize(t: &Tensor, format: QFormat) -> Result<QTensor> {
+        let op = "QTensor::quantize";
+        if !t.dtype().is_float() {
+            return Err(Error::dtype(
+                op,
+                &[t.dtype()],
+                "only float tensors are quantized",
+            ));
+        }
+        let len = t.dims().iter().product::<usize>();
+        let bytes_len = format
+            .bytes_for(len)
+            .ok_or_else(|| Error::shape(op, &[t.dims()], format!("not whole {format} blocks")))?;
+        QTensor::check(op, format, t.dims(), bytes_len)?;
+        let values = t.to_dtype(DType::F32)?.to_vec::<f32>()?;
+        let mut bytes = vec![0u8; bytes_len];
+        let (n, b) = (format.block_len(), format.block_bytes());
+        for (x, out) in values.chunks_exact(n).zip(bytes.chunks_exact_mut(b)) {
+            codec::encode(format, x, out);
+        }
+        QTensor::from_bytes(format, t.dims(), bytes)
+    }
+
+    /// The block format.
+    pub fn format(&self) -> QFormat {
+        self.format
+    }
+
+    /// `[rows, cols]`.
+    pub fn dims(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The blocks, row after row.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
+    /// Bytes of the blocks.
+    pub fn nbytes(&self) -> usize {
+        self.bytes().len()
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.shape[1] / self.format.block_len() * self.format.block_bytes()
+    }
+
+    /// Dequantizes row `r` into `out` (`cols` values).
+    pub(crate) fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let rb = self.row_bytes();
+        let row = &self.bytes()[r * rb..(r + 1) * rb];
+        let (n, subs) = (self.format.block_len(), self.format.block_len() / 32);
+        for (blk, o) in row
+            .chunks_exact(self.format.block_bytes())
+            .zip(out.chunks_exact_mut(n))
+        {
+            for s in 0..subs {
+                let sub = codec::decode(self.format, blk, s);
+                for (i, v) in o[32 * s..32 * s + 32].iter_mut().enumerate() {
+                    *v = sub.value(i);
+                }
+            }
+        }
+    }
+
+    /// The whole matrix as floats of `dtype` on `device`, each value as llama.cpp computes it.
+    pub fn dequantize(&self, dtype: DType, device: Device) -> Result<Tensor> {
+        let [rows, cols] = self.shape;
+        crate::memory::check_tensor("QTensor::dequantize", &self.shape, DType::F32, Device::Cpu)?;
+        let mut values = vec![0f32; rows * cols];
+        for (r, out) in values.chunks_exact_mut(cols.max(1)).enumerate() {
+            self.dequantize_row(r, out);
+        }
+        Tensor::from_vec(values, &self.shape, Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)
+    }
+
+    /// Rows `ids` (I64 of any shape `S`) dequantized: `(S.., cols)` in `dtype` on `device`,
+    /// as [`Tensor::embedding`] of the dequantized matrix, reading only those rows.
+    pub fn embedding(&self, ids: &Tensor, dtype: DType, device: Device) -> Result<Tensor> {
+        let op = "QTensor::embedding";
+        let [rows, cols] = self.shape;
+        let idx = ids.to_dtype(DType::I64)?.to_vec::<i64>()?;
+        if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= rows) {
+            return Err(Error::Index {
+                op,
+                index: bad,
+                size: rows,
+                msg: format!("id {bad} is outside the {rows} rows"),
+            });
+        }
+        crate::memory::check_tensor(op, &[idx.len(), cols], DType::F32, Device::Cpu)?;
+        let mut values = vec![0f32; idx.len() * cols];
+        for (&i, out) in idx.iter().zip(values.chunks_exact_mut(cols)) {
+            self.dequantize_row(i as usize, out);
+        }
+        let mut shape = ids.dims().to_vec();
+        shape.push(cols);
+        Tensor::from_vec(values, &shape, Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)
+    }
+
+    /// The matrix with its rows reordered: row `i` of the result is row `perm[i]` (blocks
+    /// copied, nothing requantized).
+    pub fn select_rows(&self, perm: &[usize]) -> Result<QTensor> {
+        let rb = self.row_bytes();
+        if let Some(&bad) = perm.iter().find(|&&r| r >= self.shape[0]) {
+            return Err(Error::Index {
+                op: "QTensor::select_rows",
+                index: bad as i64,
+                size: self.shape[0],
+                msg: format!("row {bad} is outside the {} rows", self.shape[0]),
+            });
+        }
+        let src = self.bytes();
+        let mut bytes = Vec::with_capacity(perm.len() * rb);
+        for &r in perm {
+            bytes.extend_from_slice(&src[r * rb..(r + 1) * rb]);
+        }
+        QTensor::from_bytes(self.format, &[perm.len(), self.shape[1]], bytes)
+    }
+
+    /// Repacks the blocks now for the CPU kernels (otherwise done on first use), so that a
+    /// model's first token does not pay for it.
+    pub fn prepare(&self) {
+        let _ = self.packed();
+    }
+
+    /// Bytes that one CPU product streams: the repacked weight (rows padded to 16, f16
+    /// scales and offsets per 32 values; 20 per 32 values for 4-bit formats, 36 for 5- to
+    /// 8-bit ones, 40 for Q6_K).
+    pub fn packed_bytes(&self) -> usize {
+        self.packed().nbytes()
+    }
+
+    /// The repacked blocks for the CPU kernels, built once.
+    pub(crate) fn packed(&self) -> &Packed {
+        self.packed.get_or_init(|| Packed::new(self))
+    }
+}
