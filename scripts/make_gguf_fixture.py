@@ -5,7 +5,8 @@ Usage: python scripts/make_gguf_fixture.py   (needs: pip install gguf numpy safe
 
 Output:
   tests/fixtures/tiny.gguf              GGUF v3: metadata of every value type, tensors in
-                                        F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K
+                                        F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+                                        Q4_K, Q5_K, Q6_K
   tests/fixtures/tiny_gguf_ref.safetensors  each tensor dequantized by gguf.quants.dequantize,
                                         in PyTorch shape order (GGUF dims reversed)
 """
@@ -56,6 +57,11 @@ def random_blocks(qtype, shape):
         blocks[:, 0:4] = np.frombuffer(
             rng.uniform(0.01, 0.1, size=(n // 256, 2)).astype(np.float16).tobytes(), dtype=np.uint8
         ).reshape(-1, 4)
+    elif qtype == Q.Q5_K:
+        blocks = rng.integers(0, 256, size=(n // 256, 176), dtype=np.uint8)
+        blocks[:, 0:4] = np.frombuffer(
+            rng.uniform(0.01, 0.1, size=(n // 256, 2)).astype(np.float16).tobytes(), dtype=np.uint8
+        ).reshape(-1, 4)
     elif qtype == Q.Q6_K:
         blocks = rng.integers(0, 256, size=(n // 256, 210), dtype=np.uint8)
         blocks[:, 208:210] = np.frombuffer(
@@ -72,7 +78,10 @@ add("bf16.weight", Q.BF16, (2, 64))
 add("q8_0.weight", Q.Q8_0, (3, 64))
 add("q4_0.weight", Q.Q4_0, (2, 96))
 add("q4_1.weight", Q.Q4_1, (4, 32))
+add("q5_0.weight", Q.Q5_0, (3, 64))
+add("q5_1.weight", Q.Q5_1, (2, 96))
 add("q4_k.weight", Q.Q4_K, (2, 512))
+add("q5_k.weight", Q.Q5_K, (2, 256))
 add("q6_k.weight", Q.Q6_K, (3, 256))
 
 w.write_header_to_file()

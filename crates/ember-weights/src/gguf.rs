@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ember_core::quant::{QFormat, QTensor};
 use ember_core::{DType, Device, Error, Result, Tensor};
 use memmap2::Mmap;
 
@@ -18,18 +19,15 @@ const MAX_KVS: u64 = 1 << 20;
 const MAX_DIMS: u32 = 8;
 const MAX_DEPTH: usize = 4;
 
-/// GGML tensor types Ember dequantizes.
+/// GGML tensor types Ember reads: plain floats, or one of the block formats of
+/// [`QFormat`] (kept quantized by [`GgufFile::load_quantized`], or dequantized).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum GgufType {
     F32,
     F16,
     BF16,
-    Q8_0,
-    Q4_0,
-    Q4_1,
-    Q4K,
-    Q6K,
+    Quant(QFormat),
 }
 
 impl GgufType {
@@ -37,36 +35,28 @@ impl GgufType {
         Some(match id {
             0 => GgufType::F32,
             1 => GgufType::F16,
-            2 => GgufType::Q4_0,
-            3 => GgufType::Q4_1,
-            8 => GgufType::Q8_0,
-            12 => GgufType::Q4K,
-            14 => GgufType::Q6K,
             30 => GgufType::BF16,
-            _ => return None,
+            _ => GgufType::Quant(QFormat::from_ggml_type(id)?),
         })
     }
 
-    /// (elements per block, bytes per block).
-    fn block(self) -> (usize, usize) {
+    /// GGML's type id.
+    pub fn id(self) -> u32 {
         match self {
-            GgufType::F32 => (1, 4),
-            GgufType::F16 | GgufType::BF16 => (1, 2),
-            GgufType::Q8_0 => (32, 34),
-            GgufType::Q4_0 => (32, 18),
-            GgufType::Q4_1 => (32, 20),
-            GgufType::Q4K => (256, 144),
-            GgufType::Q6K => (256, 210),
+            GgufType::F32 => 0,
+            GgufType::F16 => 1,
+            GgufType::BF16 => 30,
+            GgufType::Quant(f) => f.ggml_type(),
         }
     }
 
     /// Bytes holding `n` elements, if `n` is a whole number of blocks.
     pub fn bytes_for(self, n: usize) -> Option<usize> {
-        let (per, bytes) = self.block();
-        if !n.is_multiple_of(per) {
-            return None;
+        match self {
+            GgufType::F32 => n.checked_mul(4),
+            GgufType::F16 | GgufType::BF16 => n.checked_mul(2),
+            GgufType::Quant(f) => f.bytes_for(n),
         }
-        (n / per).checked_mul(bytes)
     }
 }
 
@@ -295,6 +285,13 @@ impl GgufFile {
         load_tensor(&self.path, &self.map, &self.tensors, name, device, dtype)
     }
 
+    /// Tensor `name` in its block format, sharing the mapped file (no copy): `None` for a
+    /// tensor stored as plain floats; an error for a missing one or a shape that is not a
+    /// matrix of whole blocks.
+    pub fn load_quantized(&self, name: &str) -> Result<Option<QTensor>> {
+        load_quantized(&self.path, &self.map, &self.tensors, name)
+    }
+
     /// The tensors without the metadata: a cheap handle on the same mapped file that can
     /// outlive this value (for a model that reads its parameters one by one as it is built).
     pub fn tensor_data(&self) -> GgufTensors {
@@ -326,6 +323,53 @@ impl GgufTensors {
     pub fn load(&self, name: &str, device: Device, dtype: DType) -> Result<Tensor> {
         load_tensor(&self.path, &self.map, &self.tensors, name, device, dtype)
     }
+
+    /// Tensor `name` in its block format; see [`GgufFile::load_quantized`].
+    pub fn load_quantized(&self, name: &str) -> Result<Option<QTensor>> {
+        load_quantized(&self.path, &self.map, &self.tensors, name)
+    }
+}
+
+fn find<'a>(path: &Path, tensors: &'a [GgufTensorInfo], name: &str) -> Result<&'a GgufTensorInfo> {
+    tensors
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| Error::Data {
+            op: "gguf load",
+            msg: format!("tensor {name} is not in {}", path.display()),
+        })
+}
+
+/// The mapped file as bytes a [`QTensor`] can share.
+struct MapBytes(Arc<Mmap>);
+
+impl AsRef<[u8]> for MapBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn load_quantized(
+    path: &Path,
+    map: &Arc<Mmap>,
+    tensors: &[GgufTensorInfo],
+    name: &str,
+) -> Result<Option<QTensor>> {
+    let info = find(path, tensors, name)?;
+    let GgufType::Quant(format) = info.ty else {
+        return Ok(None);
+    };
+    // GGUF's innermost dim is a row; any further dims stack rows.
+    let cols = *info.shape.last().expect("rank >= 1");
+    let rows = info.shape[..info.shape.len() - 1].iter().product::<usize>();
+    let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(MapBytes(map.clone()));
+    QTensor::from_shared(format, &[rows, cols], owner, info.range.0..info.range.1)
+        .map(Some)
+        .map_err(|e| Error::Format {
+            format: FORMAT,
+            path: path.display().to_string(),
+            msg: format!("tensor {name}: {e}"),
+        })
 }
 
 fn load_tensor(
@@ -336,13 +380,7 @@ fn load_tensor(
     device: Device,
     dtype: DType,
 ) -> Result<Tensor> {
-    let info = tensors
-        .iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| Error::Data {
-            op: "gguf load",
-            msg: format!("tensor {name} is not in {}", path.display()),
-        })?;
+    let info = find(path, tensors, name)?;
     let bytes = &map[info.range.0..info.range.1];
     let n: usize = info.shape.iter().product();
     let values = dequantize(info.ty, bytes, n).ok_or_else(|| Error::Format {

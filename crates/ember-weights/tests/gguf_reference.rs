@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use ember_core::{DType, Device};
+use ember_core::quant::QFormat;
 use ember_weights::{Checkpoint, GgufFile, GgufType, GgufValue};
 
 fn fixture(name: &str) -> PathBuf {
@@ -28,9 +29,9 @@ fn metadata_and_tensor_infos() {
     let q4k = g.info("q4_k.weight").unwrap();
     assert_eq!(
         (q4k.shape.as_slice(), q4k.ty),
-        (&[2usize, 512][..], GgufType::Q4K)
+        (&[2usize, 512][..], GgufType::Quant(QFormat::Q4K))
     );
-    assert_eq!(g.tensors.len(), 8);
+    assert_eq!(g.tensors.len(), 11);
 }
 
 #[test]
@@ -58,4 +59,26 @@ fn dequantization_matches_the_gguf_package() {
             );
         }
     }
+}
+
+/// Quantized tensors kept in their blocks dequantize to the same values as `load`, and the
+/// plain-float ones are not offered as quantized.
+#[test]
+fn quantized_tensors_share_the_file_and_dequantize_identically() {
+    let g = GgufFile::open(fixture("tiny.gguf")).unwrap();
+    let mut seen = 0;
+    for info in &g.tensors {
+        let q = g.load_quantized(&info.name).unwrap();
+        let GgufType::Quant(format) = info.ty else {
+            assert!(q.is_none(), "{}", info.name);
+            continue;
+        };
+        let q = q.unwrap();
+        assert_eq!((q.format(), q.dims()), (format, info.shape.as_slice()));
+        let dense = g.load(&info.name, Device::Cpu, DType::F32).unwrap();
+        let back = q.dequantize(DType::F32, Device::Cpu).unwrap();
+        assert_eq!(back.to_vec::<f32>().unwrap(), dense.to_vec::<f32>().unwrap());
+        seen += 1;
+    }
+    assert_eq!(seen, 8, "every block format of the fixture");
 }

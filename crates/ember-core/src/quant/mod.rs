@@ -166,6 +166,30 @@ impl std::str::FromStr for QFormat {
     }
 }
 
+/// Decodes whole blocks into `out` (as many values as the blocks hold).
+fn decode_into(format: QFormat, bytes: &[u8], out: &mut [f32]) {
+    let (n, subs) = (format.block_len(), format.block_len() / 32);
+    for (blk, o) in bytes.chunks_exact(format.block_bytes()).zip(out.chunks_exact_mut(n)) {
+        for s in 0..subs {
+            let sub = codec::decode(format, blk, s);
+            for (i, v) in o[32 * s..32 * s + 32].iter_mut().enumerate() {
+                *v = sub.value(i);
+            }
+        }
+    }
+}
+
+/// Dequantizes whole blocks of `format` to f32, each value as llama.cpp computes it; `None`
+/// unless `bytes` holds a whole number of blocks.
+pub fn dequantize_blocks(format: QFormat, bytes: &[u8]) -> Option<Vec<f32>> {
+    if !bytes.len().is_multiple_of(format.block_bytes()) {
+        return None;
+    }
+    let mut out = vec![0f32; bytes.len() / format.block_bytes() * format.block_len()];
+    decode_into(format, bytes, &mut out);
+    Some(out)
+}
+
 /// Bytes owned by the tensor or borrowed from a shared owner (a memory-mapped file).
 #[derive(Clone)]
 enum Bytes {
