@@ -69,7 +69,7 @@ fn load(path: &Path, device: Device) -> Result<(Llama, Tokenizer)> {
     if path.extension().is_some_and(|e| e == "gguf") {
         let g = GgufFile::open(path)?;
         Ok((
-            Llama::from_gguf(&g, device, DType::F32)?,
+            Llama::from_gguf_dequantized(&g, device, DType::F32)?,
             Tokenizer::from_gguf(&g)?,
         ))
     } else {

@@ -15,8 +15,13 @@ use std::time::Instant;
 
 use clap::Parser;
 use ember::cli::{exit_on_error, non_negative_f64, positive_f64, probability};
-use ember::models::{CausalLm, GenerateOpts, Gpt2, Llama, TextStream, Tokenizer, chatml, generate};
+use ember::models::{
+    CausalLm, GenerateOpts, Gpt2, Llama, TextStream, Tokenizer, chatml, generate,
+    weight_bytes_per_token,
+};
+use ember::nn::VarStore;
 use ember::prelude::*;
+use ember::quant::QFormat;
 use ember::weights::GgufFile;
 
 /// Generate text with a pretrained model (SmolLM2-135M-Instruct by default).
@@ -58,14 +63,38 @@ struct Args {
     /// cpu, wgpu or wgpu:N (wgpu needs `--features ember/wgpu`).
     #[arg(long, default_value = "cpu")]
     device: Device,
+    /// Quantize the weight matrices after loading (q8_0, q4_0, q4_1, q5_0, q5_1, q4_k,
+    /// q5_k, q6_k); a GGUF file's quantized tensors stay as they are unless this is given.
+    #[arg(long)]
+    quantize: Option<QFormat>,
+    /// The dtype of dense weights (f32, bf16, f16); with a GGUF file, its quantized tensors
+    /// are dequantized to it.
+    #[arg(long, value_parser = float_dtype)]
+    dtype: Option<DType>,
 }
 
-/// Loads a model and its tokenizer from a GGUF file or a Hugging Face directory.
-fn load(path: &Path, device: Device) -> Result<(Box<dyn CausalLm>, Tokenizer)> {
+/// Parses `f32`, `bf16` or `f16`.
+fn float_dtype(s: &str) -> std::result::Result<DType, String> {
+    match s {
+        "f32" => Ok(DType::F32),
+        "bf16" => Ok(DType::BF16),
+        "f16" => Ok(DType::F16),
+        _ => Err(format!("{s:?} is not f32, bf16 or f16")),
+    }
+}
+
+/// Loads a model and its tokenizer from a GGUF file or a Hugging Face directory, quantizes it
+/// when asked; also returns the bytes of weights one decoded token reads.
+fn load(path: &Path, args: &Args) -> Result<(Box<dyn CausalLm>, Tokenizer, usize)> {
+    let (device, dtype) = (args.device, args.dtype.unwrap_or(DType::F32));
     if path.extension().is_some_and(|e| e == "gguf") {
         let g = GgufFile::open(path)?;
-        let model = Llama::from_gguf(&g, device, DType::F32)?;
-        return Ok((Box::new(model), Tokenizer::from_gguf(&g)?));
+        let model = match (args.dtype, args.quantize) {
+            (None, None) => Llama::from_gguf(&g, device, DType::F32)?,
+            _ => Llama::from_gguf_dequantized(&g, device, dtype)?,
+        };
+        let bytes = prepare(&model.store, args.quantize, model.cfg.tie_word_embeddings)?;
+        return Ok((Box::new(model), Tokenizer::from_gguf(&g)?, bytes));
     }
     let tok = Tokenizer::from_file(path.join("tokenizer.json"))?;
     let config = std::fs::read_to_string(path.join("config.json"))
@@ -74,16 +103,24 @@ fn load(path: &Path, device: Device) -> Result<(Box<dyn CausalLm>, Tokenizer)> {
         .ok()
         .and_then(|c| c["model_type"].as_str().map(str::to_owned));
     if model_type.as_deref() == Some("gpt2") {
-        Ok((
-            Box::new(Gpt2::from_pretrained(path, device, DType::F32)?),
-            tok,
-        ))
+        let model = Gpt2::from_pretrained(path, device, dtype)?;
+        let bytes = prepare(&model.store, args.quantize, true)?;
+        Ok((Box::new(model), tok, bytes))
     } else {
-        Ok((
-            Box::new(Llama::from_pretrained(path, device, DType::F32)?),
-            tok,
-        ))
+        let model = Llama::from_pretrained(path, device, dtype)?;
+        let bytes = prepare(&model.store, args.quantize, model.cfg.tie_word_embeddings)?;
+        Ok((Box::new(model), tok, bytes))
     }
+}
+
+/// Quantizes `store` to `format` when given; returns the bytes of weights a decoded token
+/// reads (the embedding table only when the head is tied to it).
+fn prepare(store: &VarStore, format: Option<QFormat>, tied: bool) -> Result<usize> {
+    if let Some(f) = format {
+        let done = store.quantize(f)?;
+        eprintln!("quantized {} matrices to {f}", done.len());
+    }
+    Ok(weight_bytes_per_token(store, tied))
 }
 
 fn main() {
@@ -96,12 +133,13 @@ fn run(args: Args) -> Result<()> {
         None => ember::assets::path(ember::assets::SMOLLM2_GGUF)?,
     };
     let t0 = Instant::now();
-    let (model, tok) = load(&path, args.device)?;
+    let (model, tok, bytes) = load(&path, &args)?;
     eprintln!(
-        "loaded {} on {} in {:.1} s",
+        "loaded {} on {} in {:.1} s; {:.1} MB of weights read per token",
         path.display(),
         args.device,
-        t0.elapsed().as_secs_f64()
+        t0.elapsed().as_secs_f64(),
+        bytes as f64 / 1e6
     );
 
     // The chat template when the tokenizer knows ChatML's markers, else the raw prompt.
@@ -166,6 +204,11 @@ fn run(args: Args) -> Result<()> {
         prompt.len() as f64 / prefill.max(1e-9),
         out.len(),
         decode_tokens as f64 / (total - prefill).max(1e-9)
+    );
+    let decode_rate = decode_tokens as f64 / (total - prefill).max(1e-9);
+    eprintln!(
+        "weights read while decoding: {:.2} GB/s",
+        decode_rate * bytes as f64 / 1e9
     );
     Ok(())
 }

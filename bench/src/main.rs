@@ -14,6 +14,7 @@
 //! over the bandwidth).
 
 mod loads;
+mod quant;
 mod report;
 mod roofline;
 mod workloads;
@@ -28,7 +29,9 @@ use serde_json::{Value, json};
 /// Benchmarks Ember against PyTorch, back to back.
 #[derive(Parser, Debug)]
 struct Args {
-    /// Comma-separated workloads (default: all): gemm512, gemm1024, gemm2048, nanogpt,
+    /// Comma-separated workloads (default: all): quantized inference against llama.cpp
+    /// (smollm2-q4_1-prefill, smollm2-q4_1-decode, smollm2-q8_0-prefill, smollm2-q8_0-decode;
+    /// gpt2-decode-q8_0 against Ember's f32 gpt2-decode); gemm512, gemm1024, gemm2048, nanogpt,
     /// nanogpt-1024, gpt2-prefill, gpt2-decode, gpt2-train, gpt2-train-1024; Ember in bf16
     /// (bf16 matrices, bf16 autocast for training, bf16 weights for inference) against
     /// PyTorch in bf16: gemm2048-bf16, nanogpt-bf16, gpt2-prefill-bf16, gpt2-decode-bf16,
@@ -87,6 +90,12 @@ fn run_worker(name: &str, repeats: usize, device: Device) -> Result<Value> {
         "gpt2-train" => workloads::gpt2_train(128, 4, None, repeats, device)?,
         "gpt2-train-bf16" => workloads::gpt2_train(128, 4, bf16, repeats, device)?,
         "gpt2-train-1024" => workloads::gpt2_train(1024, 1, None, repeats, device)?,
+        "gpt2-decode-q8_0" => quant::gpt2_decode(Some(ember::quant::QFormat::Q8_0), repeats)?,
+        q if q.starts_with("smollm2-") => {
+            let parts: Vec<&str> = q.split('-').collect();
+            let phase = parts.get(2).copied().unwrap_or("");
+            quant::smollm2(parts[1], phase == "decode", repeats)?
+        }
         load if load.starts_with("load-") => loads::load(load, repeats, device)?,
         other => {
             return Err(Error::data(
@@ -212,8 +221,11 @@ fn run(args: Args) -> Result<()> {
         if args.no_torch {
             return Err("not run (--no-torch)".to_string());
         }
-        if name.starts_with("load-") {
+        if name.starts_with("load-") || name.ends_with("-q8_0") {
             return Err("Ember only".to_string());
+        }
+        if name.starts_with("smollm2-") {
+            return Err("see llama.cpp".to_string());
         }
         if name.ends_with("-bf16") && dtype == "f32" {
             return Err("see the f32 row".to_string());
@@ -225,6 +237,33 @@ fn run(args: Args) -> Result<()> {
                 .args(["--device", torch_device, "--dtype", dtype])
                 .env("OMP_NUM_THREADS", &threads)
                 .env("MKL_NUM_THREADS", &threads),
+        )
+    };
+    let llama_python = std::env::var_os("EMBER_LLAMA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/ember/llama-venv/bin/python")
+        });
+    let llama_script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("llama_bench.py");
+    let llama_run = |name: &str| {
+        let parts: Vec<&str> = name.split('-').collect();
+        if parts[0] != "smollm2" || parts.len() != 3 {
+            return Err("n/a".to_string());
+        }
+        let file = quant::smollm2_file(parts[1]).map_err(|e| e.to_string())?;
+        child_json(
+            Command::new(&llama_python)
+                .arg(&llama_script)
+                .arg(file)
+                .args([
+                    "--phase",
+                    parts[2],
+                    "--repeats",
+                    &repeats,
+                    "--threads",
+                    &threads,
+                ]),
         )
     };
     let mut rows = Vec::new();
@@ -241,6 +280,7 @@ fn run(args: Args) -> Result<()> {
             ember,
             torch: torch_run(name, "f32"),
             torch_bf16: torch_run(name, "bf16"),
+            llama: llama_run(name),
         });
     }
     let load_after = load_average();

@@ -76,6 +76,12 @@ pub fn workloads() -> Vec<(&'static str, Bound)> {
             "gpt2-train-1024",
             Bound::Flops(3.0 * gpt_forward_flops(gpt2, 1024.0)),
         ),
+        // Quantized inference (their own table, against llama.cpp).
+        ("smollm2-q4_1-prefill", Bound::Flops(0.0)),
+        ("smollm2-q4_1-decode", Bound::Flops(0.0)),
+        ("smollm2-q8_0-prefill", Bound::Flops(0.0)),
+        ("smollm2-q8_0-decode", Bound::Flops(0.0)),
+        ("gpt2-decode-q8_0", Bound::Flops(0.0)),
     ]
 }
 
@@ -127,6 +133,45 @@ pub struct Row {
     pub torch: Result<Value, String>,
     /// PyTorch in bf16 (autocast for training, bf16 weights for inference).
     pub torch_bf16: Result<Value, String>,
+    /// llama.cpp (quantized rows only).
+    pub llama: Result<Value, String>,
+}
+
+/// The quantized rows against llama.cpp: tokens/s, the ratio, and the bytes of weights read
+/// per token over the measured bandwidth.
+fn print_quantized(rows: &[Row], roof: &Roofline, out: &mut [Value]) {
+    let quant: Vec<(usize, &Row)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.name.contains("-q"))
+        .collect();
+    if quant.is_empty() {
+        return;
+    }
+    println!(
+        "\n| quantized workload | Ember tokens/s | llama.cpp tokens/s | Ember / llama.cpp \
+         | weight MB per token | Ember: bandwidth used |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (i, row) in quant {
+        let (e, l) = (row.ember.as_ref().ok(), row.llama.as_ref().ok());
+        let mb = e.and_then(|v| v["phases"]["weight MB per token"].as_f64());
+        let bw = match (num(e), mb) {
+            (Some(t), Some(mb)) if row.name.contains("decode") => {
+                format!("{:.0}%", 100.0 * t * mb / 1e3 / roof.read_gbs)
+            }
+            _ => "-".into(),
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {bw} |",
+            row.name,
+            fmt(num(e)),
+            fmt(num(l)),
+            ratio(num(e), num(l)),
+            fmt(mb),
+        );
+        out[i]["llama_cpp"] = row.llama.clone().unwrap_or_else(|e| json!({"error": e}));
+    }
 }
 
 /// Prints the table (Markdown) and returns the rows as JSON.
@@ -139,6 +184,13 @@ pub fn print(rows: &[Row], roof: &Roofline) -> Vec<Value> {
     let bounds = workloads();
     let mut out = Vec::new();
     for row in rows {
+        if row.name.contains("-q") {
+            // In the llama.cpp table below.
+            let json_of =
+                |r: &Result<Value, String>| r.clone().unwrap_or_else(|e| json!({"error": e}));
+            out.push(json!({"workload": row.name, "ember": json_of(&row.ember)}));
+            continue;
+        }
         let (e, t, tb) = (
             row.ember.as_ref().ok(),
             row.torch.as_ref().ok(),
@@ -192,12 +244,17 @@ pub fn print(rows: &[Row], roof: &Roofline) -> Vec<Value> {
             "pytorch_bf16": json_of(&row.torch_bf16),
         }));
     }
+    print_quantized(rows, roof, &mut out);
     for row in rows {
         for (who, r) in [
             ("Ember", &row.ember),
             ("PyTorch f32", &row.torch),
             ("PyTorch bf16", &row.torch_bf16),
+            ("llama.cpp", &row.llama),
         ] {
+            if matches!(r, Err(e) if e == "n/a") {
+                continue;
+            }
             if let Err(e) = r {
                 println!("{}: {who}: {e}", row.name);
             }

@@ -95,6 +95,15 @@ fn cases() -> Vec<Case> {
         }),
         ("softmax", vec![vec![3, 5]], |x| x[0].softmax(-1)),
         ("log_softmax", vec![vec![3, 5]], |x| x[0].log_softmax(0)),
+        // A fixed Q4_K weight (5, 256); gradients for the input and the bias.
+        ("linear_q", vec![vec![2, 3, 256], vec![5]], |x| {
+            let w = Tensor::arange(0.0, 1280.0, 1.0, DType::F64, Device::Cpu)?
+                .mul_scalar(0.37)?
+                .sin()?
+                .reshape(&[5, 256])?;
+            let q = ember_core::quant::QTensor::quantize(&w, ember_core::quant::QFormat::Q4K)?;
+            x[0].linear_q(&q, Some(&x[1]))
+        }),
         ("matmul 2d", vec![vec![3, 4], vec![4, 2]], |x| {
             x[0].matmul(&x[1])
         }),

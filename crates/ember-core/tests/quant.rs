@@ -134,7 +134,7 @@ fn check_product(
                 mass += xb.iter().zip(wb).map(|(a, b)| (a * b).abs()).sum::<f32>();
                 let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
                 for (a, w) in xb.iter().zip(wb) {
-                    rounded += ((a * inv).round() * (amax / 127.0)) as f64 * *w as f64;
+                    rounded += ((a * inv).round_ties_even() * (amax / 127.0)) as f64 * *w as f64;
                 }
             }
             // The K formats' sub-block scales (f16 × 6 bits) are rounded to f16 when repacked.
@@ -176,6 +176,7 @@ fn quantized_products_match_the_dequantized_f32_product() {
             (17, 2 * n, 5),
             (33, 3 * n, 9),
             (16, n, 4),
+            (40, 1536, 2),
         ] {
             check_product(format, rows, cols, m, rows % 2 == 1, &mut g);
         }

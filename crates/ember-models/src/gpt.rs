@@ -166,7 +166,7 @@ impl GptTransformer {
             .as_ref()
             .and_then(|c| c.first())
             .map_or(0, KvCache::len);
-        let positions = self.wpe.weight.tensor().dims()[0];
+        let positions = self.wpe.weight.dims()[0];
         if offset + t > positions {
             return Err(Error::shape(
                 "Gpt",
@@ -193,7 +193,7 @@ impl GptTransformer {
             }
         }
         let x = self.ln_f.forward(&x)?; // (B, T, C)
-        x.matmul(&self.wte.weight.tensor().transpose(0, 1)?) // (B, T, V), tied head
+        ember_nn::linear_with(&x, &self.wte.weight, None) // (B, T, V), tied head
     }
 }
 

@@ -86,6 +86,26 @@ pub(crate) fn save_dir(
     store.save(&dir.join("model.safetensors"), None)
 }
 
+/// Bytes of weights one decoded token reads from `store`: quantized matrices as their
+/// kernels stream them (repacked), dense parameters at their dtype's size; embedding tables
+/// (rows looked up, so nearly nothing read) count only when `tied` says a head multiplies the
+/// token table (`embed_tokens` / `wte`).
+pub fn weight_bytes_per_token(store: &ember_nn::VarStore, tied: bool) -> usize {
+    store
+        .named_parameters()
+        .iter()
+        .filter(|(name, p)| {
+            let table = p.role() == Some(ember_nn::WeightRole::Embedding);
+            let token_table = name.contains("embed_tokens") || name.contains("wte");
+            !table || (tied && token_table)
+        })
+        .map(|(_, p)| match p.quantized() {
+            Some(q) => q.q.packed_bytes(),
+            None => p.dims().iter().product::<usize>() * p.dtype().size_in_bytes(),
+        })
+        .sum()
+}
+
 /// A causal language model that [`generate`] can drive.
 pub trait CausalLm {
     /// Fresh per-layer caches for one sequence.

@@ -1,16 +1,16 @@
 //! LlamaForCausalLM: Llama 2/3, Mistral, Qwen2 (q/k/v biases), SmolLM.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use ember_core::{DType, Device, Error, Result, Tensor};
+use ember_core::{DType, Device, Result, Tensor};
 use ember_nn::{
     AttentionConfig, Embedding, KvCache, Linear, LoadOptions, Module, RmsNorm, TransformerBlock,
-    VarBuilder, VarStore, WeightSource, build_checked, build_from,
+    VarBuilder, VarStore, build_checked,
 };
-use ember_weights::{GgufFile, GgufTensors, GgufValue};
 
 use crate::{CausalLm, LlamaConfig};
+
+mod gguf;
 
 /// A Llama-family causal LM with Hugging Face's parameter names (`model.embed_tokens`,
 /// `model.layers.{i}.self_attn.q_proj`, ..., `model.norm`, `lm_head`).
@@ -110,24 +110,6 @@ impl Llama {
         )
     }
 
-    /// Builds a Llama from a GGUF file (`general.architecture = llama`): metadata becomes the
-    /// config (checked as `config.json` is), tensors are dequantized to `dtype`, renamed to
-    /// Hugging Face's names, and the Q/K rows that llama.cpp permutes for its rotary layout
-    /// are put back in HF order. A missing `output.weight` means tied embeddings. As
-    /// [`Llama::from_pretrained`], every shape is checked before anything is allocated.
-    pub fn from_gguf(g: &GgufFile, device: Device, dtype: DType) -> Result<Llama> {
-        let cfg = gguf_config(g)?;
-        let source = GgufSource::new(g, &cfg)?;
-        let raw = written_config(&cfg);
-        build_from(
-            Box::new(source),
-            device,
-            dtype,
-            |store| Llama::build(&cfg, raw.clone(), store),
-            |m| &m.store,
-        )
-    }
-
     /// Writes `config.json` and `model.safetensors` (HF names) so transformers loads it back.
     pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
         crate::save_dir(dir.as_ref(), &self.raw_config, &self.store)
@@ -156,174 +138,6 @@ fn written_config(cfg: &LlamaConfig) -> serde_json::Value {
     })
 }
 
-/// A GGUF file's `llama.*` metadata as a config, every integer checked to fit.
-fn gguf_config(g: &GgufFile) -> Result<LlamaConfig> {
-    let bad = |what: String| {
-        Error::data(
-            "Llama::from_gguf",
-            format!("{}: {what}", g.path().display()),
-        )
-    };
-    let arch = g
-        .metadata
-        .get("general.architecture")
-        .and_then(GgufValue::as_str)
-        .unwrap_or("");
-    if arch != "llama" {
-        return Err(bad(format!("architecture {arch:?} is not llama")));
-    }
-    let value = |key: &str| g.metadata.get(&format!("llama.{key}"));
-    let int = |key: &str| -> Result<Option<usize>> {
-        match value(key) {
-            None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .map(Some)
-                .ok_or_else(|| bad(format!("metadata llama.{key} = {v:?} is not a size"))),
-        }
-    };
-    let need = |key: &str| int(key)?.ok_or_else(|| bad(format!("metadata llama.{key} is missing")));
-    let float = |key: &str| value(key).and_then(GgufValue::as_f64);
-    let heads = need("attention.head_count")?;
-    let vocab = match g.metadata.get("tokenizer.ggml.tokens") {
-        Some(GgufValue::Array(t)) => t.len(),
-        _ => need("vocab_size")?,
-    };
-    let token = |key: &str| {
-        g.metadata
-            .get(&format!("tokenizer.ggml.{key}"))
-            .and_then(GgufValue::as_u64)
-            .and_then(|v| i64::try_from(v).ok())
-    };
-    let cfg = LlamaConfig {
-        model_type: Some("llama".into()),
-        vocab_size: vocab,
-        hidden_size: need("embedding_length")?,
-        intermediate_size: need("feed_forward_length")?,
-        num_hidden_layers: need("block_count")?,
-        num_attention_heads: heads,
-        num_key_value_heads: Some(int("attention.head_count_kv")?.unwrap_or(heads)),
-        head_dim: None,
-        max_position_embeddings: need("context_length")?,
-        rms_norm_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
-        rope_theta: Some(float("rope.freq_base").unwrap_or(10000.0)),
-        rope_parameters: None,
-        rope_scaling: None,
-        tie_word_embeddings: g.info("output.weight").is_none(),
-        attention_bias: false,
-        hidden_act: "silu".into(),
-        bos_token_id: token("bos_token_id"),
-        eos_token_id: token("eos_token_id").map(serde_json::Value::from),
-    };
-    cfg.check().map_err(bad)?;
-    Ok(cfg)
-}
-
-/// A GGUF file's tensors under Hugging Face's names, Q/K rows un-permuted as they are read.
-struct GgufSource {
-    data: GgufTensors,
-    /// HF name → (GGUF name, shape).
-    names: BTreeMap<String, (String, Vec<usize>)>,
-    heads: usize,
-    kv_heads: usize,
-}
-
-impl GgufSource {
-    fn new(g: &GgufFile, cfg: &LlamaConfig) -> Result<GgufSource> {
-        let data = g.tensor_data();
-        let mut names = BTreeMap::new();
-        for info in &data.tensors {
-            let Some(hf) = hf_name(&info.name) else {
-                return Err(Error::data(
-                    "Llama::from_gguf",
-                    format!(
-                        "{}: unexpected tensor {} (not part of a llama model)",
-                        data.path().display(),
-                        info.name
-                    ),
-                ));
-            };
-            names.insert(hf, (info.name.clone(), info.shape.clone()));
-        }
-        Ok(GgufSource {
-            data,
-            names,
-            heads: cfg.num_attention_heads,
-            kv_heads: cfg.kv_heads(),
-        })
-    }
-}
-
-impl WeightSource for GgufSource {
-    fn index(&self) -> Vec<(String, Vec<usize>)> {
-        self.names
-            .iter()
-            .map(|(hf, (_, shape))| (hf.clone(), shape.clone()))
-            .collect()
-    }
-
-    fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.names.get(name).map(|(_, s)| s.clone())
-    }
-
-    fn load(&self, name: &str, device: Device, dtype: DType) -> Result<Tensor> {
-        let Some((gguf, _)) = self.names.get(name) else {
-            return Err(Error::internal(
-                "GgufSource::load",
-                format!("{name} is not in the index"),
-            ));
-        };
-        let t = self.data.load(gguf, Device::Cpu, DType::F32)?;
-        let t = if gguf.ends_with("attn_q.weight") {
-            unpermute(&t, self.heads)?
-        } else if gguf.ends_with("attn_k.weight") {
-            unpermute(&t, self.kv_heads)?
-        } else {
-            t
-        };
-        t.to_dtype(dtype)?.to_device(device)
-    }
-
-    fn describe(&self) -> String {
-        self.data.path().display().to_string()
-    }
-}
-
-/// llama.cpp's tensor names to Hugging Face's.
-fn hf_name(gguf: &str) -> Option<String> {
-    Some(match gguf {
-        "token_embd.weight" => "model.embed_tokens.weight".into(),
-        "output_norm.weight" => "model.norm.weight".into(),
-        "output.weight" => "lm_head.weight".into(),
-        _ => {
-            let rest = gguf.strip_prefix("blk.")?;
-            let (i, part) = rest.split_once('.')?;
-            let hf = match part {
-                "attn_norm.weight" => "input_layernorm.weight",
-                "ffn_norm.weight" => "post_attention_layernorm.weight",
-                "attn_q.weight" => "self_attn.q_proj.weight",
-                "attn_k.weight" => "self_attn.k_proj.weight",
-                "attn_v.weight" => "self_attn.v_proj.weight",
-                "attn_output.weight" => "self_attn.o_proj.weight",
-                "ffn_gate.weight" => "mlp.gate_proj.weight",
-                "ffn_up.weight" => "mlp.up_proj.weight",
-                "ffn_down.weight" => "mlp.down_proj.weight",
-                _ => return None,
-            };
-            format!("model.layers.{i}.{hf}")
-        }
-    })
-}
-
-/// Undoes llama.cpp's rotary row permutation of a Q or K weight `[out, in]`.
-fn unpermute(w: &Tensor, heads: usize) -> Result<Tensor> {
-    let (out, inp) = (w.dims()[0], w.dims()[1]);
-    w.reshape_to(&[heads, out / heads / 2, 2, inp])?
-        .transpose(1, 2)?
-        .reshape_to(&[out, inp])
-}
-
 impl CausalLm for Llama {
     fn new_cache(&self) -> Vec<KvCache> {
         vec![KvCache::new(); self.layers.len()]
@@ -341,7 +155,7 @@ impl CausalLm for Llama {
         let h = self.norm.forward(&h)?;
         match &self.lm_head {
             Some(head) => head.forward(&h),
-            None => h.matmul(&self.embed.weight.tensor().transpose(0, 1)?),
+            None => ember_nn::linear_with(&h, &self.embed.weight, None),
         }
     }
 }

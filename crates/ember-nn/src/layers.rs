@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ember_core::{Error, Result, Tensor};
 
 use crate::Module;
-use crate::store::{Init, Param, VarBuilder};
+use crate::store::{Init, Param, VarBuilder, WeightRole};
 
 /// `y = x Wᵀ + b` with `weight` `[out, in]` and optional `bias` `[out]`, as `nn.Linear`
 /// (initialized as PyTorch: uniform in ±1/√in).
@@ -22,6 +22,7 @@ impl Linear {
     /// Creates `weight` (and `bias`) under `vb`.
     pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
         let weight = vb.get("weight", &[out_dim, in_dim], Init::KaimingUniform)?;
+        weight.set_role(WeightRole::Linear);
         let bias = if bias {
             let b = 1.0 / (in_dim as f64).sqrt();
             Some(vb.get("bias", &[out_dim], Init::Uniform { lo: -b, hi: b })?)
@@ -34,8 +35,17 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let bias = self.bias.as_ref().map(Param::tensor);
-        x.linear(&self.weight.tensor(), bias.as_ref()) // (.., out)
+        linear_with(x, &self.weight, self.bias.as_ref()) // (.., out)
+    }
+}
+
+/// `x Wᵀ + b` for a weight parameter `(out, in)` (a [`Linear`] weight, or an embedding table
+/// used as a tied head), multiplying its blocks when it is quantized.
+pub fn linear_with(x: &Tensor, weight: &Param, bias: Option<&Param>) -> Result<Tensor> {
+    let bias = bias.map(Param::tensor);
+    match weight.quantized() {
+        Some(q) if !q.transposed => x.linear_q(&q.q, bias.as_ref()),
+        _ => x.linear(&weight.tensor(), bias.as_ref()),
     }
 }
 
@@ -52,15 +62,17 @@ pub struct Conv1D {
 impl Conv1D {
     /// Creates `weight` (normal, std 0.02 as GPT-2) and `bias` (zeros) under `vb`.
     pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Conv1D> {
+        let weight = vb.get(
+            "weight",
+            &[in_dim, out_dim],
+            Init::Normal {
+                mean: 0.0,
+                std: 0.02,
+            },
+        )?;
+        weight.set_role(WeightRole::Conv1D);
         Ok(Conv1D {
-            weight: vb.get(
-                "weight",
-                &[in_dim, out_dim],
-                Init::Normal {
-                    mean: 0.0,
-                    std: 0.02,
-                },
-            )?,
+            weight,
             bias: vb.get("bias", &[out_dim], Init::Zeros)?,
         })
     }
@@ -68,7 +80,10 @@ impl Conv1D {
 
 impl Module for Conv1D {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.addmm(&self.weight.tensor(), &self.bias.tensor()) // (.., out)
+        match self.weight.quantized() {
+            Some(q) if q.transposed => x.linear_q(&q.q, Some(&self.bias.tensor())),
+            _ => x.addmm(&self.weight.tensor(), &self.bias.tensor()), // (.., out)
+        }
     }
 }
 
@@ -86,8 +101,8 @@ impl Projection {
     /// The output width.
     pub fn out_dim(&self) -> usize {
         match self {
-            Projection::Linear(l) => l.weight.tensor().dims()[0],
-            Projection::Conv1D(c) => c.weight.tensor().dims()[1],
+            Projection::Linear(l) => l.weight.dims()[0],
+            Projection::Conv1D(c) => c.weight.dims()[1],
         }
     }
 }
@@ -131,13 +146,21 @@ impl Embedding {
                 std: 1.0,
             },
         )?;
+        weight.set_role(WeightRole::Embedding);
         Ok(Embedding { weight })
     }
 }
 
 impl Module for Embedding {
     fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        self.weight.tensor().embedding(ids)
+        match self.weight.quantized() {
+            // Only the rows looked up are dequantized.
+            Some(q) if !q.transposed => {
+                let device = ids.device();
+                q.q.embedding(ids, self.weight.dtype(), device)
+            }
+            _ => self.weight.tensor().embedding(ids),
+        }
     }
 }
 

@@ -32,9 +32,12 @@ pub use attention::{
 };
 pub use layers::{
     Activation, Conv1D, Dropout, Embedding, GatedMlp, LayerNorm, Linear, Mlp, Projection, RmsNorm,
+    linear_with,
 };
 pub use source::{CheckpointSource, PlanLimits, WeightSource, build_checked, build_from};
-pub use store::{Init, LoadOptions, LoadReport, Param, VarBuilder, VarStore};
+pub use store::{
+    Init, LoadOptions, LoadReport, Param, QuantizedWeight, VarBuilder, VarStore, WeightRole,
+};
 
 use ember_core::{Result, Tensor};
 

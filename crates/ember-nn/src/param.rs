@@ -1,9 +1,15 @@
 //! Parameters and how they are initialized.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
+use ember_core::quant::{QFormat, QTensor};
 use ember_core::{DType, Device, Error, Generator, Result, Tensor};
+
+/// A tensor of `dims` that allocates one element (what a quantized parameter keeps).
+fn placeholder(dims: &[usize], dtype: DType, device: Device) -> Result<Tensor> {
+    Tensor::zeros(&[1], dtype, device)?.broadcast_to(dims)
+}
 
 /// How a new parameter is initialized.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,9 +87,34 @@ impl Init {
     }
 }
 
+/// How a layer uses a matrix parameter, which says how it is quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightRole {
+    /// A [`Linear`](crate::Linear) weight `(out, in)`: rows quantized along `in`.
+    Linear,
+    /// A [`Conv1D`](crate::Conv1D) weight `(in, out)`: quantized transposed, as `(out, in)`.
+    Conv1D,
+    /// An [`Embedding`](crate::Embedding) table `(num, dim)`: rows looked up, and products
+    /// with it where a head is tied to it.
+    Embedding,
+}
+
+/// A parameter held in a block format: the matrix as [`Tensor::linear_q`] takes it
+/// (`(out, in)`; a [`Conv1D`](crate::Conv1D) weight transposed).
+#[derive(Debug, Clone)]
+pub struct QuantizedWeight {
+    /// The blocks, `(out, in)`.
+    pub q: QTensor,
+    /// True when the parameter's own layout is the transpose of `q` (`(in, out)`).
+    pub transposed: bool,
+}
+
 struct ParamInner {
     name: String,
+    /// The dense value; while quantized, a placeholder of the right shape, dtype and device.
     value: RwLock<Tensor>,
+    quantized: RwLock<Option<QuantizedWeight>>,
+    role: OnceLock<WeightRole>,
     trainable: AtomicBool,
 }
 
@@ -105,8 +136,89 @@ impl Param {
         Ok(Param(Arc::new(ParamInner {
             name,
             value: RwLock::new(value),
+            quantized: RwLock::new(None),
+            role: OnceLock::new(),
             trainable: AtomicBool::new(true),
         })))
+    }
+
+    /// A frozen parameter holding `q` (shape `dims`, dense `dtype` on `device` when read).
+    pub(crate) fn new_quantized(
+        name: String,
+        q: QuantizedWeight,
+        dims: &[usize],
+        dtype: DType,
+        device: Device,
+    ) -> Result<Param> {
+        let p = Param::new(name, placeholder(dims, dtype, device)?)?;
+        p.set_trainable(false)?;
+        *p.0.quantized.write().unwrap_or_else(|e| e.into_inner()) = Some(q);
+        Ok(p)
+    }
+
+    /// The shape, without dequantizing.
+    pub fn dims(&self) -> Vec<usize> {
+        self.0
+            .value
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .shape()
+    }
+
+    /// The dtype the value has when read (the dense dtype of a quantized parameter).
+    pub fn dtype(&self) -> DType {
+        self.0
+            .value
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .dtype()
+    }
+
+    /// How a layer uses this parameter, if one said so (set once, by the layer).
+    pub fn role(&self) -> Option<WeightRole> {
+        self.0.role.get().copied()
+    }
+
+    /// Marks how a layer uses this parameter (the first layer to say so wins).
+    pub fn set_role(&self, role: WeightRole) {
+        let _ = self.0.role.set(role);
+    }
+
+    /// The blocks, while the parameter is quantized.
+    pub fn quantized(&self) -> Option<QuantizedWeight> {
+        self.0
+            .quantized
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the value by `format` blocks (as its [`WeightRole`] says: a `Conv1D` weight
+    /// transposed) and freezes it: quantized weights get no gradients. Returns false, leaving
+    /// the parameter as it is, when it has no role or its rows are not whole blocks.
+    pub fn quantize(&self, format: QFormat) -> Result<bool> {
+        let Some(role) = self.role() else {
+            return Ok(false);
+        };
+        let dims = self.dims();
+        let transposed = role == WeightRole::Conv1D;
+        if dims.len() != 2 || !dims[usize::from(!transposed)].is_multiple_of(format.block_len()) {
+            return Ok(false);
+        }
+        let dense = self.tensor().detach();
+        let dense = if transposed {
+            dense.transpose(0, 1)?
+        } else {
+            dense
+        };
+        let q = QTensor::quantize(&dense, format)?;
+        q.prepare();
+        self.set_trainable(false)?;
+        let placeholder = placeholder(&dims, self.dtype(), dense.device())?;
+        *self.0.value.write().unwrap_or_else(|e| e.into_inner()) = placeholder;
+        *self.0.quantized.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(QuantizedWeight { q, transposed });
+        Ok(true)
     }
 
     /// The full hierarchical name, e.g. `model.layers.0.self_attn.q_proj.weight`.
@@ -114,8 +226,26 @@ impl Param {
         &self.0.name
     }
 
-    /// The current value (a cheap handle).
+    /// The current value: a cheap handle, or for a quantized parameter its blocks
+    /// dequantized (a new tensor per call: layers use [`Param::quantized`] instead).
     pub fn tensor(&self) -> Tensor {
+        if let Some(q) = self.quantized() {
+            let cur = self
+                .0
+                .value
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let dense = q.q.dequantize(cur.dtype(), cur.device()).and_then(|t| {
+                if q.transposed {
+                    t.transpose(0, 1)
+                } else {
+                    Ok(t)
+                }
+            });
+            // Dequantizing can fail only for want of memory; the placeholder keeps the shape.
+            return dense.unwrap_or(cur);
+        }
         self.0
             .value
             .read()
@@ -144,6 +274,8 @@ impl Param {
             .to_device(cur.device())?
             .requires_grad(self.is_trainable())?;
         *self.0.value.write().unwrap_or_else(|e| e.into_inner()) = v;
+        // A dense value replaces the blocks.
+        *self.0.quantized.write().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())
     }
 
@@ -152,10 +284,27 @@ impl Param {
         self.0.trainable.load(Ordering::Relaxed)
     }
 
-    /// Freezes (`false`) or unfreezes the parameter.
+    /// Freezes (`false`) or unfreezes the parameter. A quantized parameter cannot be
+    /// unfrozen (its blocks get no gradient): that is an error naming it.
     pub fn set_trainable(&self, trainable: bool) -> Result<()> {
+        if trainable && self.quantized().is_some() {
+            return Err(Error::data(
+                "Param::set_trainable",
+                format!(
+                    "{} is quantized: its blocks get no gradients (dequantize it with \
+                     `set(&param.tensor())` to train it, or train an adapter beside it)",
+                    self.name()
+                ),
+            ));
+        }
         self.0.trainable.store(trainable, Ordering::Relaxed);
-        let v = self.tensor().detach().requires_grad(trainable)?;
+        let cur = self
+            .0
+            .value
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let v = cur.detach().requires_grad(trainable)?;
         *self.0.value.write().unwrap_or_else(|e| e.into_inner()) = v;
         Ok(())
     }

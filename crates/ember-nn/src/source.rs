@@ -14,7 +14,7 @@ use ember_core::memory;
 use ember_core::{DType, Device, Error, Result, Tensor};
 use ember_weights::Checkpoint;
 
-use crate::store::{LoadOptions, VarStore, glob};
+use crate::store::{LoadOptions, QuantizedWeight, VarStore, glob};
 
 /// Named tensors a model can be built from, in the model's own parameter names.
 pub trait WeightSource: Send + Sync {
@@ -29,6 +29,12 @@ pub trait WeightSource: Send + Sync {
     }
     /// Reads one tensor of the index, converted to `dtype` on `device`.
     fn load(&self, name: &str, device: Device, dtype: DType) -> Result<Tensor>;
+    /// One tensor of the index kept in its block format, for a source that keeps them so
+    /// (`None`: read it with [`WeightSource::load`]).
+    fn load_quantized(&self, name: &str) -> Result<Option<QuantizedWeight>> {
+        let _ = name;
+        Ok(None)
+    }
     /// True for tensors of the index that no parameter needs to take (buffers, a tied head).
     fn ignored(&self, name: &str) -> bool {
         let _ = name;

@@ -6,9 +6,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use ember_core::quant::QFormat;
 use ember_core::{DType, Device, Error, Generator, Result, Tensor};
 
-pub use crate::param::{Init, Param};
+pub use crate::param::{Init, Param, QuantizedWeight, WeightRole};
 use crate::source::{PlanLimits, WeightSource};
 use ember_weights::{Checkpoint, save_safetensors};
 
@@ -234,7 +235,7 @@ impl VarStore {
     pub fn num_parameters(&self) -> usize {
         self.named_parameters()
             .iter()
-            .map(|(_, p)| p.tensor().numel())
+            .map(|(_, p)| p.dims().iter().product::<usize>())
             .sum()
     }
 
@@ -269,6 +270,32 @@ impl VarStore {
         self.training.store(false, Ordering::Relaxed);
     }
 
+    /// Quantizes every matrix that a layer marked as a weight ([`WeightRole`]: linear and
+    /// `Conv1D` weights, embedding tables) to `format`, in place: layers then multiply the
+    /// blocks ([`Tensor::linear_q`]) and look rows up from them; the quantized parameters are
+    /// frozen. Matrices whose rows are not whole blocks stay dense. Returns the names of the
+    /// parameters quantized.
+    pub fn quantize(&self, format: QFormat) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        for (name, p) in self.named_parameters() {
+            if p.quantized().is_none() && p.quantize(format)? {
+                done.push(name);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Bytes the parameters take: blocks for quantized ones, dense bytes for the others.
+    pub fn nbytes(&self) -> usize {
+        self.named_parameters()
+            .iter()
+            .map(|(_, p)| match p.quantized() {
+                Some(q) => q.q.nbytes(),
+                None => p.dims().iter().product::<usize>() * p.dtype().size_in_bytes(),
+            })
+            .sum()
+    }
+
     /// True in training mode.
     pub fn is_training(&self) -> bool {
         self.training.load(Ordering::Relaxed)
@@ -281,13 +308,13 @@ impl VarStore {
     fn create(&self, name: String, shape: &[usize], init: Init) -> Result<Param> {
         let mut params = self.params.write().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = params.get(&name) {
-            if p.tensor().dims() != shape {
+            if p.dims() != shape {
                 return Err(Error::shape(
                     "VarBuilder::get",
-                    &[p.tensor().dims(), shape],
+                    &[&p.dims(), shape],
                     format!(
                         "{name} exists with shape {:?}, asked for {shape:?}",
-                        p.tensor().dims()
+                        p.dims()
                     ),
                 ));
             }
@@ -322,6 +349,20 @@ impl VarStore {
             Mode::Load(source) => {
                 let found = source.shape(&name);
                 check_entry(&|| source.describe(), found.as_ref(), &name, shape)?;
+                if let Some(q) = source.load_quantized(&name)? {
+                    let [r, c] = [q.q.dims()[0], q.q.dims()[1]];
+                    let qshape = if q.transposed { [c, r] } else { [r, c] };
+                    if qshape != shape {
+                        return Err(Error::internal(
+                            "load",
+                            format!("{name}: read {qshape:?} blocks for an index shape {shape:?}"),
+                        ));
+                    }
+                    q.q.prepare();
+                    let p = Param::new_quantized(name.clone(), q, shape, self.dtype, self.device)?;
+                    params.insert(name, p.clone());
+                    return Ok(p);
+                }
                 let t = source.load(&name, self.device, self.dtype)?;
                 if t.dims() != shape {
                     return Err(Error::internal(
@@ -357,7 +398,7 @@ impl VarStore {
                 continue;
             };
             let shape = ckpt.shape(&raw).unwrap_or(&[]).to_vec();
-            let cur = p.tensor().shape();
+            let cur = p.dims();
             if shape != cur {
                 report.mismatched.push((name, shape, cur));
                 continue;

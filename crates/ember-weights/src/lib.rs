@@ -4,8 +4,9 @@
 //!   directory, or a sharded checkpoint through `model.safetensors.index.json`; tensors are
 //!   converted to the dtype asked for.
 //! - [`save_safetensors`]: writes atomically (temp file, fsync, rename), converting dtypes.
-//! - [`GgufFile`]: GGUF v2/v3 header, metadata and tensor infos, and dequantization of F32,
-//!   F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K tensors.
+//! - [`GgufFile`]: GGUF v2/v3 header, metadata and tensor infos; tensors dequantized (F32,
+//!   F16, BF16 and every block format of `ember_core::quant`) or kept in their blocks.
+//! - [`save_gguf`]: GGUF v3 files, tensors dense or quantized, written atomically.
 //!
 //! Every length, offset, dtype and shape read from a file is checked before use: a truncated
 //! or hostile file gives an [`Error::Format`](ember_core::Error::Format), never a panic or
@@ -14,10 +15,12 @@
 
 mod atomic;
 mod gguf;
+mod gguf_write;
 mod quant;
 mod safetensors_io;
 
 pub use atomic::write_atomic;
 pub use gguf::{GgufFile, GgufTensorInfo, GgufTensors, GgufType, GgufValue};
+pub use gguf_write::{GgufTensorData, save_gguf};
 pub use quant::dequantize;
 pub use safetensors_io::{Checkpoint, save_safetensors};

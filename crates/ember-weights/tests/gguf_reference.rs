@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use ember_core::{DType, Device};
 use ember_core::quant::QFormat;
+use ember_core::{DType, Device};
 use ember_weights::{Checkpoint, GgufFile, GgufType, GgufValue};
 
 fn fixture(name: &str) -> PathBuf {
@@ -77,7 +77,10 @@ fn quantized_tensors_share_the_file_and_dequantize_identically() {
         assert_eq!((q.format(), q.dims()), (format, info.shape.as_slice()));
         let dense = g.load(&info.name, Device::Cpu, DType::F32).unwrap();
         let back = q.dequantize(DType::F32, Device::Cpu).unwrap();
-        assert_eq!(back.to_vec::<f32>().unwrap(), dense.to_vec::<f32>().unwrap());
+        assert_eq!(
+            back.to_vec::<f32>().unwrap(),
+            dense.to_vec::<f32>().unwrap()
+        );
         seen += 1;
     }
     assert_eq!(seen, 8, "every block format of the fixture");

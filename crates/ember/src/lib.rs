@@ -32,6 +32,7 @@ pub mod cli;
 pub use ember_core::autocast;
 pub use ember_core::fused;
 pub use ember_core::memory;
+pub use ember_core::quant;
 pub use ember_core::{
     AttentionOpts, AutocastGuard, Backward, CrossEntropyOpts, DType, Device, Element, Error,
     Generator, GradcheckReport, Gradients, Impl, IoError, KernelUse, NoGradGuard, OpKind,

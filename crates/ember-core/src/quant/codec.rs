@@ -60,6 +60,7 @@ fn same(d: f32, z: f32, m: f32) -> ([f32; 2], [f32; 2], [f32; 2]) {
 }
 
 /// Sub-block `s` (of `format.block_len() / 32`) of one block `b`.
+#[allow(clippy::needless_range_loop)] // element j and j + 16 come from one byte
 pub(crate) fn decode(format: QFormat, b: &[u8], s: usize) -> Sub {
     let mut out = Sub::default();
     let (d, z, m) = match format {

@@ -169,7 +169,10 @@ impl std::str::FromStr for QFormat {
 /// Decodes whole blocks into `out` (as many values as the blocks hold).
 fn decode_into(format: QFormat, bytes: &[u8], out: &mut [f32]) {
     let (n, subs) = (format.block_len(), format.block_len() / 32);
-    for (blk, o) in bytes.chunks_exact(format.block_bytes()).zip(out.chunks_exact_mut(n)) {
+    for (blk, o) in bytes
+        .chunks_exact(format.block_bytes())
+        .zip(out.chunks_exact_mut(n))
+    {
         for s in 0..subs {
             let sub = codec::decode(format, blk, s);
             for (i, v) in o[32 * s..32 * s + 32].iter_mut().enumerate() {

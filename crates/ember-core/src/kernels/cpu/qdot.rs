@@ -10,6 +10,7 @@
 use rayon::prelude::*;
 
 use super::qpack::{ActBlock, Codes, Packed, ROWS, quantize_row};
+use super::spin;
 
 /// Activation rows processed together (each decoded weight vector is used this many times).
 const TILE_M: usize = 4;
@@ -35,6 +36,13 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
+impl Out {
+    /// The element at `i` (a method, so closures capture the whole `Out`).
+    fn at(&self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
 /// `out (m, p.rows) = x (m, p.cols) · wᵀ + bias`; `vnni` picks the kernel (tests run both).
 pub(crate) fn qlinear(
     p: &Packed,
@@ -47,20 +55,20 @@ pub(crate) fn qlinear(
     let (n, k, blocks) = (p.rows, p.cols, p.blocks());
     debug_assert!(x.len() == m * k && out.len() == m * n);
     let mut acts = vec![ActBlock::default(); m * blocks];
-    let per_task = (4096 / k.max(1)).max(1);
-    acts.par_chunks_mut(blocks * per_task)
-        .zip(x.par_chunks(k * per_task))
-        .for_each(|(a, x)| {
-            for (a, x) in a.chunks_exact_mut(blocks).zip(x.chunks_exact(k)) {
-                quantize_row(x, a);
-            }
-        });
+    if m <= 8 {
+        for (a, x) in acts.chunks_exact_mut(blocks).zip(x.chunks_exact(k)) {
+            quantize_row(x, a);
+        }
+    } else {
+        acts.par_chunks_mut(blocks)
+            .zip(x.par_chunks(k))
+            .for_each(|(a, x)| quantize_row(x, a));
+    }
     let groups = p.groups();
     // Enough tasks for every thread, each a few rows groups long.
     let tasks = (rayon::current_num_threads() * 4).min(groups).max(1);
     let out_ptr = Out(out.as_mut_ptr());
-    (0..tasks).into_par_iter().for_each(|t| {
-        let out_ptr = out_ptr;
+    spin::run(tasks, &|t| {
         let (g0, g1) = (groups * t / tasks, groups * (t + 1) / tasks);
         for g in g0..g1 {
             let mut i = 0;
@@ -86,7 +94,7 @@ pub(crate) fn qlinear(
                         let v = v + bias.map_or(0.0, |b| b[col]);
                         // SAFETY: row i + mi < m, column col < n: inside `out`, and only
                         // this task writes the columns of group g.
-                        unsafe { *out_ptr.0.add((i + mi) * n + col) = v };
+                        unsafe { *out_ptr.at((i + mi) * n + col) = v };
                     }
                 }
                 i += rows;

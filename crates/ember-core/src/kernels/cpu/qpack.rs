@@ -144,6 +144,14 @@ pub(crate) struct ActBlock {
     pub sums: [f32; 3],
 }
 
+/// Rounds to nearest, ties to even, for `|x| < 2^22` (adding and removing 1.5·2^23 leaves
+/// the rounded value; unlike `round_ties_even` this vectorizes without SSE4.1).
+#[inline(always)]
+fn round_even(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (x + MAGIC) - MAGIC
+}
+
 /// Quantizes a row of `cols` (a multiple of 32) activations into `out` (`cols / 32` blocks),
 /// each block's scale its largest magnitude over 127, codes rounded to nearest.
 #[inline(always)]
@@ -154,7 +162,7 @@ pub(crate) fn quantize_row(x: &[f32], out: &mut [ActBlock]) {
         let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
         let mut sum = [0i32; 2];
         for (i, (q, &v)) in o.q.iter_mut().zip(x).enumerate() {
-            let c = (v * inv).round() as i32;
+            let c = round_even(v * inv) as i32;
             *q = c as i8;
             sum[i / 16] += c;
         }
