@@ -1,8 +1,8 @@
 //! `x wᵀ + b` for a quantized weight ([`QTensor`]), forward and backward.
 //!
 //! f32 activations on the CPU: the activations quantized to 8-bit blocks and multiplied with
-//! the repacked weight by integer dot products (`cpu::qdot`: AVX512-VNNI where the CPU has
-//! it, the same arithmetic portably elsewhere). Everywhere else: the product with the
+//! the repacked weight by integer dot products (`cpu::qdot`: AVX512-VNNI, AVX2 or
+//! portable, the widest this CPU has). Everywhere else: the product with the
 //! dequantized weight, which is the reference. The backward gives the activations'
 //! gradient `g w` through the dequantized weight (the weight itself gets none).
 
@@ -21,18 +21,16 @@ pub(crate) fn forward(x: &Tensor, w: &QTensor, bias: Option<&Tensor>) -> Result<
         let bias_ok = pb.as_ref().is_none_or(|p| storage::values(p).is_some());
         if let (Some(xs), true) = (storage::values(&px), bias_ok) {
             let m = xs.len() / k;
-            let vnni = qdot::has_vnni();
+            let kernel = qdot::Kernel::detect();
             let mut out = vec![0f32; m * n];
             let bs = pb.as_ref().and_then(storage::values);
-            qdot::qlinear(w.packed(), xs, m, bs, &mut out, vnni);
-            note(
-                "qlinear",
-                if vnni {
-                    Impl::CpuInt8Vnni
-                } else {
-                    Impl::CpuInt8
-                },
-            );
+            qdot::qlinear(w.packed(), xs, m, bs, &mut out, kernel);
+            let used = match kernel {
+                qdot::Kernel::Vnni => Impl::CpuInt8Vnni,
+                qdot::Kernel::Avx2 => Impl::CpuInt8Avx2,
+                qdot::Kernel::Portable => Impl::CpuInt8,
+            };
+            note("qlinear", used);
             let mut shape = x.shape();
             *shape.last_mut().expect("rank >= 1") = n;
             return Ok(x.wrap(storage::from_vec(out, shape.clone()), shape));

@@ -17,7 +17,9 @@ pub enum Impl {
     /// Ember's quantized product: integer dot products of weight blocks with activations
     /// quantized to 8 bits, on AVX512-VNNI (`vpdpbusd`).
     CpuInt8Vnni,
-    /// The same quantized product computed portably (no VNNI on this CPU).
+    /// The quantized product on AVX2 (`vpmaddubsw`), for CPUs without AVX512-VNNI.
+    CpuInt8Avx2,
+    /// The same quantized product computed portably (no AVX2 on this CPU).
     CpuInt8,
     /// The composed definition from burn primitives (every other device and dtype).
     Composed,

@@ -1,8 +1,10 @@
 //! Products of f32 activations `(M, K)` with a repacked quantized weight `(N, K)`:
 //! `y = x wᵀ (+ bias)`, the activations quantized to 8-bit blocks first (`qpack`).
 //!
-//! Two implementations of the same arithmetic, bit for bit: AVX512-VNNI (`vpdpbusd`, 16 rows
-//! of the weight per vector, chosen at run time) and a portable one. Per record and
+//! Three implementations of the same arithmetic, chosen at run time: AVX512-VNNI
+//! (`vpdpbusd`, 16 rows of the weight per vector) and a portable one, bit for bit, and AVX2
+//! (`vpmaddubsw`, 8 rows per vector; 8-bit codes by sign and magnitude, so it adds one more
+//! rounding for Q8_0). Per record and
 //! activation row, the integer sum of `q * a` becomes f32 and is added as `fma(sum, d * s,
 //! acc)`, then the offsets as `fma(m, s * Σa, acc)`, in the same order in both. Row groups are
 //! split over rayon's pool, so one decoded token keeps every thread busy.
@@ -15,18 +17,41 @@ use super::spin;
 /// Activation rows processed together (each decoded weight vector is used this many times).
 const TILE_M: usize = 4;
 
-/// Whether the AVX512-VNNI kernel runs here (`EMBER_SIMD` below AVX-512 turns it off).
-pub(crate) fn has_vnni() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| {
-            super::simd::simd_level() == 2 && std::arch::is_x86_feature_detected!("avx512vnni")
-        })
+/// The integer kernels, widest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// AVX512-VNNI `vpdpbusd`, 16 rows per vector.
+    Vnni,
+    /// AVX2 `vpmaddubsw` + `vpmaddwd`, 8 rows per vector (8-bit codes by sign and magnitude,
+    /// so no pair sum saturates).
+    Avx2,
+    /// Plain Rust.
+    Portable,
+}
+
+impl Kernel {
+    /// The widest kernel this CPU runs (`EMBER_SIMD` caps it, to test the others).
+    pub(crate) fn detect() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::sync::OnceLock;
+            static KERNEL: OnceLock<Kernel> = OnceLock::new();
+            *KERNEL.get_or_init(|| {
+                let level = super::simd::simd_level();
+                let has = |f: &str| match f {
+                    "avx512vnni" => std::arch::is_x86_feature_detected!("avx512vnni"),
+                    _ => std::arch::is_x86_feature_detected!("f16c"),
+                };
+                match level {
+                    2 if has("avx512vnni") && has("f16c") => Kernel::Vnni,
+                    1.. if has("f16c") => Kernel::Avx2,
+                    _ => Kernel::Portable,
+                }
+            })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Kernel::Portable
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
 }
 
 /// Output pointer shared by tasks that write disjoint columns.
@@ -43,14 +68,14 @@ impl Out {
     }
 }
 
-/// `out (m, p.rows) = x (m, p.cols) · wᵀ + bias`; `vnni` picks the kernel (tests run both).
+/// `out (m, p.rows) = x (m, p.cols) · wᵀ + bias` with `kernel`.
 pub(crate) fn qlinear(
     p: &Packed,
     x: &[f32],
     m: usize,
     bias: Option<&[f32]>,
     out: &mut [f32],
-    vnni: bool,
+    kernel: Kernel,
 ) {
     let (n, k, blocks) = (p.rows, p.cols, p.blocks());
     debug_assert!(x.len() == m * k && out.len() == m * n);
@@ -76,17 +101,14 @@ pub(crate) fn qlinear(
                 let rows = TILE_M.min(m - i);
                 let acts = &acts[i * blocks..(i + rows) * blocks];
                 let mut acc = [[0f32; ROWS]; TILE_M];
-                #[cfg(target_arch = "x86_64")]
-                if vnni {
-                    // SAFETY: `has_vnni` checked the CPU; sizes as documented.
-                    unsafe { vnni::group(p, g, acts, rows, &mut acc) };
-                } else {
-                    portable_group(p, g, acts, rows, &mut acc);
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                {
-                    let _ = vnni;
-                    portable_group(p, g, acts, rows, &mut acc);
+                match kernel {
+                    // SAFETY: `Kernel::detect` checked the CPU; sizes as documented.
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::Vnni => unsafe { vnni::group(p, g, acts, rows, &mut acc) },
+                    // SAFETY: as above.
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::Avx2 => unsafe { avx2::group(p, g, acts, rows, &mut acc) },
+                    _ => portable_group(p, g, acts, rows, &mut acc),
                 }
                 for (mi, acc) in acc.iter().take(rows).enumerate() {
                     for (r, &v) in acc.iter().enumerate().take(ROWS.min(n - g * ROWS)) {
@@ -238,6 +260,91 @@ mod vnni {
         for (o, a) in out.iter_mut().zip(&acc).take(rows) {
             // SAFETY: `o` is 16 f32.
             unsafe { _mm512_storeu_ps(o.as_mut_ptr(), *a) };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{ActBlock, Codes, Packed, ROWS, TILE_M};
+
+    /// Accumulates row group `g` against `rows` activation rows into `out`, 8 rows at a time.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn group(
+        p: &Packed,
+        g: usize,
+        acts: &[ActBlock],
+        rows: usize,
+        out: &mut [[f32; ROWS]; TILE_M],
+    ) {
+        let (codes, blocks, wide) = (p.codes, p.blocks(), p.wide);
+        let (rec, halves) = (codes.record_bytes(), codes.halves());
+        let data = p.group(g);
+        let (ones, low) = (_mm256_set1_epi16(1), _mm256_set1_epi8(0x0F));
+        let mut acc = [[_mm256_setzero_ps(); 2]; TILE_M];
+        for b in 0..blocks {
+            // SAFETY: record b of the group lies inside `data` (`Packed::group`).
+            unsafe {
+                let record = data.as_ptr().add(b * rec);
+                let q = record.add(64 * halves);
+                for half in 0..2 {
+                    // Codes of rows 8·half..8·half+8: columns 4i..4i+4 in vector i.
+                    let w: [__m256i; 8] = std::array::from_fn(|i| {
+                        let at = |v: usize| _mm256_loadu_si256(q.add(64 * v + 32 * half).cast());
+                        match codes {
+                            Codes::Nibble if i < 4 => _mm256_and_si256(at(i), low),
+                            Codes::Nibble => {
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(at(i - 4)), low)
+                            }
+                            _ if wide => _mm256_xor_si256(at(i), _mm256_set1_epi8(-128)),
+                            _ => at(i),
+                        }
+                    });
+                    let scale = |h: usize| {
+                        _mm256_cvtph_ps(_mm_loadu_si128(record.add(32 * h + 16 * half).cast()))
+                    };
+                    for (mi, acc) in acc.iter_mut().enumerate().take(rows) {
+                        let a = &acts[mi * blocks + b];
+                        let mut s = [_mm256_setzero_si256(); 2];
+                        for (i, w) in w.iter().enumerate() {
+                            let quad =
+                                i32::from_le_bytes(std::array::from_fn(|j| a.q[4 * i + j] as u8));
+                            let av = _mm256_set1_epi32(quad);
+                            let pairs = if wide {
+                                // |w| · (a signed as w): no pair of products passes i16.
+                                _mm256_maddubs_epi16(_mm256_abs_epi8(*w), _mm256_sign_epi8(av, *w))
+                            } else {
+                                _mm256_maddubs_epi16(*w, av)
+                            };
+                            let h = if halves == 2 { i / 4 } else { 0 };
+                            s[h] = _mm256_add_epi32(s[h], _mm256_madd_epi16(pairs, ones));
+                        }
+                        let acc = &mut acc[half];
+                        for (h, s) in s.iter().enumerate().take(halves) {
+                            let ds = _mm256_mul_ps(scale(h), _mm256_set1_ps(a.scale));
+                            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(*s), ds, *acc);
+                        }
+                        for h in 0..halves {
+                            let sum = if halves == 2 { a.sums[h] } else { a.sums[2] };
+                            *acc = _mm256_fmadd_ps(scale(halves + h), _mm256_set1_ps(sum), *acc);
+                        }
+                        if wide {
+                            // The codes were shifted by -128: add back 128 · d · Σa.
+                            let back = _mm256_set1_ps(128.0 * a.sums[2]);
+                            *acc = _mm256_fmadd_ps(scale(0), back, *acc);
+                        }
+                    }
+                }
+            }
+        }
+        for (o, a) in out.iter_mut().zip(&acc).take(rows) {
+            // SAFETY: `o` is 16 f32.
+            unsafe {
+                _mm256_storeu_ps(o.as_mut_ptr(), a[0]);
+                _mm256_storeu_ps(o.as_mut_ptr().add(8), a[1]);
+            }
         }
     }
 }

@@ -57,6 +57,8 @@ pub(crate) struct Packed {
     pub rows: usize,
     pub cols: usize,
     pub codes: Codes,
+    /// 8-bit codes (Q8_0): the AVX2 kernel takes them by sign and magnitude.
+    pub wide: bool,
     lines: Vec<Line>,
 }
 
@@ -104,6 +106,7 @@ impl Packed {
             rows,
             cols,
             codes,
+            wide: format.code_bits() == 8,
             lines,
         }
     }
