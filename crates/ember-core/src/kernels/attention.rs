@@ -8,6 +8,9 @@
 //! - f32 on the CPU, no explicit mask, fewer queries (decoding): the scores of one GEMM
 //!   normalized in place (`cpu::softmax::scaled_softmax`); the probabilities are kept for the
 //!   backward.
+//! - One query per head over fewer key/value heads (grouped-query decoding, nothing tracked):
+//!   each group's queries folded into rows of its kv head, so the cache is read in place
+//!   instead of copied once per query head.
 //! - bf16 on the CPU: the inputs widened to f32 for the two paths above, the results rounded
 //!   back to bf16.
 //! - everything else: the composed definition below, which is the reference.
@@ -68,8 +71,9 @@ fn widened(a: &Args) -> Result<Option<([Tensor; 3], Option<Tensor>)>> {
     Ok(Some(([wide(a.q)?, wide(a.k)?, wide(a.v)?], mask)))
 }
 
-/// The attention output `(B, H, Tq, Dv)` and what its backward needs.
-pub(crate) fn attention(a: &Args) -> Result<(Tensor, Saved)> {
+/// The attention output `(B, H, Tq, Dv)` and what its backward needs (`None` when no input
+/// is tracked and the folded grouped-query path ran).
+pub(crate) fn attention(a: &Args) -> Result<(Tensor, Option<Saved>)> {
     if let Some(([q, k, v], mask)) = widened(a)? {
         note("attention", Impl::CpuBf16ViaF32);
         let wide = a.with(&q, &k, &v, mask.as_ref());
@@ -77,17 +81,27 @@ pub(crate) fn attention(a: &Args) -> Result<(Tensor, Saved)> {
         return Ok((y.to_dtype(a.q.dtype())?, saved));
     }
     let (q, k, v) = (a.q, a.k, a.v);
-    let tq = q.dims()[2];
+    let (b, h, hkv, tq) = (q.dims()[0], q.dims()[1], k.dims()[1], q.dims()[2]);
+    let untracked = ![q, k, v].iter().any(|t| t.is_tracked());
+    let decoding = tq == 1 && a.mask.is_none() && !a.causal;
+    if decoding && h != hkv && hkv > 0 && h % hkv == 0 && untracked {
+        // Grouped-query heads of one query (decoding): each group's queries become rows of
+        // one kv head's attention, so the cache is read once instead of copied per head.
+        let (d, dv) = (q.dims()[3], v.dims()[3]);
+        let folded = q.contiguous()?.reshape_to(&[b, hkv, h / hkv * tq, d])?;
+        let (y, _) = attention(&a.with(&folded, k, v, None))?; // (B, Hkv, rep·Tq, Dv)
+        // No input is tracked: nothing is kept for a backward.
+        return Ok((y.contiguous()?.reshape_to(&[b, h, tq, dv])?, None));
+    }
     if a.mask.is_none() && tq >= TILED_FROM_QUERIES {
         let tiled = cpu::attention::attention(&q.prim(), &k.prim(), &v.prim(), a.causal, a.scale);
         if let Some((y, lse)) = tiled {
             note("attention", Impl::CpuF32Tiled);
             let (b, h, dv) = (q.dims()[0], q.dims()[1], v.dims()[3]);
             let lse = q.wrap(lse, vec![b, tq, h]);
-            return Ok((q.wrap(y, vec![b, h, tq, dv]), Saved::Lse(lse)));
+            return Ok((q.wrap(y, vec![b, h, tq, dv]), Some(Saved::Lse(lse))));
         }
     }
-    let h = q.dims()[1];
     let (ke, ve) = (repeat_heads(k, h)?, repeat_heads(v, h)?);
     let p = match probs_in_place(a, &ke)? {
         Some(p) => {
@@ -99,7 +113,7 @@ pub(crate) fn attention(a: &Args) -> Result<(Tensor, Saved)> {
             probs(a, &ke)?
         }
     }; // (B, H, Tq, Tk)
-    Ok((p.matmul(&ve)?, Saved::Probs(p)))
+    Ok((p.matmul(&ve)?, Some(Saved::Probs(p))))
 }
 
 /// The gradients of `q`, `k` and `v` given the output `y` and its gradient `g`.

@@ -296,7 +296,7 @@ impl Tensor {
             &[q, k, v],
             || {
                 let (y, s) = kernels::attention::attention(&args)?;
-                *saved.borrow_mut() = Some(s);
+                *saved.borrow_mut() = s;
                 Ok(y)
             },
             || Op::Attention {

@@ -205,7 +205,8 @@ mod vnni {
     /// 4 codes of an activation block, broadcast to every lane.
     #[inline(always)]
     unsafe fn quad(a: &ActBlock, i: usize) -> __m512i {
-        let v = i32::from_le_bytes(std::array::from_fn(|j| a.q[4 * i + j] as u8));
+        // SAFETY: bytes 4i..4i+4 of the 32 codes.
+        let v = unsafe { a.q.as_ptr().add(4 * i).cast::<i32>().read_unaligned() };
         // SAFETY: callers run with AVX-512 enabled.
         unsafe { _mm512_set1_epi32(v) }
     }
@@ -233,10 +234,12 @@ mod vnni {
                 for (mi, acc) in acc.iter_mut().enumerate().take(rows) {
                     let a = &acts[mi * blocks + b];
                     if halves == 1 {
-                        let mut s = _mm512_setzero_si512();
+                        // Two chains of dot products (each waits on the previous one).
+                        let mut s = [_mm512_setzero_si512(); 2];
                         for (i, w) in w.iter().enumerate() {
-                            s = _mm512_dpbusd_epi32(s, *w, quad(a, i));
+                            s[i % 2] = _mm512_dpbusd_epi32(s[i % 2], *w, quad(a, i));
                         }
+                        let s = _mm512_add_epi32(s[0], s[1]);
                         let ds = _mm512_mul_ps(scale(0), _mm512_set1_ps(a.scale));
                         *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), ds, *acc);
                         *acc = _mm512_fmadd_ps(scale(1), _mm512_set1_ps(a.sums[2]), *acc);
