@@ -176,11 +176,22 @@ fn print_quantized(rows: &[Row], roof: &Roofline, out: &mut [Value]) {
 
 /// Prints the table (Markdown) and returns the rows as JSON.
 pub fn print(rows: &[Row], roof: &Roofline) -> Vec<Value> {
+    let dense = rows.iter().any(|r| !r.name.contains("-q"));
+    if dense {
+        print_dense_header();
+    }
+    print_rows(rows, roof)
+}
+
+fn print_dense_header() {
     println!(
         "\n| workload | unit | Ember | PyTorch f32 | PyTorch bf16 | Ember / PT f32 | Ember / PT bf16 \
          | roofline: Ember · PT f32 · PT bf16 | peak RSS MiB: Ember · PT f32 · PT bf16 | Ember phases (ms) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+}
+
+fn print_rows(rows: &[Row], roof: &Roofline) -> Vec<Value> {
     let bounds = workloads();
     let mut out = Vec::new();
     for row in rows {
@@ -252,7 +263,7 @@ pub fn print(rows: &[Row], roof: &Roofline) -> Vec<Value> {
             ("PyTorch bf16", &row.torch_bf16),
             ("llama.cpp", &row.llama),
         ] {
-            if matches!(r, Err(e) if e == "n/a") {
+            if matches!(r, Err(e) if e == "n/a" || e == "see llama.cpp") {
                 continue;
             }
             if let Err(e) = r {

@@ -425,9 +425,10 @@ impl QTensor {
         let _ = self.packed();
     }
 
-    /// Bytes that one CPU product streams: the repacked weight (rows padded to 16, f16
-    /// scales and offsets per 32 values; 20 per 32 values for 4-bit formats, 36 for 5- to
-    /// 8-bit ones, 40 for Q6_K).
+    /// Bytes that one CPU product streams: the repacked weight (rows padded to 16). Per 32
+    /// values of a row: Q4_0 18, Q4_1 and Q4_K 20, Q8_0 and Q5_0 34, Q5_1, Q5_K and Q6_K 36
+    /// (4-bit codes two to a byte, wider ones a byte each; f16 scales, and f16 offsets for
+    /// the asymmetric formats).
     pub fn packed_bytes(&self) -> usize {
         self.packed().nbytes()
     }

@@ -149,10 +149,10 @@ fn portable_group(
     acc: &mut [[f32; ROWS]; TILE_M],
 ) {
     let (codes, blocks) = (p.codes, p.blocks());
-    let rec = codes.record_bytes();
+    let rec = p.record_bytes();
     let halves = codes.halves();
     for (b, record) in p.group(g).chunks_exact(rec).enumerate() {
-        let (scales, q) = record.split_at(64 * halves);
+        let (scales, q) = record.split_at(p.scale_bytes());
         for (mi, acc) in acc.iter_mut().enumerate().take(rows) {
             let a = &acts[mi * blocks + b];
             for (r, acc) in acc.iter_mut().enumerate() {
@@ -166,9 +166,11 @@ fn portable_group(
                     *acc = (s as f32).mul_add(d * a.scale, *acc);
                 }
                 for h in 0..halves {
-                    let m = f16_at(scales, 32 * (halves + h) + 2 * r);
                     let sum = if halves == 2 { a.sums[h] } else { a.sums[2] };
-                    *acc = m.mul_add(sum, *acc);
+                    *acc = match p.zero {
+                        None => f16_at(scales, 32 * (halves + h) + 2 * r).mul_add(sum, *acc),
+                        Some(z) => f16_at(scales, 32 * h + 2 * r).mul_add(-z * sum, *acc),
+                    };
                 }
             }
         }
@@ -221,14 +223,19 @@ mod vnni {
         out: &mut [[f32; ROWS]; TILE_M],
     ) {
         let (codes, blocks) = (p.codes, p.blocks());
-        let (rec, halves) = (codes.record_bytes(), codes.halves());
+        let (rec, halves) = (p.record_bytes(), codes.halves());
         let data = p.group(g);
         let mut acc = [_mm512_setzero_ps(); TILE_M];
+        // Offsets: stored (`m · s`), or `d · (-z s)` for a symmetric format.
+        let (offsets, neg_zero) = match p.zero {
+            None => (halves, 1.0),
+            Some(z) => (0, -z),
+        };
         for b in 0..blocks {
             // SAFETY: record b of the group lies inside `data` (`Packed::group`).
             unsafe {
                 let record = data.as_ptr().add(b * rec);
-                let w = load_codes(record.add(64 * halves), codes);
+                let w = load_codes(record.add(p.scale_bytes()), codes);
                 let scale =
                     |h: usize| _mm512_cvtph_ps(_mm256_loadu_si256(record.add(32 * h).cast()));
                 for (mi, acc) in acc.iter_mut().enumerate().take(rows) {
@@ -242,7 +249,8 @@ mod vnni {
                         let s = _mm512_add_epi32(s[0], s[1]);
                         let ds = _mm512_mul_ps(scale(0), _mm512_set1_ps(a.scale));
                         *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), ds, *acc);
-                        *acc = _mm512_fmadd_ps(scale(1), _mm512_set1_ps(a.sums[2]), *acc);
+                        let sum = _mm512_set1_ps(neg_zero * a.sums[2]);
+                        *acc = _mm512_fmadd_ps(scale(offsets), sum, *acc);
                     } else {
                         let mut s = [_mm512_setzero_si512(); 2];
                         for (i, w) in w.iter().enumerate() {
@@ -253,8 +261,8 @@ mod vnni {
                             *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(*s), ds, *acc);
                         }
                         for h in 0..2 {
-                            let m = scale(2 + h);
-                            *acc = _mm512_fmadd_ps(m, _mm512_set1_ps(a.sums[h]), *acc);
+                            let sum = _mm512_set1_ps(neg_zero * a.sums[h]);
+                            *acc = _mm512_fmadd_ps(scale(offsets + h), sum, *acc);
                         }
                     }
                 }
@@ -283,7 +291,13 @@ mod avx2 {
         out: &mut [[f32; ROWS]; TILE_M],
     ) {
         let (codes, blocks, wide) = (p.codes, p.blocks(), p.wide);
-        let (rec, halves) = (codes.record_bytes(), codes.halves());
+        let (rec, halves) = (p.record_bytes(), codes.halves());
+        // Offsets: stored, or `d · (-z Σa)`; 8-bit codes taken signed add `128 d Σa` back.
+        let (offsets, neg_zero) = match p.zero {
+            None => (halves, 1.0),
+            Some(z) => (0, -z),
+        };
+        let back = if wide { 128.0 } else { 0.0 };
         let data = p.group(g);
         let (ones, low) = (_mm256_set1_epi16(1), _mm256_set1_epi8(0x0F));
         let mut acc = [[_mm256_setzero_ps(); 2]; TILE_M];
@@ -291,7 +305,7 @@ mod avx2 {
             // SAFETY: record b of the group lies inside `data` (`Packed::group`).
             unsafe {
                 let record = data.as_ptr().add(b * rec);
-                let q = record.add(64 * halves);
+                let q = record.add(p.scale_bytes());
                 for half in 0..2 {
                     // Codes of rows 8·half..8·half+8: columns 4i..4i+4 in vector i.
                     let w: [__m256i; 8] = std::array::from_fn(|i| {
@@ -331,12 +345,17 @@ mod avx2 {
                         }
                         for h in 0..halves {
                             let sum = if halves == 2 { a.sums[h] } else { a.sums[2] };
-                            *acc = _mm256_fmadd_ps(scale(halves + h), _mm256_set1_ps(sum), *acc);
-                        }
-                        if wide {
-                            // The codes were shifted by -128: add back 128 · d · Σa.
-                            let back = _mm256_set1_ps(128.0 * a.sums[2]);
-                            *acc = _mm256_fmadd_ps(scale(0), back, *acc);
+                            if p.zero.is_none() {
+                                let m = scale(offsets + h);
+                                *acc = _mm256_fmadd_ps(m, _mm256_set1_ps(sum), *acc);
+                                if wide {
+                                    let b = _mm256_set1_ps(back * sum);
+                                    *acc = _mm256_fmadd_ps(scale(h), b, *acc);
+                                }
+                            } else if neg_zero + back != 0.0 {
+                                let c = _mm256_set1_ps((neg_zero + back) * sum);
+                                *acc = _mm256_fmadd_ps(scale(h), c, *acc);
+                            }
                         }
                     }
                 }

@@ -7,6 +7,9 @@
 //! an integer dot product (u8 × i8, `vpdpbusd`). Rows are interleaved by 16: a record holds
 //! one 32-column block of 16 rows, its codes as eight 64-byte vectors (4 columns of each row
 //! per vector: lane `r` of a dot product accumulates row `r`), 4-bit codes two to a byte.
+//! Symmetric formats (Q8_0, Q4_0, Q5_0, Q6_K) keep no offsets: `m = -z d` for their centre
+//! code `z`, so a record streams 18 bytes per 32 values for Q4_0 and 34 for Q8_0, as the
+//! file does.
 
 use half::f16;
 
@@ -41,16 +44,44 @@ impl Codes {
         if self == Codes::Byte16 { 2 } else { 1 }
     }
 
-    /// Bytes of a record: f16 scales `d[halves][16]`, f16 offsets `m[halves][16]`, codes.
-    pub(crate) fn record_bytes(self) -> usize {
-        let codes = if self == Codes::Nibble { 256 } else { 512 };
-        64 * self.halves() + codes
+    /// Bytes of a record's codes.
+    fn code_bytes(self) -> usize {
+        if self == Codes::Nibble { 256 } else { 512 }
+    }
+}
+
+/// The code every value of a symmetric format is centred on (`w = d * (q - z)`): its
+/// records keep no offsets, the kernels add `-z * d * Σa`.
+fn zero_of(format: QFormat) -> Option<f32> {
+    match format {
+        QFormat::Q8_0 => Some(128.0),
+        QFormat::Q4_0 => Some(8.0),
+        QFormat::Q5_0 => Some(16.0),
+        QFormat::Q6K => Some(32.0),
+        _ => None,
     }
 }
 
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Line([u8; 64]);
+
+/// A record's layout.
+struct Layout {
+    codes: Codes,
+    zero: Option<f32>,
+}
+
+impl Layout {
+    fn scale_bytes(&self) -> usize {
+        let sets = if self.zero.is_some() { 1 } else { 2 };
+        32 * self.codes.halves() * sets
+    }
+
+    fn record_bytes(&self) -> usize {
+        self.scale_bytes() + self.codes.code_bytes()
+    }
+}
 
 /// A weight `(rows, cols)` repacked: records ordered by row group, then by column block.
 pub(crate) struct Packed {
@@ -59,6 +90,8 @@ pub(crate) struct Packed {
     pub codes: Codes,
     /// 8-bit codes (Q8_0): the AVX2 kernel takes them by sign and magnitude.
     pub wide: bool,
+    /// The centre code of a symmetric format (no offsets stored), or `None` (offsets).
+    pub zero: Option<f32>,
     lines: Vec<Line>,
 }
 
@@ -66,10 +99,11 @@ impl Packed {
     /// Repacks `w`'s blocks.
     pub(crate) fn new(w: &QTensor) -> Packed {
         let (format, [rows, cols]) = (w.format(), [w.dims()[0], w.dims()[1]]);
-        let codes = Codes::of(format);
+        let (codes, zero) = (Codes::of(format), zero_of(format));
         let (groups, blocks) = (rows.div_ceil(ROWS), cols / 32);
-        let rec = codes.record_bytes();
-        let mut lines = vec![Line([0; 64]); groups * blocks * rec / 64];
+        let layout = Layout { codes, zero };
+        let rec = layout.record_bytes();
+        let mut lines = vec![Line([0; 64]); (groups * blocks * rec).div_ceil(64)];
         // SAFETY: `Line` is 64 plain bytes; the slice covers exactly the vector's memory.
         let bytes: &mut [u8] = unsafe {
             std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), lines.len() * 64)
@@ -77,20 +111,26 @@ impl Packed {
         let (bb, per) = (format.block_bytes(), format.block_len() / 32);
         let row_bytes = cols / format.block_len() * bb;
         let src = w.bytes();
-        for (i, out) in bytes.chunks_exact_mut(rec).enumerate() {
+        for (i, out) in bytes
+            .chunks_exact_mut(rec)
+            .take(groups * blocks)
+            .enumerate()
+        {
             let (g, b) = (i / blocks, i % blocks);
-            let (scales, q) = out.split_at_mut(64 * codes.halves());
+            let (scales, q) = out.split_at_mut(layout.scale_bytes());
             for r in 0..ROWS.min(rows - g * ROWS) {
                 let row = g * ROWS + r;
                 let at = row * row_bytes + (b / per) * bb;
                 let sub = codec::decode(format, &src[at..at + bb], b % per);
                 for h in 0..codes.halves() {
                     let d = sub.d[h];
-                    let m = sub.m[h] - d * sub.z[h];
                     let o = 32 * h + 2 * r;
                     scales[o..o + 2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
-                    let o = 32 * codes.halves() + o;
-                    scales[o..o + 2].copy_from_slice(&f16::from_f32(m).to_le_bytes());
+                    if zero.is_none() {
+                        let m = sub.m[h] - d * sub.z[h];
+                        let o = 32 * codes.halves() + o;
+                        scales[o..o + 2].copy_from_slice(&f16::from_f32(m).to_le_bytes());
+                    }
                 }
                 for c in 0..32 {
                     let (kq, j) = (c / 4, c % 4);
@@ -107,6 +147,7 @@ impl Packed {
             cols,
             codes,
             wide: format.code_bits() == 8,
+            zero,
             lines,
         }
     }
@@ -121,9 +162,28 @@ impl Packed {
         self.cols / 32
     }
 
+    /// Bytes of a record: f16 scales `d[halves][16]`, then (unless symmetric) f16 offsets
+    /// `m[halves][16]`, then the codes.
+    pub(crate) fn record_bytes(&self) -> usize {
+        Layout {
+            codes: self.codes,
+            zero: self.zero,
+        }
+        .record_bytes()
+    }
+
+    /// Bytes of a record before its codes.
+    pub(crate) fn scale_bytes(&self) -> usize {
+        Layout {
+            codes: self.codes,
+            zero: self.zero,
+        }
+        .scale_bytes()
+    }
+
     /// The records of row group `g`, one per column block.
     pub(crate) fn group(&self, g: usize) -> &[u8] {
-        let len = self.blocks() * self.codes.record_bytes();
+        let len = self.blocks() * self.record_bytes();
         // SAFETY: `lines` holds `groups * len` bytes; `Line` is plain bytes.
         let all = unsafe {
             std::slice::from_raw_parts(self.lines.as_ptr().cast::<u8>(), self.lines.len() * 64)
