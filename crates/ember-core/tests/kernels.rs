@@ -105,7 +105,14 @@ fn gelu_forward_and_backward_match_f64() -> Result<()> {
                 tols,
             )?;
             let entries = ["gelu_tanh", "gelu_tanh_backward"];
-            kernel_vs_composed("gelu_tanh", &[x], |x| x[0].gelu_tanh(), &entries, tols)?;
+            kernel_vs_composed(
+                "gelu_tanh",
+                std::slice::from_ref(&x),
+                |x| x[0].gelu_tanh(),
+                &entries,
+                tols,
+            )?;
+            kernel_vs_composed("silu", &[x], |x| x[0].silu(), &["silu"], tols)?;
         }
     }
     Ok(())

@@ -1,4 +1,5 @@
-//! GELU, exact (erf) and tanh-approximated: forward and backward.
+//! GELU, exact (erf) and tanh-approximated: forward and backward; SiLU's forward (its
+//! backward is the autograd rule's composition).
 //!
 //! f32 on the CPU: one vectorized pass (`cpu::elementwise`); bf16 on the CPU: one pass too,
 //! each block widened to f32, computed and rounded back while in L1. Elsewhere: the composed definition below, which
@@ -14,6 +15,16 @@ use crate::{Result, Tensor, UnaryFn};
 
 /// The cubic coefficient of the tanh approximation.
 const GELU_C: f64 = 0.044715;
+
+/// `x · sigmoid(x)`.
+pub(crate) fn silu(x: Prim) -> Prim {
+    if let Some(y) = cpu::silu(&x) {
+        note("silu", Impl::CpuF32);
+        return y;
+    }
+    note("silu", Impl::Composed);
+    Mul.prim(x.clone(), UnaryFn::Sigmoid.prim(x))
+}
 
 /// `x/2 · (1 + erf(x/√2))`.
 pub(crate) fn gelu(x: Prim) -> Prim {

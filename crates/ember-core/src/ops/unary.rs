@@ -13,7 +13,6 @@ use burn_dispatch::Dispatch as B;
 use super::Ints;
 use crate::autograd::Op;
 use crate::kernels::{self, prim::Prim};
-use crate::ops::binary::BinaryFn;
 use crate::{DType, Error, Result, Tensor};
 
 macro_rules! unary_ops {
@@ -98,7 +97,7 @@ unary_ops! {
     /// `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`.
     GeluTanh => gelu_tanh("gelu_tanh", ToFloat, entry(kernels::activation::gelu_tanh));
     /// SiLU (swish): `x · sigmoid(x)`.
-    Silu => silu("silu", ToFloat, entry(silu));
+    Silu => silu("silu", ToFloat, entry(kernels::activation::silu));
     /// `1 / x`.
     Recip => recip("recip", ToFloat, float(B::float_recip));
 }
@@ -113,10 +112,6 @@ fn relu(p: Prim) -> Prim {
     } else {
         kernels::prim::map(p, B::relu, B::relu)
     }
-}
-
-fn silu(p: Prim) -> Prim {
-    BinaryFn::Mul.prim(p.clone(), UnaryFn::Sigmoid.prim(p))
 }
 
 impl UnaryFn {

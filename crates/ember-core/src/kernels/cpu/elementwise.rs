@@ -54,6 +54,19 @@ simd_kernel! {
     }
 }
 
+simd_kernel! {
+    fn silu_chunk(o: &mut [f32], x: &[f32]) {
+        for (o, &x) in o.iter_mut().zip(x) {
+            *o = x / (1.0 + exp(-x));
+        }
+    }
+}
+
+/// SiLU, `x · sigmoid(x)`.
+pub(crate) fn silu(x: &Prim) -> Option<Prim> {
+    map1(x, silu_chunk)
+}
+
 /// Exact GELU, `x/2 · (1 + erf(x/√2))`.
 pub(crate) fn gelu(x: &Prim) -> Option<Prim> {
     map1(x, gelu_chunk)

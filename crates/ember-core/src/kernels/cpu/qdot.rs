@@ -9,13 +9,11 @@
 //! acc)`, then the offsets as `fma(m, s * Σa, acc)`, in the same order in both. Row groups are
 //! split over rayon's pool, so one decoded token keeps every thread busy.
 
-use rayon::prelude::*;
-
-use super::qpack::{ActBlock, Codes, Packed, ROWS, quantize_row};
+use super::qpack::{ActBlock, Codes, Packed, ROWS, quantize_rows};
 use super::spin;
 
 /// Activation rows processed together (each decoded weight vector is used this many times).
-const TILE_M: usize = 4;
+const TILE_M: usize = 8;
 
 /// The integer kernels, widest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,16 +52,16 @@ impl Kernel {
     }
 }
 
-/// Output pointer shared by tasks that write disjoint columns.
+/// A buffer shared by tasks that write disjoint elements of it.
 #[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: tasks write disjoint elements (their own row groups' columns).
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
+struct Out<T>(*mut T);
+// SAFETY: tasks write disjoint elements (their own rows or row groups' columns).
+unsafe impl<T> Send for Out<T> {}
+unsafe impl<T> Sync for Out<T> {}
 
-impl Out {
+impl<T> Out<T> {
     /// The element at `i` (a method, so closures capture the whole `Out`).
-    fn at(&self, i: usize) -> *mut f32 {
+    fn at(&self, i: usize) -> *mut T {
         self.0.wrapping_add(i)
     }
 }
@@ -80,15 +78,20 @@ pub(crate) fn qlinear(
     let (n, k, blocks) = (p.rows, p.cols, p.blocks());
     debug_assert!(x.len() == m * k && out.len() == m * n);
     let mut acts = vec![ActBlock::default(); m * blocks];
-    if m <= 8 {
-        for (a, x) in acts.chunks_exact_mut(blocks).zip(x.chunks_exact(k)) {
-            quantize_row(x, a);
-        }
+    // Rows of activations per task: all of them for a few rows (decoding).
+    let per_task = if m <= 8 {
+        m
     } else {
-        acts.par_chunks_mut(blocks)
-            .zip(x.par_chunks(k))
-            .for_each(|(a, x)| quantize_row(x, a));
-    }
+        m.div_ceil(rayon::current_num_threads() * 2)
+    };
+    let acts_ptr = Out(acts.as_mut_ptr());
+    spin::run(m.div_ceil(per_task), &|t| {
+        let (r0, r1) = (t * per_task, ((t + 1) * per_task).min(m));
+        // SAFETY: task t alone writes blocks of rows r0..r1, inside `acts`.
+        let out =
+            unsafe { std::slice::from_raw_parts_mut(acts_ptr.at(r0 * blocks), (r1 - r0) * blocks) };
+        quantize_rows(&x[r0 * k..r1 * k], out);
+    });
     let groups = p.groups();
     // Enough tasks for every thread, each a few rows groups long.
     let tasks = (rayon::current_num_threads() * 4).min(groups).max(1);

@@ -13,6 +13,7 @@
 
 use half::f16;
 
+use super::simd::simd_kernel;
 use crate::quant::{QFormat, QTensor, codec};
 
 /// Rows per record (the lanes of a 512-bit vector of i32).
@@ -215,10 +216,16 @@ fn round_even(x: f32) -> f32 {
     (x + MAGIC) - MAGIC
 }
 
-/// Quantizes a row of `cols` (a multiple of 32) activations into `out` (`cols / 32` blocks),
-/// each block's scale its largest magnitude over 127, codes rounded to nearest.
+simd_kernel! {
+    /// Quantizes rows of activations (a multiple of 32 each) into `out` (`len / 32` blocks),
+    /// each block's scale its largest magnitude over 127, codes rounded to nearest (even).
+    pub(crate) fn quantize_rows(x: &[f32], out: &mut [ActBlock]) {
+        quantize_row(x, out);
+    }
+}
+
 #[inline(always)]
-pub(crate) fn quantize_row(x: &[f32], out: &mut [ActBlock]) {
+fn quantize_row(x: &[f32], out: &mut [ActBlock]) {
     for (x, o) in x.chunks_exact(32).zip(out.iter_mut()) {
         let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
         let scale = amax / 127.0;
