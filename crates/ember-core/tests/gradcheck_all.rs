@@ -95,6 +95,15 @@ fn cases() -> Vec<Case> {
         }),
         ("softmax", vec![vec![3, 5]], |x| x[0].softmax(-1)),
         ("log_softmax", vec![vec![3, 5]], |x| x[0].log_softmax(0)),
+        // Tables of distinct halves, so a rule that swapped or shared them would fail.
+        ("rotary", vec![vec![2, 3, 4, 6]], |x| {
+            let cos = Tensor::arange(0.0, 24.0, 1.0, DType::F64, Device::Cpu)?
+                .mul_scalar(0.3)?
+                .cos()?
+                .reshape(&[4, 6])?;
+            let sin = cos.mul_scalar(0.7)?.add_scalar(0.1)?;
+            x[0].rotary(&cos, &sin)
+        }),
         // A fixed Q4_K weight (5, 256); gradients for the input and the bias.
         ("linear_q", vec![vec![2, 3, 256], vec![5]], |x| {
             let w = Tensor::arange(0.0, 1280.0, 1.0, DType::F64, Device::Cpu)?

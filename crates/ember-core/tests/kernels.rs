@@ -119,6 +119,29 @@ fn gelu_forward_and_backward_match_f64() -> Result<()> {
 }
 
 #[test]
+fn rotary_matches_f64_on_head_views() -> Result<()> {
+    manual_seed(4);
+    for (b, t, h, d) in [(1, 1, 3, 8), (2, 5, 4, 16), (1, 70, 9, 64)] {
+        // Heads of a projection: (B, T, H·D) split into (B, H, T, D) views.
+        let x = input(&[b, t, h * d], 2.0)?;
+        let cos = input(&[t, d], 1.0)?;
+        let sin = input(&[t, d], 1.0)?;
+        kernel_vs_composed(
+            "rotary",
+            &[x],
+            |x| {
+                let heads = x[0].reshape(&[b as isize, t as isize, h as isize, d as isize])?;
+                let (c, s) = (cos.to_dtype(x[0].dtype())?, sin.to_dtype(x[0].dtype())?);
+                heads.transpose(1, 2)?.rotary(&c, &s)
+            },
+            &["rotary"],
+            ((1e-6, 1e-6), (1e-6, 1e-6)),
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
 fn norms_forward_and_backward_match_f64() -> Result<()> {
     manual_seed(2);
     for dims in SHAPES {

@@ -144,9 +144,7 @@ impl RotaryEmbedding {
             ));
         }
         let (cos, sin) = self.tables(offset, t)?; // (T, D)
-        let halves = x.chunk(2, -1)?;
-        let rotated = Tensor::cat(&[&halves[1].neg()?, &halves[0]], -1)?; // (-x2, x1)
-        x.mul(&cos)?.add(&rotated.mul(&sin)?)
+        x.rotary(&cos, &sin)
     }
 }
 

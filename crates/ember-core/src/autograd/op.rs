@@ -182,6 +182,15 @@ pub(crate) enum Op {
         /// added values
         src: Tensor,
     },
+    /// Rotary position embedding; the tables are constants.
+    Rotary {
+        /// input (.., T, D)
+        x: Tensor,
+        /// cos table (T, D)
+        cos: Tensor,
+        /// sin table (T, D)
+        sin: Tensor,
+    },
     /// `x wᵀ + b` with a quantized weight: gradients for `x` and `bias`, none for `w`.
     QLinear {
         /// input (.., in)
@@ -235,6 +244,7 @@ impl Op {
             Op::Gather { .. } => OpKind::Gather,
             Op::ScatterAdd { .. } => OpKind::ScatterAdd,
             Op::QLinear { .. } => OpKind::QLinear,
+            Op::Rotary { .. } => OpKind::Rotary,
             Op::ToDtype(_) => OpKind::ToDtype,
             Op::ToDevice(_) => OpKind::ToDevice,
             Op::NotDifferentiable { .. } => OpKind::NotDifferentiable,
@@ -268,6 +278,7 @@ impl Op {
             | Op::IndexSelect { x, .. }
             | Op::Gather { x, .. }
             | Op::ToDtype(x)
+            | Op::Rotary { x, .. }
             | Op::ToDevice(x)
             | Op::NotDifferentiable { x, .. } => vec![x],
             Op::Binary(_, a, b) | Op::Extremum { a, b, .. } | Op::Matmul(a, b) => vec![a, b],
@@ -336,6 +347,6 @@ op_kinds! {
     CrossEntropy => "cross_entropy", Attention => "scaled_dot_product_attention",
     Matmul => "matmul", Reshape => "reshape", Expand => "expand", Permute => "permute",
     Slice => "slice", Cat => "cat", IndexSelect => "index_select", Gather => "gather",
-    ScatterAdd => "scatter_add", QLinear => "linear_q", ToDtype => "to_dtype",
+    ScatterAdd => "scatter_add", QLinear => "linear_q", Rotary => "rotary", ToDtype => "to_dtype",
     ToDevice => "to_device", NotDifferentiable => "not_differentiable",
 }

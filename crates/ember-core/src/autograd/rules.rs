@@ -234,6 +234,7 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             }
             Ok(grads)
         }
+        Op::Rotary { cos, sin, .. } => one(kernels::rotary::rotary_backward(cos, sin, g)?),
         Op::Reshape(x) => one(g.reshape_to(x.dims())?),
         Op::Expand(x) => one(sum_to(g, x.dims())?),
         Op::Permute(_, perm) => {

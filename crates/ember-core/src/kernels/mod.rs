@@ -23,6 +23,7 @@ pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod qlinear;
 pub(crate) mod reduce;
+pub(crate) mod rotary;
 pub(crate) mod softmax;
 
 pub use trace::{Impl, KernelUse, trace_kernels};

@@ -26,6 +26,7 @@
 //! | `pack_bf16` | packing bf16 panels for the GEMM (pairs along `k` per lane) |
 //! | `gemv_bf16` | bf16 products of few rows (decoding), streaming the weight once |
 //! | `qpack` | quantized weights repacked for the integer kernels; activations quantized to 8 bits |
+//! | `rotary` | rotary position embedding in one pass over head views |
 //! | `spin` | a spinning pool for the short parallel calls of decoding |
 //! | `qdot` | quantized products: AVX512-VNNI integer dot products, and the same arithmetic portably |
 //! | `optim` | the AdamW update with moments in place |
@@ -45,6 +46,7 @@ pub(crate) mod optim;
 pub(crate) mod pack_bf16;
 pub(crate) mod qdot;
 pub(crate) mod qpack;
+pub(crate) mod rotary;
 pub(crate) mod softmax;
 pub(crate) mod spin;
 pub(crate) mod storage;
