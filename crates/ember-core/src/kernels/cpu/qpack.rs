@@ -231,10 +231,12 @@ fn quantize_row(x: &[f32], out: &mut [ActBlock]) {
         let scale = amax / 127.0;
         let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
         let mut sum = [0i32; 2];
-        for (i, (q, &v)) in o.q.iter_mut().zip(x).enumerate() {
-            let c = round_even(v * inv) as i32;
-            *q = c as i8;
-            sum[i / 16] += c;
+        for (h, (q, x)) in o.q.chunks_exact_mut(16).zip(x.chunks_exact(16)).enumerate() {
+            for (q, &v) in q.iter_mut().zip(x) {
+                let c = round_even(v * inv) as i32;
+                *q = c as i8;
+                sum[h] += c;
+            }
         }
         o.scale = scale;
         o.sums = [
