@@ -13,6 +13,7 @@ use std::process::Command;
 use ember_core::quant::QFormat;
 use ember_core::{DType, Device, Tensor, no_grad};
 use ember_models::{GenerateOpts, Llama, Tokenizer, chatml, generate};
+use ember_testing::{asset, skip_or_fail};
 use ember_weights::GgufFile;
 
 const SMOLLM2: &str = "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -23,31 +24,6 @@ const TEXT: &str = "It is a truth universally acknowledged, that a single man in
     of such a man may be on his first entering a neighbourhood, this truth is so well fixed in \
     the minds of the surrounding families, that he is considered the rightful property of some \
     one or other of their daughters.";
-
-fn skip_or_fail(what: String, required_by: &str) {
-    if std::env::var(required_by).as_deref() == Ok("1") {
-        panic!("{what} ({required_by}=1)");
-    }
-    eprintln!("SKIPPED: {what}");
-}
-
-fn asset(rel: &str) -> Option<PathBuf> {
-    let root = std::env::var("EMBER_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/ember/assets")
-        });
-    let p = root.join(rel);
-    if p.exists() {
-        return Some(p);
-    }
-    let msg = format!(
-        "asset {} is missing: run `bash scripts/fetch_assets.sh`",
-        p.display()
-    );
-    skip_or_fail(msg, "EMBER_REQUIRE_ASSETS");
-    None
-}
 
 fn llama_python() -> Option<PathBuf> {
     let p = std::env::var_os("EMBER_LLAMA_PYTHON")

@@ -7,28 +7,8 @@ use std::path::PathBuf;
 
 use ember_core::{DType, Device, Tensor};
 use ember_models::{Bert, GenerateOpts, Llama, Tokenizer, chatml, generate};
+use ember_testing::asset;
 use ember_weights::GgufFile;
-
-fn asset(rel: &str) -> Option<PathBuf> {
-    let root = std::env::var("EMBER_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/ember/assets")
-        });
-    let p = root.join(rel);
-    if p.exists() {
-        return Some(p);
-    }
-    let msg = format!(
-        "asset {} is missing: run `bash scripts/fetch_assets.sh`",
-        p.display()
-    );
-    if std::env::var("EMBER_REQUIRE_ASSETS").as_deref() == Ok("1") {
-        panic!("{msg} (EMBER_REQUIRE_ASSETS=1)");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
-}
 
 #[test]
 fn minilm_sentence_similarity_matches_the_published_figure() {

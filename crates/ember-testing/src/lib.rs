@@ -101,6 +101,36 @@ pub fn rerun_with_narrower_simd(this_test: &str) {
     }
 }
 
+/// Says loudly that a test skipped for want of `what`, or panics instead when the variable
+/// `required_by` is `1` (CI sets it, so a missing asset fails there).
+pub fn skip_or_fail(what: String, required_by: &str) {
+    if std::env::var(required_by).as_deref() == Ok("1") {
+        panic!("{what} ({required_by}=1)");
+    }
+    eprintln!("SKIPPED: {what}");
+}
+
+/// The path of an asset of `scripts/fetch_assets.sh` (`$EMBER_ASSETS`, else
+/// `~/.cache/ember/assets`), or `None` after saying loudly that it is missing (a failure under
+/// `EMBER_REQUIRE_ASSETS=1`).
+pub fn asset(rel: &str) -> Option<PathBuf> {
+    let root = std::env::var("EMBER_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/ember/assets")
+        });
+    let p = root.join(rel);
+    if p.exists() {
+        return Some(p);
+    }
+    let msg = format!(
+        "asset {} is missing: run `bash scripts/fetch_assets.sh`",
+        p.display()
+    );
+    skip_or_fail(msg, "EMBER_REQUIRE_ASSETS");
+    None
+}
+
 /// The repository's `tests/fixtures` folder.
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
