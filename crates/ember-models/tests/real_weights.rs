@@ -3,8 +3,6 @@
 //! Without the asset cache these tests say loudly that they skipped; with
 //! `EMBER_REQUIRE_ASSETS=1` (CI) a missing cache is a failure.
 
-use std::path::PathBuf;
-
 use ember_core::{DType, Device, Tensor};
 use ember_models::{Bert, GenerateOpts, Llama, Tokenizer, chatml, generate};
 use ember_testing::asset;
