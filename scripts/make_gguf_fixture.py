@@ -6,7 +6,7 @@ Usage: python scripts/make_gguf_fixture.py   (needs: pip install gguf numpy safe
 Output:
   tests/fixtures/tiny.gguf              GGUF v3: metadata of every value type, tensors in
                                         F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
-                                        Q4_K, Q5_K, Q6_K
+                                        Q4_K, Q5_K, Q6_K, Q2_K, Q3_K
   tests/fixtures/tiny_gguf_ref.safetensors  each tensor dequantized by gguf.quants.dequantize,
                                         in PyTorch shape order (GGUF dims reversed)
 """
@@ -62,6 +62,16 @@ def random_blocks(qtype, shape):
         blocks[:, 0:4] = np.frombuffer(
             rng.uniform(0.01, 0.1, size=(n // 256, 2)).astype(np.float16).tobytes(), dtype=np.uint8
         ).reshape(-1, 4)
+    elif qtype == Q.Q2_K:
+        blocks = rng.integers(0, 256, size=(n // 256, 84), dtype=np.uint8)
+        blocks[:, 80:84] = np.frombuffer(
+            rng.uniform(0.01, 0.1, size=(n // 256, 2)).astype(np.float16).tobytes(), dtype=np.uint8
+        ).reshape(-1, 4)
+    elif qtype == Q.Q3_K:
+        blocks = rng.integers(0, 256, size=(n // 256, 110), dtype=np.uint8)
+        blocks[:, 108:110] = np.frombuffer(
+            rng.uniform(0.01, 0.1, size=(n // 256,)).astype(np.float16).tobytes(), dtype=np.uint8
+        ).reshape(-1, 2)
     elif qtype == Q.Q6_K:
         blocks = rng.integers(0, 256, size=(n // 256, 210), dtype=np.uint8)
         blocks[:, 208:210] = np.frombuffer(
@@ -83,6 +93,8 @@ add("q5_1.weight", Q.Q5_1, (2, 96))
 add("q4_k.weight", Q.Q4_K, (2, 512))
 add("q5_k.weight", Q.Q5_K, (2, 256))
 add("q6_k.weight", Q.Q6_K, (3, 256))
+add("q2_k.weight", Q.Q2_K, (2, 256))
+add("q3_k.weight", Q.Q3_K, (2, 512))
 
 w.write_header_to_file()
 w.write_kv_data_to_file()

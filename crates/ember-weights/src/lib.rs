@@ -5,7 +5,7 @@
 //!   converted to the dtype asked for.
 //! - [`save_safetensors`]: writes atomically (temp file, fsync, rename), converting dtypes.
 //! - [`GgufFile`]: GGUF v2/v3 header, metadata and tensor infos; tensors dequantized (F32,
-//!   F16, BF16 and every block format of `ember_core::quant`) or kept in their blocks.
+//!   F16, BF16 and every block format of `ember_core::quant` (Q2_K to Q8_0)) or kept in their blocks.
 //! - [`save_gguf`]: GGUF v3 files, tensors dense or quantized, written atomically.
 //!
 //! Every length, offset, dtype and shape read from a file is checked before use: a truncated

@@ -128,8 +128,53 @@ pub(crate) fn decode(format: QFormat, b: &[u8], s: usize) -> Sub {
             let sc = |i: usize| dd * scales[i] as i8 as f32;
             ([sc(2 * part), sc(2 * part + 1)], [32.0; 2], [0.0; 2])
         }
+        QFormat::Q2K | QFormat::Q3K => decode_low_k(format, b, s, &mut out.q),
     };
     (out.d, out.z, out.m) = (d, z, m);
+    out
+}
+
+/// Q2_K and Q3_K sub-block `s`: codes into `q`, and (d, z, m) per 16-value half.
+type Affine = ([f32; 2], [f32; 2], [f32; 2]);
+
+fn decode_low_k(format: QFormat, b: &[u8], s: usize, q: &mut [u8; 32]) -> Affine {
+    // 128-value halves of 32 code bytes; sub-block s takes bits 2j..2j+2 of its half's bytes.
+    let (n, j) = (s / 4, s % 4);
+    if format == QFormat::Q2K {
+        let (scales, qs) = (&b[0..16], &b[16 + 32 * n..48 + 32 * n]);
+        let (d, dmin) = (half(b, 80), half(b, 82));
+        for l in 0..32 {
+            q[l] = (qs[l] >> (2 * j)) & 3;
+        }
+        let sc = |i: usize| {
+            (
+                d * (scales[i] & 0xF) as f32,
+                -(dmin * (scales[i] >> 4) as f32),
+            )
+        };
+        let ((d0, m0), (d1, m1)) = (sc(2 * s), sc(2 * s + 1));
+        return ([d0, d1], [0.0; 2], [m0, m1]);
+    }
+    // Q3_K: a high bit per value in `hmask` (bit 4n + j), set meaning "no -4".
+    let (hmask, qs) = (&b[0..32], &b[32 + 32 * n..64 + 32 * n]);
+    let d = half(b, 108);
+    for l in 0..32 {
+        let high = (hmask[l] >> (4 * n + j)) & 1;
+        q[l] = ((qs[l] >> (2 * j)) & 3) | (high << 2);
+    }
+    let scales = q3k_scales(&b[96..108]);
+    let sc = |i: usize| d * (scales[i] as i32 - 32) as f32;
+    ([sc(2 * s), sc(2 * s + 1)], [4.0; 2], [0.0; 2])
+}
+
+/// Q3_K's sixteen 6-bit scales, unpacked from 12 bytes as llama.cpp does.
+fn q3k_scales(b: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for i in 0..16 {
+        let low = if i < 8 { b[i] & 0xF } else { b[i - 8] >> 4 };
+        let high = (b[8 + i % 4] >> (2 * (i / 4))) & 3;
+        out[i] = low | (high << 4);
+    }
     out
 }
 
@@ -220,6 +265,8 @@ pub(crate) fn encode(format: QFormat, x: &[f32], out: &mut [u8]) {
         }
         QFormat::Q4K | QFormat::Q5K => encode_k(format, x, out),
         QFormat::Q6K => encode_q6k(x, out),
+        // Read only: `QTensor::quantize` refuses them first.
+        QFormat::Q2K | QFormat::Q3K => out.fill(0),
     }
 }
 

@@ -48,11 +48,15 @@ pub enum QFormat {
     Q5K,
     /// 256 values: 6-bit codes, 8-bit scales per 16 (6.5625 bits).
     Q6K,
+    /// 256 values: 2-bit codes, 4-bit scales and minimums per 16 (2.625 bits). Read only.
+    Q2K,
+    /// 256 values: 3-bit codes, 6-bit scales per 16 (3.4375 bits). Read only.
+    Q3K,
 }
 
 impl QFormat {
     /// Every format.
-    pub const ALL: [QFormat; 8] = [
+    pub const ALL: [QFormat; 10] = [
         QFormat::Q8_0,
         QFormat::Q4_0,
         QFormat::Q4_1,
@@ -61,12 +65,20 @@ impl QFormat {
         QFormat::Q4K,
         QFormat::Q5K,
         QFormat::Q6K,
+        QFormat::Q2K,
+        QFormat::Q3K,
     ];
+
+    /// True for the formats [`QTensor::quantize`] writes (all but Q2_K and Q3_K, which are
+    /// read from files only).
+    pub fn can_encode(self) -> bool {
+        !matches!(self, QFormat::Q2K | QFormat::Q3K)
+    }
 
     /// Values per block.
     pub fn block_len(self) -> usize {
         match self {
-            QFormat::Q4K | QFormat::Q5K | QFormat::Q6K => 256,
+            QFormat::Q4K | QFormat::Q5K | QFormat::Q6K | QFormat::Q2K | QFormat::Q3K => 256,
             _ => 32,
         }
     }
@@ -82,6 +94,8 @@ impl QFormat {
             QFormat::Q4K => 144,
             QFormat::Q5K => 176,
             QFormat::Q6K => 210,
+            QFormat::Q2K => 84,
+            QFormat::Q3K => 110,
         }
     }
 
@@ -97,6 +111,8 @@ impl QFormat {
             QFormat::Q4_0 | QFormat::Q4_1 | QFormat::Q4K => 4,
             QFormat::Q5_0 | QFormat::Q5_1 | QFormat::Q5K => 5,
             QFormat::Q6K => 6,
+            QFormat::Q2K => 2,
+            QFormat::Q3K => 3,
         }
     }
 
@@ -111,6 +127,8 @@ impl QFormat {
             QFormat::Q4K => 12,
             QFormat::Q5K => 13,
             QFormat::Q6K => 14,
+            QFormat::Q2K => 10,
+            QFormat::Q3K => 11,
         }
     }
 
@@ -130,6 +148,8 @@ impl QFormat {
             QFormat::Q4K => "Q4_K",
             QFormat::Q5K => "Q5_K",
             QFormat::Q6K => "Q6_K",
+            QFormat::Q2K => "Q2_K",
+            QFormat::Q3K => "Q3_K",
         }
     }
 
@@ -297,6 +317,12 @@ impl QTensor {
     /// llama.cpp's reference quantizers round (the K formats with plain min/max scales).
     pub fn quantize(t: &Tensor, format: QFormat) -> Result<QTensor> {
         let op = "QTensor::quantize";
+        if !format.can_encode() {
+            return Err(Error::data(
+                op,
+                format!("{format} is read from files only: quantize to Q4_K or a wider format"),
+            ));
+        }
         if !t.dtype().is_float() {
             return Err(Error::dtype(
                 op,

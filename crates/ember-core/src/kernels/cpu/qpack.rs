@@ -27,14 +27,14 @@ pub(crate) enum Codes {
     Nibble,
     /// 8-bit codes, one scale and offset per 32 columns (8 vectors).
     Byte,
-    /// 8-bit codes, a scale and offset per 16 columns (Q6_K).
+    /// 8-bit codes, a scale and offset per 16 columns (Q6_K, Q2_K, Q3_K).
     Byte16,
 }
 
 impl Codes {
     fn of(format: QFormat) -> Codes {
         match format {
-            QFormat::Q6K => Codes::Byte16,
+            QFormat::Q6K | QFormat::Q2K | QFormat::Q3K => Codes::Byte16,
             f if f.code_bits() == 4 => Codes::Nibble,
             _ => Codes::Byte,
         }
@@ -59,6 +59,7 @@ fn zero_of(format: QFormat) -> Option<f32> {
         QFormat::Q4_0 => Some(8.0),
         QFormat::Q5_0 => Some(16.0),
         QFormat::Q6K => Some(32.0),
+        QFormat::Q3K => Some(4.0),
         _ => None,
     }
 }
