@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use ember::cli::{exit_on_error, positive_f64};
-use ember::models::{GenerateOpts, Llama, TextStream, Tokenizer, generate};
+use ember::models::{Flow, GenerateOpts, Llama, TextStream, Tokenizer, generate_with};
 use ember::optim::{AdamW, AdamWConfig, cosine_with_warmup, decay_groups};
 use ember::prelude::*;
 use ember::train::{RunDir, TokenStream, TrainConfig, Trainer};
@@ -192,12 +192,14 @@ fn run(args: Args) -> Result<()> {
     };
     print!("--- the fine-tuned model continues ---\n{}", args.prompt);
     let mut stream = TextStream::new(&tok);
-    generate(&tuned, &prompt, args.device, &opts, |t| {
-        if let Ok(text) = stream.push(t) {
-            print!("{text}");
-            let _ = std::io::stdout().flush();
-        }
+    generate_with(&tuned, &prompt, args.device, &opts, |t| {
+        print!("{}", stream.push(t)?);
+        std::io::stdout()
+            .flush()
+            .map_err(|e| Error::io("stdout", e))?;
+        Ok(Flow::Continue)
     })?;
+    print!("{}", stream.finish()?);
     println!();
     Ok(())
 }

@@ -16,7 +16,7 @@ use std::time::Instant;
 use clap::Parser;
 use ember::cli::{exit_on_error, non_negative_f64, positive_f64, probability};
 use ember::models::{
-    CausalLm, GenerateOpts, Gpt2, Llama, TextStream, Tokenizer, chatml, generate,
+    CausalLm, Flow, GenerateOpts, Gpt2, Llama, TextStream, Tokenizer, chatml, generate_with,
     weight_bytes_per_token,
 };
 use ember::nn::VarStore;
@@ -186,13 +186,16 @@ fn run(args: Args) -> Result<()> {
     let mut stream = TextStream::new(&tok);
     let mut first_token_at = None;
     let t0 = Instant::now();
-    let out = generate(model.as_ref(), &prompt, args.device, &opts, |t| {
+    let out = generate_with(model.as_ref(), &prompt, args.device, &opts, |t| {
         first_token_at.get_or_insert_with(|| t0.elapsed().as_secs_f64());
-        if let Ok(text) = stream.push(t) {
-            print!("{text}");
-            let _ = std::io::stdout().flush();
-        }
+        print!("{}", stream.push(t)?);
+        // A closed pipe (`| head`) ends generation instead of computing for nobody.
+        std::io::stdout()
+            .flush()
+            .map_err(|e| Error::io("stdout", e))?;
+        Ok(Flow::Continue)
     })?;
+    print!("{}", stream.finish()?);
     let total = t0.elapsed().as_secs_f64();
     let prefill = first_token_at.unwrap_or(total);
     let decode_tokens = out.len().saturating_sub(1);

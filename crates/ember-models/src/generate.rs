@@ -139,18 +139,43 @@ fn pick(logits: &mut [f32], seen: &[i64], opts: &GenerateOpts, g: &mut Generator
     Ok(idx[probs.len() - 1] as i64)
 }
 
+/// What a [`generate_with`] callback tells generation to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Choose the next token.
+    Continue,
+    /// Stop here (the token just passed is kept).
+    Stop,
+}
+
 /// Continues `prompt`: one prefill forward over the prompt, then one cached forward per
 /// token. Calls `on_token` with each new token as it is chosen; returns the new tokens.
 ///
 /// The options are validated first. A prompt longer than the model's context
 /// ([`CausalLm::max_positions`]) is an error (truncate it yourself, e.g. keep its last
-/// tokens); generation stops early when the context fills up.
+/// tokens); generation stops early when the context fills up. [`generate_with`] takes a
+/// callback that can stop generation or fail.
 pub fn generate(
     model: &dyn CausalLm,
     prompt: &[i64],
     device: Device,
     opts: &GenerateOpts,
     mut on_token: impl FnMut(i64),
+) -> Result<Vec<i64>> {
+    generate_with(model, prompt, device, opts, |t| {
+        on_token(t);
+        Ok(Flow::Continue)
+    })
+}
+
+/// [`generate`] with a callback that decides: [`Flow::Stop`] ends generation after the token,
+/// an error ends it and is returned.
+pub fn generate_with(
+    model: &dyn CausalLm,
+    prompt: &[i64],
+    device: Device,
+    opts: &GenerateOpts,
+    mut on_token: impl FnMut(i64) -> Result<Flow>,
 ) -> Result<Vec<i64>> {
     if prompt.is_empty() {
         return Err(Error::data("generate", "the prompt is empty"));
@@ -181,10 +206,10 @@ pub fn generate(
             .reshape(&[-1])?
             .to_vec::<f32>()?;
         let next = pick(&mut last, &seen, opts, &mut g)?;
-        on_token(next);
+        let flow = on_token(next)?;
         out.push(next);
         seen.push(next);
-        if opts.stop_tokens.contains(&next) {
+        if flow == Flow::Stop || opts.stop_tokens.contains(&next) {
             break;
         }
         input = Tensor::from_vec(vec![next], &[1, 1], device)?;

@@ -16,7 +16,7 @@ mod tokenizer;
 
 pub use bert::{Bert, BertConfig};
 pub use config::LlamaConfig;
-pub use generate::{GenerateOpts, generate};
+pub use generate::{Flow, GenerateOpts, generate, generate_with};
 pub use gpt::{Gpt, GptBlock, GptConfig, GptLayout, GptTransformer};
 pub use gpt2::{Gpt2, Gpt2Config};
 pub use llama::Llama;

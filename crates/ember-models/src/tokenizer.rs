@@ -174,8 +174,10 @@ impl Tokenizer {
 }
 
 /// Turns generated token ids into text as they arrive, for streaming to a terminal: each
-/// [`TextStream::push`] returns the text the new token completes (a character may span
-/// several tokens, so a push can return an empty string).
+/// [`TextStream::push`] returns the text the new token completes. A character may span
+/// several tokens: its bytes are held back until it is whole, never printed as U+FFFD, and
+/// nothing is dropped: the pushes' pieces followed by [`TextStream::finish`] concatenate to
+/// the decode of all the ids.
 ///
 /// ```no_run
 /// # use ember_models::{TextStream, Tokenizer};
@@ -184,12 +186,16 @@ impl Tokenizer {
 /// for id in [15496, 11, 995] {
 ///     print!("{}", stream.push(id)?);
 /// }
+/// print!("{}", stream.finish()?);
 /// # Ok::<(), ember_core::Error>(())
 /// ```
 pub struct TextStream<'a> {
     tok: &'a Tokenizer,
     ids: Vec<i64>,
-    printed: usize,
+    /// The ids before `read` were printed; those from `prefix` on are decoded again for
+    /// context (a tokenizer may decode a token differently after another one).
+    prefix: usize,
+    read: usize,
 }
 
 impl<'a> TextStream<'a> {
@@ -198,21 +204,40 @@ impl<'a> TextStream<'a> {
         TextStream {
             tok,
             ids: Vec::new(),
-            printed: 0,
+            prefix: 0,
+            read: 0,
         }
     }
 
-    /// Adds a token; returns the text it completes.
+    /// Adds a token; returns the text it completes (empty while a character is incomplete).
     pub fn push(&mut self, id: i64) -> Result<String> {
         self.ids.push(id);
-        let text = self.tok.decode(&self.ids, true)?;
-        if text.len() > self.printed && text.is_char_boundary(self.printed) {
-            let new = text[self.printed..].to_string();
-            self.printed = text.len();
-            Ok(new)
-        } else {
-            Ok(String::new())
+        let before = self.tok.decode(&self.ids[self.prefix..self.read], true)?;
+        let now = self.tok.decode(&self.ids[self.prefix..], true)?;
+        let complete = !now.ends_with('\u{FFFD}');
+        match now.get(before.len()..) {
+            Some(new) if complete && now.starts_with(&before) && !new.is_empty() => {
+                let new = new.to_string();
+                (self.prefix, self.read) = (self.read, self.ids.len());
+                Ok(new)
+            }
+            _ => Ok(String::new()),
         }
+    }
+
+    /// The text not printed yet (an incomplete character at the end as U+FFFD); the stream
+    /// is then empty.
+    pub fn finish(&mut self) -> Result<String> {
+        let before = self.tok.decode(&self.ids[self.prefix..self.read], true)?;
+        let now = self.tok.decode(&self.ids[self.prefix..], true)?;
+        let rest = match now.get(before.len()..) {
+            Some(rest) if now.starts_with(&before) => rest.to_string(),
+            // A decode that rewrote its context: print everything after the printed ids.
+            _ => self.tok.decode(&self.ids[self.read..], true)?,
+        };
+        self.ids.clear();
+        (self.prefix, self.read) = (0, 0);
+        Ok(rest)
     }
 }
 
