@@ -37,6 +37,13 @@ fn validation_errors(d: Device) {
     );
     assert!(msg(t(&[2, 3, 4], d).matmul(&t(&[5, 4, 2], d))).contains("cannot be broadcast"));
     assert!(msg(Tensor::scalar(1.0f32, d).unwrap().matmul(&t(&[2], d))).contains("at least 1 dim"));
+    // Products do not promote, as PyTorch: f32 @ f16 and an f16 input to f32 weights fail.
+    let half = Tensor::ones(&[3, 4], DType::F16, d).unwrap();
+    assert_eq!(
+        msg(t(&[2, 3], d).matmul(&half)),
+        "matmul: expected both operands to have the same dtype, got f32 and f16"
+    );
+    assert!(msg(half.linear(&t(&[5, 4], d), None)).contains("same dtype, got f16 and f32"));
     let ints = Tensor::ones(&[2, 2], DType::I64, d).unwrap();
     assert!(msg(ints.matmul(&ints)).contains("needs float operands"));
 

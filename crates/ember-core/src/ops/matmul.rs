@@ -3,7 +3,7 @@
 use crate::autocast::{autocast_dtype, lower};
 use crate::kernels::{self, prim};
 use crate::quant::QTensor;
-use crate::{DType, Error, Result};
+use crate::{Error, Result};
 
 use crate::shape::broadcast;
 use crate::tensor::Tensor;
@@ -47,13 +47,26 @@ impl Tensor {
                 ),
             ));
         }
-        let dtype = DType::promote(self.dtype(), rhs.dtype());
-        if !dtype.is_float() {
+        let dtype = self.dtype();
+        if !dtype.is_float() || !rhs.dtype().is_float() {
             return Err(Error::dtype(
                 OP,
                 &[self.dtype(), rhs.dtype()],
                 format!(
                     "needs float operands, got {} and {}",
+                    self.dtype(),
+                    rhs.dtype()
+                ),
+            ));
+        }
+        if rhs.dtype() != dtype {
+            // As PyTorch: no promotion in products (convert one side with to_dtype, or run
+            // under autocast).
+            return Err(Error::dtype(
+                OP,
+                &[self.dtype(), rhs.dtype()],
+                format!(
+                    "expected both operands to have the same dtype, got {} and {}",
                     self.dtype(),
                     rhs.dtype()
                 ),
