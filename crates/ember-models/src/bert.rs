@@ -180,6 +180,7 @@ impl Bert {
     pub fn from_pretrained(dir: impl AsRef<Path>, device: Device, dtype: DType) -> Result<Bert> {
         let dir = dir.as_ref();
         let raw = crate::read_config(dir)?;
+        crate::expect_model_type(dir, &raw, "Bert::from_pretrained", &["bert"])?;
         let cfg: BertConfig = crate::typed(dir, &raw)?;
         cfg.check().map_err(|msg| crate::config_error(dir, msg))?;
         let opts = LoadOptions {

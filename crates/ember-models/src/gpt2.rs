@@ -143,6 +143,7 @@ impl Gpt2 {
     pub fn from_pretrained(dir: impl AsRef<Path>, device: Device, dtype: DType) -> Result<Gpt2> {
         let dir = dir.as_ref();
         let raw = crate::read_config(dir)?;
+        crate::expect_model_type(dir, &raw, "Gpt2::from_pretrained", &["gpt2"])?;
         let cfg: Gpt2Config = crate::typed(dir, &raw)?;
         cfg.check().map_err(|msg| crate::config_error(dir, msg))?;
         let opts = LoadOptions {

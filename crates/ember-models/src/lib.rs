@@ -37,6 +37,27 @@ pub(crate) fn read_config(dir: &Path) -> Result<serde_json::Value> {
     })
 }
 
+/// Checks `config.json`'s `model_type` (when it has one) against the types `loader` reads,
+/// so that loading a directory with the wrong class names the type instead of listing every
+/// missing tensor.
+pub(crate) fn expect_model_type(
+    dir: &Path,
+    raw: &serde_json::Value,
+    loader: &str,
+    accepted: &[&str],
+) -> Result<()> {
+    match raw.get("model_type").and_then(serde_json::Value::as_str) {
+        Some(t) if !accepted.contains(&t) => Err(config_error(
+            dir,
+            format!(
+                "model_type is {t:?}, and {loader} loads {}: use the class for {t:?}",
+                accepted.join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A config problem as the error of loading `dir/config.json`.
 pub(crate) fn config_error(dir: &Path, msg: String) -> Error {
     Error::Format {

@@ -92,6 +92,12 @@ impl Llama {
         let dir = dir.as_ref();
         // config.json is read once: parsed for the model, kept to write back.
         let raw = crate::read_config(dir)?;
+        crate::expect_model_type(
+            dir,
+            &raw,
+            "Llama::from_pretrained",
+            &["llama", "mistral", "qwen2"],
+        )?;
         let cfg = LlamaConfig::from_value(dir, &raw)?;
         let mut opts = LoadOptions {
             ignore: vec!["*.rotary_emb.inv_freq".into()],

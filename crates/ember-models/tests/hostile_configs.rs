@@ -438,3 +438,17 @@ fn random_init_past_memory_is_an_error_within_a_second() {
     });
     h.finish();
 }
+
+#[test]
+fn loading_with_the_wrong_class_names_the_model_type() {
+    let (cpu, f32) = (Device::Cpu, DType::F32);
+    let err = |r: ember_core::Result<()>| r.expect_err("the wrong class must fail").to_string();
+    let e = err(Llama::from_pretrained(fixture("tiny-bert"), cpu, f32).map(drop));
+    let want = "model_type is \"bert\", and Llama::from_pretrained loads llama, mistral, qwen2";
+    assert!(e.contains(want), "{e}");
+    assert!(e.lines().count() <= 2, "one short error, got:\n{e}");
+    let e = err(Gpt2::from_pretrained(fixture("tiny-llama"), cpu, f32).map(drop));
+    assert!(e.contains("model_type is \"llama\""), "{e}");
+    let e = err(Bert::from_pretrained(fixture("tiny-gpt2"), cpu, f32).map(drop));
+    assert!(e.contains("model_type is \"gpt2\""), "{e}");
+}
