@@ -101,6 +101,16 @@ impl BertConfig {
 }
 
 impl Bert {
+    /// Training mode (dropout active), as `model.train()`; the same as `store.train()`.
+    pub fn train(&self) {
+        self.store.train();
+    }
+
+    /// Eval mode (dropout off), as `model.eval()`; the same as `store.eval()`.
+    pub fn eval(&self) {
+        self.store.eval();
+    }
+
     /// A randomly initialized BERT for `cfg`; the config is validated and the total size
     /// checked against the device's memory before anything is allocated.
     pub fn new(cfg: BertConfig, device: Device, dtype: DType, seed: u64) -> Result<Bert> {

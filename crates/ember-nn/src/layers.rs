@@ -235,13 +235,31 @@ pub struct Dropout {
 impl Dropout {
     /// A dropout layer tied to `vb`'s store mode.
     pub fn new(vb: VarBuilder, p: f64) -> Result<Dropout> {
+        Dropout::with_flag(p, vb.store().training_flag())
+    }
+
+    /// A dropout layer with its own mode, as `nn.Dropout(p)` (no parameters, no store),
+    /// training until [`Dropout::eval`].
+    pub fn standalone(p: f64) -> Result<Dropout> {
+        Dropout::with_flag(p, Arc::new(AtomicBool::new(true)))
+    }
+
+    fn with_flag(p: f64, training: Arc<AtomicBool>) -> Result<Dropout> {
         if !(0.0..1.0).contains(&p) {
             return Err(Error::data("Dropout", format!("p = {p} is outside [0, 1)")));
         }
-        Ok(Dropout {
-            p,
-            training: vb.store().training_flag(),
-        })
+        Ok(Dropout { p, training })
+    }
+
+    /// Training mode (drops). For a layer made by [`Dropout::new`] this is its store's mode.
+    pub fn train(&self) {
+        self.training.store(true, Ordering::Relaxed);
+    }
+
+    /// Eval mode (the identity). For a layer made by [`Dropout::new`] this is its store's
+    /// mode.
+    pub fn eval(&self) {
+        self.training.store(false, Ordering::Relaxed);
     }
 }
 

@@ -171,6 +171,34 @@ fn dropout_follows_train_and_eval() {
 }
 
 #[test]
+fn standalone_dropout_needs_no_store() {
+    let drop = Dropout::standalone(0.25).unwrap();
+    let x = Tensor::ones(&[1000], DType::F32, Device::Cpu).unwrap();
+    let y = drop.forward(&x).unwrap().to_vec::<f32>().unwrap();
+    let dropped = y.iter().filter(|&&v| v == 0.0).count();
+    assert!((150..350).contains(&dropped), "{dropped} dropped");
+    drop.eval();
+    assert_eq!(
+        drop.forward(&x).unwrap().to_vec::<f32>().unwrap(),
+        vec![1.0; 1000]
+    );
+    drop.train();
+    assert!(
+        drop.forward(&x)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap()
+            .contains(&0.0)
+    );
+    assert!(
+        Dropout::standalone(1.0)
+            .unwrap_err()
+            .to_string()
+            .contains("outside [0, 1)")
+    );
+}
+
+#[test]
 fn kv_cache_decoding_equals_the_full_forward() {
     let store = VarStore::new(Device::Cpu, DType::F32);
     let b = block(&store);
