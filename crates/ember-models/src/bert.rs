@@ -229,6 +229,34 @@ impl Bert {
             ));
         }
         let (b, t) = (ids.dims()[0], ids.dims()[1]);
+        let limit = self.cfg.max_position_embeddings;
+        if t > limit {
+            return Err(Error::shape(
+                "Bert",
+                &[ids.dims()],
+                format!(
+                    "{t} tokens are more than the model's {limit} positions: truncate the input"
+                ),
+            ));
+        }
+        for (what, given) in [
+            ("attention_mask", attention_mask),
+            ("token_type_ids", token_types),
+        ] {
+            if let Some(m) = given
+                && m.dims() != [b, t]
+            {
+                return Err(Error::shape(
+                    "Bert",
+                    &[m.dims(), ids.dims()],
+                    format!(
+                        "{what} must be (B, T) = {:?} like the ids, got {:?}",
+                        [b, t],
+                        m.dims()
+                    ),
+                ));
+            }
+        }
         let dev = ids.device();
         let pos = Tensor::arange(0.0, t as f64, 1.0, DType::I64, dev)?;
         let types = match token_types {

@@ -452,3 +452,28 @@ fn loading_with_the_wrong_class_names_the_model_type() {
     let e = err(Bert::from_pretrained(fixture("tiny-gpt2"), cpu, f32).map(drop));
     assert!(e.contains("model_type is \"gpt2\""), "{e}");
 }
+
+#[test]
+fn bert_inputs_are_checked_against_the_model() {
+    let model = Bert::from_pretrained(fixture("tiny-bert"), Device::Cpu, DType::F32).unwrap();
+    let limit = model.cfg.max_position_embeddings;
+    let ids = |t: usize| Tensor::zeros(&[1, t], DType::I64, Device::Cpu).unwrap();
+    let e = model
+        .embed(&ids(limit + 1), &ids(limit + 1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("more than the model's {limit} positions")),
+        "{e}"
+    );
+    let e = model.embed(&ids(4), &ids(5)).unwrap_err().to_string();
+    assert!(
+        e.contains("attention_mask must be (B, T) = [1, 4] like the ids, got [1, 5]"),
+        "{e}"
+    );
+    let e = model
+        .forward(&ids(4), None, Some(&ids(3)))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("token_type_ids must be (B, T)"), "{e}");
+}
