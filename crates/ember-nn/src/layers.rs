@@ -42,6 +42,7 @@ impl Module for Linear {
 /// `x Wᵀ + b` for a weight parameter `(out, in)` (a [`Linear`] weight, or an embedding table
 /// used as a tied head), multiplying its blocks when it is quantized.
 pub fn linear_with(x: &Tensor, weight: &Param, bias: Option<&Param>) -> Result<Tensor> {
+    check_input(x, weight, 1)?;
     let bias = bias.map(Param::tensor);
     match weight.quantized() {
         Some(q) if !q.transposed => x.linear_q(&q.q, bias.as_ref()),
@@ -80,11 +81,34 @@ impl Conv1D {
 
 impl Module for Conv1D {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        check_input(x, &self.weight, 0)?;
         match self.weight.quantized() {
             Some(q) if q.transposed => x.linear_q(&q.q, Some(&self.bias.tensor())),
             _ => x.addmm(&self.weight.tensor(), &self.bias.tensor()), // (.., out)
         }
     }
+}
+
+/// Checks that `x` ends in the layer's input width (`weight.dims()[in_dim]`), naming the
+/// layer (its weight's name without `.weight`) when it does not.
+fn check_input(x: &Tensor, weight: &Param, in_dim: usize) -> Result<()> {
+    let dims = weight.dims();
+    let width = dims.get(in_dim).copied().unwrap_or(0);
+    if x.dims().last() == Some(&width) {
+        return Ok(());
+    }
+    let layer = weight
+        .name()
+        .strip_suffix(".weight")
+        .unwrap_or(weight.name());
+    Err(Error::shape(
+        "Linear",
+        &[x.dims(), &dims],
+        format!(
+            "{layer}: input {:?} does not end in the layer's {width} inputs (weight {dims:?})",
+            x.dims()
+        ),
+    ))
 }
 
 /// A linear projection in either layout that checkpoints use: [`Linear`] (`[out, in]`, most

@@ -171,6 +171,20 @@ fn dropout_follows_train_and_eval() {
 }
 
 #[test]
+fn a_wrong_input_width_names_the_layer() {
+    let store = VarStore::new(Device::Cpu, DType::F32);
+    let lin = Linear::new(VarBuilder::new(&store).pp("encoder").pp("proj"), 3, 4, true).unwrap();
+    let x = Tensor::ones(&[2, 5], DType::F32, Device::Cpu).unwrap();
+    let e = lin.forward(&x).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "encoder.proj: input [2, 5] does not end in the layer's 3 inputs (weight [4, 3])"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
 fn standalone_dropout_needs_no_store() {
     let drop = Dropout::standalone(0.25).unwrap();
     let x = Tensor::ones(&[1000], DType::F32, Device::Cpu).unwrap();
