@@ -305,9 +305,18 @@ impl VarStore {
         self.training.clone()
     }
 
-    fn create(&self, name: String, shape: &[usize], init: Init) -> Result<Param> {
+    fn create(&self, name: String, shape: &[usize], init: Init, share: bool) -> Result<Param> {
         let mut params = self.params.write().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = params.get(&name) {
+            if !share {
+                return Err(Error::data(
+                    "VarBuilder::get",
+                    format!(
+                        "{name} already exists: two layers under one name would share their \
+                         weights (use another name, or VarBuilder::get_shared to share on purpose)"
+                    ),
+                ));
+            }
             if p.dims() != shape {
                 return Err(Error::shape(
                     "VarBuilder::get",
@@ -571,9 +580,17 @@ impl<'a> VarBuilder<'a> {
         }
     }
 
-    /// The parameter `prefix.name` with `shape`, created with `init` if new.
+    /// The parameter `prefix.name` with `shape`, created with `init`. A name that exists
+    /// already is an error (two layers would silently share weights); see
+    /// [`VarBuilder::get_shared`].
     pub fn get(&self, name: &str, shape: &[usize], init: Init) -> Result<Param> {
-        self.store.create(self.path(name), shape, init)
+        self.store.create(self.path(name), shape, init, false)
+    }
+
+    /// The parameter `prefix.name`: the existing one (same shape) to share it on purpose, or
+    /// a new one created with `init`.
+    pub fn get_shared(&self, name: &str, shape: &[usize], init: Init) -> Result<Param> {
+        self.store.create(self.path(name), shape, init, true)
     }
 
     /// The full name of `name` under this builder.

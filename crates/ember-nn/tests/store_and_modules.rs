@@ -171,6 +171,24 @@ fn dropout_follows_train_and_eval() {
 }
 
 #[test]
+fn a_name_used_twice_is_an_error_unless_shared_on_purpose() {
+    let store = VarStore::new(Device::Cpu, DType::F32);
+    let vb = VarBuilder::new(&store).pp("block");
+    Linear::new(vb.pp("proj"), 3, 4, false).unwrap();
+    let e = Linear::new(vb.pp("proj"), 3, 4, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("block.proj.weight already exists"), "{e}");
+    let a = vb.get_shared("tied", &[2, 2], Init::Zeros).unwrap();
+    let b = vb.get_shared("tied", &[2, 2], Init::Ones).unwrap();
+    assert_eq!(a.tensor().id(), b.tensor().id(), "one parameter");
+    assert!(
+        vb.get_shared("tied", &[3], Init::Zeros).is_err(),
+        "a shared name keeps its shape"
+    );
+}
+
+#[test]
 fn a_wrong_input_width_names_the_layer() {
     let store = VarStore::new(Device::Cpu, DType::F32);
     let lin = Linear::new(VarBuilder::new(&store).pp("encoder").pp("proj"), 3, 4, true).unwrap();
