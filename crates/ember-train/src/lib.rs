@@ -11,12 +11,14 @@
 
 pub mod checkpoint;
 mod data;
+mod loader;
 mod plot;
 mod precision;
 mod run_dir;
 mod trainer;
 
 pub use data::{Batches, Dataset, Sampled, TokenStream};
+pub use loader::DataLoader;
 pub use plot::loss_curve;
 pub use precision::Precision;
 pub use run_dir::RunDir;
