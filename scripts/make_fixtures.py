@@ -101,6 +101,8 @@ UNARY = {
     "gelu_tanh": (lambda x: torch.nn.functional.gelu(x, approximate="tanh"), rn),
     "silu": (torch.nn.functional.silu, rn), "recip": (torch.reciprocal, pos),
     "square": (torch.square, rn), "erf": (torch.erf, rn),
+    "floor": (torch.floor, rn), "ceil": (torch.ceil, rn), "trunc": (torch.trunc, rn),
+    "round": (torch.round, rn), "sign": (torch.sign, rn),
 }
 for op, (fn, gen) in UNARY.items():
     case(op, [gen(7, 33)], fn)
@@ -113,6 +115,12 @@ for dt in ["f64", "f16", "bf16"]:
 case("neg", [ints(7, 3)], torch.neg, dtype="i64")
 case("abs", [ints(7, 3)], torch.abs, dtype="i64")
 case("relu", [ints(7, 3)], torch.relu, dtype="i64")
+for op in ["floor", "sign"]:
+    case(op, [ints(7, 3)], UNARY[op][0], dtype="i64", name=f"{op}_i64")
+# Halves round to even, as torch.round; zeros keep sign 0.
+halves = torch.tensor([[-2.5, -1.5, -0.5, 0.0, 0.5, 1.5, 2.5, 3.5]], dtype=torch.float32)
+case("round", [halves], torch.round, name="round_halves")
+case("sign", [halves], torch.sign, name="sign_zero")
 case("powf", [pos(7, 33)], lambda x: torch.pow(x, 2.5), args={"exponent": 2.5})
 case("powf", [rn(7, 33)], lambda x: torch.pow(x, 3.0), args={"exponent": 3.0})
 case("powf", [pos(7, 33)], lambda x: torch.pow(x, -0.5), args={"exponent": -0.5})

@@ -38,6 +38,12 @@ fn cases() -> Vec<Case> {
         ("tanh", vec![vec![3, 4]], |x| x[0].tanh()),
         ("sigmoid", vec![vec![3, 4]], |x| x[0].sigmoid()),
         ("erf", vec![vec![3, 4]], |x| x[0].erf()),
+        // Piecewise constant: a zero gradient (random inputs sit away from the steps).
+        ("floor", vec![vec![3, 4]], |x| x[0].floor()),
+        ("ceil", vec![vec![3, 4]], |x| x[0].ceil()),
+        ("round", vec![vec![3, 4]], |x| x[0].round()),
+        ("trunc", vec![vec![3, 4]], |x| x[0].trunc()),
+        ("sign", vec![vec![3, 4]], |x| x[0].sign()),
         ("relu", vec![vec![3, 4]], |x| x[0].relu()),
         ("gelu", vec![vec![3, 4]], |x| x[0].gelu()),
         ("gelu_tanh", vec![vec![3, 4]], |x| x[0].gelu_tanh()),

@@ -82,6 +82,10 @@ fn unary(f: UnaryFn, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
             g.mul(&d)
         }
         UnaryFn::Recip => g.mul(&y.square()?)?.neg(),
+        // Piecewise constant: zero almost everywhere, as PyTorch's gradients.
+        UnaryFn::Floor | UnaryFn::Ceil | UnaryFn::Round | UnaryFn::Trunc | UnaryFn::Sign => {
+            g.zeros_like()
+        }
     }
 }
 

@@ -100,6 +100,21 @@ unary_ops! {
     Silu => silu("silu", ToFloat, entry(kernels::activation::silu));
     /// `1 / x`.
     Recip => recip("recip", ToFloat, float(B::float_recip));
+    /// The largest integer not above `x` (integers stay as they are).
+    Floor => floor("floor", Keep, prim(int_same, B::float_floor));
+    /// The smallest integer not below `x` (integers stay as they are).
+    Ceil => ceil("ceil", Keep, prim(int_same, B::float_ceil));
+    /// The nearest integer, halves to even, as `torch.round` (integers stay as they are).
+    Round => round("round", Keep, prim(int_same, B::float_round));
+    /// The integer part, towards zero (integers stay as they are).
+    Trunc => trunc("trunc", Keep, prim(int_same, B::float_trunc));
+    /// -1, 0 or 1 by the sign of `x` (`sign(0) = 0`).
+    Sign => sign("sign", Keep, prim(B::int_sign, B::float_sign));
+}
+
+/// Integers are already whole: `floor`, `ceil`, `round` and `trunc` leave them.
+fn int_same(t: burn_dispatch::DispatchTensor) -> burn_dispatch::DispatchTensor {
+    t
 }
 
 fn rsqrt(p: Prim) -> Prim {
