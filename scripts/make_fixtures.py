@@ -129,6 +129,14 @@ case("clamp", [rn(7, 33)], lambda x: torch.clamp(x, min=0.1), args={"min": 0.1})
 case("clamp", [rn(7, 33)], lambda x: torch.clamp(x, max=0.1), args={"max": 0.1})
 case("clamp", [ints(7, 3)], lambda x: torch.clamp(x, -3, 4), args={"min": -3, "max": 4}, dtype="i64")
 
+case("flip", [rn(4, 5, 6)], lambda x: torch.flip(x, [0, 2]), args={"dims": [0, 2]})
+case("flip", [rn(6, 5)], lambda x: torch.flip(x, [1]), args={"dims": [1]}, views=[["transpose", 0, 1]])
+case("flip", [ints(3, 4)], lambda x: torch.flip(x, [-1]), args={"dims": [-1]}, dtype="i64")
+case("cumsum", [rn(4, 7)], lambda x: torch.cumsum(x, 1), args={"dim": 1})
+case("cumsum", [rn(3, 4, 5)], lambda x: torch.cumsum(x, 0), args={"dim": 0})
+case("cumsum", [rn(7, 4)], lambda x: torch.cumsum(x, -1), args={"dim": -1}, views=[["transpose", 0, 1]])
+case("cumsum", [ints(5, 3)], lambda x: torch.cumsum(x, 0), args={"dim": 0}, dtype="i64")
+
 # ---------------------------------------------------------------- binary
 BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
           "maximum": torch.maximum, "minimum": torch.minimum}

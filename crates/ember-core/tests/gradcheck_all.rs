@@ -119,6 +119,8 @@ fn cases() -> Vec<Case> {
             let q = ember_core::quant::QTensor::quantize(&w, ember_core::quant::QFormat::Q4K)?;
             x[0].linear_q(&q, Some(&x[1]))
         }),
+        ("flip", vec![vec![2, 3, 4]], |x| x[0].flip(&[0, -1])),
+        ("cumsum", vec![vec![3, 4]], |x| x[0].cumsum(1)),
         ("matmul 2d", vec![vec![3, 4], vec![4, 2]], |x| {
             x[0].matmul(&x[1])
         }),

@@ -321,6 +321,8 @@ const OTHER_OPS: &[(&str, Runner)] = &[
         one(x[0].logsumexp(&list(a, "dims"), b(a, "keepdim")))
     }),
     ("softmax", |x, a, _| one(x[0].softmax(i(a, "dim")))),
+    ("flip", |x, a, _| one(x[0].flip(&list(a, "dims")))),
+    ("cumsum", |x, a, _| one(x[0].cumsum(i(a, "dim")))),
     ("log_softmax", |x, a, _| one(x[0].log_softmax(i(a, "dim")))),
     ("matmul", |x, _, _| one(x[0].matmul(&x[1]))),
     ("reshape", |x, a, _| one(x[0].reshape(&list(a, "shape")))),

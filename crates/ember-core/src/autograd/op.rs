@@ -200,6 +200,10 @@ pub(crate) enum Op {
         /// bias (out,)
         bias: Option<Tensor>,
     },
+    /// reversal along the dims (sorted).
+    Flip(Tensor, Vec<usize>),
+    /// running sums along a dim.
+    Cumsum(Tensor, usize),
     /// dtype conversion.
     ToDtype(Tensor),
     /// device move.
@@ -245,6 +249,8 @@ impl Op {
             Op::ScatterAdd { .. } => OpKind::ScatterAdd,
             Op::QLinear { .. } => OpKind::QLinear,
             Op::Rotary { .. } => OpKind::Rotary,
+            Op::Flip(..) => OpKind::Flip,
+            Op::Cumsum(..) => OpKind::Cumsum,
             Op::ToDtype(_) => OpKind::ToDtype,
             Op::ToDevice(_) => OpKind::ToDevice,
             Op::NotDifferentiable { .. } => OpKind::NotDifferentiable,
@@ -278,6 +284,8 @@ impl Op {
             | Op::IndexSelect { x, .. }
             | Op::Gather { x, .. }
             | Op::ToDtype(x)
+            | Op::Flip(x, _)
+            | Op::Cumsum(x, _)
             | Op::Rotary { x, .. }
             | Op::ToDevice(x)
             | Op::NotDifferentiable { x, .. } => vec![x],
@@ -347,6 +355,7 @@ op_kinds! {
     CrossEntropy => "cross_entropy", Attention => "scaled_dot_product_attention",
     Matmul => "matmul", Reshape => "reshape", Expand => "expand", Permute => "permute",
     Slice => "slice", Cat => "cat", IndexSelect => "index_select", Gather => "gather",
-    ScatterAdd => "scatter_add", QLinear => "linear_q", Rotary => "rotary", ToDtype => "to_dtype",
+    ScatterAdd => "scatter_add", QLinear => "linear_q", Rotary => "rotary", Flip => "flip", Cumsum => "cumsum",
+    ToDtype => "to_dtype",
     ToDevice => "to_device", NotDifferentiable => "not_differentiable",
 }

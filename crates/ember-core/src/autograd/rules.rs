@@ -239,6 +239,15 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             Ok(grads)
         }
         Op::Rotary { cos, sin, .. } => one(kernels::rotary::rotary_backward(cos, sin, g)?),
+        Op::Flip(_, dims) => {
+            let dims: Vec<isize> = dims.iter().map(|&d| d as isize).collect();
+            one(g.flip(&dims)?)
+        }
+        // Each input adds to every later sum: the reversed running sum of the gradient.
+        Op::Cumsum(_, d) => {
+            let d = *d as isize;
+            one(g.flip(&[d])?.cumsum(d)?.flip(&[d])?)
+        }
         Op::Reshape(x) => one(g.reshape_to(x.dims())?),
         Op::Expand(x) => one(sum_to(g, x.dims())?),
         Op::Permute(_, perm) => {

@@ -182,6 +182,27 @@ pub fn permute(p: Prim, axes: &[usize]) -> Prim {
     Prim::new(t, dtype)
 }
 
+/// The elements in reverse order along `axes`.
+pub fn flip(p: Prim, axes: &[usize]) -> Prim {
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Float => B::float_flip(p.inner, axes),
+        Kind::Int => B::int_flip(p.inner, axes),
+        Kind::Bool => B::bool_flip(p.inner, axes),
+    };
+    Prim::new(t, dtype)
+}
+
+/// Running sums along `dim` of a float or integer primitive.
+pub fn cumsum(p: Prim, dim: usize) -> Prim {
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Int => B::int_cumsum(p.inner, dim),
+        _ => B::float_cumsum(p.inner, dim),
+    };
+    Prim::new(t, dtype)
+}
+
 /// Broadcast size-1 dims to `shape` (same rank).
 pub fn expand(p: Prim, shape: &[usize]) -> Prim {
     if p.dims() == shape {

@@ -36,6 +36,36 @@ impl Tensor {
         self.reshape(&spec)
     }
 
+    /// The elements in reverse order along `dims`, as `torch.flip` (a copy).
+    ///
+    /// ```
+    /// # use ember_core::{Tensor, Device};
+    /// let x = Tensor::from_vec(vec![1i64, 2, 3, 4, 5, 6], &[2, 3], Device::Cpu)?;
+    /// assert_eq!(x.flip(&[-1])?.to_vec::<i64>()?, vec![3, 2, 1, 6, 5, 4]);
+    /// # Ok::<(), ember_core::Error>(())
+    /// ```
+    pub fn flip(&self, dims: &[isize]) -> Result<Tensor> {
+        const OP: &str = "flip";
+        let mut axes = Vec::with_capacity(dims.len());
+        for &d in dims {
+            let d = norm_dim(OP, d, self.rank().max(1))?;
+            if axes.contains(&d) {
+                return Err(Error::shape(
+                    OP,
+                    &[self.dims()],
+                    format!("dims {dims:?} repeat dim {d}"),
+                ));
+            }
+            axes.push(d);
+        }
+        if self.rank() == 0 || axes.is_empty() {
+            return Ok(self.clone());
+        }
+        axes.sort_unstable();
+        let y = self.wrap(prim::flip(self.prim(), &axes), self.shape());
+        Ok(y.record(&[self], || Op::Flip(self.clone(), axes)))
+    }
+
     /// Reorders dims: output dim `i` is input dim `axes[i]`.
     pub fn permute(&self, axes: &[isize]) -> Result<Tensor> {
         const OP: &str = "permute";

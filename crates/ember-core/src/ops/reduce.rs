@@ -261,3 +261,29 @@ pub(crate) fn reshape_to(p: Prim, shape: &[usize]) -> Prim {
         prim::reshape(p, &target)
     }
 }
+
+impl Tensor {
+    /// Running sums along `dim`, as `torch.cumsum` (Bool counts as I64; a 0-d tensor is its
+    /// own sum).
+    ///
+    /// ```
+    /// # use ember_core::{Tensor, Device};
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2], Device::Cpu)?;
+    /// assert_eq!(x.cumsum(0)?.to_vec::<f32>()?, vec![1.0, 2.0, 4.0, 6.0]);
+    /// # Ok::<(), ember_core::Error>(())
+    /// ```
+    pub fn cumsum(&self, dim: isize) -> Result<Tensor> {
+        const OP: &str = "cumsum";
+        let d = norm_dim(OP, dim, self.rank().max(1))?;
+        let x = if self.dtype() == DType::Bool {
+            self.to_dtype(DType::I64)?
+        } else {
+            self.clone()
+        };
+        if x.rank() == 0 {
+            return Ok(x);
+        }
+        let y = x.wrap(prim::cumsum(x.prim(), d), x.shape());
+        Ok(y.record(&[&x], || Op::Cumsum(x.clone(), d)))
+    }
+}
