@@ -7,8 +7,8 @@ use ember_core::fused::AppendBuffer;
 use ember_core::{AttentionOpts, DType, Device, Error, Result, Tensor};
 
 use crate::Module;
+use crate::builder::VarBuilder;
 use crate::layers::{Activation, GatedMlp, LayerNorm, Linear, Projection, RmsNorm};
-use crate::store::VarBuilder;
 
 /// Rotary position embeddings in Hugging Face's "rotate half" convention: the first and
 /// second halves of each head are rotated as pairs.

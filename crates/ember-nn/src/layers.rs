@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ember_core::{Error, Result, Tensor};
 
 use crate::Module;
-use crate::store::{Init, Param, VarBuilder, WeightRole};
+use crate::builder::VarBuilder;
+use crate::store::{Init, Param, WeightRole};
 
 /// `y = x Wᵀ + b` with `weight` `[out, in]` and optional `bias` `[out]`, as `nn.Linear`
 /// (initialized as PyTorch: uniform in ±1/√in).

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod attention;
+mod builder;
 mod layers;
 pub mod loss;
 mod param;
@@ -30,14 +31,13 @@ pub use attention::{
     AttentionConfig, KvCache, MultiHeadAttention, Norm, QkvProjection, RotaryEmbedding,
     TransformerBlock, attend_cached,
 };
+pub use builder::VarBuilder;
 pub use layers::{
     Activation, Conv1D, Dropout, Embedding, GatedMlp, LayerNorm, Linear, Mlp, Projection, RmsNorm,
     linear_with,
 };
 pub use source::{CheckpointSource, PlanLimits, WeightSource, build_checked, build_from};
-pub use store::{
-    Init, LoadOptions, LoadReport, Param, QuantizedWeight, VarBuilder, VarStore, WeightRole,
-};
+pub use store::{Init, LoadOptions, LoadReport, Param, QuantizedWeight, VarStore, WeightRole};
 
 use ember_core::{Result, Tensor};
 
