@@ -137,6 +137,12 @@ case("cumsum", [rn(3, 4, 5)], lambda x: torch.cumsum(x, 0), args={"dim": 0})
 case("cumsum", [rn(7, 4)], lambda x: torch.cumsum(x, -1), args={"dim": -1}, views=[["transpose", 0, 1]])
 case("cumsum", [ints(5, 3)], lambda x: torch.cumsum(x, 0), args={"dim": 0}, dtype="i64")
 
+case("std", [rn(7, 33, 5)], lambda x: torch.std(x, dim=[0, 2], correction=1, keepdim=True),
+     args={"dims": [0, 2], "correction": 1, "keepdim": True})
+case("std", [rn(6, 4)], lambda x: torch.std(x, correction=0), args={"dims": [], "correction": 0, "keepdim": False})
+case("lerp", [rn(4, 5), rn(4, 5), rn(5)], torch.lerp)
+case("outer", [rn(6), rn(4)], torch.outer)
+
 # ---------------------------------------------------------------- binary
 BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
           "maximum": torch.maximum, "minimum": torch.minimum}

@@ -317,6 +317,12 @@ const OTHER_OPS: &[(&str, Runner)] = &[
         let correction = i(a, "correction") as usize;
         one(x[0].var(&list(a, "dims"), correction, b(a, "keepdim")))
     }),
+    ("std", |x, a, _| {
+        let correction = i(a, "correction") as usize;
+        one(x[0].std(&list(a, "dims"), correction, b(a, "keepdim")))
+    }),
+    ("lerp", |x, _, _| one(x[0].lerp(&x[1], &x[2]))),
+    ("outer", |x, _, _| one(x[0].outer(&x[1]))),
     ("logsumexp", |x, a, _| {
         one(x[0].logsumexp(&list(a, "dims"), b(a, "keepdim")))
     }),

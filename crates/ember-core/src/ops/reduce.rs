@@ -286,4 +286,31 @@ impl Tensor {
         let y = x.wrap(prim::cumsum(x.prim(), d), x.shape());
         Ok(y.record(&[&x], || Op::Cumsum(x.clone(), d)))
     }
+
+    /// The standard deviation over `dims` (all when empty) with Bessel's `correction`, as
+    /// `torch.std`: the square root of [`Tensor::var`].
+    pub fn std(&self, dims: &[isize], correction: usize, keepdim: bool) -> Result<Tensor> {
+        self.var(dims, correction, keepdim)?.sqrt()
+    }
+
+    /// `self + weight · (end - self)`, as `torch.lerp` (`weight` a tensor that broadcasts).
+    pub fn lerp(&self, end: &Tensor, weight: &Tensor) -> Result<Tensor> {
+        self.add(&weight.mul(&end.sub(self)?)?)
+    }
+
+    /// The outer product of two vectors, `(n,) ⊗ (m,) → (n, m)`, as `torch.outer`.
+    pub fn outer(&self, other: &Tensor) -> Result<Tensor> {
+        if self.rank() != 1 || other.rank() != 1 {
+            return Err(Error::shape(
+                "outer",
+                &[self.dims(), other.dims()],
+                format!(
+                    "needs two vectors, got {:?} and {:?}",
+                    self.dims(),
+                    other.dims()
+                ),
+            ));
+        }
+        self.unsqueeze(1)?.mul(&other.unsqueeze(0)?)
+    }
 }
