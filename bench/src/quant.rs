@@ -87,15 +87,7 @@ pub fn smollm2(format: &str, decode: bool, repeats: usize) -> Result<Measured> {
     let model = Llama::from_gguf(&g, Device::Cpu, DType::F32)?;
     let bytes = weight_bytes_per_token(&model.store, model.cfg.tie_word_embeddings) as f64;
     let (runs, per_token) = run(&model, model.cfg.vocab_size, decode, repeats)?;
-    Ok(Measured {
-        value: median(&runs),
-        runs,
-        unit: "tokens/s",
-        phases: vec![
-            ("per token", per_token),
-            ("weight MB per token", bytes / 1e6),
-        ],
-    })
+    Ok(measured(runs, per_token, bytes))
 }
 
 /// GPT-2 124M decode with its matrices in `format` (`None`: f32).
@@ -106,7 +98,12 @@ pub fn gpt2_decode(format: Option<QFormat>, repeats: usize) -> Result<Measured> 
     }
     let bytes = weight_bytes_per_token(&model.store, true) as f64;
     let (runs, per_token) = run(&model, 50257, true, repeats)?;
-    Ok(Measured {
+    Ok(measured(runs, per_token, bytes))
+}
+
+/// Tokens/s runs as a figure, with the time and the weight bytes per token.
+fn measured(runs: Vec<f64>, per_token: f64, bytes: f64) -> Measured {
+    Measured {
         value: median(&runs),
         runs,
         unit: "tokens/s",
@@ -114,5 +111,5 @@ pub fn gpt2_decode(format: Option<QFormat>, repeats: usize) -> Result<Measured> 
             ("per token", per_token),
             ("weight MB per token", bytes / 1e6),
         ],
-    })
+    }
 }

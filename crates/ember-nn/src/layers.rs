@@ -93,11 +93,11 @@ impl Module for Conv1D {
 /// Checks that `x` ends in the layer's input width (`weight.dims()[in_dim]`), naming the
 /// layer (its weight's name without `.weight`) when it does not.
 fn check_input(x: &Tensor, weight: &Param, in_dim: usize) -> Result<()> {
-    let dims = weight.dims();
-    let width = dims.get(in_dim).copied().unwrap_or(0);
+    let width = weight.dim(in_dim).unwrap_or(0);
     if x.dims().last() == Some(&width) {
-        return Ok(());
+        return Ok(()); // the per-call path: no shape copied
     }
+    let dims = weight.dims();
     let layer = weight
         .name()
         .strip_suffix(".weight")

@@ -165,6 +165,17 @@ impl Param {
             .shape()
     }
 
+    /// Size of dim `i` (`None` past the rank), without copying the shape.
+    pub(crate) fn dim(&self, i: usize) -> Option<usize> {
+        self.0
+            .value
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .dims()
+            .get(i)
+            .copied()
+    }
+
     /// The dtype the value has when read (the dense dtype of a quantized parameter).
     pub fn dtype(&self) -> DType {
         self.0

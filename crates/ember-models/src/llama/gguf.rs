@@ -105,7 +105,10 @@ impl Llama {
                     GgufTensorData::Quantized(q.q.select_rows(&permuted_rows(q.q.dims()[0], h))?)
                 }
                 (Some(q), None) => GgufTensorData::Quantized(q.q),
-                (None, Some(h)) => GgufTensorData::Dense(permute(&p.tensor().detach(), h)?),
+                (None, Some(h)) => {
+                    let w = p.tensor().detach();
+                    GgufTensorData::Dense(select_rows(&w, &permuted_rows(w.dims()[0], h))?)
+                }
                 (None, None) => GgufTensorData::Dense(p.tensor().detach()),
             };
             tensors.push((gname, data));
@@ -250,9 +253,9 @@ impl WeightSource for GgufSource {
         };
         let t = self.data.load(gguf, Device::Cpu, DType::F32)?;
         let t = if gguf.ends_with("attn_q.weight") {
-            unpermute(&t, self.heads)?
+            select_rows(&t, &unpermuted_rows(t.dims()[0], self.heads))?
         } else if gguf.ends_with("attn_k.weight") {
-            unpermute(&t, self.kv_heads)?
+            select_rows(&t, &unpermuted_rows(t.dims()[0], self.kv_heads))?
         } else {
             t
         };
@@ -284,13 +287,11 @@ impl WeightSource for GgufSource {
     }
 }
 
-/// Applies llama.cpp's rotary row permutation to a Q or K weight `[out, in]` (the inverse
-/// of [`unpermute`]).
-fn permute(w: &Tensor, heads: usize) -> Result<Tensor> {
-    let (out, inp) = (w.dims()[0], w.dims()[1]);
-    w.reshape_to(&[heads, 2, out / heads / 2, inp])?
-        .transpose(1, 2)?
-        .reshape_to(&[out, inp])
+/// Rows `rows` of a dense weight `[out, in]` (the Q/K row maps below, as the blocks of a
+/// quantized weight are moved by `QTensor::select_rows`).
+fn select_rows(w: &Tensor, rows: &[usize]) -> Result<Tensor> {
+    let idx: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+    w.index_select(0, &Tensor::from_vec(idx, &[rows.len()], w.device())?)
 }
 
 /// For each row of llama.cpp's rotary layout, the row of HF's holding it (the inverse of
@@ -308,7 +309,7 @@ fn permuted_rows(out: usize, heads: usize) -> Vec<usize> {
 }
 
 /// For each row of HF's Q/K layout, the row of llama.cpp's rotary-permuted layout holding it
-/// (rows only move: quantized blocks are copied as they are). As [`unpermute`].
+/// (rows only move: quantized blocks are copied as they are).
 fn unpermuted_rows(out: usize, heads: usize) -> Vec<usize> {
     let per_head = out / heads.max(1);
     let half = per_head / 2;
@@ -360,12 +361,4 @@ fn gguf_name(hf: &str) -> Option<String> {
     let (i, part) = hf.strip_prefix("model.layers.")?.split_once('.')?;
     let (g, _) = BLOCK_NAMES.iter().find(|(_, h)| *h == part)?;
     Some(format!("blk.{i}.{g}"))
-}
-
-/// Undoes llama.cpp's rotary row permutation of a Q or K weight `[out, in]`.
-fn unpermute(w: &Tensor, heads: usize) -> Result<Tensor> {
-    let (out, inp) = (w.dims()[0], w.dims()[1]);
-    w.reshape_to(&[heads, out / heads / 2, 2, inp])?
-        .transpose(1, 2)?
-        .reshape_to(&[out, inp])
 }
