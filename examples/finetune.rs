@@ -162,13 +162,13 @@ fn run(args: Args) -> Result<()> {
     }
     run_dir.check_fresh()?;
     let mut trainer = Trainer::new(&model.store, Box::new(opt), schedule, cfg);
-    let before = trainer.evaluate(&val, &loss_fn)?;
+    let before = trainer.evaluate(&val, &loss_fn)?.loss;
     println!("validation loss before: {before:.4}");
     let summary = trainer.fit(&train, Some(&val), &loss_fn)?;
     let after = summary.val_loss.unwrap_or(f64::NAN);
     println!(
-        "validation loss after {} steps: {after:.4} (before {before:.4}); {:.0} tokens/s",
-        summary.steps, summary.tokens_per_s
+        "validation loss after {} steps: {after:.4} (before {before:.4}); {:.0} {}/s",
+        summary.steps, summary.per_s, summary.unit
     );
 
     // Save in Hugging Face's layout, then generate from the saved directory.

@@ -326,11 +326,12 @@ fn run(args: Args) -> Result<()> {
     let summary = trainer.fit(&train, Some(&val), &loss_fn)?;
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "done: {} steps, train loss {:.4}, val loss {:.4}, {:.0} tokens/s, {:.1} s",
+        "done: {} steps, train loss {:.4}, val loss {:.4}, {:.0} {}/s, {:.1} s",
         summary.steps,
         summary.train_loss,
         summary.val_loss.unwrap_or(f64::NAN),
-        summary.tokens_per_s,
+        summary.per_s,
+        summary.unit,
         secs
     );
     println!(

@@ -42,7 +42,10 @@ def apply_view(t, view):
 
 # Ops without a derivative: their cases carry no gradients.
 NOT_DIFFERENTIABLE = {"eq", "ne", "lt", "le", "gt", "ge", "eq_scalar", "ne_scalar", "lt_scalar",
-                      "le_scalar", "gt_scalar", "ge_scalar", "argmax", "argmin", "arange", "eye"}
+                      "le_scalar", "gt_scalar", "ge_scalar", "argmax", "argmin", "arange", "eye",
+                      "argsort", "one_hot", "any", "all", "logical_and", "logical_or",
+                      "logical_xor", "logical_not", "nonzero", "add_", "sub_", "mul_", "div_",
+                      "copy_", "fill_"}
 
 
 def case(op, inputs, fn, args=None, views=None, dtype="f32", tol=None, name=None, const=()):
@@ -58,16 +61,18 @@ def case(op, inputs, fn, args=None, views=None, dtype="f32", tol=None, name=None
     viewed = [apply_view(t, v) for t, v in zip(leaves, views)]
     out = fn(*viewed)
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
-    grad = grad and all(o.is_floating_point() for o in outs) and any(t.requires_grad for t in leaves)
+    # Integer outputs (sort's indices) carry no gradient; the float ones do.
+    grad = grad and any(o.is_floating_point() for o in outs) and any(t.requires_grad for t in leaves)
     for i, t in enumerate(inputs):
         tensors[f"{name}/in{i}"] = t.contiguous().clone()
     for j, t in enumerate(outs):
         tensors[f"{name}/out{j}"] = t.detach().contiguous().clone()
     grad_inputs = []
     if grad:
-        gouts = [torch.randn(o.shape, dtype=torch.float64).to(o.dtype) for o in outs]
-        torch.autograd.backward(outs, gouts)
-        for j, g in enumerate(gouts):
+        floats = [(j, o) for j, o in enumerate(outs) if o.is_floating_point()]
+        gouts = [torch.randn(o.shape, dtype=torch.float64).to(o.dtype) for _, o in floats]
+        torch.autograd.backward([o for _, o in floats], gouts)
+        for (j, _), g in zip(floats, gouts):
             tensors[f"{name}/gout{j}"] = g.contiguous()
         for i, t in enumerate(leaves):
             if t.requires_grad:
@@ -325,6 +330,129 @@ case("to_dtype", [torch.rand(7, 5) > 0.5], lambda x: x.to(torch.float32), args={
 case("arange", [], lambda: torch.arange(-3.0, 4.0, 0.5), args={"start": -3.0, "end": 4.0, "step": 0.5})
 case("arange", [], lambda: torch.arange(0, 7), args={"start": 0, "end": 7, "step": 1}, dtype="i64")
 case("eye", [], lambda: torch.eye(5), args={"n": 5})
+
+
+# ---------------------------------------------------------------- a PyTorch user's first week
+F_ = torch.nn.functional
+withzeros = rn(3, 6)
+withzeros[0, 2] = 0.0
+withzeros[1, 1] = 0.0
+withzeros[1, 4] = 0.0
+case("cumprod", [rn(4, 7)], lambda x: torch.cumprod(x, 1), args={"dim": 1})
+case("cumprod", [withzeros], lambda x: torch.cumprod(x, 1), args={"dim": 1}, name="cumprod_zeros")
+case("cumprod", [rn(6, 4)], lambda x: torch.cumprod(x, 0), args={"dim": 0}, views=[["transpose", 0, 1]])
+case("cumprod", [ints(4, 5, high=3)], lambda x: torch.cumprod(x, 1), args={"dim": 1}, dtype="i64")
+case("prod", [rn(5, 6)], lambda x: torch.prod(x, 1), args={"dims": [1], "keepdim": False})
+case("prod", [withzeros], lambda x: x.prod(0, keepdim=True), args={"dims": [0], "keepdim": True},
+     name="prod_zeros")
+case("prod", [rn(2, 3, 2)], lambda x: torch.prod(x), args={"dims": [], "keepdim": False})
+case("prod", [ints(3, 4, high=3)], lambda x: torch.prod(x, -1), args={"dims": [-1], "keepdim": False},
+     dtype="i64")
+for desc in (False, True):
+    case("sort", [rn(5, 9)], lambda x, d=desc: torch.sort(x, stable=True, dim=-1, descending=d),
+         args={"dim": -1, "descending": desc})
+    case("argsort", [rn(7, 4)], lambda x, d=desc: torch.argsort(x, stable=True, dim=0, descending=d),
+         args={"dim": 0, "descending": desc})
+case("sort", [ints(4, 6)], lambda x: torch.sort(x, stable=True, dim=1), args={"dim": 1, "descending": False},
+     dtype="i64")
+nan_row = torch.tensor([[0.5, float("nan"), -1.0, 2.0, float("nan"), 0.0]])
+case("argsort", [nan_row], lambda x: torch.argsort(x, stable=True, dim=1), args={"dim": 1, "descending": False},
+     name="argsort_nan")
+case("topk", [rn(4, 9)], lambda x: torch.topk(x, 3, -1), args={"k": 3, "dim": -1, "largest": True})
+case("topk", [rn(8, 3)], lambda x: torch.topk(x, 2, 0, largest=False), args={"k": 2, "dim": 0, "largest": False})
+for eq, shapes in [("ij,jk->ik", [(3, 4), (4, 5)]), ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+                   ("ij->ji", [(3, 4)]), ("ii->i", [(4, 4)]), ("ij->", [(3, 4)]),
+                   ("i,j->ij", [(3,), (5,)]), ("...ij,...jk->...ik", [(2, 3, 4), (4, 2)]),
+                   ("bhqd,bhkd->bhqk", [(2, 3, 4, 5), (2, 3, 6, 5)]), ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
+                   ("ijk,ik->j", [(3, 4, 5), (3, 5)]), ("ij,ij->i", [(4, 5), (4, 5)])]:
+    case("einsum", [rn(*s) for s in shapes], lambda *x, e=eq: torch.einsum(e, *x), args={"equation": eq},
+         tol=(1e-5, 1e-5))
+case("one_hot", [torch.tensor([[2, 0], [1, 4]])], lambda x: F_.one_hot(x, 6), args={"num_classes": 6},
+     dtype="i64")
+case("one_hot", [torch.tensor([3, 0, 1])], lambda x: F_.one_hot(x), args={"num_classes": -1}, dtype="i64")
+for mode in ["constant", "reflect", "replicate", "circular"]:
+    case("pad", [rn(2, 3, 5, 6)], lambda x, m=mode: F_.pad(x, (2, 1, 1, 3), mode=m),
+         args={"pads": [2, 1, 1, 3], "mode": mode, "value": 0.0})
+case("pad", [rn(3, 7)], lambda x: F_.pad(x, (1, -2), value=1.5), args={"pads": [1, -2], "mode": "constant",
+     "value": 1.5})
+case("pad", [ints(3, 4)], lambda x: F_.pad(x, (1, 1), value=7), args={"pads": [1, 1], "mode": "constant",
+     "value": 7}, dtype="i64")
+case("repeat", [rn(2, 3)], lambda x: x.repeat(2, 1, 3), args={"sizes": [2, 1, 3]})
+case("repeat", [rn(3, 2)], lambda x: x.repeat(2, 2), args={"sizes": [2, 2]}, views=[["transpose", 0, 1]])
+case("tile", [rn(2, 3)], lambda x: torch.tile(x, (2,)), args={"reps": [2]})
+case("roll", [rn(4, 5)], lambda x: torch.roll(x, (1, -2), (0, 1)), args={"shifts": [1, -2], "dims": [0, 1]})
+case("roll", [rn(3, 4)], lambda x: torch.roll(x, 5), args={"shifts": [5], "dims": []})
+case("roll", [ints(6)], lambda x: torch.roll(x, -1, 0), args={"shifts": [-1], "dims": [0]}, dtype="i64")
+case("diagonal", [rn(4, 5)], lambda x: torch.diagonal(x, 1), args={"offset": 1, "dim1": 0, "dim2": 1})
+case("diagonal", [rn(2, 5, 4)], lambda x: torch.diagonal(x, -1, 1, 2), args={"offset": -1, "dim1": 1, "dim2": 2})
+mask_b = torch.rand(5, 6) > 0.5
+for op in ["any", "all"]:
+    fn = getattr(torch, op)
+    case(op, [mask_b], lambda x, f=fn: f(x, 1), args={"dims": [1], "keepdim": False}, dtype="bool")
+    case(op, [(torch.rand(4, 3) > 0.3).float()], lambda x, f=fn: f(x, 0, keepdim=True),
+         args={"dims": [0], "keepdim": True})
+    case(op, [ints(3, 4, high=2)], lambda x, f=fn: f(x), args={"dims": [], "keepdim": False}, dtype="i64")
+for op in ["logical_and", "logical_or", "logical_xor"]:
+    fn = getattr(torch, op)
+    case(op, [ints(4, 5, high=2), torch.rand(5) > 0.5], fn, dtype="i64")
+    case(op, [rn(4, 5).round(), rn(4, 1).round()], fn)
+case("logical_not", [ints(4, 5, high=2)], torch.logical_not, dtype="i64")
+case("logical_not", [rn(4, 5).round()], torch.logical_not)
+for p_ in [2.0, 1.0, 3.0, "inf", 0.0]:
+    pv = float(p_)
+    # p = 0 counts non-zeros: Ember returns it untracked (PyTorch's gradient is all zeros).
+    case("norm", [rn(4, 6)], lambda x, p=pv: torch.linalg.vector_norm(x, p, dim=1),
+         args={"p": str(p_), "dims": [1], "keepdim": False}, const=(0,) if pv == 0.0 else ())
+case("norm", [rn(3, 4)], lambda x: torch.linalg.vector_norm(x), args={"p": "2.0", "dims": [], "keepdim": False})
+case("baddbmm", [rn(3, 5), rn(2, 3, 4), rn(2, 4, 5)], lambda c, a, b: torch.baddbmm(c, a, b, beta=0.5, alpha=2.0),
+     args={"beta": 0.5, "alpha": 2.0})
+case("masked_select", [rn(4, 5), torch.rand(4, 5) > 0.5], torch.masked_select)
+case("masked_select", [rn(4, 5), torch.rand(5) > 0.3], torch.masked_select)
+case("nonzero", [rn(3, 4).round()], torch.nonzero)
+case("nonzero", [ints(2, 3, 4, high=2)], torch.nonzero, dtype="i64")
+cond = torch.rand(4, 5) > 0.5
+case("where_scalar", [cond, rn(4, 5)], lambda c, x: torch.where(c, x, 0.5), args={"true": None, "false": 0.5})
+case("where_scalar", [cond, rn(5)], lambda c, x: torch.where(c, -2.0, x), args={"true": -2.0, "false": None})
+case("where_scalar", [cond, ints(4, 5)], lambda c, x: torch.where(c, x, 3), args={"true": None, "false": 3},
+     dtype="i64")
+CONV_TOL = (1e-4, 1e-5)
+case("conv1d", [rn(2, 4, 11), rn(6, 4, 3), rn(6)], lambda x, w, b: F_.conv1d(x, w, b),
+     args={"stride": [1], "padding": [0], "dilation": [1], "groups": 1}, tol=CONV_TOL)
+case("conv1d", [rn(2, 4, 11), rn(6, 2, 3), rn(6)], lambda x, w, b: F_.conv1d(x, w, b, 2, 2, 2, 2),
+     args={"stride": [2], "padding": [2], "dilation": [2], "groups": 2}, tol=CONV_TOL)
+case("conv2d", [rn(2, 3, 7, 8), rn(5, 3, 3, 3), rn(5)], lambda x, w, b: F_.conv2d(x, w, b, padding=1),
+     args={"stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 1}, tol=CONV_TOL)
+case("conv2d", [rn(2, 4, 9, 7), rn(6, 2, 3, 2), rn(6)],
+     lambda x, w, b: F_.conv2d(x, w, b, (2, 1), (1, 0), (1, 2), 2),
+     args={"stride": [2, 1], "padding": [1, 0], "dilation": [1, 2], "groups": 2}, tol=CONV_TOL)
+case("conv2d", [rn(3, 6, 6), rn(2, 3, 2, 2), rn(2)], lambda x, w, b: F_.conv2d(x, w, b),
+     args={"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}, tol=CONV_TOL)
+case("max_pool1d", [rn(2, 3, 11)], lambda x: F_.max_pool1d(x, 3, 2, 1),
+     args={"kernel": [3], "stride": [2], "padding": [1], "dilation": [1]})
+case("max_pool2d", [rn(2, 3, 8, 9)], lambda x: F_.max_pool2d(x, 2),
+     args={"kernel": [2, 2], "stride": [2, 2], "padding": [0, 0], "dilation": [1, 1]})
+case("max_pool2d", [rn(2, 3, 8, 9)], lambda x: F_.max_pool2d(x, (3, 2), (2, 1), (1, 1), (1, 2)),
+     args={"kernel": [3, 2], "stride": [2, 1], "padding": [1, 1], "dilation": [1, 2]})
+case("avg_pool1d", [rn(2, 3, 11)], lambda x: F_.avg_pool1d(x, 3, 2, 1),
+     args={"kernel": [3], "stride": [2], "padding": [1], "count_include_pad": True})
+case("avg_pool2d", [rn(2, 3, 8, 9)], lambda x: F_.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+     args={"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1], "count_include_pad": False})
+case("avg_pool2d", [rn(3, 6, 6)], lambda x: F_.avg_pool2d(x, 2),
+     args={"kernel": [2, 2], "stride": [2, 2], "padding": [0, 0], "count_include_pad": True})
+case("adaptive_avg_pool1d", [rn(2, 3, 10)], lambda x: F_.adaptive_avg_pool1d(x, 4), args={"out": [4]})
+case("adaptive_avg_pool2d", [rn(2, 3, 7, 9)], lambda x: F_.adaptive_avg_pool2d(x, (3, 4)), args={"out": [3, 4]})
+case("adaptive_max_pool1d", [rn(2, 3, 10)], lambda x: F_.adaptive_max_pool1d(x, 3), args={"out": [3]})
+case("adaptive_max_pool2d", [rn(2, 3, 7, 9)], lambda x: F_.adaptive_max_pool2d(x, (2, 4)), args={"out": [2, 4]})
+t3 = rn(4, 5, 6)
+case("index", [t3], lambda x: x[:, 2, 1:], args={"index": [[None, None, 1], 2, [1, None, 1]]})
+case("index", [t3], lambda x: x[..., -1], args={"index": ["...", -1]})
+case("index", [t3], lambda x: x[1, None, ::2], args={"index": [1, "new", [None, None, 2]]})
+case("index", [t3], lambda x: x[-3:-1, ..., None, 2:5:2], args={"index": [[-3, -1, 1], "...", "new", [2, 5, 2]]})
+for op in ["add_", "sub_", "mul_", "div_"]:
+    case(op, [rn(4, 5), rn(5)], lambda a, b, o=op: getattr(a.clone(), o)(b))
+case("add_", [ints(4, 5), ints(5)], lambda a, b: a.clone().add_(b), dtype="i64")
+case("copy_", [rn(4, 5), rn(4, 1)], lambda a, b: a.clone().copy_(b))
+case("fill_", [rn(4, 5)], lambda a: a.clone().fill_(2.5), args={"value": 2.5})
 
 os.makedirs(ROOT, exist_ok=True)
 save_file(tensors, os.path.join(ROOT, "ops.safetensors"))

@@ -122,6 +122,7 @@ class Block(nn.Module):
 
 
 def write(name, module, x, input_grad=True):
+    start = {f"__start.{k}": v.clone() for k, v in module.state_dict().items() if "running" in k}
     with torch.no_grad():  # non-trivial norm weights
         for pname, p in module.named_parameters():
             if pname.endswith("layernorm.weight") or pname == "weight" and p.dim() == 1:
@@ -133,6 +134,7 @@ def write(name, module, x, input_grad=True):
     g = torch.randn_like(y)
     y.backward(g)
     out = {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
+    out.update(start)
     out["__input"] = x.detach().clone()
     out["__output"] = y.detach().clone()
     out["__gout"] = g
@@ -153,6 +155,33 @@ write("gated_mlp", GatedMlp(), torch.randn(2, 3, 16))
 write("attention", Attention(), torch.randn(2, 5, 16))
 write("block", Block(), torch.randn(2, 5, 16))
 write("cross_attention", CrossAttention(), torch.randn(2, 4, 12))
+write("conv1d", nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2), torch.randn(2, 4, 9))
+write("conv2d", nn.Conv2d(3, 5, (3, 2), padding=(1, 0), dilation=(1, 2)), torch.randn(2, 3, 6, 7))
+write("batch_norm2d", nn.BatchNorm2d(3), torch.randn(4, 3, 5, 5))
+bn_eval = nn.BatchNorm1d(4)
+with torch.no_grad():
+    bn_eval.running_mean.copy_(torch.randn(4))
+    bn_eval.running_var.copy_(torch.rand(4) + 0.5)
+write("batch_norm1d_eval", bn_eval.eval(), torch.randn(6, 4))
+write("group_norm", nn.GroupNorm(2, 6), torch.randn(2, 6, 4, 3))
+
+
+class SmallCnn(nn.Module):
+    """conv → batch norm → relu → max pool → avg pool → adaptive pool → linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 2 * 2, 3)
+
+    def forward(self, x):
+        h = F.max_pool2d(F.relu(self.bn(self.conv(x))), 2)
+        h = F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
+        return self.fc(F.adaptive_avg_pool2d(h, (2, 2)).flatten(1))
+
+
+write("small_cnn", SmallCnn(), torch.randn(3, 2, 9, 10))
 
 
 class Mse(nn.Module):

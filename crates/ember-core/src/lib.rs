@@ -37,6 +37,7 @@ mod ops;
 mod overloads;
 pub mod quant;
 mod random;
+mod sample;
 mod shape;
 mod tensor;
 
@@ -50,7 +51,10 @@ pub use error::{Error, IoError, Result};
 pub use half::{bf16, f16};
 pub use kernels::{Impl, KernelUse, trace_kernels};
 pub use ops::fused::{AttentionOpts, CrossEntropyOpts, Reduction};
-pub use ops::{BinaryFn, CompareFn, ReduceFn, UnaryFn};
+pub use ops::{
+    BinaryFn, CompareFn, ConvOpts, ELLIPSIS, Indexer, Ix, NEW_AXIS, Operand, PadMode, PoolOpts,
+    ReduceFn, UnaryFn,
+};
 pub use random::{Generator, global_state, manual_seed, set_global_state};
 pub use tensor::{Tensor, TensorId};
 

@@ -225,6 +225,14 @@ fn cases() -> Vec<Case> {
                 x[0].scaled_dot_product_attention(&x[1], &x[2], &opts)
             },
         ),
+        ("cumprod", vec![vec![3, 5]], |x| x[0].cumprod(1)),
+        ("cumprod with zeros", vec![vec![3, 5]], |x| {
+            let keep = [
+                1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+            ];
+            let mask = Tensor::from_vec(keep.to_vec(), &[3, 5], Device::Cpu)?;
+            x[0].mul(&mask)?.cumprod(1)
+        }),
         ("to_dtype", vec![vec![3, 4]], |x| {
             x[0].to_dtype(DType::F32)?.to_dtype(DType::F64)
         }),

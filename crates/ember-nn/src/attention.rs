@@ -338,6 +338,34 @@ impl MultiHeadAttention {
             .transpose(1, 2)
     }
 
+    /// Self-attention with dropout on the probabilities, composed (no cache).
+    pub(crate) fn forward_dropped(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        dropout: &crate::layers::Dropout,
+    ) -> Result<Tensor> {
+        let (b, t) = (x.dims()[0], x.dims()[1]);
+        let [q, k, v] = self.project(x, x)?;
+        let mut q = self.split_heads(&q, self.cfg.n_heads)?; // (B, H, T, hd)
+        let mut k = self.split_heads(&k, self.cfg.n_kv_heads)?;
+        let v = self.split_heads(&v, self.cfg.n_kv_heads)?;
+        if let Some(rope) = &self.rope {
+            q = rope.apply(&q, 0)?;
+            k = rope.apply(&k, 0)?;
+        }
+        let opts = AttentionOpts {
+            mask: mask.cloned(),
+            causal: self.cfg.causal,
+            scale: None,
+        };
+        let y = crate::block::attention_dropped(&q, &k, &v, &opts, dropout)?;
+        let y = y
+            .transpose(1, 2)?
+            .reshape_to(&[b, t, self.cfg.n_heads * self.cfg.head_dim])?;
+        self.o.forward(&y)
+    }
+
     /// Self-attention over `x` `(B, T, C)`. `mask` (additive float or Bool keep-mask,
     /// broadcastable to `(B, H, T, T_total)`) adds padding; `cache` holds earlier positions.
     pub fn forward_with(

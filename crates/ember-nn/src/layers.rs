@@ -286,6 +286,11 @@ impl Dropout {
     pub fn eval(&self) {
         self.training.store(false, Ordering::Relaxed);
     }
+
+    /// True when a forward drops elements (training mode and `p > 0`).
+    pub fn is_active(&self) -> bool {
+        self.p > 0.0 && self.training.load(Ordering::Relaxed)
+    }
 }
 
 impl Module for Dropout {

@@ -20,9 +20,12 @@
 #![warn(missing_docs)]
 
 mod attention;
+mod block;
 mod builder;
+mod conv;
 mod layers;
 pub mod loss;
+mod normalization;
 mod param;
 mod source;
 mod store;
@@ -31,11 +34,17 @@ pub use attention::{
     AttentionConfig, KvCache, MultiHeadAttention, Norm, QkvProjection, RotaryEmbedding,
     TransformerBlock, attend_cached,
 };
+pub use block::{Block, BlockConfig, FeedForward, MlpKind, NormKind};
 pub use builder::VarBuilder;
+pub use conv::{
+    AdaptiveAvgPool, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool, AvgPool1d, AvgPool2d, Conv,
+    Conv1d, Conv2d, MaxPool, MaxPool1d, MaxPool2d,
+};
 pub use layers::{
     Activation, Conv1D, Dropout, Embedding, GatedMlp, LayerNorm, Linear, Mlp, Projection, RmsNorm,
     linear_with,
 };
+pub use normalization::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm};
 pub use source::{CheckpointSource, PlanLimits, WeightSource, build_checked, build_from};
 pub use store::{Init, LoadOptions, LoadReport, Param, QuantizedWeight, VarStore, WeightRole};
 

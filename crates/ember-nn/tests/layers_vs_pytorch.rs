@@ -6,10 +6,11 @@ use ember_testing as common;
 use ember_testing::on_every_device;
 
 use ember_core::Backward;
-use ember_core::{DType, Device, Result, Tensor};
+use ember_core::{ConvOpts, DType, Device, PoolOpts, Result, Tensor};
 use ember_nn::{
-    Activation, AttentionConfig, Embedding, GatedMlp, LayerNorm, Linear, LoadOptions, Mlp, Module,
-    MultiHeadAttention, RmsNorm, TransformerBlock, VarBuilder, VarStore, loss,
+    Activation, AttentionConfig, BatchNorm, Conv1d, Conv2d, Embedding, GatedMlp, GroupNorm,
+    LayerNorm, Linear, LoadOptions, Mlp, Module, MultiHeadAttention, RmsNorm, TransformerBlock,
+    VarBuilder, VarStore, loss,
 };
 use ember_weights::Checkpoint;
 
@@ -82,6 +83,55 @@ fn build(name: &str, vb: VarBuilder, ckpt: &Checkpoint, d: Device) -> Result<For
             let (ctx, mask) = (ckpt.load("context", d, None)?, ckpt.load("mask", d, None)?);
             Box::new(move |x| m.forward_cross(x, &ctx, Some(&mask)))
         }
+        "conv1d" => {
+            let o = ConvOpts {
+                stride: [2],
+                padding: [1],
+                groups: 2,
+                ..ConvOpts::default()
+            };
+            let m = Conv1d::new(vb, 4, 6, [3], o, true)?;
+            Box::new(move |x| m.forward(x))
+        }
+        "conv2d" => {
+            let o = ConvOpts {
+                padding: [1, 0],
+                dilation: [1, 2],
+                ..ConvOpts::default()
+            };
+            let m = Conv2d::new(vb, 3, 5, [3, 2], o, true)?;
+            Box::new(move |x| m.forward(x))
+        }
+        "batch_norm2d" => {
+            let m = BatchNorm::new(vb, 3)?;
+            Box::new(move |x| m.forward(x))
+        }
+        "batch_norm1d_eval" => {
+            let m = BatchNorm::new(vb, 4)?;
+            Box::new(move |x| m.forward(x))
+        }
+        "group_norm" => {
+            let m = GroupNorm::new(vb, 2, 6)?;
+            Box::new(move |x| m.forward(x))
+        }
+        "small_cnn" => {
+            let o = ConvOpts {
+                padding: [1, 1],
+                ..ConvOpts::default()
+            };
+            let conv = Conv2d::new(vb.pp("conv"), 2, 4, [3, 3], o, true)?;
+            let bn = BatchNorm::new(vb.pp("bn"), 4)?;
+            let fc = Linear::new(vb.pp("fc"), 16, 3, true)?;
+            Box::new(move |x| {
+                let h = bn
+                    .forward(&conv.forward(x)?)?
+                    .relu()?
+                    .max_pool2d(PoolOpts::new([2, 2]))?;
+                let avg = PoolOpts::new([3, 3]).stride([1, 1]).padding([1, 1]);
+                let h = h.avg_pool2d(avg, false)?.adaptive_avg_pool2d([2, 2])?;
+                fc.forward(&h.flatten(1, -1)?)
+            })
+        }
         "mse" => {
             let t = ckpt.load("target", d, None)?;
             Box::new(move |x| loss::mse(x, &t))
@@ -105,6 +155,12 @@ const MODULES: &[&str] = &[
     "attention",
     "block",
     "cross_attention",
+    "conv1d",
+    "conv2d",
+    "batch_norm2d",
+    "batch_norm1d_eval",
+    "group_norm",
+    "small_cnn",
     "mse",
     "bce_with_logits",
 ];
@@ -127,6 +183,7 @@ fn layers_match(d: Device) {
                 "target".into(),
                 "context".into(),
                 "mask".into(),
+                "*num_batches_tracked".into(),
             ],
             ..Default::default()
         };
@@ -137,12 +194,32 @@ fn layers_match(d: Device) {
         if x.dtype().is_float() {
             x = x.requires_grad(true).unwrap();
         }
+        if name.ends_with("_eval") {
+            store.eval();
+        }
+        // Batch norm: start from PyTorch's running statistics before its forward, and end
+        // with the ones it updated.
+        let running: Vec<_> = store
+            .named_parameters()
+            .into_iter()
+            .filter(|(n, _)| n.contains("running_"))
+            .collect();
+        for (pname, p) in &running {
+            p.set(&ckpt.load(&format!("__start.{pname}"), d, None).unwrap())
+                .unwrap();
+        }
         let y = forward(&x).unwrap();
         worst = worst.max(close(name, "output", &y, &cpu("__output")));
+        for (pname, p) in &running {
+            worst = worst.max(close(name, pname, &p.tensor(), &cpu(pname)));
+        }
         let grads = y
             .backward_with(&ckpt.load("__gout", d, None).unwrap())
             .unwrap();
         for (pname, p) in store.named_parameters() {
+            if !p.is_trainable() {
+                continue; // running statistics
+            }
             let g = grads
                 .get(&p.tensor())
                 .unwrap_or_else(|| panic!("{name}: no grad for {pname}"));

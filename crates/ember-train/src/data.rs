@@ -15,12 +15,26 @@ pub trait Dataset {
     fn get(&self, i: usize, device: Device) -> Result<(Tensor, Tensor)>;
 }
 
+impl<D: Dataset + ?Sized> Dataset for &D {
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+
+    fn get(&self, i: usize, device: Device) -> Result<(Tensor, Tensor)> {
+        (**self).get(i, device)
+    }
+}
+
 /// A source of random training batches: what [`crate::Trainer::fit`] draws from.
 pub trait Batches {
     /// `batch` random examples stacked: `(inputs, targets)`.
     fn sample(&self, g: &mut Generator, batch: usize, device: Device) -> Result<(Tensor, Tensor)>;
     /// Tokens (or examples) per sampled row, for throughput figures.
     fn tokens_per_row(&self) -> usize;
+    /// What the throughput counts: `"tokens"` for token windows, `"rows"` for examples.
+    fn unit(&self) -> &'static str {
+        "tokens"
+    }
 }
 
 /// Batches of any [`Dataset`]: random examples (with replacement) stacked along a new dim 0.
@@ -48,6 +62,10 @@ impl<D: Dataset> Batches for Sampled<D> {
 
     fn tokens_per_row(&self) -> usize {
         1
+    }
+
+    fn unit(&self) -> &'static str {
+        "rows"
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod checkpoint;
 mod data;
+mod eval;
 mod loader;
 mod plot;
 mod precision;
@@ -18,6 +19,7 @@ mod run_dir;
 mod trainer;
 
 pub use data::{Batches, Dataset, Sampled, TokenStream};
+pub use eval::{Accuracy, EvalReport, EvalSettings, LossFn, Metric, Validation, WholeSet};
 pub use loader::DataLoader;
 pub use plot::loss_curve;
 pub use precision::Precision;

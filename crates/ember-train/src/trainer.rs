@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint;
 use crate::data::Batches;
+use crate::eval::{EvalReport, EvalSettings, LossFn, Validation};
 use crate::plot::loss_curve;
 use crate::precision::Precision;
 use crate::run_dir::RunDir;
@@ -119,8 +120,12 @@ pub struct Summary {
     pub train_loss: f64,
     /// Last validation loss, if a validation set was given.
     pub val_loss: Option<f64>,
-    /// Training tokens per second in this process.
-    pub tokens_per_s: f64,
+    /// The last evaluation's metrics (name, value), as [`crate::WholeSet`] computes them.
+    pub val_metrics: Vec<(String, f64)>,
+    /// Training throughput in this process, in [`Summary::unit`] per second.
+    pub per_s: f64,
+    /// `"tokens"` (token windows) or `"rows"` (examples), from the training source.
+    pub unit: &'static str,
 }
 
 /// Trains a model given as a loss function of `(inputs, targets)` batches.
@@ -313,25 +318,32 @@ impl<'a> Trainer<'a> {
         )
     }
 
-    /// Mean loss over `eval_batches` validation batches (deterministic: its own generator).
-    pub fn evaluate(
-        &self,
-        val: &dyn Batches,
-        loss_fn: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>,
-    ) -> Result<f64> {
+    /// One evaluation on `val` (in eval mode, without gradients, under the run's autocast):
+    /// the mean loss of `eval_batches` random batches for a [`Batches`] source (the same
+    /// batches each time), or the loss and metrics over a whole [`crate::WholeSet`].
+    pub fn evaluate(&self, val: &dyn Validation, loss_fn: &LossFn) -> Result<EvalReport> {
         let _guard = no_grad();
         let was_training = self.store.is_training();
         self.store.eval();
-        let mut g = Generator::new(self.cfg.seed ^ 0x5eed_0e7a1);
-        let mut total = 0.0;
-        for _ in 0..self.cfg.eval_batches.max(1) {
-            let (x, y) = val.sample(&mut g, self.cfg.batch_size, self.cfg.device)?;
-            total += self.forward(loss_fn, &x, &y)?.to_scalar::<f32>()? as f64;
-        }
+        let settings = EvalSettings {
+            device: self.cfg.device,
+            batch_size: self.cfg.batch_size,
+            batches: self.cfg.eval_batches,
+            seed: self.cfg.seed ^ 0x5eed_0e7a1,
+        };
+        let report = {
+            let _scope = self
+                .cfg
+                .precision
+                .autocast_dtype()
+                .map(autocast)
+                .transpose()?;
+            val.evaluate(&settings, loss_fn)
+        };
         if was_training {
             self.store.train();
         }
-        Ok(total / self.cfg.eval_batches.max(1) as f64)
+        report
     }
 
     /// Appends one line to `metrics.jsonl` (one write, so a kill tears at most the last
@@ -364,8 +376,8 @@ impl<'a> Trainer<'a> {
     pub fn fit(
         &mut self,
         train: &dyn Batches,
-        val: Option<&dyn Batches>,
-        loss_fn: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>,
+        val: Option<&dyn Validation>,
+        loss_fn: &LossFn,
     ) -> Result<Summary> {
         self.cfg.validate()?;
         self.schedule.validate()?;
@@ -384,8 +396,13 @@ impl<'a> Trainer<'a> {
             self.truncate_metrics(0)?;
         }
         let params = self.store.trainable_parameters();
-        let tokens_per_step =
+        let units_per_step =
             (self.cfg.batch_size * train.tokens_per_row() * self.cfg.grad_accum.max(1)) as f64;
+        let unit = train.unit();
+        let (per_s_key, short) = match unit {
+            "rows" => ("rows_per_s", "rows/s"),
+            _ => ("tokens_per_s", "tok/s"),
+        };
         let start = Instant::now();
         let first = self.step;
         let bar = (self.cfg.progress && std::io::stdout().is_terminal()).then(|| {
@@ -397,7 +414,7 @@ impl<'a> Trainer<'a> {
             b.set_position(self.step);
             b
         });
-        let (mut last_loss, mut last_val) = (f64::NAN, None);
+        let (mut last_loss, mut last_val) = (f64::NAN, None::<EvalReport>);
         while self.step < self.cfg.steps {
             let lr = self.schedule.lr(self.step);
             if !(lr.is_finite() && lr >= 0.0) {
@@ -482,14 +499,14 @@ impl<'a> Trainer<'a> {
                 }))?;
             }
             let elapsed = start.elapsed().as_secs_f64();
-            let tps = (self.step - first) as f64 * tokens_per_step / elapsed.max(1e-9);
+            let tps = (self.step - first) as f64 * units_per_step / elapsed.max(1e-9);
             let log_now = self.step.is_multiple_of(self.cfg.log_every.max(1));
             if finite && (log_now || self.step == self.cfg.steps) {
                 self.log(serde_json::json!({
                     "step": self.step, "loss": last_loss, "ppl": last_loss.exp(), "lr": lr,
-                    "grad_norm": grad_norm, "tokens_per_s": tps, "elapsed_s": elapsed,
+                    "grad_norm": grad_norm, per_s_key: tps, "elapsed_s": elapsed,
                 }))?;
-                let msg = format!("loss {last_loss:.4} lr {lr:.2e} {tps:.0} tok/s");
+                let msg = format!("loss {last_loss:.4} lr {lr:.2e} {tps:.0} {short}");
                 match &bar {
                     Some(b) => b.set_message(msg),
                     None if self.cfg.progress => {
@@ -505,15 +522,21 @@ impl<'a> Trainer<'a> {
             if let Some(v) = val
                 && (eval_now || self.step == self.cfg.steps)
             {
-                let vl = self.evaluate(v, loss_fn)?;
-                last_val = Some(vl);
+                let report = self.evaluate(v, loss_fn)?;
+                let vl = report.loss;
                 self.val_curve.push((self.step, vl));
-                self.log(
-                    serde_json::json!({"step": self.step, "val_loss": vl, "val_ppl": vl.exp()}),
-                )?;
-                if bar.is_none() && self.cfg.progress {
-                    println!("step {:>6}/{}  val loss {vl:.4}", self.step, self.cfg.steps);
+                let mut record = serde_json::json!({"step": self.step, "val_loss": vl,
+                    "val_ppl": vl.exp(), "val_rows_per_s": report.rows_per_s});
+                let mut shown = format!("val loss {vl:.4}");
+                for (name, value) in &report.metrics {
+                    record[format!("val_{name}")] = serde_json::json!(value);
+                    shown.push_str(&format!(" {name} {value:.4}"));
                 }
+                self.log(record)?;
+                if bar.is_none() && self.cfg.progress {
+                    println!("step {:>6}/{}  {shown}", self.step, self.cfg.steps);
+                }
+                last_val = Some(report);
             }
             let ckpt_now = self.cfg.checkpoint_every > 0
                 && self.step.is_multiple_of(self.cfg.checkpoint_every);
@@ -529,8 +552,10 @@ impl<'a> Trainer<'a> {
         Ok(Summary {
             steps: self.step,
             train_loss: last_loss,
-            val_loss: last_val,
-            tokens_per_s: (self.step - first) as f64 * tokens_per_step / elapsed.max(1e-9),
+            val_loss: last_val.as_ref().map(|r| r.loss),
+            val_metrics: last_val.map(|r| r.metrics).unwrap_or_default(),
+            per_s: (self.step - first) as f64 * units_per_step / elapsed.max(1e-9),
+            unit,
         })
     }
 }

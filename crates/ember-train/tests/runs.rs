@@ -171,6 +171,8 @@ fn metrics(out: &Path) -> Vec<serde_json::Value> {
             let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
             let o = v.as_object_mut().unwrap();
             o.remove("tokens_per_s");
+            o.remove("rows_per_s");
+            o.remove("val_rows_per_s");
             o.remove("elapsed_s");
             v
         })

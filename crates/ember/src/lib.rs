@@ -34,10 +34,10 @@ pub use ember_core::fused;
 pub use ember_core::memory;
 pub use ember_core::quant;
 pub use ember_core::{
-    AttentionOpts, AutocastGuard, Backward, CrossEntropyOpts, DType, Device, Element, Error,
-    Generator, GradcheckReport, Gradients, Impl, IoError, KernelUse, NoGradGuard, OpKind,
-    Reduction, Result, Tensor, TensorId, bf16, f16, gradcheck, is_grad_enabled, manual_seed,
-    no_grad, trace_kernels,
+    AttentionOpts, AutocastGuard, Backward, ConvOpts, CrossEntropyOpts, DType, Device, ELLIPSIS,
+    Element, Error, Generator, GradcheckReport, Gradients, Impl, Indexer, IoError, Ix, KernelUse,
+    NEW_AXIS, NoGradGuard, OpKind, Operand, PadMode, PoolOpts, Reduction, Result, Tensor, TensorId,
+    bf16, f16, gradcheck, is_grad_enabled, manual_seed, no_grad, trace_kernels,
 };
 /// Models with Hugging Face configs and names, and generation (the `ember-models` crate).
 pub use ember_models as models;
@@ -54,8 +54,9 @@ pub use ember_weights::{Checkpoint, GgufFile, save_safetensors};
 /// The everyday names: `use ember::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        AttentionOpts, Backward, CrossEntropyOpts, DType, Device, Error, Generator, Gradients,
-        Reduction, Result, Tensor, autocast::autocast, manual_seed, no_grad,
+        AttentionOpts, Backward, ConvOpts, CrossEntropyOpts, DType, Device, ELLIPSIS, Error,
+        Generator, Gradients, Ix, NEW_AXIS, PadMode, PoolOpts, Reduction, Result, Tensor,
+        autocast::autocast, manual_seed, no_grad,
     };
     pub use ember_nn::{Module, VarBuilder, VarStore};
     pub use ember_optim::Optimizer;

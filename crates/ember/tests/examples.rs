@@ -456,3 +456,32 @@ fn examples_refuse_bad_flags_with_one_line_errors() {
     h.finish();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn first_week_trains_embeds_and_streams() {
+    let pretrained = have_asset("minilm") && have_asset(ember::assets::SMOLLM2_GGUF);
+    let only: &[&str] = if pretrained {
+        &[]
+    } else {
+        &["--only", "classifier"]
+    };
+    let mut args = vec!["--steps", "150", "--max-new-tokens", "16"];
+    args.extend(only);
+    let out = run("first_week", &args);
+    let accuracy: f64 = out
+        .lines()
+        .find_map(|l| l.split("val accuracy ").nth(1))
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy line:\n{out}"));
+    // The majority class is 59% of the rows; the counting rule takes attention to learn.
+    assert!(accuracy > 0.75, "val accuracy {accuracy}\n{out}");
+    assert!(out.contains("rows/s"), "{out}");
+    if pretrained {
+        assert!(out.contains("similarity: cat/kitten"), "{out}");
+        assert!(
+            out.contains("streamed text equals the full decode: true"),
+            "{out}"
+        );
+    }
+}

@@ -204,6 +204,8 @@ pub(crate) enum Op {
     Flip(Tensor, Vec<usize>),
     /// running sums along a dim.
     Cumsum(Tensor, usize),
+    /// running products along a dim.
+    Cumprod(Tensor, usize),
     /// dtype conversion.
     ToDtype(Tensor),
     /// device move.
@@ -251,6 +253,7 @@ impl Op {
             Op::Rotary { .. } => OpKind::Rotary,
             Op::Flip(..) => OpKind::Flip,
             Op::Cumsum(..) => OpKind::Cumsum,
+            Op::Cumprod(..) => OpKind::Cumprod,
             Op::ToDtype(_) => OpKind::ToDtype,
             Op::ToDevice(_) => OpKind::ToDevice,
             Op::NotDifferentiable { .. } => OpKind::NotDifferentiable,
@@ -286,6 +289,7 @@ impl Op {
             | Op::ToDtype(x)
             | Op::Flip(x, _)
             | Op::Cumsum(x, _)
+            | Op::Cumprod(x, _)
             | Op::Rotary { x, .. }
             | Op::ToDevice(x)
             | Op::NotDifferentiable { x, .. } => vec![x],
@@ -356,6 +360,7 @@ op_kinds! {
     Matmul => "matmul", Reshape => "reshape", Expand => "expand", Permute => "permute",
     Slice => "slice", Cat => "cat", IndexSelect => "index_select", Gather => "gather",
     ScatterAdd => "scatter_add", QLinear => "linear_q", Rotary => "rotary", Flip => "flip", Cumsum => "cumsum",
+    Cumprod => "cumprod",
     ToDtype => "to_dtype",
     ToDevice => "to_device", NotDifferentiable => "not_differentiable",
 }

@@ -248,6 +248,7 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             let d = *d as isize;
             one(g.flip(&[d])?.cumsum(d)?.flip(&[d])?)
         }
+        Op::Cumprod(x, d) => one(crate::ops::scan::cumprod_backward(x, *d, g)?),
         Op::Reshape(x) => one(g.reshape_to(x.dims())?),
         Op::Expand(x) => one(sum_to(g, x.dims())?),
         Op::Permute(_, perm) => {

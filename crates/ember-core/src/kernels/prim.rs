@@ -203,6 +203,16 @@ pub fn cumsum(p: Prim, dim: usize) -> Prim {
     Prim::new(t, dtype)
 }
 
+/// Running products along `dim` of a float or integer primitive.
+pub fn cumprod(p: Prim, dim: usize) -> Prim {
+    let dtype = p.dtype;
+    let t = match p.kind() {
+        Kind::Int => B::int_cumprod(p.inner, dim),
+        _ => B::float_cumprod(p.inner, dim),
+    };
+    Prim::new(t, dtype)
+}
+
 /// Broadcast size-1 dims to `shape` (same rank).
 pub fn expand(p: Prim, shape: &[usize]) -> Prim {
     if p.dims() == shape {

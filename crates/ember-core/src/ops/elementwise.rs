@@ -60,29 +60,40 @@ impl Tensor {
         }))
     }
 
-    /// Logical not of a Bool tensor.
-    pub fn logical_not(&self) -> Result<Tensor> {
-        if self.dtype() != DType::Bool {
-            return Err(Error::dtype(
-                "logical_not",
-                &[self.dtype()],
-                format!("needs a bool tensor, got {}", self.dtype()),
-            ));
-        }
-        Ok(self.wrap(prim::logical_not(self.prim()), self.shape()))
-    }
-
     /// `torch.where(cond, on_true, on_false)`: broadcasts all three; `cond` must be Bool.
+    /// Either branch may be a tensor or a number ([`Operand`]); a number takes the other
+    /// branch's dtype (F32 when a float number meets an integer tensor), as PyTorch.
     ///
     /// ```
     /// # use ember_core::{Tensor, Device};
     /// let x = Tensor::from_vec(vec![-1.0f32, 2.0, -3.0], &[3], Device::Cpu)?;
-    /// let zero = Tensor::scalar(0.0f32, Device::Cpu)?;
-    /// let y = Tensor::where_(&x.gt_scalar(0.0)?, &x, &zero)?;
+    /// let y = Tensor::where_(&x.gt_scalar(0.0)?, &x, 0.0)?;
     /// assert_eq!(y.to_vec::<f32>()?, vec![0.0, 2.0, 0.0]);
     /// # Ok::<(), ember_core::Error>(())
     /// ```
-    pub fn where_(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
+    pub fn where_<'a>(
+        cond: &Tensor,
+        on_true: impl Into<Operand<'a>>,
+        on_false: impl Into<Operand<'a>>,
+    ) -> Result<Tensor> {
+        let (t, f) = (on_true.into(), on_false.into());
+        let dtype = match (&t, &f) {
+            (Operand::Tensor(a), Operand::Tensor(b)) => DType::promote(a.dtype(), b.dtype()),
+            (Operand::Tensor(a), s) | (s, Operand::Tensor(a)) => {
+                if matches!(s, Operand::Float(_)) && !a.dtype().is_float() {
+                    DType::F32
+                } else {
+                    a.dtype()
+                }
+            }
+            (Operand::Int(_), Operand::Int(_)) => DType::I64,
+            _ => DType::F32,
+        };
+        let (t, f) = (t.tensor(dtype, cond)?, f.tensor(dtype, cond)?);
+        Tensor::where_tensors(cond, &t, &f)
+    }
+
+    fn where_tensors(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         const OP: &str = "where";
         cond.check_mask(OP)?;
         cond.same_device(OP, on_true)?;
@@ -158,5 +169,57 @@ pub(crate) fn out_p(shape: &[usize]) -> Vec<usize> {
         vec![1]
     } else {
         shape.to_vec()
+    }
+}
+
+/// One branch of [`Tensor::where_`]: a tensor or a number.
+#[derive(Debug, Clone, Copy)]
+pub enum Operand<'a> {
+    /// A tensor that broadcasts with the condition.
+    Tensor(&'a Tensor),
+    /// A float number.
+    Float(f64),
+    /// An integer number.
+    Int(i64),
+}
+
+impl Operand<'_> {
+    /// The branch as a tensor: itself, or a 0-d tensor of `dtype` on `cond`'s device.
+    fn tensor(self, dtype: DType, cond: &Tensor) -> Result<Tensor> {
+        match self {
+            Operand::Tensor(t) => Ok(t.clone()),
+            Operand::Float(v) => Tensor::full(&[], v, dtype, cond.device()),
+            Operand::Int(v) => Tensor::full(&[], v as f64, dtype, cond.device()),
+        }
+    }
+}
+
+impl<'a> From<&'a Tensor> for Operand<'a> {
+    fn from(t: &'a Tensor) -> Self {
+        Operand::Tensor(t)
+    }
+}
+
+impl From<f64> for Operand<'_> {
+    fn from(v: f64) -> Self {
+        Operand::Float(v)
+    }
+}
+
+impl From<f32> for Operand<'_> {
+    fn from(v: f32) -> Self {
+        Operand::Float(v as f64)
+    }
+}
+
+impl From<i64> for Operand<'_> {
+    fn from(v: i64) -> Self {
+        Operand::Int(v)
+    }
+}
+
+impl From<i32> for Operand<'_> {
+    fn from(v: i32) -> Self {
+        Operand::Int(v as i64)
     }
 }

@@ -161,6 +161,55 @@ impl Tensor {
 }
 
 impl Tensor {
+    /// `beta · self + alpha · (batch1 @ batch2)`, as `torch.baddbmm` (`self` broadcasts to the
+    /// `(B, n, p)` product; `beta = 0` ignores `self`, NaN included, as PyTorch).
+    ///
+    /// ```
+    /// # use ember_core::{Tensor, Device, DType};
+    /// let a = Tensor::ones(&[2, 3, 4], DType::F32, Device::Cpu)?;
+    /// let b = Tensor::ones(&[2, 4, 5], DType::F32, Device::Cpu)?;
+    /// let c = Tensor::ones(&[5], DType::F32, Device::Cpu)?;
+    /// let y = c.baddbmm(&a, &b, 1.0, 0.5)?; // (2, 3, 5)
+    /// assert_eq!(y.to_vec::<f32>()?[0], 3.0);
+    /// # Ok::<(), ember_core::Error>(())
+    /// ```
+    pub fn baddbmm(
+        &self,
+        batch1: &Tensor,
+        batch2: &Tensor,
+        beta: f64,
+        alpha: f64,
+    ) -> Result<Tensor> {
+        if batch1.rank() != 3 || batch2.rank() != 3 {
+            return Err(Error::shape(
+                "baddbmm",
+                &[batch1.dims(), batch2.dims()],
+                format!(
+                    "needs two 3-D batches, got {:?} and {:?}",
+                    batch1.dims(),
+                    batch2.dims()
+                ),
+            ));
+        }
+        let prod = batch1.matmul(batch2)?;
+        let prod = if alpha == 1.0 {
+            prod
+        } else {
+            prod.mul_scalar(alpha)?
+        };
+        if beta == 0.0 {
+            return prod.add(&self.zeros_like()?);
+        }
+        let base = if beta == 1.0 {
+            self.clone()
+        } else {
+            self.mul_scalar(beta)?
+        };
+        base.add(&prod)
+    }
+}
+
+impl Tensor {
     /// `x Wᵀ + b` for a quantized `weight (out, in)` and `bias (out,)`: [`Tensor::linear`]
     /// without dequantizing the weight. On the CPU, f32 activations are quantized to 8-bit
     /// blocks on the fly and multiplied by integer dot products (as llama.cpp does), so the

@@ -263,34 +263,44 @@ pub(crate) fn reshape_to(p: Prim, shape: &[usize]) -> Prim {
 }
 
 impl Tensor {
-    /// Running sums along `dim`, as `torch.cumsum` (Bool counts as I64; a 0-d tensor is its
-    /// own sum).
-    ///
-    /// ```
-    /// # use ember_core::{Tensor, Device};
-    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2], Device::Cpu)?;
-    /// assert_eq!(x.cumsum(0)?.to_vec::<f32>()?, vec![1.0, 2.0, 4.0, 6.0]);
-    /// # Ok::<(), ember_core::Error>(())
-    /// ```
-    pub fn cumsum(&self, dim: isize) -> Result<Tensor> {
-        const OP: &str = "cumsum";
-        let d = norm_dim(OP, dim, self.rank().max(1))?;
-        let x = if self.dtype() == DType::Bool {
-            self.to_dtype(DType::I64)?
-        } else {
-            self.clone()
-        };
-        if x.rank() == 0 {
-            return Ok(x);
-        }
-        let y = x.wrap(prim::cumsum(x.prim(), d), x.shape());
-        Ok(y.record(&[&x], || Op::Cumsum(x.clone(), d)))
-    }
-
     /// The standard deviation over `dims` (all when empty) with Bessel's `correction`, as
     /// `torch.std`: the square root of [`Tensor::var`].
     pub fn std(&self, dims: &[isize], correction: usize, keepdim: bool) -> Result<Tensor> {
         self.var(dims, correction, keepdim)?.sqrt()
+    }
+
+    /// The vector `p`-norm over `dims` (`&[]` for all), as `torch.linalg.vector_norm` /
+    /// `Tensor.norm(p)`: `(Σ|x|^p)^(1/p)`; `p = ∞` is the largest `|x|`, `-∞` the smallest,
+    /// `0` the count of non-zeros. Composed, so at an all-zero input the 2-norm's gradient is
+    /// NaN where PyTorch gives 0.
+    ///
+    /// ```
+    /// # use ember_core::{Tensor, Device};
+    /// let x = Tensor::from_vec(vec![3.0f32, -4.0], &[2], Device::Cpu)?;
+    /// assert_eq!(x.norm(2.0, &[], false)?.to_scalar::<f32>()?, 5.0);
+    /// assert_eq!(x.norm(f64::INFINITY, &[], false)?.to_scalar::<f32>()?, 4.0);
+    /// # Ok::<(), ember_core::Error>(())
+    /// ```
+    pub fn norm(&self, p: f64, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.check_float("norm")?;
+        let a = self.abs()?;
+        if p == f64::INFINITY {
+            a.max(dims, keepdim)
+        } else if p == f64::NEG_INFINITY {
+            a.min(dims, keepdim)
+        } else if p == 0.0 {
+            // A count: piecewise constant, returned untracked (PyTorch's gradient is zero).
+            let count = a.detach().ne_scalar(0.0)?.to_dtype(self.dtype())?;
+            count.sum(dims, keepdim)
+        } else if p == 1.0 {
+            a.sum(dims, keepdim)
+        } else if p == 2.0 {
+            self.square()?.sum(dims, keepdim)?.sqrt()
+        } else if p.is_nan() {
+            Err(Error::data("norm", "p is NaN"))
+        } else {
+            a.powf(p)?.sum(dims, keepdim)?.powf(1.0 / p)
+        }
     }
 
     /// `self + weight · (end - self)`, as `torch.lerp` (`weight` a tensor that broadcasts).

@@ -1,0 +1,120 @@
+//! Running sums and products along a dim (`cumsum`, `cumprod`) and the product reduction
+//! built on them (`prod`).
+
+use crate::autograd::Op;
+use crate::kernels::prim;
+use crate::shape::{norm_dim, norm_dims};
+use crate::{DType, Result, Tensor};
+
+impl Tensor {
+    /// Bool counts as I64 in running sums and products, as PyTorch.
+    fn counted(&self) -> Result<Tensor> {
+        if self.dtype() == DType::Bool {
+            self.to_dtype(DType::I64)
+        } else {
+            Ok(self.clone())
+        }
+    }
+
+    /// Running sums along `dim`, as `torch.cumsum` (Bool counts as I64; a 0-d tensor is its
+    /// own sum).
+    ///
+    /// ```
+    /// # use ember_core::{Tensor, Device};
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2], Device::Cpu)?;
+    /// assert_eq!(x.cumsum(0)?.to_vec::<f32>()?, vec![1.0, 2.0, 4.0, 6.0]);
+    /// # Ok::<(), ember_core::Error>(())
+    /// ```
+    pub fn cumsum(&self, dim: isize) -> Result<Tensor> {
+        let d = norm_dim("cumsum", dim, self.rank().max(1))?;
+        let x = self.counted()?;
+        if x.rank() == 0 {
+            return Ok(x);
+        }
+        let y = x.wrap(prim::cumsum(x.prim(), d), x.shape());
+        Ok(y.record(&[&x], || Op::Cumsum(x.clone(), d)))
+    }
+
+    /// Running products along `dim`, as `torch.cumprod` (Bool counts as I64). The gradient
+    /// is exact where inputs are zero, as PyTorch's.
+    ///
+    /// ```
+    /// # use ember_core::{Tensor, Device};
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[4], Device::Cpu)?;
+    /// assert_eq!(x.cumprod(0)?.to_vec::<f32>()?, vec![1.0, 2.0, 6.0, 24.0]);
+    /// # Ok::<(), ember_core::Error>(())
+    /// ```
+    pub fn cumprod(&self, dim: isize) -> Result<Tensor> {
+        let d = norm_dim("cumprod", dim, self.rank().max(1))?;
+        let x = self.counted()?;
+        if x.rank() == 0 {
+            return Ok(x);
+        }
+        let y = x.wrap(prim::cumprod(x.prim(), d), x.shape());
+        Ok(y.record(&[&x], || Op::Cumprod(x.clone(), d)))
+    }
+
+    /// The product over `dims` (`&[]` for all), as `torch.prod` (Bool counts as I64): the
+    /// last running product, so its gradient is exact at zeros.
+    ///
+    /// ```
+    /// # use ember_core::{Tensor, Device};
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2], Device::Cpu)?;
+    /// assert_eq!(x.prod(&[1], false)?.to_vec::<f32>()?, vec![2.0, 12.0]);
+    /// assert_eq!(x.prod(&[], false)?.to_scalar::<f32>()?, 24.0);
+    /// # Ok::<(), ember_core::Error>(())
+    /// ```
+    pub fn prod(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        let nd = norm_dims("prod", dims, self.rank())?;
+        let mut y = self.counted()?;
+        if y.rank() == 0 {
+            return Ok(y);
+        }
+        for &d in &nd {
+            let n = y.dims()[d];
+            y = y.cumprod(d as isize)?.narrow(d as isize, n - 1, 1)?;
+        }
+        if keepdim {
+            return Ok(y);
+        }
+        for &d in nd.iter().rev() {
+            y = y.squeeze(d as isize)?;
+        }
+        Ok(y)
+    }
+}
+
+/// The gradient of `y = cumprod(x)` along `d` for upstream `g`.
+///
+/// `dL/dx_i = Σ_{k≥i} g_k Π_{j≤k, j≠i} x_j`. Without zeros that is the reversed running sum
+/// of `g·y` over `x`; with zeros, the products skipping `x_i` are formed explicitly: row `i`
+/// of an `(n, n)` table holds `x_j` for `j > i` and 1 elsewhere, and its running product
+/// times the exclusive running product before `i` gives every term (O(n²) memory, as
+/// PyTorch's fallback).
+pub(crate) fn cumprod_backward(x: &Tensor, d: usize, g: &Tensor) -> Result<Tensor> {
+    let di = d as isize;
+    let has_zero = x.eq_scalar(0.0)?.to_dtype(DType::I64)?.sum(&[], false)?;
+    if has_zero.to_scalar::<i64>()? == 0 {
+        let y = x.cumprod(di)?;
+        return g.mul(&y)?.flip(&[di])?.cumsum(di)?.flip(&[di])?.div(x);
+    }
+    let n = x.dims()[d];
+    let xl = x.transpose(di, -1)?; // (.., n)
+    let gl = g.transpose(di, -1)?;
+    let device = x.device();
+    // (n, n): true where j > i (row i, column j), and where k >= i.
+    let rows = Tensor::arange(0.0, n as f64, 1.0, DType::I64, device)?.unsqueeze(1)?;
+    let cols = Tensor::arange(0.0, n as f64, 1.0, DType::I64, device)?.unsqueeze(0)?;
+    let after = cols.gt(&rows)?;
+    let from = cols.ge(&rows)?;
+    let one = Tensor::full(&[], 1.0, x.dtype(), device)?;
+    let table = Tensor::where_(&after, &xl.unsqueeze(-2)?, &one)?; // (.., n, n)
+    let partial = table.cumprod(-1)?; // Π_{i<j≤k} x_j at (i, k)
+    let zero = Tensor::full(&[], 0.0, x.dtype(), device)?;
+    let terms = Tensor::where_(&from, &partial.mul(&gl.unsqueeze(-2)?)?, &zero)?;
+    let inner = terms.sum(&[-1], false)?; // (.., n)
+    let ones = xl.narrow(-1, 0, 1)?.ones_like()?;
+    let shifted = Tensor::cat(&[&ones, &xl.narrow(-1, 0, n - 1)?], -1)?;
+    let before = shifted.cumprod(-1)?; // Π_{j<i} x_j
+    before.mul(&inner)?.transpose(di, -1)
+}
