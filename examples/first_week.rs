@@ -183,7 +183,7 @@ fn embeddings() -> Result<()> {
 
 fn stream(max_new_tokens: usize) -> Result<()> {
     println!("== SmolLM2 streaming");
-    let g = GgufFile::open(ember::assets::path(ember::assets::SMOLLM2_GGUF)?)?;
+    let g = ember::GgufFile::open(ember::assets::path(ember::assets::SMOLLM2_GGUF)?)?;
     let model = Llama::from_gguf(&g, Device::Cpu, DType::F32)?;
     let tok = Tokenizer::from_gguf(&g)?;
     let text = chatml(
