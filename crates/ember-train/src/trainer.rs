@@ -5,10 +5,11 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ember_core::{Backward, Gradients};
 use ember_core::{
-    Device, Error, Generator, Result, Tensor, autocast, global_state, no_grad, set_global_state,
+    AutocastGuard, Device, Error, Generator, Result, Tensor, autocast, global_state, no_grad,
+    set_global_state,
 };
+use ember_core::{Backward, Gradients};
 use ember_nn::VarStore;
 use ember_optim::{GradScaler, Optimizer, Schedule, clip_grad_norm};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -200,13 +201,17 @@ impl<'a> Trainer<'a> {
         x: &Tensor,
         y: &Tensor,
     ) -> Result<Tensor> {
-        let _scope = self
-            .cfg
+        let _scope = self.autocast_scope()?;
+        loss_fn(x, y)
+    }
+
+    /// The run's autocast scope (none in f32).
+    fn autocast_scope(&self) -> Result<Option<AutocastGuard>> {
+        self.cfg
             .precision
             .autocast_dtype()
             .map(autocast)
-            .transpose()?;
-        loss_fn(x, y)
+            .transpose()
     }
 
     /// The output directory, locked for this process on first use.
@@ -332,12 +337,7 @@ impl<'a> Trainer<'a> {
             seed: self.cfg.seed ^ 0x5eed_0e7a1,
         };
         let report = {
-            let _scope = self
-                .cfg
-                .precision
-                .autocast_dtype()
-                .map(autocast)
-                .transpose()?;
+            let _scope = self.autocast_scope()?;
             val.evaluate(&settings, loss_fn)
         };
         if was_training {
