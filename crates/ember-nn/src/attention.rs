@@ -8,7 +8,7 @@ use ember_core::{AttentionOpts, DType, Device, Error, Result, Tensor};
 
 use crate::Module;
 use crate::builder::VarBuilder;
-use crate::layers::{Activation, GatedMlp, LayerNorm, Linear, Projection, RmsNorm};
+use crate::layers::{Activation, Dropout, GatedMlp, LayerNorm, Linear, Projection, RmsNorm};
 
 /// Rotary position embeddings in Hugging Face's "rotate half" convention: the first and
 /// second halves of each head are rotated as pairs.
@@ -243,6 +243,8 @@ pub struct MultiHeadAttention {
     /// the configuration
     pub cfg: AttentionConfig,
     rope: Option<RotaryEmbedding>,
+    /// dropout on the attention probabilities (active in training mode)
+    dropout: Option<Dropout>,
 }
 
 impl MultiHeadAttention {
@@ -304,7 +306,20 @@ impl MultiHeadAttention {
             )?),
             None => None,
         };
-        Ok(MultiHeadAttention { qkv, o, cfg, rope })
+        Ok(MultiHeadAttention {
+            qkv,
+            o,
+            cfg,
+            rope,
+            dropout: None,
+        })
+    }
+
+    /// With dropout on the attention probabilities (GPT-2's `attn_pdrop`, BERT's
+    /// `attention_probs_dropout_prob`), following the dropout layer's train/eval mode.
+    pub fn with_dropout(mut self, dropout: Dropout) -> MultiHeadAttention {
+        self.dropout = Some(dropout);
+        self
     }
 
     /// Queries `(B, T, H·hd)` from `x`, keys and values `(B, S, Hkv·hd)` from `ctx`.
@@ -336,34 +351,6 @@ impl MultiHeadAttention {
         let (b, t) = (x.dims()[0], x.dims()[1]);
         x.reshape_to(&[b, t, heads, self.cfg.head_dim])?
             .transpose(1, 2)
-    }
-
-    /// Self-attention with dropout on the probabilities, composed (no cache).
-    pub(crate) fn forward_dropped(
-        &self,
-        x: &Tensor,
-        mask: Option<&Tensor>,
-        dropout: &crate::layers::Dropout,
-    ) -> Result<Tensor> {
-        let (b, t) = (x.dims()[0], x.dims()[1]);
-        let [q, k, v] = self.project(x, x)?;
-        let mut q = self.split_heads(&q, self.cfg.n_heads)?; // (B, H, T, hd)
-        let mut k = self.split_heads(&k, self.cfg.n_kv_heads)?;
-        let v = self.split_heads(&v, self.cfg.n_kv_heads)?;
-        if let Some(rope) = &self.rope {
-            q = rope.apply(&q, 0)?;
-            k = rope.apply(&k, 0)?;
-        }
-        let opts = AttentionOpts {
-            mask: mask.cloned(),
-            causal: self.cfg.causal,
-            scale: None,
-        };
-        let y = crate::block::attention_dropped(&q, &k, &v, &opts, dropout)?;
-        let y = y
-            .transpose(1, 2)?
-            .reshape_to(&[b, t, self.cfg.n_heads * self.cfg.head_dim])?;
-        self.o.forward(&y)
     }
 
     /// Self-attention over `x` `(B, T, C)`. `mask` (additive float or Bool keep-mask,
@@ -412,7 +399,11 @@ impl MultiHeadAttention {
             q = rope.apply(&q, offset)?;
             k = rope.apply(&k, offset)?;
         }
-        let y = attend_cached(&q, k, v, cache, causal, mask)?; // (B, H, T, hd)
+        let dropout_p = match &self.dropout {
+            Some(d) if d.is_active() => d.p,
+            _ => 0.0,
+        };
+        let y = attend_cached(&q, k, v, cache, causal, mask, dropout_p)?; // (B, H, T, hd)
         let y = y
             .transpose(1, 2)?
             .reshape_to(&[b, t, self.cfg.n_heads * self.cfg.head_dim])?;
@@ -421,8 +412,9 @@ impl MultiHeadAttention {
 }
 
 /// Attention of `q` `(B, H, T, D)` over new keys/values `(B, Hkv, T, D)` appended to `cache`
-/// (if any), with causality aligned to the end of the cache and an optional extra mask
-/// (additive float or Bool keep-mask). Returns `(B, H, T, Dv)`.
+/// (if any), with causality aligned to the end of the cache, an optional extra mask
+/// (additive float or Bool keep-mask) and dropout `dropout_p` on the probabilities. Returns
+/// `(B, H, T, Dv)`.
 pub fn attend_cached(
     q: &Tensor,
     k: Tensor,
@@ -430,6 +422,7 @@ pub fn attend_cached(
     cache: Option<&mut KvCache>,
     causal: bool,
     mask: Option<&Tensor>,
+    dropout_p: f64,
 ) -> Result<Tensor> {
     let t = q.dims()[2];
     let offset = cache.as_ref().map_or(0, |c| c.len());
@@ -443,6 +436,7 @@ pub fn attend_cached(
         mask: mask.cloned(),
         causal: causal && offset == 0,
         scale: None,
+        dropout_p,
     };
     if causal && offset > 0 && t > 1 {
         let keep: Vec<bool> = (0..t * total)

@@ -2,7 +2,7 @@
 //! kind and placement, the MLP kind and activation, and dropout on the attention
 //! probabilities and on each residual branch, as one [`BlockConfig`].
 
-use ember_core::{AttentionOpts, DType, Result, Tensor};
+use ember_core::{Result, Tensor};
 
 use crate::attention::{AttentionConfig, MultiHeadAttention, Norm};
 use crate::builder::VarBuilder;
@@ -142,7 +142,6 @@ pub struct Block {
     pub mlp: FeedForward,
     /// the configuration
     pub cfg: BlockConfig,
-    attn_dropout: Dropout,
     resid_dropout: Dropout,
 }
 
@@ -177,18 +176,16 @@ impl Block {
         };
         Ok(Block {
             attn_norm: norm("input_layernorm")?,
-            attn: MultiHeadAttention::new(vb.pp("self_attn"), cfg.attention.clone())?,
+            attn: MultiHeadAttention::new(vb.pp("self_attn"), cfg.attention.clone())?
+                .with_dropout(Dropout::new(vb.clone(), cfg.attn_dropout)?),
             mlp_norm: norm("post_attention_layernorm")?,
             mlp,
-            attn_dropout: Dropout::new(vb.clone(), cfg.attn_dropout)?,
             resid_dropout: Dropout::new(vb, cfg.resid_dropout)?,
             cfg,
         })
     }
 
     /// The block with an optional mask (additive float or Bool keep-mask) and KV cache.
-    /// Attention-probability dropout, when active, runs the attention as its composed
-    /// definition (the fused kernel has no dropout).
     pub fn forward_with(
         &self,
         x: &Tensor,
@@ -196,12 +193,8 @@ impl Block {
         cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
         let attn = |h: &Tensor, cache: Option<&mut KvCache>| -> Result<Tensor> {
-            let y = if self.attn_dropout.is_active() && cache.is_none() {
-                self.attn.forward_dropped(h, mask, &self.attn_dropout)?
-            } else {
-                self.attn.forward_with(h, mask, cache)?
-            };
-            self.resid_dropout.forward(&y)
+            self.resid_dropout
+                .forward(&self.attn.forward_with(h, mask, cache)?)
         };
         let mlp = |h: &Tensor| -> Result<Tensor> {
             let y = match &self.mlp {
@@ -224,41 +217,4 @@ impl Module for Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_with(x, None, None)
     }
-}
-
-/// Attention as its definition, `softmax(q kᵀ · scale + mask) v`, with dropout on the
-/// probabilities. `q (B, H, T, D)`, `k`/`v (B, Hkv, S, D)` (grouped heads repeated).
-pub(crate) fn attention_dropped(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    opts: &AttentionOpts,
-    dropout: &Dropout,
-) -> Result<Tensor> {
-    let (b, h, t, d) = (q.dims()[0], q.dims()[1], q.dims()[2], q.dims()[3]);
-    let (hkv, s) = (k.dims()[1], k.dims()[2]);
-    let repeat = |x: &Tensor| -> Result<Tensor> {
-        if hkv == h {
-            return Ok(x.clone());
-        }
-        let dv = x.dims()[3];
-        x.unsqueeze(2)?
-            .broadcast_to(&[b, hkv, h / hkv, s, dv])?
-            .reshape_to(&[b, h, s, dv])
-    };
-    let scale = opts.scale.unwrap_or(1.0 / (d as f64).sqrt());
-    let mut scores = q
-        .matmul(&repeat(k)?.transpose(-1, -2)?)?
-        .mul_scalar(scale)?; // (B, H, T, S)
-    if opts.causal {
-        let keep = Tensor::ones(&[t, s], DType::Bool, q.device())?.tril(0)?;
-        scores = scores.masked_fill(&keep.logical_not()?, f64::NEG_INFINITY)?;
-    }
-    if let Some(m) = &opts.mask {
-        scores = match m.dtype() {
-            DType::Bool => scores.masked_fill(&m.logical_not()?, f64::NEG_INFINITY)?,
-            _ => scores.add(m)?,
-        };
-    }
-    dropout.forward(&scores.softmax(-1)?)?.matmul(&repeat(v)?)
 }

@@ -61,6 +61,23 @@ impl BatchNorm {
     }
 }
 
+/// The channel count of `weight (C,)`, after checking that `x` is `(N, C, ..)`.
+fn check_channels(op: &'static str, x: &Tensor, weight: &Param) -> Result<usize> {
+    let c = weight.dims()[0];
+    if x.rank() < 2 || x.dims()[1] != c {
+        return Err(Error::shape(
+            op,
+            &[x.dims()],
+            format!(
+                "{}: expects (N, {c}, ..), got {:?}",
+                weight.name(),
+                x.dims()
+            ),
+        ));
+    }
+    Ok(c)
+}
+
 /// `(C,)` reshaped to broadcast over dim 1 of a rank-`rank` input.
 fn per_channel(t: &Tensor, rank: usize) -> Result<Tensor> {
     let mut shape = vec![1; rank];
@@ -70,18 +87,7 @@ fn per_channel(t: &Tensor, rank: usize) -> Result<Tensor> {
 
 impl Module for BatchNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let c = self.weight.dims()[0];
-        if x.rank() < 2 || x.dims()[1] != c {
-            return Err(Error::shape(
-                "BatchNorm",
-                &[x.dims()],
-                format!(
-                    "{}: expects (N, {c}, ..), got {:?}",
-                    self.weight.name(),
-                    x.dims()
-                ),
-            ));
-        }
+        let c = check_channels("BatchNorm", x, &self.weight)?;
         let r = x.rank();
         let dims: Vec<isize> = std::iter::once(0).chain(2..r as isize).collect();
         let (mean, var) = if self.training.load(Ordering::Relaxed) {
@@ -150,18 +156,7 @@ impl GroupNorm {
 
 impl Module for GroupNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let c = self.weight.dims()[0];
-        if x.rank() < 2 || x.dims()[1] != c {
-            return Err(Error::shape(
-                "GroupNorm",
-                &[x.dims()],
-                format!(
-                    "{}: expects (N, {c}, ..), got {:?}",
-                    self.weight.name(),
-                    x.dims()
-                ),
-            ));
-        }
+        check_channels("GroupNorm", x, &self.weight)?;
         let g = x.reshape(&[x.dims()[0] as isize, self.groups as isize, -1])?; // (N, G, rest)
         let mean = g.mean(&[-1], true)?;
         let var = g.var(&[-1], 0, true)?;

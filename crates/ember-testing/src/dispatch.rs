@@ -196,6 +196,7 @@ const OTHER_OPS: &[(&str, Runner)] = &[
             mask: x.get(3).cloned(),
             causal: b(a, "causal"),
             scale: opt_f(a, "scale"),
+            dropout_p: 0.0,
         };
         one(x[0].scaled_dot_product_attention(&x[1], &x[2], &opts))
     }),

@@ -116,6 +116,19 @@ pub(crate) fn attention(a: &Args) -> Result<(Tensor, Option<Saved>)> {
     Ok((p.matmul(&ve)?, Some(Saved::Probs(p))))
 }
 
+/// Attention with dropout `p` on the probabilities: the composed definition recorded op by
+/// op (the kernels have no dropout), so its gradient comes from the parts' rules.
+pub(crate) fn attention_dropped(a: &Args, p: f64) -> Result<Tensor> {
+    note("attention", Impl::Composed);
+    let h = a.q.dims()[1];
+    let probs = probs(a, &repeat_heads(a.k, h)?)?; // (B, H, Tq, Tk)
+    let keep = probs.detach().full_like(1.0 - p)?.bernoulli()?;
+    probs
+        .mul(&keep)?
+        .div_scalar(1.0 - p)?
+        .matmul(&repeat_heads(a.v, h)?)
+}
+
 /// The gradients of `q`, `k` and `v` given the output `y` and its gradient `g`.
 pub(crate) fn attention_backward(
     a: &Args,

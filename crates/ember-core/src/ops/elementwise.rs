@@ -76,20 +76,18 @@ impl Tensor {
         on_true: impl Into<Operand<'a>>,
         on_false: impl Into<Operand<'a>>,
     ) -> Result<Tensor> {
-        let (t, f) = (on_true.into(), on_false.into());
-        let dtype = match (&t, &f) {
-            (Operand::Tensor(a), Operand::Tensor(b)) => DType::promote(a.dtype(), b.dtype()),
-            (Operand::Tensor(a), s) | (s, Operand::Tensor(a)) => {
-                if matches!(s, Operand::Float(_)) && !a.dtype().is_float() {
-                    DType::F32
-                } else {
-                    a.dtype()
-                }
+        let (t, f) = match (on_true.into(), on_false.into()) {
+            (Operand::Tensor(a), b) => (a.clone(), b.beside(a)?),
+            (a, Operand::Tensor(b)) => (a.beside(b)?, b.clone()),
+            (a, b) => {
+                let dtype = match (a, b) {
+                    (Operand::Int(_), Operand::Int(_)) => DType::I64,
+                    _ => DType::F32,
+                };
+                let like = Tensor::zeros(&[], dtype, cond.device())?;
+                (a.beside(&like)?, b.beside(&like)?)
             }
-            (Operand::Int(_), Operand::Int(_)) => DType::I64,
-            _ => DType::F32,
         };
-        let (t, f) = (t.tensor(dtype, cond)?, f.tensor(dtype, cond)?);
         Tensor::where_tensors(cond, &t, &f)
     }
 
@@ -184,12 +182,17 @@ pub enum Operand<'a> {
 }
 
 impl Operand<'_> {
-    /// The branch as a tensor: itself, or a 0-d tensor of `dtype` on `cond`'s device.
-    fn tensor(self, dtype: DType, cond: &Tensor) -> Result<Tensor> {
+    /// The operand as a tensor used beside `like`: itself, or a 0-d tensor on `like`'s device
+    /// in `like`'s dtype (F32 when a float number meets an integer tensor), as PyTorch types
+    /// a number next to a tensor.
+    pub(crate) fn beside(self, like: &Tensor) -> Result<Tensor> {
         match self {
             Operand::Tensor(t) => Ok(t.clone()),
-            Operand::Float(v) => Tensor::full(&[], v, dtype, cond.device()),
-            Operand::Int(v) => Tensor::full(&[], v as f64, dtype, cond.device()),
+            Operand::Float(v) if !like.dtype().is_float() => {
+                Tensor::full(&[], v, DType::F32, like.device())
+            }
+            Operand::Float(v) => Tensor::full(&[], v, like.dtype(), like.device()),
+            Operand::Int(v) => Tensor::full(&[], v as f64, like.dtype(), like.device()),
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct AttentionOpts {
     pub causal: bool,
     /// Score scale; `1/√D` when `None`.
     pub scale: Option<f64>,
+    /// Dropout on the attention probabilities, as PyTorch's `dropout_p` (applied whenever
+    /// it is above 0: pass 0 in eval mode). Runs the composed definition, op by op.
+    pub dropout_p: f64,
 }
 
 impl Tensor {
@@ -330,6 +333,12 @@ impl Tensor {
                 ),
             ));
         }
+        if !(0.0..1.0).contains(&opts.dropout_p) {
+            return Err(Error::data(
+                OP,
+                format!("dropout_p = {} is outside [0, 1)", opts.dropout_p),
+            ));
+        }
         let mask = user_mask(q, k, opts)?;
         let scale = opts.scale.unwrap_or(1.0 / (q.dims()[3] as f64).sqrt());
         let args = kernels::attention::Args {
@@ -340,6 +349,9 @@ impl Tensor {
             causal: opts.causal,
             scale,
         };
+        if opts.dropout_p > 0.0 {
+            return kernels::attention::attention_dropped(&args, opts.dropout_p);
+        }
         // What the backward needs (the probabilities, or the tiled kernel's log-sum-exp).
         let saved = std::cell::RefCell::new(None);
         q.fused(

@@ -4,7 +4,7 @@
 //! change). Tracked tensors or operands are refused, so no gradient is silently lost.
 
 use crate::ops::elementwise::Operand;
-use crate::{DType, Error, Result, Tensor};
+use crate::{Error, Result, Tensor};
 
 impl Tensor {
     fn check_inplace(&self, op: &'static str, other: Option<&Tensor>) -> Result<()> {
@@ -61,18 +61,7 @@ impl Tensor {
         other: impl Into<Operand<'a>>,
         f: fn(&Tensor, &Tensor) -> Result<Tensor>,
     ) -> Result<()> {
-        let other = match other.into() {
-            Operand::Tensor(t) => t.clone(),
-            Operand::Float(v) => {
-                let dtype = if self.dtype().is_float() {
-                    self.dtype()
-                } else {
-                    DType::F32
-                };
-                Tensor::full(&[], v, dtype, self.device())?
-            }
-            Operand::Int(v) => Tensor::full(&[], v as f64, self.dtype(), self.device())?,
-        };
+        let other = other.into().beside(self)?;
         self.check_inplace(op, Some(&other))?;
         let y = f(self, &other)?;
         self.assign(op, y)

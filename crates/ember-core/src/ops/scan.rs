@@ -93,8 +93,7 @@ impl Tensor {
 /// PyTorch's fallback).
 pub(crate) fn cumprod_backward(x: &Tensor, d: usize, g: &Tensor) -> Result<Tensor> {
     let di = d as isize;
-    let has_zero = x.eq_scalar(0.0)?.to_dtype(DType::I64)?.sum(&[], false)?;
-    if has_zero.to_scalar::<i64>()? == 0 {
+    if !x.eq_scalar(0.0)?.any(&[], false)?.to_scalar::<bool>()? {
         let y = x.cumprod(di)?;
         return g.mul(&y)?.flip(&[di])?.cumsum(di)?.flip(&[di])?.div(x);
     }
