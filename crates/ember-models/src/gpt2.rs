@@ -35,6 +35,9 @@ pub struct Gpt2Config {
     /// MLP activation (`gelu_new` in GPT-2)
     #[serde(default = "default_act")]
     pub activation_function: String,
+    /// end-of-sequence id (50256 in GPT-2's files)
+    #[serde(default)]
+    pub eos_token_id: Option<i64>,
 }
 
 fn default_eps() -> f64 {
@@ -188,20 +191,7 @@ impl Gpt2 {
 
     /// HF's causal-LM loss: logits at position t predict `labels[t + 1]`; -100 is ignored.
     pub fn loss(&self, ids: &Tensor, labels: &Tensor) -> Result<Tensor> {
-        if ids.rank() != 2 || ids.dims()[1] < 2 || labels.dims() != ids.dims() {
-            return Err(Error::shape(
-                "Gpt2::loss",
-                &[ids.dims(), labels.dims()],
-                "ids and labels must both be (B, T) with T ≥ 2",
-            ));
-        }
-        let logits = self.forward(ids)?; // (B, T, V)
-        let t = logits.dims()[1];
-        let pred = logits
-            .narrow(1, 0, t - 1)?
-            .reshape(&[-1, self.cfg.vocab_size as isize])?;
-        let next = labels.narrow(1, 1, t - 1)?.reshape(&[-1])?;
-        pred.cross_entropy(&next, Default::default())
+        crate::shifted_loss("Gpt2::loss", ids, labels, |ids| self.forward(ids))
     }
 }
 

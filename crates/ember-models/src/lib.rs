@@ -2,24 +2,27 @@
 //! their own parameter names, and text generation with a KV cache.
 //!
 //! Today: [`Gpt`] (nanoGPT's model, trained from scratch), [`Gpt2`] (GPT2LMHeadModel, the same
-//! blocks), [`Bert`] (BertModel, sentence embeddings), [`Llama`] (LlamaForCausalLM: Llama 2/3,
-//! Mistral, Qwen2, SmolLM) and [`generate`].
+//! blocks), [`Bert`] (BertModel, sentence embeddings), [`DecoderLm`] (Llama 2/3, SmolLM,
+//! Mistral, Qwen2, Qwen3, Gemma 3, Phi-3; [`Llama`] is the same type), [`AutoModelForCausalLM`]
+//! and [`generate`].
 #![warn(missing_docs)]
 
+mod auto;
 mod bert;
 mod config;
+mod decoder;
 mod generate;
 mod gpt;
 mod gpt2;
-mod llama;
 mod tokenizer;
 
+pub use auto::{AutoModel, AutoModelForCausalLM, causal_lm_types};
 pub use bert::{Bert, BertConfig};
-pub use config::LlamaConfig;
+pub use config::{Arch, DecoderConfig, LayerAttention, LlamaConfig};
+pub use decoder::{DecoderLayer, DecoderLm, DecoderMlp, Llama};
 pub use generate::{Flow, GenerateOpts, generate, generate_with};
 pub use gpt::{Gpt, GptBlock, GptConfig, GptLayout, GptTransformer};
 pub use gpt2::{Gpt2, Gpt2Config};
-pub use llama::Llama;
 pub use tokenizer::{TextStream, Tokenizer, chatml};
 
 use std::path::Path;
@@ -35,6 +38,17 @@ pub(crate) fn read_config(dir: &Path) -> Result<serde_json::Value> {
         path: path.display().to_string(),
         msg: e.to_string(),
     })
+}
+
+/// The distinct names of `names`, joined with commas.
+pub(crate) fn dedup_join(names: &[&str]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for n in names {
+        if !seen.contains(n) {
+            seen.push(n);
+        }
+    }
+    seen.join(", ")
 }
 
 /// Checks `config.json`'s `model_type` (when it has one) against the types `loader` reads,
@@ -92,6 +106,28 @@ pub(crate) fn build_from_dir<M>(
     let ckpt = ember_weights::Checkpoint::open(dir)?;
     let source = ember_nn::CheckpointSource::new(ckpt, opts, dir.display().to_string());
     ember_nn::build_from(Box::new(source), device, dtype, build, store_of)
+}
+
+/// HF's causal-LM loss of `forward(ids)`: logits at position t predict `labels[t + 1]`;
+/// -100 is ignored.
+pub(crate) fn shifted_loss(
+    op: &'static str,
+    ids: &Tensor,
+    labels: &Tensor,
+    forward: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if ids.rank() != 2 || ids.dims()[1] < 2 || labels.dims() != ids.dims() {
+        return Err(Error::shape(
+            op,
+            &[ids.dims(), labels.dims()],
+            "ids and labels must both be (B, T) with T ≥ 2",
+        ));
+    }
+    let logits = forward(ids)?; // (B, T, V)
+    let (t, v) = (logits.dims()[1], logits.dims()[2]);
+    let pred = logits.narrow(1, 0, t - 1)?.reshape(&[-1, v as isize])?;
+    let next = labels.narrow(1, 1, t - 1)?.reshape(&[-1])?;
+    pred.cross_entropy(&next, Default::default())
 }
 
 /// Writes `config.json` and `model.safetensors` (HF names) into `dir`, atomically each.

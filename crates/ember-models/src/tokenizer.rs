@@ -4,15 +4,11 @@
 use std::path::Path;
 
 use ember_core::{Device, Error, Result, Tensor};
-use ember_weights::{GgufFile, GgufValue};
-use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
-use tokenizers::models::bpe::{BPE, Vocab};
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::pre_tokenizers::digits::Digits;
-use tokenizers::pre_tokenizers::sequence::Sequence;
-use tokenizers::{AddedToken, PreTokenizerWrapper};
+use ember_weights::GgufFile;
 
-fn tk_err(op: &'static str, e: impl std::fmt::Display) -> Error {
+mod gguf;
+
+pub(crate) fn tk_err(op: &'static str, e: impl std::fmt::Display) -> Error {
     Error::Data {
         op,
         msg: e.to_string(),
@@ -41,74 +37,14 @@ impl Tokenizer {
         Ok(Tokenizer { inner })
     }
 
-    /// Builds the byte-level BPE tokenizer of a GGUF file (`tokenizer.ggml.model = gpt2`):
-    /// tokens, merges, control tokens as special tokens, digits split one by one (the
-    /// `smollm`, `llama-bpe` and `qwen2` pre-tokenizers do this) before the GPT-2 regex.
+    /// Builds the tokenizer a GGUF file describes, as transformers does when it loads the
+    /// file: byte-level BPE (`tokenizer.ggml.model = gpt2`) or SentencePiece
+    /// (`tokenizer.ggml.model = llama`: scores, byte fallback; merges recovered from the
+    /// vocabulary). Control tokens are special, user-defined tokens matched whole.
     pub fn from_gguf(g: &GgufFile) -> Result<Tokenizer> {
-        let bad =
-            |what: &str| Error::data("Tokenizer::from_gguf", format!("GGUF metadata: {what}"));
-        match g
-            .metadata
-            .get("tokenizer.ggml.model")
-            .and_then(GgufValue::as_str)
-        {
-            Some("gpt2") => {}
-            other => {
-                return Err(bad(&format!(
-                    "tokenizer model {other:?} is not supported (gpt2 is)"
-                )));
-            }
-        }
-        let strings = |key: &str| -> Result<Vec<String>> {
-            match g.metadata.get(key) {
-                Some(GgufValue::Array(v)) => v
-                    .iter()
-                    .map(|x| {
-                        x.as_str()
-                            .map(str::to_string)
-                            .ok_or_else(|| bad(&format!("{key} holds a non-string")))
-                    })
-                    .collect(),
-                _ => Err(bad(&format!("{key} is missing"))),
-            }
-        };
-        let tokens = strings("tokenizer.ggml.tokens")?;
-        let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
-            .into_iter()
-            .map(|m| {
-                m.split_once(' ')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .ok_or_else(|| bad(&format!("merge {m:?} has no space")))
-            })
-            .collect::<Result<_>>()?;
-        let types: Vec<u64> = match g.metadata.get("tokenizer.ggml.token_type") {
-            Some(GgufValue::Array(v)) => v.iter().map(|x| x.as_u64().unwrap_or(1)).collect(),
-            _ => vec![1; tokens.len()],
-        };
-        let vocab: Vocab = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .build()
-            .map_err(|e| tk_err("Tokenizer::from_gguf", e))?;
-        let mut inner = tokenizers::Tokenizer::new(bpe);
-        let pre: Vec<PreTokenizerWrapper> = vec![
-            Digits::new(true).into(),
-            ByteLevel::new(false, true, true).into(),
-        ];
-        inner.with_pre_tokenizer(Some(Sequence::new(pre)));
-        inner.with_decoder(Some(ByteLevelDecoder::default()));
-        let special: Vec<AddedToken> = tokens
-            .iter()
-            .zip(&types)
-            .filter(|(_, ty)| **ty == 3) // CONTROL
-            .map(|(t, _)| AddedToken::from(t.clone(), true))
-            .collect();
-        inner.add_special_tokens(&special);
-        Ok(Tokenizer { inner })
+        Ok(Tokenizer {
+            inner: gguf::build(g)?,
+        })
     }
 
     /// Token ids of `text`; `add_special` adds the tokenizer's BOS/CLS/SEP as it defines.

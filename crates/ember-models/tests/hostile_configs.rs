@@ -444,7 +444,8 @@ fn loading_with_the_wrong_class_names_the_model_type() {
     let (cpu, f32) = (Device::Cpu, DType::F32);
     let err = |r: ember_core::Result<()>| r.expect_err("the wrong class must fail").to_string();
     let e = err(Llama::from_pretrained(fixture("tiny-bert"), cpu, f32).map(drop));
-    let want = "model_type is \"bert\", and Llama::from_pretrained loads llama, mistral, qwen2";
+    let want = "model_type is \"bert\", and DecoderLm::from_pretrained loads llama, mistral, \
+                qwen2, qwen3, gemma3_text, phi3";
     assert!(e.contains(want), "{e}");
     assert!(e.lines().count() <= 2, "one short error, got:\n{e}");
     let e = err(Gpt2::from_pretrained(fixture("tiny-llama"), cpu, f32).map(drop));

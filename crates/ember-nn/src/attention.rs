@@ -21,6 +21,8 @@ pub struct RotaryEmbedding {
     head_dim: usize,
     max_pos: usize,
     theta: f64,
+    /// linear scaling: frequencies divided by this (`rope_type = "linear"`)
+    factor: f64,
     dtype: DType,
     device: Device,
     tables: Arc<RwLock<Option<(Tensor, Tensor)>>>, // cos, sin: (rows, head_dim)
@@ -52,10 +54,25 @@ impl RotaryEmbedding {
             head_dim,
             max_pos,
             theta,
+            factor: 1.0,
             dtype,
             device,
             tables: Arc::new(RwLock::new(None)),
         })
+    }
+
+    /// With linear position scaling (`rope_type = "linear"`): frequencies divided by
+    /// `factor` (finite, at least 1).
+    pub fn with_linear_scaling(mut self, factor: f64) -> Result<RotaryEmbedding> {
+        if !(factor.is_finite() && factor >= 1.0) {
+            return Err(Error::data(
+                "RotaryEmbedding",
+                format!("linear rope scaling factor {factor} must be finite and at least 1"),
+            ));
+        }
+        self.factor = factor;
+        self.tables = Arc::new(RwLock::new(None));
+        Ok(self)
     }
 
     /// The positions the tables may cover.
@@ -67,7 +84,7 @@ impl RotaryEmbedding {
     fn compute(&self, rows: usize) -> Result<(Tensor, Tensor)> {
         let (d, half) = (self.head_dim, self.head_dim / 2);
         let inv: Vec<f32> = (0..half)
-            .map(|i| (1.0 / self.theta.powf((2 * i) as f64 / d as f64)) as f32)
+            .map(|i| (1.0 / self.theta.powf((2 * i) as f64 / d as f64)) as f32 / self.factor as f32)
             .collect();
         let what = || format!("rotary tables of {rows} positions × {d}");
         ember_core::memory::check_elements(
@@ -403,7 +420,13 @@ impl MultiHeadAttention {
             Some(d) if d.is_active() => d.p,
             _ => 0.0,
         };
-        let y = attend_cached(&q, k, v, cache, causal, mask, dropout_p)?; // (B, H, T, hd)
+        let how = CachedAttention {
+            causal,
+            mask,
+            dropout_p,
+            ..Default::default()
+        };
+        let y = attend_cached(&q, k, v, cache, &how)?; // (B, H, T, hd)
         let y = y
             .transpose(1, 2)?
             .reshape_to(&[b, t, self.cfg.n_heads * self.cfg.head_dim])?;
@@ -411,18 +434,30 @@ impl MultiHeadAttention {
     }
 }
 
+/// How [`attend_cached`] masks, scales and drops.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CachedAttention<'a> {
+    /// each query sees keys up to its own position (aligned to the end of the cache)
+    pub causal: bool,
+    /// an extra mask (additive float or Bool keep-mask), broadcastable to `(B, H, T, S)`
+    pub mask: Option<&'a Tensor>,
+    /// dropout on the probabilities
+    pub dropout_p: f64,
+    /// score scale; `1/√D` when `None`
+    pub scale: Option<f64>,
+    /// sliding window: a query at position `i` sees keys at `j` with `i - j < window`
+    /// (Mistral's and Gemma's local layers, transformers' rule)
+    pub window: Option<usize>,
+}
+
 /// Attention of `q` `(B, H, T, D)` over new keys/values `(B, Hkv, T, D)` appended to `cache`
-/// (if any), with causality aligned to the end of the cache, an optional extra mask
-/// (additive float or Bool keep-mask) and dropout `dropout_p` on the probabilities. Returns
-/// `(B, H, T, Dv)`.
+/// (if any), masked, scaled and dropped as `how` says. Returns `(B, H, T, Dv)`.
 pub fn attend_cached(
     q: &Tensor,
     k: Tensor,
     v: Tensor,
     cache: Option<&mut KvCache>,
-    causal: bool,
-    mask: Option<&Tensor>,
-    dropout_p: f64,
+    how: &CachedAttention,
 ) -> Result<Tensor> {
     let t = q.dims()[2];
     let offset = cache.as_ref().map_or(0, |c| c.len());
@@ -431,16 +466,20 @@ pub fn attend_cached(
         None => (k, v),
     };
     let total = k.dims()[2];
+    let windowed = how.window.filter(|&w| total > w);
     // Top-left causality is right without a cache; with one, queries sit at the end.
     let mut opts = AttentionOpts {
-        mask: mask.cloned(),
-        causal: causal && offset == 0,
-        scale: None,
-        dropout_p,
+        mask: how.mask.cloned(),
+        causal: how.causal && offset == 0 && windowed.is_none(),
+        scale: how.scale,
+        dropout_p: how.dropout_p,
     };
-    if causal && offset > 0 && t > 1 {
+    if (how.causal && offset > 0 && t > 1) || windowed.is_some() {
         let keep: Vec<bool> = (0..t * total)
-            .map(|i| i % total <= offset + i / total)
+            .map(|idx| {
+                let (i, j) = (offset + idx / total, idx % total);
+                (!how.causal || j <= i) && windowed.is_none_or(|w| i < j + w)
+            })
             .collect();
         let keep = Tensor::from_vec(keep, &[t, total], q.device())?;
         opts.mask = Some(match opts.mask {

@@ -226,10 +226,12 @@ impl Module for LayerNorm {
 /// RMS normalization over the last dim (Llama's `LlamaRMSNorm`).
 #[derive(Debug, Clone)]
 pub struct RmsNorm {
-    /// `[dim]`, ones at init
+    /// `[dim]`, ones at init (zeros with a unit offset)
     pub weight: Param,
     /// added to the mean square
     pub eps: f64,
+    /// scale by `1 + weight` instead of `weight` (Gemma's norms)
+    pub unit_offset: bool,
 }
 
 impl RmsNorm {
@@ -238,13 +240,29 @@ impl RmsNorm {
         Ok(RmsNorm {
             weight: vb.get("weight", &[dim], Init::Ones)?,
             eps,
+            unit_offset: false,
+        })
+    }
+
+    /// Gemma's RMSNorm: scales by `1 + weight`, `weight` zeros at init.
+    pub fn with_unit_offset(vb: VarBuilder, dim: usize, eps: f64) -> Result<RmsNorm> {
+        Ok(RmsNorm {
+            weight: vb.get("weight", &[dim], Init::Zeros)?,
+            eps,
+            unit_offset: true,
         })
     }
 }
 
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.rms_norm(Some(&self.weight.tensor()), self.eps)
+        let w = self.weight.tensor();
+        let w = if self.unit_offset {
+            w.add_scalar(1.0)?
+        } else {
+            w
+        };
+        x.rms_norm(Some(&w), self.eps)
     }
 }
 

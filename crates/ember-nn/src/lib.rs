@@ -31,8 +31,8 @@ mod source;
 mod store;
 
 pub use attention::{
-    AttentionConfig, KvCache, MultiHeadAttention, Norm, QkvProjection, RotaryEmbedding,
-    TransformerBlock, attend_cached,
+    AttentionConfig, CachedAttention, KvCache, MultiHeadAttention, Norm, QkvProjection,
+    RotaryEmbedding, TransformerBlock, attend_cached,
 };
 pub use block::{Block, BlockConfig, FeedForward, MlpKind, NormKind};
 pub use builder::VarBuilder;

@@ -1,0 +1,207 @@
+//! The decoder family in one model: Llama 2/3 and SmolLM, Mistral, Qwen2, Qwen3, Gemma 3
+//! (text) and Phi-3, told apart by `model_type` (see [`Arch`]).
+
+use std::path::Path;
+
+use ember_core::{DType, Device, Result, Tensor};
+use ember_nn::{
+    Embedding, KvCache, Linear, LoadOptions, Module, RmsNorm, VarBuilder, VarStore, build_checked,
+};
+
+use crate::config::Arch;
+use crate::{CausalLm, DecoderConfig};
+
+mod gguf;
+mod layer;
+
+pub use layer::{DecoderLayer, DecoderMlp};
+
+/// A decoder-only causal LM with Hugging Face's parameter names (`model.embed_tokens`,
+/// `model.layers.{i}.self_attn.q_proj`, ..., `model.norm`, `lm_head`), for every
+/// architecture of [`Arch`]: `from_pretrained` reads `model_type`, `from_gguf`
+/// `general.architecture`.
+///
+/// ```no_run
+/// use ember_core::{DType, Device};
+/// use ember_models::DecoderLm;
+/// let model = DecoderLm::from_pretrained("path/to/qwen3", Device::Cpu, DType::F32)?;
+/// # Ok::<(), ember_core::Error>(())
+/// ```
+pub struct DecoderLm {
+    /// The parameters.
+    pub store: VarStore,
+    /// The configuration it was built from.
+    pub cfg: DecoderConfig,
+    /// The architecture.
+    pub arch: Arch,
+    raw_config: serde_json::Value,
+    embed: Embedding,
+    /// Gemma 3 multiplies the embeddings by √hidden.
+    embed_scale: Option<f64>,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: Option<Linear>,
+}
+
+/// The Llama family's model: the decoder model (it runs every architecture of [`Arch`]).
+pub type Llama = DecoderLm;
+
+impl DecoderLm {
+    /// Training mode (dropout active), as `model.train()`; the same as `store.train()`.
+    pub fn train(&self) {
+        self.store.train();
+    }
+
+    /// Eval mode (dropout off), as `model.eval()`; the same as `store.eval()`.
+    pub fn eval(&self) {
+        self.store.eval();
+    }
+
+    /// A randomly initialized model for `cfg` (init seed `seed`); the config is validated
+    /// and the total size checked against the device's memory before anything is allocated.
+    pub fn new(cfg: DecoderConfig, device: Device, dtype: DType, seed: u64) -> Result<DecoderLm> {
+        cfg.validate()?;
+        let raw = written_config(&cfg);
+        let store = VarStore::with_seed(device, dtype, seed);
+        build_checked(store, |store| DecoderLm::build(&cfg, raw.clone(), store))
+    }
+
+    /// Creates the parameters in `store` (initialized, planned or read, as the store does).
+    fn build(
+        cfg: &DecoderConfig,
+        raw_config: serde_json::Value,
+        store: VarStore,
+    ) -> Result<DecoderLm> {
+        let arch = cfg
+            .arch()
+            .map_err(|m| ember_core::Error::data("DecoderLm", m))?;
+        let vb = VarBuilder::new(&store);
+        let m = vb.pp("model");
+        let embed = Embedding::new(m.pp("embed_tokens"), cfg.vocab_size, cfg.hidden_size)?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| DecoderLayer::new(m.pp("layers").pp(i), cfg, i))
+            .collect::<Result<Vec<_>>>()?;
+        let (dim, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
+        let norm = if arch == Arch::Gemma3 {
+            RmsNorm::with_unit_offset(m.pp("norm"), dim, eps)?
+        } else {
+            RmsNorm::new(m.pp("norm"), dim, eps)?
+        };
+        let lm_head = if cfg.tied() {
+            None
+        } else {
+            Some(Linear::new(vb.pp("lm_head"), dim, cfg.vocab_size, false)?)
+        };
+        drop(vb);
+        Ok(DecoderLm {
+            store,
+            cfg: cfg.clone(),
+            arch,
+            raw_config,
+            embed,
+            embed_scale: (arch == Arch::Gemma3).then(|| (dim as f64).sqrt()),
+            layers,
+            norm,
+            lm_head,
+        })
+    }
+
+    /// Loads `dir/config.json` and the safetensors weights (single or sharded), strictly:
+    /// the config is validated and every parameter it implies is checked against the
+    /// checkpoint's index (name and shape; the first disagreement is the error) before any
+    /// is allocated; each is then read straight from the file.
+    pub fn from_pretrained(
+        dir: impl AsRef<Path>,
+        device: Device,
+        dtype: DType,
+    ) -> Result<DecoderLm> {
+        let dir = dir.as_ref();
+        // config.json is read once: parsed for the model, kept to write back.
+        let raw = crate::read_config(dir)?;
+        let types = Arch::ALL.map(Arch::model_type);
+        crate::expect_model_type(dir, &raw, "DecoderLm::from_pretrained", &types)?;
+        let cfg = DecoderConfig::from_value(dir, &raw)?;
+        let mut opts = LoadOptions {
+            ignore: vec!["*.rotary_emb.inv_freq".into()],
+            ..Default::default()
+        };
+        if cfg.tied() {
+            opts.ignore.push("lm_head.weight".into());
+        }
+        crate::build_from_dir(
+            dir,
+            &opts,
+            device,
+            dtype,
+            |store| DecoderLm::build(&cfg, raw.clone(), store),
+            |m| &m.store,
+        )
+    }
+
+    /// Writes `config.json` and `model.safetensors` (HF names) so transformers loads it back.
+    pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
+        crate::save_dir(dir.as_ref(), &self.raw_config, &self.store)
+    }
+
+    /// Logits `(B, T, V)` for ids `(B, T)` (no cache).
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let mut cache = self.new_cache();
+        self.forward_cached(ids, &mut cache)
+    }
+
+    /// HF's causal-LM loss: logits at position t predict `labels[t + 1]`; -100 is ignored.
+    pub fn loss(&self, ids: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        crate::shifted_loss("DecoderLm::loss", ids, labels, |ids| self.forward(ids))
+    }
+
+    /// The layers, in order.
+    pub fn layers(&self) -> &[DecoderLayer] {
+        &self.layers
+    }
+}
+
+/// The `config.json` written for a model built from a typed config (or from GGUF metadata).
+fn written_config(cfg: &DecoderConfig) -> serde_json::Value {
+    let arch = cfg.arch().unwrap_or(Arch::Llama);
+    let mut v = serde_json::to_value(cfg).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.insert("model_type".into(), arch.model_type().into());
+        m.insert("architectures".into(), serde_json::json!([arch.hf_class()]));
+        m.insert("num_key_value_heads".into(), cfg.kv_heads().into());
+        m.insert("head_dim".into(), cfg.head_dim().into());
+        m.insert("tie_word_embeddings".into(), cfg.tied().into());
+        if cfg.rope_parameters.is_none() && cfg.rope_theta.is_none() {
+            m.insert("rope_theta".into(), cfg.rope_theta().into());
+        }
+    }
+    v
+}
+
+impl CausalLm for DecoderLm {
+    fn new_cache(&self) -> Vec<KvCache> {
+        vec![KvCache::new(); self.layers.len()]
+    }
+
+    fn max_positions(&self) -> usize {
+        self.cfg.max_position_embeddings
+    }
+
+    fn forward_cached(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
+        let mut h = self.embed.forward(ids)?; // (B, T, C)
+        if let Some(s) = self.embed_scale {
+            h = h.mul_scalar(s)?;
+        }
+        for (layer, c) in self.layers.iter().zip(cache.iter_mut()) {
+            h = layer.forward_with(&h, None, c)?;
+        }
+        let h = self.norm.forward(&h)?;
+        let logits = match &self.lm_head {
+            Some(head) => head.forward(&h)?,
+            None => ember_nn::linear_with(&h, &self.embed.weight, None)?,
+        }; // (B, T, V)
+        match self.cfg.final_logit_softcapping {
+            Some(cap) => logits.div_scalar(cap)?.tanh()?.mul_scalar(cap),
+            None => Ok(logits),
+        }
+    }
+}
