@@ -145,7 +145,11 @@ pub struct DecoderConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden_activation: Option<String>,
     /// Gemma: scores scaled by `query_pre_attn_scalar^-1/2` instead of `head_dim^-1/2`
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "whole_as_int"
+    )]
     pub query_pre_attn_scalar: Option<f64>,
     /// keys a sliding-window layer sees
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,6 +189,18 @@ pub struct DecoderConfig {
 
 /// The Llama family's config: the decoder config.
 pub type LlamaConfig = DecoderConfig;
+
+/// Writes a whole number as an integer (transformers' configs type some as `int`).
+fn whole_as_int<S: serde::Serializer>(
+    v: &Option<f64>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match v {
+        Some(x) if x.fract() == 0.0 && x.abs() < 9e15 => s.serialize_i64(*x as i64),
+        Some(x) => s.serialize_f64(*x),
+        None => s.serialize_none(),
+    }
+}
 
 fn default_positions() -> usize {
     2048

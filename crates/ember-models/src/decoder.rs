@@ -170,6 +170,10 @@ fn written_config(cfg: &DecoderConfig) -> serde_json::Value {
         m.insert("num_key_value_heads".into(), cfg.kv_heads().into());
         m.insert("head_dim".into(), cfg.head_dim().into());
         m.insert("tie_word_embeddings".into(), cfg.tied().into());
+        // explicit, so transformers' per-class default (Phi-3: 32000) does not apply
+        m.insert("pad_token_id".into(), cfg.pad_token_id.into());
+        m.insert("bos_token_id".into(), cfg.bos_token_id.into());
+        m.insert("eos_token_id".into(), cfg.eos_token_id.clone().into());
         if cfg.rope_parameters.is_none() && cfg.rope_theta.is_none() {
             m.insert("rope_theta".into(), cfg.rope_theta().into());
         }

@@ -9,6 +9,7 @@
 
 mod auto;
 mod bert;
+mod chat;
 mod config;
 mod decoder;
 mod generate;
@@ -18,6 +19,7 @@ mod tokenizer;
 
 pub use auto::{AutoModel, AutoModelForCausalLM, causal_lm_types};
 pub use bert::{Bert, BertConfig};
+pub use chat::{ChatTemplate, chat_prompt};
 pub use config::{Arch, DecoderConfig, LayerAttention, LlamaConfig};
 pub use decoder::{DecoderLayer, DecoderLm, DecoderMlp, Llama};
 pub use generate::{Flow, GenerateOpts, generate, generate_with};

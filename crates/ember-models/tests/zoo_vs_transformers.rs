@@ -161,3 +161,35 @@ fn unsupported_model_type_lists_the_supported_ones() {
         "{err}"
     );
 }
+
+/// `save_gguf` → `from_gguf` gives identical logits for each architecture (llama.cpp's names,
+/// Gemma's norms stored as `1 + w` and un-offset again).
+#[test]
+fn gguf_round_trip_keeps_the_logits() {
+    let ids = ember_core::Tensor::from_vec(vec![3i64, 1, 4, 1, 5, 9, 2, 6], &[1, 8], Device::Cpu)
+        .unwrap();
+    for name in MODELS {
+        let model = DecoderLm::from_pretrained(dir().join(name), Device::Cpu, DType::F32).unwrap();
+        let path =
+            std::env::temp_dir().join(format!("ember-zoo-{}-{name}.gguf", std::process::id()));
+        model.save_gguf(&path, None).unwrap();
+        let g = ember_weights::GgufFile::open(&path).unwrap();
+        let back = DecoderLm::from_gguf(&g, Device::Cpu, DType::F32).unwrap();
+        let (a, b) = (
+            model.forward(&ids).unwrap().to_vec::<f32>().unwrap(),
+            back.forward(&ids).unwrap().to_vec::<f32>().unwrap(),
+        );
+        if let Ok(d) = std::env::var("EMBER_ROUNDTRIP_OUT") {
+            // the config written from GGUF metadata, for scripts/check_roundtrip.py
+            back.save_pretrained(PathBuf::from(d).join(format!("{name}-from-gguf")))
+                .unwrap();
+        }
+        let diff = max_diff(&a, &b);
+        // Gemma's norms pass through `w + 1 - 1` in f32.
+        assert!(
+            diff < 1e-5,
+            "{name}: GGUF round trip changed the logits by {diff}"
+        );
+        std::fs::remove_file(&path).ok();
+    }
+}

@@ -81,6 +81,9 @@ impl DecoderLm {
             format!("{a}.rope.freq_base"),
             GgufValue::F32(cfg.rope_theta() as f32),
         ));
+        if arch == Arch::Gemma3 {
+            meta.extend(gemma_meta(cfg)?);
+        }
         if let Some(cap) = cfg.final_logit_softcapping {
             meta.push((
                 format!("{a}.final_logit_softcapping"),
@@ -230,13 +233,16 @@ fn gguf_config(g: &GgufFile) -> Result<DecoderConfig> {
     match arch {
         Arch::Gemma3 => {
             // llama.cpp: every sixth layer global, local layers at base 10000, scores scaled
-            // by the head width.
+            // by the head width (unless the file says otherwise).
+            let period = int("attention.sliding_window_pattern")?.unwrap_or(6).max(1);
+            let local_theta = float("rope.freq_base_swa").unwrap_or(10000.0);
             cfg.hidden_activation = Some("gelu_pytorch_tanh".into());
-            cfg.query_pre_attn_scalar = head_dim.map(|d| d as f64);
+            cfg.query_pre_attn_scalar =
+                float("attention.query_pre_attn_scalar").or(head_dim.map(|d| d as f64));
             cfg.layer_types = Some(
                 (0..layers.min(1 << 16))
                     .map(|i| {
-                        if (i + 1).is_multiple_of(6) {
+                        if (i + 1).is_multiple_of(period) {
                             "full_attention".to_string()
                         } else {
                             "sliding_attention".to_string()
@@ -247,7 +253,7 @@ fn gguf_config(g: &GgufFile) -> Result<DecoderConfig> {
             cfg.rope_theta = None;
             cfg.rope_parameters = Some(serde_json::json!({
                 "full_attention": {"rope_type": "default", "rope_theta": theta},
-                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                "sliding_attention": {"rope_type": "default", "rope_theta": local_theta},
             }));
         }
         Arch::Qwen2 | Arch::Qwen3 => {
@@ -258,6 +264,44 @@ fn gguf_config(g: &GgufFile) -> Result<DecoderConfig> {
     }
     cfg.check().map_err(bad)?;
     Ok(cfg)
+}
+
+/// Gemma 3's metadata beyond the common keys: the period of global layers, the local rope
+/// base and the score scale (read back by [`gguf_config`]).
+fn gemma_meta(cfg: &DecoderConfig) -> Result<Vec<(String, GgufValue)>> {
+    let bad = |m: String| Error::data("DecoderLm::save_gguf", m);
+    let layers: Vec<_> = (0..cfg.num_hidden_layers)
+        .map(|i| cfg.layer(i))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(bad)?;
+    let global = |i: usize| layers[i].window.is_none();
+    let period = (1..=layers.len())
+        .find(|&p| (0..layers.len()).all(|i| global(i) == (i + 1).is_multiple_of(p)))
+        .or_else(|| {
+            layers
+                .iter()
+                .all(|l| l.window.is_some())
+                .then_some(layers.len() + 1)
+        })
+        .ok_or_else(|| bad("Gemma 3 layer types without a period of global layers".into()))?;
+    let local = layers.iter().find(|l| l.window.is_some());
+    let mut meta = vec![(
+        "gemma3.attention.sliding_window_pattern".to_string(),
+        GgufValue::U32(u32::try_from(period).map_err(|_| bad(format!("period {period}")))?),
+    )];
+    if let Some(l) = local {
+        meta.push((
+            "gemma3.rope.freq_base_swa".into(),
+            GgufValue::F32(l.theta as f32),
+        ));
+    }
+    if let Some(s) = cfg.query_pre_attn_scalar {
+        meta.push((
+            "gemma3.attention.query_pre_attn_scalar".into(),
+            GgufValue::F32(s as f32),
+        ));
+    }
+    Ok(meta)
 }
 
 /// A GGUF file's tensors under Hugging Face's names, Q/K rows un-permuted as they are read.
