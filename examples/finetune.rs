@@ -6,25 +6,29 @@
 //! cargo run --release --example finetune -- --text notes.txt --steps 200 --out runs/mine
 //! ```
 //!
-//! The output directory loads back with `Llama::from_pretrained` here and with transformers'
-//! `AutoModelForCausalLM.from_pretrained` in Python.
+//! `--model` takes a GGUF file or a Hugging Face directory of any architecture
+//! `AutoModelForCausalLM` supports (Llama, Mistral, Qwen2, Qwen3, Gemma 3, Phi-3, GPT-2). The
+//! output directory loads back with `AutoModelForCausalLM::from_pretrained` here and with
+//! transformers' `AutoModelForCausalLM.from_pretrained` in Python.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use ember::cli::{exit_on_error, positive_f64};
-use ember::models::{Flow, GenerateOpts, Llama, TextStream, Tokenizer, generate_with};
+use ember::models::{
+    AutoModelForCausalLM, CausalLm, Flow, GenerateOpts, TextStream, Tokenizer, generate_with,
+};
 use ember::optim::{AdamW, AdamWConfig, cosine_with_warmup, decay_groups};
 use ember::prelude::*;
 use ember::train::{RunDir, TokenStream, TrainConfig, Trainer};
 use ember::weights::GgufFile;
 
-/// Fine-tune SmolLM2 (or any Llama-family model) on a text file with AdamW and a cosine schedule.
+/// Fine-tune SmolLM2 (or any supported causal LM) on a text file with AdamW and a cosine
+/// schedule.
 #[derive(Parser, Debug)]
 struct Args {
-    /// A .gguf file or a Hugging Face Llama-family directory (default: SmolLM2 from the asset
-    /// cache).
+    /// A .gguf file or a Hugging Face model directory (default: SmolLM2 from the asset cache).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Text to train on (default: Shakespeare's sonnets from the asset cache).
@@ -65,16 +69,17 @@ struct Args {
     seed: u64,
 }
 
-fn load(path: &Path, device: Device) -> Result<(Llama, Tokenizer)> {
+fn load(path: &Path, device: Device) -> Result<(AutoModelForCausalLM, Tokenizer)> {
     if path.extension().is_some_and(|e| e == "gguf") {
         let g = GgufFile::open(path)?;
         Ok((
-            Llama::from_gguf_dequantized(&g, device, DType::F32)?,
+            AutoModelForCausalLM::from_gguf_dequantized(&g, device, DType::F32)?,
             Tokenizer::from_gguf(&g)?,
         ))
     } else {
         let tok = Tokenizer::from_file(path.join("tokenizer.json"))?;
-        Ok((Llama::from_pretrained(path, device, DType::F32)?, tok))
+        let model = AutoModelForCausalLM::from_pretrained(path, device, DType::F32)?;
+        Ok((model, tok))
     }
 }
 
@@ -94,9 +99,10 @@ fn run(args: Args) -> Result<()> {
     };
     let (model, tok) = load(&model_path, args.device)?;
     println!(
-        "{}: {} parameters on {}",
+        "{}: {} ({} parameters) on {}",
         model_path.display(),
-        model.store.num_parameters(),
+        model.model_type(),
+        model.store().num_parameters(),
         args.device
     );
 
@@ -104,20 +110,27 @@ fn run(args: Args) -> Result<()> {
     let text = std::fs::read_to_string(&text_path).map_err(|e| Error::io(&text_path, e))?;
     let ids = tok.encode(&text, false)?;
     println!("{}: {} tokens", text_path.display(), ids.len());
-    if block > model.cfg.max_position_embeddings {
+    if block > model.max_positions() {
         return Err(Error::data(
             "finetune",
             format!(
                 "--block {block} exceeds the model's context of {}",
-                model.cfg.max_position_embeddings
+                model.max_positions()
             ),
         ));
     }
     // Weights, gradients and AdamW's moments, and the activations of a batch (rough).
-    let c = &model.cfg;
-    let per_token =
-        c.num_hidden_layers * (40 * c.hidden_size + 4 * c.intermediate_size) + 4 * c.vocab_size;
-    let bytes = 16 * model.store.num_parameters() as u128
+    let per_token = match &model {
+        AutoModelForCausalLM::Decoder(m) => {
+            let c = &m.cfg;
+            c.num_hidden_layers * (40 * c.hidden_size + 4 * c.intermediate_size) + 4 * c.vocab_size
+        }
+        AutoModelForCausalLM::Gpt2(m) => {
+            let c = &m.cfg;
+            c.n_layer * 56 * c.n_embd + 4 * c.vocab_size
+        }
+    };
+    let bytes = 16 * model.store().num_parameters() as u128
         + 4 * (batch_size * block) as u128 * per_token as u128;
     ember::memory::check_bytes("finetune", Some(bytes), args.device, || {
         format!("fine-tuning on batches of {batch_size} × {block} tokens")
@@ -129,7 +142,7 @@ fn run(args: Args) -> Result<()> {
         let logits = model.forward(x)?; // (B, T, V)
         ember::nn::loss::cross_entropy(&logits, y)
     };
-    let groups = decay_groups(model.store.trainable_parameters(), 0.01);
+    let groups = decay_groups(model.store().trainable_parameters(), 0.01);
     let opt = AdamW::with_groups(
         groups,
         AdamWConfig {
@@ -161,7 +174,7 @@ fn run(args: Args) -> Result<()> {
         }
     }
     run_dir.check_fresh()?;
-    let mut trainer = Trainer::new(&model.store, Box::new(opt), schedule, cfg);
+    let mut trainer = Trainer::new(model.store(), Box::new(opt), schedule, cfg);
     let before = trainer.evaluate(&val, &loss_fn)?.loss;
     println!("validation loss before: {before:.4}");
     let summary = trainer.fit(&train, Some(&val), &loss_fn)?;
@@ -181,7 +194,7 @@ fn run(args: Args) -> Result<()> {
     drop(trainer);
     drop(model);
     let (tuned, tok) = load(&args.out, args.device)?;
-    let prompt = tok.encode(&args.prompt, false)?;
+    let prompt = tok.encode(&args.prompt, true)?;
     let opts = GenerateOpts {
         max_new_tokens: args.max_new_tokens,
         temperature: 0.7,

@@ -6,8 +6,11 @@
 //! cargo run --release --example generate -- --model path/to/hf_dir --raw --prompt "Once upon"
 //! ```
 //!
-//! `--model` takes a GGUF file (Llama architecture) or a Hugging Face directory
-//! (`config.json`, safetensors weights, `tokenizer.json`; Llama-family or GPT-2).
+//! `--model` takes a GGUF file or a Hugging Face directory (`config.json`, safetensors weights,
+//! `tokenizer.json`) of any architecture `AutoModelForCausalLM` supports: Llama, Mistral,
+//! Qwen2, Qwen3, Gemma 3, Phi-3, GPT-2. The prompt goes through the model's own chat template
+//! (GGUF metadata or `tokenizer_config.json`), ChatML when it has none but knows ChatML's
+//! markers, else as raw text.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,8 +19,8 @@ use std::time::Instant;
 use clap::Parser;
 use ember::cli::{exit_on_error, non_negative_f64, positive_f64, probability};
 use ember::models::{
-    CausalLm, Flow, GenerateOpts, Gpt2, Llama, TextStream, Tokenizer, chatml, generate_with,
-    weight_bytes_per_token,
+    AutoModelForCausalLM, CausalLm, ChatTemplate, Flow, GenerateOpts, TextStream, Tokenizer,
+    chatml, generate_with, weight_bytes_per_token,
 };
 use ember::nn::VarStore;
 use ember::prelude::*;
@@ -83,34 +86,39 @@ fn float_dtype(s: &str) -> std::result::Result<DType, String> {
     }
 }
 
-/// Loads a model and its tokenizer from a GGUF file or a Hugging Face directory, quantizes it
-/// when asked; also returns the bytes of weights one decoded token reads.
-fn load(path: &Path, args: &Args) -> Result<(Box<dyn CausalLm>, Tokenizer, usize)> {
+/// A model, its tokenizer and chat template (if any), loaded from a GGUF file or a Hugging
+/// Face directory and quantized when asked; also the bytes of weights one decoded token reads.
+fn load(
+    path: &Path,
+    args: &Args,
+) -> Result<(AutoModelForCausalLM, Tokenizer, Option<ChatTemplate>, usize)> {
     let (device, dtype) = (args.device, args.dtype.unwrap_or(DType::F32));
-    if path.extension().is_some_and(|e| e == "gguf") {
+    let (model, tok, template) = if path.extension().is_some_and(|e| e == "gguf") {
         let g = GgufFile::open(path)?;
         let model = match (args.dtype, args.quantize) {
-            (None, None) => Llama::from_gguf(&g, device, DType::F32)?,
-            _ => Llama::from_gguf_dequantized(&g, device, dtype)?,
+            (None, None) => AutoModelForCausalLM::from_gguf(&g, device, DType::F32)?,
+            _ => AutoModelForCausalLM::from_gguf_dequantized(&g, device, dtype)?,
         };
-        let bytes = prepare(&model.store, args.quantize, model.cfg.tie_word_embeddings)?;
-        return Ok((Box::new(model), Tokenizer::from_gguf(&g)?, bytes));
-    }
-    let tok = Tokenizer::from_file(path.join("tokenizer.json"))?;
-    let config = std::fs::read_to_string(path.join("config.json"))
-        .map_err(|e| Error::io(path.join("config.json"), e))?;
-    let model_type = serde_json::from_str::<serde_json::Value>(&config)
-        .ok()
-        .and_then(|c| c["model_type"].as_str().map(str::to_owned));
-    if model_type.as_deref() == Some("gpt2") {
-        let model = Gpt2::from_pretrained(path, device, dtype)?;
-        let bytes = prepare(&model.store, args.quantize, true)?;
-        Ok((Box::new(model), tok, bytes))
+        (
+            model,
+            Tokenizer::from_gguf(&g)?,
+            ChatTemplate::from_gguf(&g)?,
+        )
     } else {
-        let model = Llama::from_pretrained(path, device, dtype)?;
-        let bytes = prepare(&model.store, args.quantize, model.cfg.tie_word_embeddings)?;
-        Ok((Box::new(model), tok, bytes))
-    }
+        let config = path.join("tokenizer_config.json");
+        let template = match config.exists() {
+            true => ChatTemplate::from_tokenizer_config(&config)?,
+            false => None,
+        };
+        let tok = Tokenizer::from_file(path.join("tokenizer.json"))?;
+        (
+            AutoModelForCausalLM::from_pretrained(path, device, dtype)?,
+            tok,
+            template,
+        )
+    };
+    let bytes = prepare(model.store(), args.quantize, model.tied())?;
+    Ok((model, tok, template, bytes))
 }
 
 /// Quantizes `store` to `format` when given; returns the bytes of weights a decoded token
@@ -133,28 +141,30 @@ fn run(args: Args) -> Result<()> {
         None => ember::assets::path(ember::assets::SMOLLM2_GGUF)?,
     };
     let t0 = Instant::now();
-    let (model, tok, bytes) = load(&path, &args)?;
+    let (model, tok, template, bytes) = load(&path, &args)?;
     eprintln!(
-        "loaded {} on {} in {:.1} s; {:.1} MB of weights read per token",
+        "loaded {} ({}) on {} in {:.1} s; {:.1} MB of weights read per token",
         path.display(),
+        model.model_type(),
         args.device,
         t0.elapsed().as_secs_f64(),
         bytes as f64 / 1e6
     );
 
-    // The chat template when the tokenizer knows ChatML's markers, else the raw prompt.
+    // The model's chat template, ChatML when the tokenizer knows its markers, else raw text
+    // (with the tokenizer's BOS; a template writes its own).
     let im_end = tok.token_id("<|im_end|>");
-    let text = if args.raw || im_end.is_none() {
-        args.prompt.clone()
-    } else {
-        let mut messages = Vec::new();
-        if let Some(s) = &args.system {
-            messages.push(("system", s.as_str()));
-        }
-        messages.push(("user", args.prompt.as_str()));
-        chatml(&messages, true)
+    let mut messages = Vec::new();
+    if let Some(s) = &args.system {
+        messages.push(("system", s.as_str()));
+    }
+    messages.push(("user", args.prompt.as_str()));
+    let prompt = match (&template, im_end) {
+        _ if args.raw => tok.encode(&args.prompt, true)?,
+        (Some(t), _) => tok.encode(&t.render(&messages, true)?, false)?,
+        (None, Some(_)) => tok.encode(&chatml(&messages, true), false)?,
+        (None, None) => tok.encode(&args.prompt, true)?,
     };
-    let prompt = tok.encode(&text, false)?;
     if prompt.len() > model.max_positions() {
         return Err(Error::data(
             "generate",
@@ -165,10 +175,16 @@ fn run(args: Args) -> Result<()> {
             ),
         ));
     }
-    let stop_tokens = [im_end, tok.token_id("<|endoftext|>"), tok.token_id("</s>")]
-        .into_iter()
-        .flatten()
-        .collect();
+    let markers = [
+        "<|endoftext|>",
+        "</s>",
+        "<end_of_turn>",
+        "<|eot_id|>",
+        "<|end|>",
+    ];
+    let mut stop_tokens: Vec<i64> = markers.iter().filter_map(|m| tok.token_id(m)).collect();
+    stop_tokens.extend(im_end);
+    stop_tokens.extend(model.eos_ids());
     let opts = GenerateOpts {
         max_new_tokens: args.max_new_tokens,
         temperature: args.temperature,
@@ -186,7 +202,7 @@ fn run(args: Args) -> Result<()> {
     let mut stream = TextStream::new(&tok);
     let mut first_token_at = None;
     let t0 = Instant::now();
-    let out = generate_with(model.as_ref(), &prompt, args.device, &opts, |t| {
+    let out = generate_with(&model, &prompt, args.device, &opts, |t| {
         first_token_at.get_or_insert_with(|| t0.elapsed().as_secs_f64());
         print!("{}", stream.push(t)?);
         // A closed pipe (`| head`) ends generation instead of computing for nobody.

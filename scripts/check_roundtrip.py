@@ -9,6 +9,7 @@ import os
 import sys
 
 import torch
+from transformers import AutoModelForCausalLM
 from transformers import (BertModel, Gemma3ForCausalLM, GPT2LMHeadModel, LlamaForCausalLM,
                           MistralForCausalLM, Phi3ForCausalLM, Qwen3ForCausalLM)
 
@@ -23,7 +24,8 @@ with torch.no_grad():
                              ("tiny-gemma3", Gemma3ForCausalLM, "logits"),
                              ("tiny-qwen3", Qwen3ForCausalLM, "logits"),
                              ("tiny-mistral", MistralForCausalLM, "logits"),
-                             ("tiny-phi3", Phi3ForCausalLM, "logits")]:
+                             ("tiny-phi3", Phi3ForCausalLM, "logits"),
+                             ("tiny-qwen2", AutoModelForCausalLM, "logits")]:
         ref = getattr(cls.from_pretrained(os.path.join(ROOT, name)).eval()(ids), field)
         got = getattr(cls.from_pretrained(os.path.join(out, name)).eval()(ids), field)
         worst[name] = (ref - got).abs().max().item()
@@ -32,11 +34,9 @@ assert all(v == 0.0 for v in worst.values()), worst
 
 # Models Ember read from its own GGUF export: the config.json written from GGUF metadata
 # must describe the same model to transformers (AutoModelForCausalLM picks the class).
-from transformers import AutoModelForCausalLM
-
 from_gguf = {}
 with torch.no_grad():
-    for name in ["tiny-gemma3", "tiny-qwen3", "tiny-mistral", "tiny-phi3"]:
+    for name in ["tiny-gemma3", "tiny-qwen3", "tiny-mistral", "tiny-phi3", "tiny-qwen2"]:
         ref = AutoModelForCausalLM.from_pretrained(os.path.join(ROOT, name)).eval()(ids).logits
         got = AutoModelForCausalLM.from_pretrained(os.path.join(out, f"{name}-from-gguf")).eval()(ids).logits
         from_gguf[name] = (ref - got).abs().max().item()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tiny random-init Gemma 3, Qwen3, Mistral and Phi-3 models and transformers' outputs, for
+"""Tiny random-init Gemma 3, Qwen3, Mistral, Phi-3 and Qwen2 models and transformers' outputs, for
 ember-models' zoo parity tests (tests/zoo_vs_transformers.rs).
 
 Usage: python scripts/make_zoo_fixtures.py   (needs torch, transformers, safetensors)
@@ -14,7 +14,8 @@ import os
 import torch
 from safetensors.torch import save_file
 from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, MistralConfig, MistralForCausalLM,
-                          Phi3Config, Phi3ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
+                          Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "models")
 COMMON = dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_attention_heads=4,
@@ -35,6 +36,8 @@ MODELS = {
         **COMMON, num_hidden_layers=2, head_dim=8, sliding_window=4, tie_word_embeddings=False)),
     "tiny-phi3": (Phi3ForCausalLM, Phi3Config(
         **COMMON, num_hidden_layers=2, sliding_window=5, tie_word_embeddings=False)),
+    "tiny-qwen2": (Qwen2ForCausalLM, Qwen2Config(
+        **COMMON, num_hidden_layers=2, tie_word_embeddings=True, use_sliding_window=False)),
 }
 
 for seed, (name, (cls, cfg)) in enumerate(MODELS.items()):

@@ -85,7 +85,7 @@ fn run(
 pub fn smollm2(format: &str, decode: bool, repeats: usize) -> Result<Measured> {
     let g = GgufFile::open(smollm2_file(format)?)?;
     let model = Llama::from_gguf(&g, Device::Cpu, DType::F32)?;
-    let bytes = weight_bytes_per_token(&model.store, model.cfg.tie_word_embeddings) as f64;
+    let bytes = weight_bytes_per_token(&model.store, model.cfg.tied()) as f64;
     let (runs, per_token) = run(&model, model.cfg.vocab_size, decode, repeats)?;
     Ok(measured(runs, per_token, bytes))
 }

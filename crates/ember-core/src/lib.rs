@@ -25,6 +25,7 @@
 
 pub mod autocast;
 mod autograd;
+pub mod clock;
 mod create;
 mod device;
 mod display;

@@ -83,6 +83,18 @@ impl AutoModelForCausalLM {
         )))
     }
 
+    /// [`AutoModelForCausalLM::from_gguf`] with every tensor dequantized to `dtype` (to train
+    /// all of them).
+    pub fn from_gguf_dequantized(
+        g: &GgufFile,
+        device: Device,
+        dtype: DType,
+    ) -> Result<AutoModelForCausalLM> {
+        Ok(AutoModelForCausalLM::Decoder(Box::new(
+            DecoderLm::from_gguf_dequantized(g, device, dtype)?,
+        )))
+    }
+
     /// Opens `path` as GGUF when it ends in `.gguf`, else as a Hugging Face directory.
     pub fn from_path(
         path: impl AsRef<Path>,
@@ -168,6 +180,13 @@ impl CausalLm for AutoModelForCausalLM {
         match self {
             AutoModelForCausalLM::Decoder(m) => m.forward_cached(ids, cache),
             AutoModelForCausalLM::Gpt2(m) => m.forward_cached(ids, cache),
+        }
+    }
+
+    fn forward_last(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
+        match self {
+            AutoModelForCausalLM::Decoder(m) => m.forward_last(ids, cache),
+            AutoModelForCausalLM::Gpt2(m) => m.forward_last(ids, cache),
         }
     }
 

@@ -234,21 +234,6 @@ fn write_json(v: &Json, indent: Option<usize>, level: usize, out: &mut String) {
 
 /// `strftime_now(format)`: the current UTC date and time with `%Y %m %d %H %M %S %b %B %A %a %%`.
 fn strftime_now(format: String) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     const MONTHS: [&str; 12] = [
         "January",
         "February",
@@ -264,16 +249,17 @@ fn strftime_now(format: String) -> String {
         "December",
     ];
     const DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
         "Thursday",
         "Friday",
         "Saturday",
         "Sunday",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
     ];
-    let month_name = MONTHS[(month - 1) as usize];
-    let day_name = DAYS[days.rem_euclid(7) as usize];
+    let t = ember_core::clock::UtcTime::now();
+    let month = MONTHS[(t.month - 1) as usize];
+    let day = DAYS[t.weekday as usize];
     let mut out = String::new();
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
@@ -282,16 +268,16 @@ fn strftime_now(format: String) -> String {
             continue;
         }
         match chars.next() {
-            Some('Y') => out.push_str(&year.to_string()),
-            Some('m') => out.push_str(&format!("{month:02}")),
-            Some('d') => out.push_str(&format!("{day:02}")),
-            Some('H') => out.push_str(&format!("{h:02}")),
-            Some('M') => out.push_str(&format!("{m:02}")),
-            Some('S') => out.push_str(&format!("{s:02}")),
-            Some('B') => out.push_str(month_name),
-            Some('b') => out.push_str(&month_name[..3]),
-            Some('A') => out.push_str(day_name),
-            Some('a') => out.push_str(&day_name[..3]),
+            Some('Y') => out.push_str(&t.year.to_string()),
+            Some('m') => out.push_str(&format!("{:02}", t.month)),
+            Some('d') => out.push_str(&format!("{:02}", t.day)),
+            Some('H') => out.push_str(&format!("{:02}", t.hour)),
+            Some('M') => out.push_str(&format!("{:02}", t.minute)),
+            Some('S') => out.push_str(&format!("{:02}", t.second)),
+            Some('B') => out.push_str(month),
+            Some('b') => out.push_str(&month[..3]),
+            Some('A') => out.push_str(day),
+            Some('a') => out.push_str(&day[..3]),
             Some('%') => out.push('%'),
             Some(other) => {
                 out.push('%');

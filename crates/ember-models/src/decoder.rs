@@ -191,6 +191,20 @@ impl CausalLm for DecoderLm {
     }
 
     fn forward_cached(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
+        let h = self.hidden(ids, cache)?;
+        self.head(&h)
+    }
+
+    fn forward_last(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
+        let h = self.hidden(ids, cache)?; // (B, T, C)
+        let t = h.dims()[1];
+        self.head(&h.narrow(1, t - 1, 1)?)
+    }
+}
+
+impl DecoderLm {
+    /// The last layer's output `(B, T, C)` after the cached positions.
+    fn hidden(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
         let mut h = self.embed.forward(ids)?; // (B, T, C)
         if let Some(s) = self.embed_scale {
             h = h.mul_scalar(s)?;
@@ -198,7 +212,12 @@ impl CausalLm for DecoderLm {
         for (layer, c) in self.layers.iter().zip(cache.iter_mut()) {
             h = layer.forward_with(&h, None, c)?;
         }
-        let h = self.norm.forward(&h)?;
+        Ok(h)
+    }
+
+    /// The final norm, the head and soft-capping: logits `(B, T, V)` of hidden states.
+    fn head(&self, h: &Tensor) -> Result<Tensor> {
+        let h = self.norm.forward(h)?;
         let logits = match &self.lm_head {
             Some(head) => head.forward(&h)?,
             None => ember_nn::linear_with(&h, &self.embed.weight, None)?,

@@ -199,12 +199,8 @@ pub fn generate_with(
     let mut input = Tensor::from_vec(prompt.to_vec(), &[1, prompt.len()], device)?;
     let budget = opts.max_new_tokens.min(context - prompt.len() + 1);
     for _ in 0..budget {
-        let logits = model.forward_cached(&input, &mut cache)?; // (1, T, V)
-        let t = logits.dims()[1];
-        let mut last = logits
-            .narrow(1, t - 1, 1)?
-            .reshape(&[-1])?
-            .to_vec::<f32>()?;
+        let logits = model.forward_last(&input, &mut cache)?; // (1, 1, V)
+        let mut last = logits.reshape(&[-1])?.to_vec::<f32>()?;
         let next = pick(&mut last, &seen, opts, &mut g)?;
         let flow = on_token(next)?;
         out.push(next);

@@ -154,6 +154,19 @@ impl GptTransformer {
     /// Logits `(B, T, V)` for token ids `(B, T)`, at the positions after those in `cache`
     /// (one per block) when given.
     pub fn forward(&self, ids: &Tensor, cache: Option<&mut [KvCache]>) -> Result<Tensor> {
+        let x = self.hidden(ids, cache)?; // (B, T, C)
+        ember_nn::linear_with(&x, &self.wte.weight, None) // (B, T, V), tied head
+    }
+
+    /// Logits `(B, 1, V)` of the last position only (the head on one row).
+    pub fn forward_last(&self, ids: &Tensor, cache: Option<&mut [KvCache]>) -> Result<Tensor> {
+        let x = self.hidden(ids, cache)?; // (B, T, C)
+        let t = x.dims()[1];
+        ember_nn::linear_with(&x.narrow(1, t - 1, 1)?, &self.wte.weight, None)
+    }
+
+    /// The final LayerNorm's output `(B, T, C)`.
+    fn hidden(&self, ids: &Tensor, cache: Option<&mut [KvCache]>) -> Result<Tensor> {
         if ids.rank() != 2 {
             return Err(Error::shape(
                 "Gpt",
@@ -192,8 +205,7 @@ impl GptTransformer {
                 }
             }
         }
-        let x = self.ln_f.forward(&x)?; // (B, T, C)
-        ember_nn::linear_with(&x, &self.wte.weight, None) // (B, T, V), tied head
+        self.ln_f.forward(&x) // (B, T, C)
     }
 }
 
@@ -326,5 +338,9 @@ impl CausalLm for Gpt {
 
     fn forward_cached(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
         self.model.forward(ids, Some(cache))
+    }
+
+    fn forward_last(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
+        self.model.forward_last(ids, Some(cache))
     }
 }

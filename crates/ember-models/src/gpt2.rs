@@ -207,4 +207,8 @@ impl CausalLm for Gpt2 {
     fn forward_cached(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
         self.model.forward(ids, Some(cache))
     }
+
+    fn forward_last(&self, ids: &Tensor, cache: &mut [KvCache]) -> Result<Tensor> {
+        self.model.forward_last(ids, Some(cache))
+    }
 }

@@ -171,6 +171,14 @@ pub trait CausalLm {
     fn new_cache(&self) -> Vec<ember_nn::KvCache>;
     /// Logits `(B, T, V)` for ids `(B, T)` following the cached positions.
     fn forward_cached(&self, ids: &Tensor, cache: &mut [ember_nn::KvCache]) -> Result<Tensor>;
+    /// Logits `(B, 1, V)` of the last position only, the cache filled as by
+    /// [`CausalLm::forward_cached`]: a prompt's prefill needs no more (the models apply the
+    /// head to one position; this default narrows the full logits).
+    fn forward_last(&self, ids: &Tensor, cache: &mut [ember_nn::KvCache]) -> Result<Tensor> {
+        let logits = self.forward_cached(ids, cache)?; // (B, T, V)
+        let t = logits.dims()[1];
+        logits.narrow(1, t - 1, 1)
+    }
     /// The positions the model attends over (its context length).
     fn max_positions(&self) -> usize;
 }

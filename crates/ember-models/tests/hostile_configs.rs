@@ -246,6 +246,61 @@ fn hostile_configs_are_errors_within_a_second_and_1_gb() {
     let ids = Tensor::from_vec(vec![1i64, 2, 3], &[1, 3], cpu).unwrap();
     assert_eq!(m.forward(&ids).unwrap().dims(), &[1, 3, 64]);
 
+    // The zoo's own fields: refused scaling, capping and layer lists that do not fit.
+    let zoo_errs: Vec<(&str, Value)> = vec![
+        (
+            "yarn rope",
+            json!({"rope_parameters": {"rope_type": "yarn", "factor": 4.0}}),
+        ),
+        (
+            "longrope scaling",
+            json!({"rope_scaling": {"type": "longrope", "short_factor": [1.0]}}),
+        ),
+        ("partial rotary 0.5", json!({"partial_rotary_factor": 0.5})),
+        (
+            "attention soft-capping",
+            json!({"attn_logit_softcapping": 50.0}),
+        ),
+        (
+            "layer_types too short",
+            json!({"layer_types": ["full_attention"]}),
+        ),
+        (
+            "unknown layer type",
+            json!({"layer_types": ["chunked", "chunked", "chunked"]}),
+        ),
+        ("sliding window 0", json!({"sliding_window": 0})),
+        ("soft-capping 0", json!({"final_logit_softcapping": 0.0})),
+        (
+            "soft-capping NaN",
+            json!({"final_logit_softcapping": "NaN"}),
+        ),
+        (
+            "query_pre_attn_scalar -1",
+            json!({"query_pre_attn_scalar": -1.0}),
+        ),
+        ("gemma with silu", json!({"hidden_activation": "silu"})),
+        (
+            "linear rope factor 0.5",
+            json!({"rope_parameters": {"rope_type": "linear", "factor": 0.5}}),
+        ),
+        ("model_type mamba", json!({"model_type": "mamba"})),
+    ];
+    let zoo_oks = vec![
+        (
+            "linear rope scaling",
+            json!({"rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6}, "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}}),
+        ),
+        ("no soft-capping", json!({"final_logit_softcapping": null})),
+    ];
+    family(
+        &mut h,
+        "tiny-gemma3",
+        |d| ember_models::DecoderLm::from_pretrained(d, cpu, f32_),
+        zoo_errs,
+        zoo_oks,
+    );
+
     // GPT-2: width 32, 4 heads, 2 layers, vocab 50, 32 positions.
     let mut errs: Vec<(String, Value)> = Vec::new();
     for field in [

@@ -59,3 +59,27 @@ fn smollm2_from_gguf_knows_the_capital_of_france() {
     assert!(answer.contains("Paris"), "answer: {answer:?}");
     let _ = Tensor::scalar(0i64, Device::Cpu);
 }
+
+/// The byte-level BPE tokenizer built from SmolLM2's GGUF metadata gives transformers' ids
+/// (`scripts/make_tokenizer_fixtures.py`): whitespace runs, digits, non-ASCII, emoji, special
+/// tokens, contractions; decoding gives the text back.
+#[test]
+fn smollm2_tokenizer_from_gguf_gives_transformers_ids() {
+    let Some(path) = asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let tok = Tokenizer::from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
+    let cases: serde_json::Value =
+        serde_json::from_slice(&ember_testing::read_fixture("smollm2_tokenizer.json")).unwrap();
+    for case in cases.as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<i64> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(tok.encode(text, false).unwrap(), want, "ids of {text:?}");
+        assert_eq!(tok.decode(&want, false).unwrap(), text);
+    }
+}

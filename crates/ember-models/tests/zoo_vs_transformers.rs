@@ -1,4 +1,4 @@
-//! Tiny random-init Gemma 3, Qwen3, Mistral and Phi-3 models saved by transformers
+//! Tiny random-init Gemma 3, Qwen3, Mistral, Phi-3 and Qwen2 models saved by transformers
 //! (`scripts/make_zoo_fixtures.py`): Ember's logits, HF's shifted loss, every parameter
 //! gradient, and greedy generation through the KV cache (sliding windows shorter than the
 //! sequences) equal transformers'; `save_pretrained` reloads with identical logits.
@@ -11,7 +11,13 @@ use ember_core::{Backward, DType, Device};
 use ember_models::{AutoModelForCausalLM, CausalLm, DecoderLm, GenerateOpts, generate};
 use ember_weights::Checkpoint;
 
-const MODELS: [&str; 4] = ["tiny-gemma3", "tiny-qwen3", "tiny-mistral", "tiny-phi3"];
+const MODELS: [&str; 5] = [
+    "tiny-gemma3",
+    "tiny-qwen3",
+    "tiny-mistral",
+    "tiny-phi3",
+    "tiny-qwen2",
+];
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models")

@@ -30,6 +30,7 @@ pub mod assets;
 pub mod cli;
 
 pub use ember_core::autocast;
+pub use ember_core::clock;
 pub use ember_core::fused;
 pub use ember_core::memory;
 pub use ember_core::quant;
