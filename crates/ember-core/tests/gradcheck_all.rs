@@ -21,6 +21,11 @@ fn idx(v: &[i64], shape: &[usize]) -> Tensor {
 /// (name, input shapes, function). Inputs are random normals; `pos` cases shift them positive.
 fn cases() -> Vec<Case> {
     vec![
+        // A checkpointed function of the input and a leaf (recomputed in the backward).
+        ("checkpoint", vec![vec![2, 3], vec![3, 3]], |x| {
+            let w = x[1].clone();
+            ember_core::checkpoint(move |a| a.matmul(&w)?.tanh(), &x[0])
+        }),
         ("neg", vec![vec![3, 4]], |x| x[0].neg()),
         ("abs", vec![vec![3, 4]], |x| x[0].abs()),
         ("exp", vec![vec![3, 4]], |x| x[0].exp()),

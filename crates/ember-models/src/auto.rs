@@ -149,6 +149,31 @@ impl AutoModelForCausalLM {
         }
     }
 
+    /// Gradient checkpointing on or off (see [`DecoderLm::gradient_checkpointing`]).
+    pub fn gradient_checkpointing(&self, on: bool) {
+        match self {
+            AutoModelForCausalLM::Decoder(m) => m.gradient_checkpointing(on),
+            AutoModelForCausalLM::Gpt2(m) => m.gradient_checkpointing(on),
+        }
+    }
+
+    /// HF's causal-LM loss: logits at position t predict `labels[t + 1]`; -100 is ignored.
+    pub fn loss(&self, ids: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        match self {
+            AutoModelForCausalLM::Decoder(m) => m.loss(ids, labels),
+            AutoModelForCausalLM::Gpt2(m) => m.loss(ids, labels),
+        }
+    }
+
+    /// What goes before Ember's parameter names to give transformers' module paths (peft's
+    /// adapter files use those): `"transformer."` for GPT-2, empty for the others.
+    pub fn hf_module_prefix(&self) -> &'static str {
+        match self {
+            AutoModelForCausalLM::Decoder(_) => "",
+            AutoModelForCausalLM::Gpt2(_) => "transformer.",
+        }
+    }
+
     /// Writes `config.json` and `model.safetensors` in Hugging Face's layout.
     pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
         match self {

@@ -41,6 +41,7 @@ pub struct DecoderLm {
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     lm_head: Option<Linear>,
+    checkpointing: ember_nn::Checkpointing,
 }
 
 /// The Llama family's model: the decoder model (it runs every architecture of [`Arch`]).
@@ -103,6 +104,7 @@ impl DecoderLm {
             layers,
             norm,
             lm_head,
+            checkpointing: Default::default(),
         })
     }
 
@@ -147,6 +149,14 @@ impl DecoderLm {
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let mut cache = self.new_cache();
         self.forward_cached(ids, &mut cache)
+    }
+
+    /// Gradient checkpointing of the layers on or off (as transformers'
+    /// `gradient_checkpointing_enable`): a training forward (recording gradients, from an
+    /// empty cache) frees each layer's activations and the backward recomputes them; the
+    /// gradients are unchanged bit for bit.
+    pub fn gradient_checkpointing(&self, on: bool) {
+        self.checkpointing.set(on);
     }
 
     /// HF's causal-LM loss: logits at position t predict `labels[t + 1]`; -100 is ignored.
@@ -210,7 +220,14 @@ impl DecoderLm {
             h = h.mul_scalar(s)?;
         }
         for (layer, c) in self.layers.iter().zip(cache.iter_mut()) {
-            h = layer.forward_with(&h, None, c)?;
+            h = if self.checkpointing.applies() && c.is_empty() {
+                // The cache stays empty: a checkpointed forward is a training forward.
+                let layer = layer.clone();
+                let f = move |x: &Tensor| layer.forward_with(x, None, &mut KvCache::new());
+                self.checkpointing.run(f, &h)?
+            } else {
+                layer.forward_with(&h, None, c)?
+            };
         }
         Ok(h)
     }

@@ -148,6 +148,8 @@ pub struct GptTransformer {
     pub blocks: Vec<GptBlock>,
     /// `ln_f`
     pub ln_f: LayerNorm,
+    /// gradient checkpointing of the blocks (off by default)
+    pub checkpointing: ember_nn::Checkpointing,
 }
 
 impl GptTransformer {
@@ -201,7 +203,13 @@ impl GptTransformer {
             }
             None => {
                 for blk in &self.blocks {
-                    x = blk.forward_with(&x, None)?;
+                    x = if self.checkpointing.applies() {
+                        let blk = blk.clone();
+                        self.checkpointing
+                            .run(move |x| blk.forward_with(x, None), &x)?
+                    } else {
+                        blk.forward_with(&x, None)?
+                    };
                 }
             }
         }
@@ -296,6 +304,7 @@ impl Gpt {
         let wpe = t.pp("wpe").get("weight", &[cfg.block_size, c], normal)?;
         let ln_f = LayerNorm::new(t.pp("ln_f"), c, 1e-5, cfg.bias)?;
         let model = GptTransformer {
+            checkpointing: Default::default(),
             wte: Embedding { weight: wte },
             wpe: Embedding { weight: wpe },
             blocks,

@@ -135,6 +135,7 @@ impl Gpt2 {
             })
             .collect::<Result<Vec<_>>>()?;
         let model = GptTransformer {
+            checkpointing: Default::default(),
             wte: Embedding::new(vb.pp("wte"), cfg.vocab_size, c)?,
             wpe: Embedding::new(vb.pp("wpe"), cfg.n_positions, c)?,
             blocks,
@@ -187,6 +188,13 @@ impl Gpt2 {
     /// Logits `(B, T, V)` for ids `(B, T)`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         self.model.forward(ids, None)
+    }
+
+    /// Gradient checkpointing of the blocks on or off (as transformers'
+    /// `gradient_checkpointing_enable`): activations are recomputed in the backward, the
+    /// gradients unchanged bit for bit.
+    pub fn gradient_checkpointing(&self, on: bool) {
+        self.model.checkpointing.set(on);
     }
 
     /// HF's causal-LM loss: logits at position t predict `labels[t + 1]`; -100 is ignored.

@@ -45,10 +45,11 @@ impl Module for Linear {
 pub fn linear_with(x: &Tensor, weight: &Param, bias: Option<&Param>) -> Result<Tensor> {
     check_input(x, weight, 1)?;
     let bias = bias.map(Param::tensor);
-    match weight.quantized() {
-        Some(q) if !q.transposed => x.linear_q(&q.q, bias.as_ref()),
-        _ => x.linear(&weight.tensor(), bias.as_ref()),
-    }
+    let y = match weight.quantized() {
+        Some(q) if !q.transposed => x.linear_q(&q.q, bias.as_ref())?,
+        _ => x.linear(&weight.tensor(), bias.as_ref())?,
+    };
+    crate::lora::add_adapter(x, y, weight)
 }
 
 /// Hugging Face's `Conv1D` (GPT-2): a linear layer whose `weight` is stored `[in, out]`,
@@ -83,10 +84,11 @@ impl Conv1D {
 impl Module for Conv1D {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         check_input(x, &self.weight, 0)?;
-        match self.weight.quantized() {
-            Some(q) if q.transposed => x.linear_q(&q.q, Some(&self.bias.tensor())),
-            _ => x.addmm(&self.weight.tensor(), &self.bias.tensor()), // (.., out)
-        }
+        let y = match self.weight.quantized() {
+            Some(q) if q.transposed => x.linear_q(&q.q, Some(&self.bias.tensor()))?,
+            _ => x.addmm(&self.weight.tensor(), &self.bias.tensor())?, // (.., out)
+        };
+        crate::lora::add_adapter(x, y, &self.weight)
     }
 }
 

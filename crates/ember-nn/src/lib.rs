@@ -22,8 +22,10 @@
 mod attention;
 mod block;
 mod builder;
+mod checkpointing;
 mod conv;
 mod layers;
+pub mod lora;
 pub mod loss;
 mod normalization;
 mod param;
@@ -36,6 +38,7 @@ pub use attention::{
 };
 pub use block::{Block, BlockConfig, FeedForward, MlpKind, NormKind};
 pub use builder::VarBuilder;
+pub use checkpointing::Checkpointing;
 pub use conv::{
     AdaptiveAvgPool, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool, AvgPool1d, AvgPool2d, Conv,
     Conv1d, Conv2d, MaxPool, MaxPool1d, MaxPool2d,
@@ -45,6 +48,7 @@ pub use layers::{
     linear_with,
 };
 pub use normalization::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm};
+pub use param::Adapter;
 pub use source::{CheckpointSource, PlanLimits, WeightSource, build_checked, build_from};
 pub use store::{Init, LoadOptions, LoadReport, Param, QuantizedWeight, VarStore, WeightRole};
 

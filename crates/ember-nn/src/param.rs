@@ -109,11 +109,28 @@ pub struct QuantizedWeight {
     pub transposed: bool,
 }
 
+/// A LoRA adapter beside a weight (see [`crate::lora`]): the layer adds
+/// `B(A(dropout(x))) · scale` to its output while the adapter is not merged.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    /// `lora_A`: `(r, in)`
+    pub a: Param,
+    /// `lora_B`: `(out, r)`
+    pub b: Param,
+    /// `lora_alpha / r` (or `/ √r` with rsLoRA)
+    pub scale: f64,
+    /// `lora_dropout` on the adapter's input (follows the model's train/eval mode)
+    pub dropout: Option<crate::Dropout>,
+    /// True while `B A · scale` is added into the weight instead.
+    pub merged: bool,
+}
+
 struct ParamInner {
     name: String,
     /// The dense value; while quantized, a placeholder of the right shape, dtype and device.
     value: RwLock<Tensor>,
     quantized: RwLock<Option<QuantizedWeight>>,
+    adapter: RwLock<Option<Adapter>>,
     role: OnceLock<WeightRole>,
     trainable: AtomicBool,
 }
@@ -137,6 +154,7 @@ impl Param {
             name,
             value: RwLock::new(value),
             quantized: RwLock::new(None),
+            adapter: RwLock::new(None),
             role: OnceLock::new(),
             trainable: AtomicBool::new(true),
         })))
@@ -230,6 +248,20 @@ impl Param {
         *self.0.quantized.write().unwrap_or_else(|e| e.into_inner()) =
             Some(QuantizedWeight { q, transposed });
         Ok(true)
+    }
+
+    /// The LoRA adapter beside this weight, if any.
+    pub fn adapter(&self) -> Option<Adapter> {
+        self.0
+            .adapter
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Attaches (or with `None` removes) a LoRA adapter.
+    pub fn set_adapter(&self, adapter: Option<Adapter>) {
+        *self.0.adapter.write().unwrap_or_else(|e| e.into_inner()) = adapter;
     }
 
     /// The full hierarchical name, e.g. `model.layers.0.self_attn.q_proj.weight`.

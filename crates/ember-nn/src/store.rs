@@ -125,6 +125,16 @@ impl VarStore {
         }
     }
 
+    /// A new empty store on this store's device whose train/eval mode is this store's (one
+    /// switch for both): adapters and other add-ons beside a model.
+    pub fn beside(&self, dtype: DType, seed: u64) -> VarStore {
+        let store = VarStore::with_seed(self.device, dtype, seed);
+        VarStore {
+            training: self.training.clone(),
+            ..store
+        }
+    }
+
     /// A planning store: building a model on it records every parameter's name and shape and
     /// their total bytes, stopping with an error past `limits`, and allocates nothing (each
     /// parameter is a one-element placeholder broadcast to its shape). See

@@ -158,6 +158,11 @@ impl Optimizer for AdamW {
         self.steps
     }
 
+    fn state_bytes(&self) -> u64 {
+        let tensors = self.state.values().flat_map(|(_, m, v)| [m, v]);
+        ember_core::usage::distinct_bytes(tensors)
+    }
+
     fn save(&self, prefix: &Path) -> Result<()> {
         let mut tensors = Vec::new();
         let mut counts = serde_json::Map::new();

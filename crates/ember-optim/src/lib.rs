@@ -77,6 +77,8 @@ pub trait Optimizer {
     fn set_lr(&mut self, lr: f64);
     /// Number of steps taken.
     fn steps(&self) -> u64;
+    /// Bytes of the state tensors (Adam's moments, SGD's momentum buffers).
+    fn state_bytes(&self) -> u64;
     /// Saves the state (tensors as safetensors, the rest as JSON) under `prefix`
     /// (`prefix.safetensors`, `prefix.json`).
     fn save(&self, prefix: &std::path::Path) -> Result<()>;

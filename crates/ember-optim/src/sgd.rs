@@ -142,6 +142,10 @@ impl Optimizer for Sgd {
         self.steps
     }
 
+    fn state_bytes(&self) -> u64 {
+        ember_core::usage::distinct_bytes(self.buffers.values())
+    }
+
     fn save(&self, prefix: &Path) -> Result<()> {
         let tensors: Vec<(String, Tensor)> = self
             .buffers

@@ -17,6 +17,7 @@ mod plot;
 mod precision;
 mod run_dir;
 mod trainer;
+mod usage;
 
 pub use data::{Batches, Dataset, Sampled, TokenStream};
 pub use eval::{Accuracy, EvalReport, EvalSettings, LossFn, Metric, Validation, WholeSet};

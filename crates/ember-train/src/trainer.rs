@@ -143,6 +143,8 @@ pub struct Trainer<'a> {
     resumed: bool,
     /// Loss scaling, for `Precision::F16Mixed`.
     scaler: Option<GradScaler>,
+    /// Frozen parameters beside the trained store, counted in the memory samples.
+    frozen: Option<&'a VarStore>,
 }
 
 fn u64s(v: &[u64; 4]) -> serde_json::Value {
@@ -191,7 +193,15 @@ impl<'a> Trainer<'a> {
             run: None,
             resumed: false,
             scaler,
+            frozen: None,
         }
+    }
+
+    /// Counts `base`'s parameters too in the memory samples (the frozen model beside
+    /// trained adapters).
+    pub fn with_frozen(mut self, base: &'a VarStore) -> Trainer<'a> {
+        self.frozen = Some(base);
+        self
     }
 
     /// `loss_fn` on one batch, under autocast when the run is in mixed precision.
@@ -433,6 +443,9 @@ impl<'a> Trainer<'a> {
             for _ in 0..accum {
                 let (x, y) = train.sample(&mut self.rng, self.cfg.batch_size, self.cfg.device)?;
                 let loss = self.forward(loss_fn, &x, &y)?;
+                let dev = self.cfg.device;
+                let (opt, frozen) = (self.opt.as_ref(), self.frozen);
+                crate::usage::sample(dev, [Some(self.store), frozen], opt, Some(&loss), &grads);
                 loss_sum += loss.to_scalar::<f32>()? as f64;
                 let mut scaled = if accum > 1 {
                     loss.div_scalar(accum as f64)?
@@ -444,6 +457,14 @@ impl<'a> Trainer<'a> {
                 }
                 grads.accumulate(scaled.backward()?)?;
             }
+            let (opt, frozen) = (self.opt.as_ref(), self.frozen);
+            crate::usage::sample(
+                self.cfg.device,
+                [Some(self.store), frozen],
+                opt,
+                None,
+                &grads,
+            );
             if let Some(scaler) = &mut self.scaler {
                 scaler.unscale(&mut grads, &params)?; // before clipping, as torch
             }
@@ -527,6 +548,13 @@ impl<'a> Trainer<'a> {
                 self.val_curve.push((self.step, vl));
                 let mut record = serde_json::json!({"step": self.step, "val_loss": vl,
                     "val_ppl": vl.exp(), "val_rows_per_s": report.rows_per_s});
+                for (k, v) in crate::usage::peak_fields(self.cfg.device)
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                {
+                    record[k] = v.clone();
+                }
                 let mut shown = format!("val loss {vl:.4}");
                 for (name, value) in &report.metrics {
                     record[format!("val_{name}")] = serde_json::json!(value);

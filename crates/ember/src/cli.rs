@@ -44,6 +44,16 @@ pub fn non_negative_f64(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A probability in [0, 1) (a dropout rate).
+pub fn probability_below_one(s: &str) -> Result<f64, String> {
+    let v = non_negative_f64(s)?;
+    if v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not in [0, 1)"))
+    }
+}
+
 /// A probability in (0, 1] (`top_p`).
 pub fn probability(s: &str) -> Result<f64, String> {
     let v = number(s)?;

@@ -34,6 +34,7 @@ pub use ember_core::clock;
 pub use ember_core::fused;
 pub use ember_core::memory;
 pub use ember_core::quant;
+pub use ember_core::usage;
 pub use ember_core::{
     AttentionOpts, AutocastGuard, Backward, ConvOpts, CrossEntropyOpts, DType, Device, ELLIPSIS,
     Element, Error, Generator, GradcheckReport, Gradients, Impl, Indexer, IoError, Ix, KernelUse,

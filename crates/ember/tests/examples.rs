@@ -129,15 +129,8 @@ fn generate_streams_from_the_smollm2_gguf() {
     if !have_asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") {
         return;
     }
-    let out = run(
-        "generate",
-        &[
-            "--prompt",
-            "What is the capital of France?",
-            "--max-new-tokens",
-            "8",
-        ],
-    );
+    // The default prompt, through SmolLM2's own chat template (its default system prompt).
+    let out = run("generate", &["--max-new-tokens", "12"]);
     assert!(out.contains("Paris"), "{out}");
     assert!(out.contains("tokens/s decode"), "{out}");
 }
@@ -164,14 +157,15 @@ fn finetune_trains_saves_in_hf_layout_and_generates() {
         "Shall I compare thee to a summer's day?\n".repeat(60),
     )
     .unwrap();
-    let out_dir = dir.join("tuned");
-    let out = run(
-        "finetune",
-        &[
+    // Full fine-tune, then LoRA with checkpointing, the adapter merged.
+    for extra in [&[][..], &["--lora", "4", "--checkpointing", "--merge"][..]] {
+        let out_dir = dir.join("tuned");
+        let mut args = vec![
             "--text",
             text.to_str().unwrap(),
             "--out",
             out_dir.to_str().unwrap(),
+            "--overwrite",
             "--steps",
             "1",
             "--batch-size",
@@ -182,12 +176,22 @@ fn finetune_trains_saves_in_hf_layout_and_generates() {
             "1",
             "--max-new-tokens",
             "4",
-        ],
-    );
-    assert!(out.contains("validation loss before"), "{out}");
-    assert!(out.contains("validation loss after 1 steps"), "{out}");
-    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
-        assert!(out_dir.join(f).exists(), "{f} missing");
+        ];
+        args.extend(extra);
+        let out = run("finetune", &args);
+        assert!(out.contains("validation loss before"), "{out}");
+        assert!(out.contains("validation loss after 1 steps"), "{out}");
+        assert!(out.contains("peak memory"), "{out}");
+        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+            assert!(out_dir.join(f).exists(), "{f} missing");
+        }
+        if !extra.is_empty() {
+            assert!(out.contains("LoRA r = 4 on 120 modules"), "{out}");
+            for f in ["adapter_config.json", "adapter_model.safetensors"] {
+                assert!(out_dir.join("adapter").join(f).exists(), "{f} missing");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&out_dir);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

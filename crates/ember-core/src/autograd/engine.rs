@@ -39,6 +39,11 @@ impl Gradients {
         self.map.is_empty()
     }
 
+    /// Bytes of the stored gradients.
+    pub fn nbytes(&self) -> u64 {
+        self.map.values().map(crate::usage::tensor_bytes).sum()
+    }
+
     /// Adds another store into this one (gradient accumulation over micro-batches).
     pub fn accumulate(&mut self, other: Gradients) -> Result<()> {
         for (id, g) in other.map {

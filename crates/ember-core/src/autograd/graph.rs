@@ -56,6 +56,21 @@ impl Drop for NoGradGuard {
     }
 }
 
+/// Turns recording back on inside a backward rule (which runs under `no_grad`), until
+/// dropped: a checkpoint's recompute records its graph this way.
+pub(crate) fn enable_grad() -> EnableGradGuard {
+    EnableGradGuard(NO_GRAD_DEPTH.with(|d| d.replace(0)))
+}
+
+/// Restores the `no_grad` depth [`enable_grad`] found.
+pub(crate) struct EnableGradGuard(usize);
+
+impl Drop for EnableGradGuard {
+    fn drop(&mut self) {
+        NO_GRAD_DEPTH.with(|d| d.set(self.0));
+    }
+}
+
 /// True unless a [`no_grad`] guard is alive on this thread.
 pub fn is_grad_enabled() -> bool {
     NO_GRAD_DEPTH.with(|d| d.get() == 0)

@@ -6,12 +6,15 @@
 //! applying one rule per op (all in `rules.rs`, one exhaustive `match`), and returns a
 //! [`Gradients`] store keyed by tensor identity. The graph is freed as it is consumed.
 
+mod checkpoint;
 mod engine;
 mod gradcheck;
 mod graph;
 mod op;
 mod rules;
 
+pub(crate) use checkpoint::Checkpointed;
+pub use checkpoint::checkpoint;
 pub use engine::{Backward, Gradients};
 pub use gradcheck::{GradcheckReport, gradcheck};
 pub(crate) use graph::Track;

@@ -210,6 +210,8 @@ pub(crate) enum Op {
     ToDtype(Tensor),
     /// device move.
     ToDevice(Tensor),
+    /// A checkpointed function: its output only, recomputed in the backward.
+    Checkpoint(super::Checkpointed),
     /// An op with no derivative (argmax, comparisons, bernoulli, ...): a gradient that reaches
     /// it is an error.
     NotDifferentiable {
@@ -256,6 +258,7 @@ impl Op {
             Op::Cumprod(..) => OpKind::Cumprod,
             Op::ToDtype(_) => OpKind::ToDtype,
             Op::ToDevice(_) => OpKind::ToDevice,
+            Op::Checkpoint(_) => OpKind::Checkpoint,
             Op::NotDifferentiable { .. } => OpKind::NotDifferentiable,
         }
     }
@@ -303,6 +306,7 @@ impl Op {
             Op::RmsNorm { x, weight, .. } => std::iter::once(x).chain(weight).collect(),
             Op::Attention { q, k, v, .. } => vec![q, k, v],
             Op::QLinear { x, bias, .. } => std::iter::once(x).chain(bias).collect(),
+            Op::Checkpoint(c) => c.inputs.iter().collect(),
         }
     }
 }
@@ -362,5 +366,5 @@ op_kinds! {
     ScatterAdd => "scatter_add", QLinear => "linear_q", Rotary => "rotary", Flip => "flip", Cumsum => "cumsum",
     Cumprod => "cumprod",
     ToDtype => "to_dtype",
-    ToDevice => "to_device", NotDifferentiable => "not_differentiable",
+    ToDevice => "to_device", Checkpoint => "checkpoint", NotDifferentiable => "not_differentiable",
 }

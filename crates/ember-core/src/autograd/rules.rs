@@ -308,6 +308,8 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
         }
         Op::ToDtype(x) => one(g.to_dtype(x.dtype())?),
         Op::ToDevice(x) => one(g.to_device(x.device())?),
+        // f recomputed from the forward's generator state, then differentiated.
+        Op::Checkpoint(c) => c.backward(g),
         Op::NotDifferentiable { name, .. } => Err(Error::NotDifferentiable { op: name }),
     }
 }
