@@ -201,7 +201,55 @@ def gpt2_train(repeats, device, seq=128, batch=4):
     return train_steps(repeats, batch * seq, batches, lambda x, y: model(x, labels=y).loss, opt, device)
 
 
+def smollm2(device):
+    """SmolLM2-135M's shape, randomly initialized (as Ember's side)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536,
+                      num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                      max_position_embeddings=8192, rms_norm_eps=1e-5, rope_theta=100000.0,
+                      tie_word_embeddings=True)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(cfg).to(device).train()
+
+
+def smollm2_finetune(repeats, device, lora=False):
+    """4 x 256 tokens, AdamW; with LoRA r = 8 (alpha 16) on q, k, v, o through peft."""
+    model = smollm2(device)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
+                                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                                                 task_type="CAUSAL_LM"))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def batches():
+        ids = torch.randint(49152, (4, 256), device=device)
+        return ids, ids
+    return train_steps(repeats, 4 * 256, batches, lambda x, y: model(x, labels=y).loss, opt, device)
+
+
+def gpt2_train_ckpt(repeats, device, checkpointing):
+    """GPT-2 124M, 4 x 512 tokens, with or without gradient checkpointing; no dropout (as
+    Ember's GPT-2)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(0)
+    cfg = GPT2Config(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    model = GPT2LMHeadModel(cfg).to(device).train()
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def batches():
+        ids = torch.randint(50257, (4, 512), device=device)
+        return ids, ids
+    return train_steps(repeats, 4 * 512, batches, lambda x, y: model(x, labels=y).loss, opt, device)
+
+
 WORKLOADS = {
+    "ft-smollm2-full": lambda r, d: smollm2_finetune(r, d, lora=False),
+    "ft-smollm2-lora": lambda r, d: smollm2_finetune(r, d, lora=True),
+    "ft-gpt2-512": lambda r, d: gpt2_train_ckpt(r, d, False),
+    "ft-gpt2-512-ckpt": lambda r, d: gpt2_train_ckpt(r, d, True),
     "gemm512": lambda r, d: gemm(512, r, d),
     "gemm1024": lambda r, d: gemm(1024, r, d),
     "gemm2048": lambda r, d: gemm(2048, r, d),

@@ -13,6 +13,7 @@
 //! fraction of its roofline (FLOP/s over the peak; for decoding, bytes of weights per second
 //! over the bandwidth).
 
+mod finetune;
 mod loads;
 mod quant;
 mod report;
@@ -35,7 +36,9 @@ struct Args {
     /// nanogpt-1024, gpt2-prefill, gpt2-decode, gpt2-train, gpt2-train-1024; Ember in bf16
     /// (bf16 matrices, bf16 autocast for training, bf16 weights for inference) against
     /// PyTorch in bf16: gemm2048-bf16, nanogpt-bf16, gpt2-prefill-bf16, gpt2-decode-bf16,
-    /// gpt2-train-bf16; and the load times load-gpt2, load-minilm, load-smollm2 (Ember only).
+    /// gpt2-train-bf16; the load times load-gpt2, load-minilm, load-smollm2 (Ember only); and
+    /// fine-tuning against PyTorch + peft: ft-smollm2-full, ft-smollm2-lora (4 × 256, LoRA r = 8
+    /// on q/k/v/o), ft-gpt2-512, ft-gpt2-512-ckpt (4 × 512, gradient checkpointing).
     #[arg(long)]
     only: Option<String>,
     /// Timed runs per workload (after warmup); medians are reported.
@@ -97,6 +100,19 @@ fn run_worker(name: &str, repeats: usize, device: Device) -> Result<Value> {
             quant::smollm2(parts[1], phase == "decode", repeats)?
         }
         load if load.starts_with("load-") => loads::load(load, repeats, device)?,
+        ft if finetune_names().contains(&ft) => {
+            let (m, peak) = match ft {
+                "ft-smollm2-full" => finetune::smollm2(false, repeats)?,
+                "ft-smollm2-lora" => finetune::smollm2(true, repeats)?,
+                "ft-gpt2-512" => finetune::gpt2_train_512(false, repeats)?,
+                _ => finetune::gpt2_train_512(true, repeats)?,
+            };
+            let mut v = figures(&m);
+            v["ember_peak_mib"] = json!(peak.total() as f64 / 1048576.0);
+            v["ember_peak"] = json!({"parameters": peak.parameters, "gradients": peak.gradients,
+                "optimizer": peak.optimizer, "activations": peak.activations});
+            return Ok(v);
+        }
         other => {
             return Err(Error::data(
                 "ember-bench",
@@ -104,14 +120,28 @@ fn run_worker(name: &str, repeats: usize, device: Device) -> Result<Value> {
             ));
         }
     };
+    Ok(figures(&m))
+}
+
+/// The fine-tuning workloads (`finetune.rs`).
+fn finetune_names() -> [&'static str; 4] {
+    [
+        "ft-smollm2-full",
+        "ft-smollm2-lora",
+        "ft-gpt2-512",
+        "ft-gpt2-512-ckpt",
+    ]
+}
+
+/// A measurement as the worker's JSON line.
+fn figures(m: &workloads::Measured) -> Value {
     let phases: serde_json::Map<String, Value> = m
         .phases
         .iter()
         .map(|(k, v)| (k.to_string(), json!(v)))
         .collect();
-    Ok(
-        json!({"value": m.value, "unit": m.unit, "runs": m.runs, "phases": phases, "peak_rss_mib": peak_rss_mib()}),
-    )
+    json!({"value": m.value, "unit": m.unit, "runs": m.runs, "phases": phases,
+        "peak_rss_mib": peak_rss_mib()})
 }
 
 fn find_python(arg: &Option<PathBuf>) -> PathBuf {
@@ -213,6 +243,9 @@ fn run(args: Args) -> Result<()> {
         }
         if name.starts_with("smollm2-") {
             return Err("see llama.cpp".to_string());
+        }
+        if finetune_names().contains(&name) && dtype == "bf16" {
+            return Err("f32 only".to_string());
         }
         if name.ends_with("-bf16") && dtype == "f32" {
             return Err("see the f32 row".to_string());

@@ -6,6 +6,9 @@ use crate::roofline::Roofline;
 
 /// GPT-2 small: layers, width, MLP width, vocabulary, parameters.
 const GPT2: (f64, f64, f64, f64, f64) = (12.0, 768.0, 3072.0, 50257.0, 124_439_808.0);
+/// SmolLM2-135M as a GPT for FLOP counting: layers, width, MLP width (gated: 1.5 × 1536 as
+/// three matrices), vocabulary (GQA's smaller k/v counted as full: an upper bound).
+const SMOLLM2: (f64, f64, f64, f64) = (30.0, 576.0, 2304.0, 49152.0);
 /// nanoGPT's benchmark model: layers, width, MLP width, vocabulary.
 const NANOGPT: (f64, f64, f64, f64) = (4.0, 128.0, 512.0, 65.0);
 
@@ -75,6 +78,23 @@ pub fn workloads() -> Vec<(&'static str, Bound)> {
         (
             "gpt2-train-1024",
             Bound::Flops(3.0 * gpt_forward_flops(gpt2, 1024.0)),
+        ),
+        // Fine-tuning: SmolLM2 (LoRA's backward skips the weight gradients), GPT-2 at 512.
+        (
+            "ft-smollm2-full",
+            Bound::Flops(3.0 * gpt_forward_flops(SMOLLM2, 256.0)),
+        ),
+        (
+            "ft-smollm2-lora",
+            Bound::Flops(2.0 * gpt_forward_flops(SMOLLM2, 256.0)),
+        ),
+        (
+            "ft-gpt2-512",
+            Bound::Flops(3.0 * gpt_forward_flops(gpt2, 512.0)),
+        ),
+        (
+            "ft-gpt2-512-ckpt",
+            Bound::Flops(3.0 * gpt_forward_flops(gpt2, 512.0)),
         ),
         // Quantized inference (their own table, against llama.cpp).
         ("smollm2-q4_1-prefill", Bound::Flops(0.0)),

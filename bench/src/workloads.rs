@@ -184,7 +184,6 @@ pub fn gpt2(device: Device, dtype: DType) -> Result<Gpt2> {
         n_inner: None,
         layer_norm_epsilon: 1e-5,
         activation_function: "gelu_new".into(),
-        eos_token_id: Some(50256),
     };
     Gpt2::new(cfg, device, dtype, 0)
 }

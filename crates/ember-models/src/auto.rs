@@ -137,7 +137,7 @@ impl AutoModelForCausalLM {
     pub fn eos_ids(&self) -> Vec<i64> {
         match self {
             AutoModelForCausalLM::Decoder(m) => m.cfg.eos_ids(),
-            AutoModelForCausalLM::Gpt2(m) => m.cfg.eos_token_id.into_iter().collect(),
+            AutoModelForCausalLM::Gpt2(m) => m.eos_token_id().into_iter().collect(),
         }
     }
 

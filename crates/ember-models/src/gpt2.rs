@@ -35,9 +35,6 @@ pub struct Gpt2Config {
     /// MLP activation (`gelu_new` in GPT-2)
     #[serde(default = "default_act")]
     pub activation_function: String,
-    /// end-of-sequence id (50256 in GPT-2's files)
-    #[serde(default)]
-    pub eos_token_id: Option<i64>,
 }
 
 fn default_eps() -> f64 {
@@ -188,6 +185,11 @@ impl Gpt2 {
     /// Logits `(B, T, V)` for ids `(B, T)`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         self.model.forward(ids, None)
+    }
+
+    /// `config.json`'s `eos_token_id` (50256 in GPT-2's files), when it has one.
+    pub fn eos_token_id(&self) -> Option<i64> {
+        self.raw_config.get("eos_token_id")?.as_i64()
     }
 
     /// Gradient checkpointing of the blocks on or off (as transformers'

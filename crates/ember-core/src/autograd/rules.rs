@@ -229,7 +229,7 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
         }
         Op::Matmul(a, b) => {
             let [ga, gb] = kernels::matmul::matmul_backward(a, b, g)?;
-            Ok(vec![Some(ga), Some(gb)])
+            Ok(vec![ga, gb])
         }
         Op::QLinear { w, bias, .. } => {
             let mut grads = vec![Some(kernels::qlinear::backward(w, g)?)];

@@ -37,7 +37,7 @@ pub(crate) fn matmul(a: Prim, b: Prim) -> Prim {
 
 /// The gradients of `a.matmul(b)` (PyTorch's rules: 1-D operands, broadcast batch dims) given
 /// the output gradient `g`.
-pub(crate) fn matmul_backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<[Tensor; 2]> {
+pub(crate) fn matmul_backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 2]> {
     let a2 = if a.rank() == 1 {
         a.unsqueeze(0)?
     } else {
@@ -61,7 +61,17 @@ pub(crate) fn matmul_backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<[Ten
     gshape.push(a2.dims()[ra - 2]);
     gshape.push(b2.dims()[rb - 1]);
     let g2 = g.reshape_to(&gshape)?; // (batch.., m, n)
-    let ga = g2.matmul(&b2.transpose(-1, -2)?)?; // (batch.., m, k)
+    // Only the gradients that flow somewhere: a frozen weight (LoRA's base) costs no product.
+    let ga = match a.is_tracked() {
+        true => {
+            let ga = g2.matmul(&b2.transpose(-1, -2)?)?; // (batch.., m, k)
+            Some(sum_to(&ga, a2.dims())?.reshape_to(a.dims())?)
+        }
+        false => None,
+    };
+    if !b.is_tracked() {
+        return Ok([ga, None]);
+    }
     let gb = if rb == 2 && ra > 2 {
         // One matrix for every batch: a single (k, batch·m) @ (batch·m, n) product instead of
         // per-batch products summed afterwards.
@@ -78,10 +88,7 @@ pub(crate) fn matmul_backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<[Ten
     } else {
         a2.transpose(-1, -2)?.matmul(&g2)? // (batch.., k, n)
     };
-    Ok([
-        sum_to(&ga, a2.dims())?.reshape_to(a.dims())?,
-        sum_to(&gb, b2.dims())?.reshape_to(b.dims())?,
-    ])
+    Ok([ga, Some(sum_to(&gb, b2.dims())?.reshape_to(b.dims())?)])
 }
 
 /// True when `t` is an f32 or bf16 CPU matrix stored as the transpose of a row-major one.

@@ -23,7 +23,7 @@ impl DecoderLm {
     ///
     /// Quantized tensors stay in their block formats (products by integer dot products,
     /// embeddings looked up from the blocks; those parameters are frozen); the others (norms,
-    /// float tensors) are read as `dtype`. [`Llama::from_gguf_dequantized`] converts all.
+    /// float tensors) are read as `dtype`. [`DecoderLm::from_gguf_dequantized`] converts all.
     pub fn from_gguf(g: &GgufFile, device: Device, dtype: DType) -> Result<DecoderLm> {
         DecoderLm::from_gguf_with(g, device, dtype, true)
     }

@@ -1,0 +1,109 @@
+//! Fine-tuning workloads (issue 18's targets): SmolLM2-135M trained fully or through LoRA
+//! (r = 8 on q, k, v, o), and GPT-2 124M with and without gradient checkpointing. Models are
+//! randomly initialized with the real shapes (as the PyTorch side, so loading costs nothing
+//! on either); the JSON adds Ember's own peak memory accounting (`ember::usage`).
+
+use std::time::Instant;
+
+use ember::models::{DecoderConfig, DecoderLm};
+use ember::nn::VarStore;
+use ember::nn::lora::{Lora, LoraConfig};
+use ember::optim::{AdamW, AdamWConfig};
+use ember::prelude::*;
+use ember::usage::{self, Usage};
+
+use crate::workloads::{Measured, gpt2, median};
+
+/// SmolLM2-135M's shape (Llama: 30 layers, width 576, 9 heads, 3 KV heads, MLP 1536, vocab
+/// 49152, tied head).
+fn smollm2_config() -> Result<DecoderConfig> {
+    let cfg = serde_json::json!({
+        "model_type": "llama", "vocab_size": 49152, "hidden_size": 576,
+        "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
+        "num_key_value_heads": 3, "max_position_embeddings": 8192, "rms_norm_eps": 1e-5,
+        "rope_theta": 100000.0, "tie_word_embeddings": true,
+    });
+    serde_json::from_value(cfg).map_err(|e| Error::data("ember-bench", e.to_string()))
+}
+
+/// Training steps of `loss` over random ids `(batch, seq)` of `vocab`, AdamW on `trained`,
+/// with the memory sampled after each forward and backward as the trainer does.
+fn steps(
+    repeats: usize,
+    (batch, seq, vocab): (usize, usize, usize),
+    stores: (&VarStore, &VarStore),
+    loss: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<(Measured, Usage)> {
+    let (model, trained) = stores;
+    let mut opt = AdamW::new(trained.trainable_parameters(), AdamWConfig::with_lr(1e-4));
+    let frozen = if std::ptr::eq(model, trained) {
+        0
+    } else {
+        model.nbytes() as u64
+    };
+    let sample = |opt: &AdamW, act: u64, grads: u64| {
+        use ember::optim::Optimizer;
+        let u = Usage {
+            parameters: trained.nbytes() as u64 + frozen,
+            gradients: grads,
+            optimizer: opt.state_bytes(),
+            activations: act,
+        };
+        usage::record(Device::Cpu, u);
+    };
+    let mut g = Generator::new(5);
+    let (mut runs, mut times) = (Vec::new(), Vec::new());
+    for i in 0..repeats + 1 {
+        let ids: Vec<i64> = (0..batch * seq)
+            .map(|_| (g.next_u64() % vocab as u64) as i64)
+            .collect();
+        let ids = Tensor::from_vec(ids, &[batch, seq], Device::Cpu)?;
+        let t = Instant::now();
+        let l = loss(&ids)?;
+        sample(&opt, usage::saved_for_backward(&l), 0);
+        let grads = l.backward()?;
+        sample(&opt, 0, grads.nbytes());
+        use ember::optim::Optimizer;
+        opt.step(&grads)?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        if i >= 1 {
+            runs.push((batch * seq) as f64 / (ms / 1e3));
+            times.push(ms);
+        }
+    }
+    let m = Measured {
+        value: median(&runs),
+        runs,
+        unit: "tokens/s",
+        phases: vec![("step", median(&times))],
+    };
+    Ok((m, usage::peak(Device::Cpu)))
+}
+
+/// SmolLM2-135M fine-tuning at batch 4 × 256 in f32: every weight, or LoRA r = 8 (alpha 16)
+/// on q, k, v, o.
+pub fn smollm2(lora: bool, repeats: usize) -> Result<(Measured, Usage)> {
+    let model = DecoderLm::new(smollm2_config()?, Device::Cpu, DType::F32, 0)?;
+    let adapters = if lora {
+        let cfg = LoraConfig::new(8, 16.0, &["q_proj", "k_proj", "v_proj", "o_proj"]);
+        Some(Lora::apply(&model.store, cfg, 0)?)
+    } else {
+        None
+    };
+    let trained = adapters.as_ref().map_or(&model.store, |l| &l.store);
+    steps(repeats, (4, 256, 49152), (&model.store, trained), |ids| {
+        model.loss(ids, ids)
+    })
+}
+
+/// GPT-2 124M training at batch 4 × 512 in f32, with or without gradient checkpointing.
+pub fn gpt2_train_512(checkpointing: bool, repeats: usize) -> Result<(Measured, Usage)> {
+    let model = gpt2(Device::Cpu, DType::F32)?;
+    model.gradient_checkpointing(checkpointing);
+    steps(
+        repeats,
+        (4, 512, 50257),
+        (&model.store, &model.store),
+        |ids| model.loss(ids, ids),
+    )
+}
