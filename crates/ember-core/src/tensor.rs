@@ -36,6 +36,22 @@ struct Record {
     device: Device,
     /// Whether and how autograd tracks this value.
     track: Track,
+    /// A graph handle: the identity and graph node of a value whose data it does not hold
+    /// (its primitive is a one-element placeholder).
+    graph_only: bool,
+}
+
+/// A one-element primitive of `dtype` on `device`, made once per pair.
+fn placeholder(dtype: DType, device: Device) -> Option<Prim> {
+    use std::sync::Mutex;
+    static MADE: Mutex<Vec<((DType, Device), Prim)>> = Mutex::new(Vec::new());
+    let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = made.iter().find(|(k, _)| *k == (dtype, device)) {
+        return Some(p.clone());
+    }
+    let p = Tensor::zeros(&[1], dtype, device).ok()?.prim();
+    made.push(((dtype, device), p.clone()));
+    Some(p)
 }
 
 impl Tensor {
@@ -54,6 +70,7 @@ impl Tensor {
             shape,
             device,
             track: Track::None,
+            graph_only: false,
         }))
     }
 
@@ -65,7 +82,41 @@ impl Tensor {
             shape: self.shape(),
             device: self.device(),
             track,
+            graph_only: false,
         }))
+    }
+
+    /// This value's identity, shape, dtype and graph node without its data: what an op
+    /// records for an input whose backward rule needs only its shape and dtype (`add`'s
+    /// operands, `mul_scalar`'s input, a cast's source), so the data is freed when nothing
+    /// else holds it. Falls back to the value itself if the placeholder cannot be made.
+    pub(crate) fn graph_handle(&self) -> Tensor {
+        if self.0.graph_only {
+            return self.clone();
+        }
+        // The backward of an op that reads its own output needs this value's data.
+        if let Track::Op(cell) = &self.0.track {
+            let op = cell.lock().unwrap_or_else(|e| e.into_inner());
+            if op.as_ref().is_none_or(crate::autograd::reads_output) {
+                return self.clone();
+            }
+        }
+        match placeholder(self.dtype(), self.device()) {
+            Some(prim) => Tensor(Arc::new(Record {
+                id: self.0.id,
+                prim,
+                shape: self.shape(),
+                device: self.device(),
+                track: self.0.track.clone(),
+                graph_only: true,
+            })),
+            None => self.clone(),
+        }
+    }
+
+    /// True for a [`Tensor::graph_handle`] (no data).
+    pub(crate) fn is_graph_only(&self) -> bool {
+        self.0.graph_only
     }
 
     pub(crate) fn track(&self) -> &Track {
@@ -216,7 +267,7 @@ impl Tensor {
         self.device().check_dtype("to_dtype", dtype)?;
         let out = self.wrap(crate::kernels::cast::cast(self.prim(), dtype), self.shape());
         if dtype.is_float() {
-            Ok(out.record(&[self], || Op::ToDtype(self.clone())))
+            Ok(out.record(&[self], || Op::ToDtype(self.graph_handle())))
         } else {
             Ok(out.record_nondiff("to_dtype", self))
         }

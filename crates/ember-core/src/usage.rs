@@ -90,18 +90,20 @@ pub fn distinct_bytes<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> u64 
 }
 
 /// Bytes the recorded graph of `root` keeps for its backward pass: every tensor an op
-/// recorded (inputs and intermediate results, once each), leaves that require a gradient
-/// (parameters, counted as such) excluded.
+/// recorded with its data (inputs and intermediate results, once each), leaves that require
+/// a gradient (parameters, counted as such) excluded.
 pub fn saved_for_backward(root: &Tensor) -> u64 {
-    let mut seen: HashSet<TensorId> = HashSet::new();
+    // A value may be reached as a data-less graph handle and as itself (same identity):
+    // its bytes count once, when seen with data.
+    let (mut expanded, mut counted): (HashSet<TensorId>, HashSet<TensorId>) = Default::default();
     let mut stack = vec![root.clone()];
     let mut bytes = 0;
     while let Some(t) = stack.pop() {
-        if !seen.insert(t.id()) {
-            continue;
-        }
-        if !t.is_leaf_param() {
+        if !t.is_leaf_param() && !t.is_graph_only() && counted.insert(t.id()) {
             bytes += tensor_bytes(&t);
+        }
+        if !expanded.insert(t.id()) {
+            continue;
         }
         if let Some(op) = t.grad_op() {
             stack.extend(op.inputs().into_iter().cloned());

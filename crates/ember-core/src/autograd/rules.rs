@@ -89,19 +89,42 @@ fn unary(f: UnaryFn, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
     }
 }
 
-fn binary(f: BinaryFn, a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor) -> Result<[Tensor; 2]> {
-    let (ga, gb) = match f {
-        BinaryFn::Add => (g.clone(), g.clone()),
-        BinaryFn::Sub => (g.clone(), g.neg()?),
-        BinaryFn::Mul => (g.mul(b)?, g.mul(a)?),
-        BinaryFn::Div => (g.div(b)?, g.mul(a)?.div(&b.square()?)?.neg()?),
+/// The gradients of a binary op's tracked operands (an untracked one's may have been
+/// recorded without data: see `ops/binary.rs`).
+fn binary(
+    f: BinaryFn,
+    a: &Tensor,
+    b: &Tensor,
+    y: &Tensor,
+    g: &Tensor,
+) -> Result<[Option<Tensor>; 2]> {
+    let ga = |t: Tensor| sum_to(&t, a.dims());
+    let gb = |t: Tensor| sum_to(&t, b.dims());
+    let (wa, wb) = (a.is_tracked(), b.is_tracked());
+    Ok(match f {
+        BinaryFn::Add => [
+            wa.then(|| ga(g.clone())).transpose()?,
+            wb.then(|| gb(g.clone())).transpose()?,
+        ],
+        BinaryFn::Sub => [
+            wa.then(|| ga(g.clone())).transpose()?,
+            wb.then(|| gb(g.neg()?)).transpose()?,
+        ],
+        BinaryFn::Mul => [
+            wa.then(|| ga(g.mul(b)?)).transpose()?,
+            wb.then(|| gb(g.mul(a)?)).transpose()?,
+        ],
+        BinaryFn::Div => [
+            wa.then(|| ga(g.div(b)?)).transpose()?,
+            wb.then(|| gb(g.mul(a)?.div(&b.square()?)?.neg()?))
+                .transpose()?,
+        ],
         BinaryFn::Pow => {
-            let ga = g.mul(b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?)?;
-            let gb = g.mul(y)?.mul(&a.log()?)?;
-            (ga, gb)
+            let pa = g.mul(b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?)?;
+            let pb = g.mul(y)?.mul(&a.log()?)?;
+            [Some(ga(pa)?), Some(gb(pb)?)]
         }
-    };
-    Ok([sum_to(&ga, a.dims())?, sum_to(&gb, b.dims())?])
+    })
 }
 
 fn scalar(f: BinaryFn, x: &Tensor, s: f64, g: &Tensor) -> Result<Tensor> {
@@ -113,15 +136,56 @@ fn scalar(f: BinaryFn, x: &Tensor, s: f64, g: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// True when `op`'s rule reads its output's values (`y`): such an output is kept whole by
+/// the ops that consume it, never recorded as a data-less graph handle.
+pub(crate) fn reads_output(op: &Op) -> bool {
+    use UnaryFn as U;
+    match op {
+        Op::Unary(f, _) => matches!(
+            f,
+            U::Exp | U::Sqrt | U::Rsqrt | U::Tanh | U::Sigmoid | U::Recip
+        ),
+        Op::Binary(f, ..) => *f == BinaryFn::Pow,
+        Op::Reduce { kind, .. } => matches!(kind, ReduceFn::Max | ReduceFn::Min),
+        Op::LogSumExp { .. }
+        | Op::Softmax { .. }
+        | Op::LogSoftmax { .. }
+        | Op::Attention { .. } => true,
+        Op::Scalar(..)
+        | Op::Clamp { .. }
+        | Op::Extremum { .. }
+        | Op::Where { .. }
+        | Op::MaskedFill { .. }
+        | Op::LayerNorm { .. }
+        | Op::RmsNorm { .. }
+        | Op::CrossEntropy { .. }
+        | Op::Matmul(..)
+        | Op::Reshape(_)
+        | Op::Expand(_)
+        | Op::Permute(..)
+        | Op::Slice { .. }
+        | Op::Cat(..)
+        | Op::IndexSelect { .. }
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. }
+        | Op::QLinear { .. }
+        | Op::Rotary { .. }
+        | Op::Flip(..)
+        | Op::Cumsum(..)
+        | Op::Cumprod(..)
+        | Op::ToDtype(_)
+        | Op::ToDevice(_)
+        | Op::Checkpoint(_)
+        | Op::NotDifferentiable { .. } => false,
+    }
+}
+
 /// Gradients of `op`'s inputs given the gradient `g` of its output `y`.
 pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     let one = |t: Tensor| Ok(vec![Some(t)]);
     match op {
         Op::Unary(f, x) => one(unary(*f, x, y, g)?),
-        Op::Binary(f, a, b) => {
-            let [ga, gb] = binary(*f, a, b, y, g)?;
-            Ok(vec![Some(ga), Some(gb)])
-        }
+        Op::Binary(f, a, b) => Ok(binary(*f, a, b, y, g)?.to_vec()),
         Op::Scalar(f, x, s) => one(scalar(*f, x, *s, g)?),
         Op::Clamp { x, min, max } => {
             let mut keep = x.ge_scalar(min.unwrap_or(f64::NEG_INFINITY))?;

@@ -182,7 +182,16 @@ impl Tensor {
         let dtype = result_dtype(f.name(), self.dtype(), rhs.dtype(), f.promote())?;
         let (a, b, out) = self.broadcast_pair(f.name(), rhs, dtype)?;
         let y = self.wrap(f.prim(a, b), out);
-        Ok(y.record(&[self, rhs], || Op::Binary(f, self.clone(), rhs.clone())))
+        // Record only what the rule reads: add/sub need shapes; a product or quotient by an
+        // untracked operand does not need the other one's data.
+        let (a, b) = match f {
+            BinaryFn::Add | BinaryFn::Sub => (self.graph_handle(), rhs.graph_handle()),
+            BinaryFn::Mul if !rhs.is_tracked() => (self.graph_handle(), rhs.clone()),
+            BinaryFn::Mul if !self.is_tracked() => (self.clone(), rhs.graph_handle()),
+            BinaryFn::Div if !rhs.is_tracked() => (self.graph_handle(), rhs.clone()),
+            _ => (self.clone(), rhs.clone()),
+        };
+        Ok(y.record(&[self, rhs], || Op::Binary(f, a, b)))
     }
 
     /// `self op s` with a scalar: `a.binary_scalar(BinaryFn::Mul, 2.0)` is `a.mul_scalar(2.0)`.
@@ -194,6 +203,11 @@ impl Tensor {
         let dtype = scalar_dtype(f.scalar_name(), x.dtype(), s, f.promote())?;
         let x = x.to_dtype(dtype)?;
         let y = x.wrap(f.prim_scalar(x.prim(), s), x.shape());
-        Ok(y.record(&[&x], || Op::Scalar(f, x.clone(), s)))
+        // Only `powf`'s rule reads its input's values.
+        let kept = match f {
+            BinaryFn::Pow => x.clone(),
+            _ => x.graph_handle(),
+        };
+        Ok(y.record(&[&x], || Op::Scalar(f, kept, s)))
     }
 }

@@ -123,9 +123,14 @@ impl Tensor {
             out.push(n);
         }
         let y = self.wrap(super::reduce::reshape_to(y, &out), out);
-        Ok(y.record(&[self, rhs], || {
-            crate::autograd::Op::Matmul(self.clone(), rhs.clone())
-        }))
+        // A frozen right operand (a weight without gradient) leaves the left one's data
+        // unread by the rule: keep only its graph node.
+        let a = if !rhs.is_tracked() && self.rank() >= 2 {
+            self.graph_handle()
+        } else {
+            self.clone()
+        };
+        Ok(y.record(&[self, rhs], || crate::autograd::Op::Matmul(a, rhs.clone())))
     }
 }
 
@@ -259,8 +264,9 @@ impl Tensor {
         let y = kernels::qlinear::forward(self, weight, bias_same.as_ref())?;
         let mut inputs = vec![self];
         inputs.extend(bias);
+        // The rule multiplies the gradient by the frozen blocks: `x`'s data is not read.
         Ok(y.record(&inputs, || crate::autograd::Op::QLinear {
-            x: self.clone(),
+            x: self.graph_handle(),
             w: weight.clone(),
             bias: bias.cloned(),
         }))
