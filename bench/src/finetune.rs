@@ -3,8 +3,6 @@
 //! randomly initialized with the real shapes (as the PyTorch side, so loading costs nothing
 //! on either); the JSON adds Ember's own peak memory accounting (`ember::usage`).
 
-use std::time::Instant;
-
 use ember::models::{DecoderConfig, DecoderLm};
 use ember::nn::VarStore;
 use ember::nn::lora::{Lora, LoraConfig};
@@ -12,7 +10,7 @@ use ember::optim::{AdamW, AdamWConfig};
 use ember::prelude::*;
 use ember::usage::{self, Usage};
 
-use crate::workloads::{Measured, gpt2, median};
+use crate::workloads::{Measured, gpt2, random_ids, train_steps};
 
 /// SmolLM2-135M's shape (Llama: 30 layers, width 576, 9 heads, 3 KV heads, MLP 1536, vocab
 /// 49152, tied head).
@@ -26,57 +24,37 @@ fn smollm2_config() -> Result<DecoderConfig> {
     serde_json::from_value(cfg).map_err(|e| Error::data("ember-bench", e.to_string()))
 }
 
-/// Training steps of `loss` over random ids `(batch, seq)` of `vocab`, AdamW on `trained`,
-/// with the memory sampled after each forward and backward as the trainer does.
+/// `repeats` timed AdamW steps (after 2 warmup) of `loss` over random ids `(batch, seq)` of
+/// `vocab` on `trained` (the model's store, or adapters beside `model`), and the peak of the
+/// memory samples.
 fn steps(
     repeats: usize,
     (batch, seq, vocab): (usize, usize, usize),
-    stores: (&VarStore, &VarStore),
+    (model, trained): (&VarStore, &VarStore),
     loss: impl Fn(&Tensor) -> Result<Tensor>,
 ) -> Result<(Measured, Usage)> {
-    let (model, trained) = stores;
     let mut opt = AdamW::new(trained.trainable_parameters(), AdamWConfig::with_lr(1e-4));
     let frozen = if std::ptr::eq(model, trained) {
         0
     } else {
-        model.nbytes() as u64
-    };
-    let sample = |opt: &AdamW, act: u64, grads: u64| {
-        use ember::optim::Optimizer;
-        let u = Usage {
-            parameters: trained.nbytes() as u64 + frozen,
-            gradients: grads,
-            optimizer: opt.state_bytes(),
-            activations: act,
-        };
-        usage::record(Device::Cpu, u);
+        model.nbytes()
     };
     let mut g = Generator::new(5);
-    let (mut runs, mut times) = (Vec::new(), Vec::new());
-    for i in 0..repeats + 1 {
-        let ids: Vec<i64> = (0..batch * seq)
-            .map(|_| (g.next_u64() % vocab as u64) as i64)
-            .collect();
-        let ids = Tensor::from_vec(ids, &[batch, seq], Device::Cpu)?;
-        let t = Instant::now();
-        let l = loss(&ids)?;
-        sample(&opt, usage::saved_for_backward(&l), 0);
-        let grads = l.backward()?;
-        sample(&opt, 0, grads.nbytes());
-        use ember::optim::Optimizer;
-        opt.step(&grads)?;
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        if i >= 1 {
-            runs.push((batch * seq) as f64 / (ms / 1e3));
-            times.push(ms);
-        }
-    }
-    let m = Measured {
-        value: median(&runs),
-        runs,
-        unit: "tokens/s",
-        phases: vec![("step", median(&times))],
+    let batches = || {
+        let ids = random_ids(batch, seq, vocab, &mut g, Device::Cpu)?;
+        Ok((ids.clone(), ids))
     };
+    usage::reset_peak(Device::Cpu);
+    let params = (trained.nbytes() + frozen) as u64;
+    let m = train_steps(
+        repeats,
+        batch * seq,
+        batches,
+        |x, _| loss(x),
+        &mut opt,
+        None,
+        params,
+    )?;
     Ok((m, usage::peak(Device::Cpu)))
 }
 

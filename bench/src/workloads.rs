@@ -72,7 +72,7 @@ pub fn gemm(n: usize, dtype: DType, repeats: usize, device: Device) -> Result<Me
     })
 }
 
-fn random_ids(
+pub(crate) fn random_ids(
     b: usize,
     t: usize,
     vocab: usize,
@@ -86,15 +86,29 @@ fn random_ids(
 }
 
 /// Times `steps` training steps of `loss_fn` with `opt`, after 2 warmup steps; the forward
-/// pass and the loss under autocast to `amp` when given (mixed precision).
-fn train_steps(
+/// pass and the loss under autocast to `amp` when given (mixed precision). Memory is sampled
+/// into `ember::usage` after each forward and backward, as the trainer does (`param_bytes`:
+/// every parameter, trained or frozen).
+pub(crate) fn train_steps(
     repeats: usize,
     tokens: usize,
     mut batch: impl FnMut() -> Result<(Tensor, Tensor)>,
     loss_fn: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
     opt: &mut AdamW,
     amp: Option<DType>,
+    param_bytes: u64,
 ) -> Result<Measured> {
+    use ember::optim::Optimizer;
+    use ember::usage::{self, Usage};
+    let sample = |opt: &AdamW, device: Device, activations: u64, gradients: u64| {
+        let u = Usage {
+            parameters: param_bytes,
+            gradients,
+            optimizer: opt.state_bytes(),
+            activations,
+        };
+        usage::record(device, u);
+    };
     let (mut runs, mut fwd, mut bwd, mut step) = (vec![], vec![], vec![], vec![]);
     for i in 0..repeats + 2 {
         let (x, y) = batch()?;
@@ -105,9 +119,11 @@ fn train_steps(
         };
         sync(&loss)?;
         let f = ms(t0);
+        sample(opt, loss.device(), usage::saved_for_backward(&loss), 0);
         let t1 = Instant::now();
         let grads = loss.backward()?;
         let b = ms(t1);
+        sample(opt, loss.device(), 0, grads.nbytes());
         let t2 = Instant::now();
         opt.step(&grads)?;
         let o = ms(t2);
@@ -170,6 +186,7 @@ pub fn nanogpt(
         |x, y| model.loss(x, y),
         &mut opt,
         amp,
+        store.nbytes() as u64,
     )
 }
 
@@ -266,5 +283,6 @@ pub fn gpt2_train(
         |x, y| model.loss(x, y),
         &mut opt,
         amp,
+        model.store.nbytes() as u64,
     )
 }

@@ -41,16 +41,22 @@ struct Record {
     graph_only: bool,
 }
 
-/// A one-element primitive of `dtype` on `device`, made once per pair.
+/// A one-element primitive of `dtype` on `device`, made once per pair and thread (no lock
+/// on the recording path).
 fn placeholder(dtype: DType, device: Device) -> Option<Prim> {
-    use std::sync::Mutex;
-    static MADE: Mutex<Vec<((DType, Device), Prim)>> = Mutex::new(Vec::new());
-    let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, p)) = made.iter().find(|(k, _)| *k == (dtype, device)) {
-        return Some(p.clone());
+    thread_local! {
+        static MADE: std::cell::RefCell<Vec<((DType, Device), Prim)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    if let Some(p) = MADE.with_borrow(|m| {
+        m.iter()
+            .find(|(k, _)| *k == (dtype, device))
+            .map(|(_, p)| p.clone())
+    }) {
+        return Some(p);
     }
     let p = Tensor::zeros(&[1], dtype, device).ok()?.prim();
-    made.push(((dtype, device), p.clone()));
+    MADE.with_borrow_mut(|m| m.push(((dtype, device), p.clone())));
     Some(p)
 }
 

@@ -224,7 +224,7 @@ impl DecoderLm {
                 // The cache stays empty: a checkpointed forward is a training forward.
                 let layer = layer.clone();
                 let f = move |x: &Tensor| layer.forward_with(x, None, &mut KvCache::new());
-                self.checkpointing.run(f, &h)?
+                ember_core::checkpoint(f, &h)?
             } else {
                 layer.forward_with(&h, None, c)?
             };

@@ -205,8 +205,7 @@ impl GptTransformer {
                 for blk in &self.blocks {
                     x = if self.checkpointing.applies() {
                         let blk = blk.clone();
-                        self.checkpointing
-                            .run(move |x| blk.forward_with(x, None), &x)?
+                        ember_core::checkpoint(move |x| blk.forward_with(x, None), &x)?
                     } else {
                         blk.forward_with(&x, None)?
                     };

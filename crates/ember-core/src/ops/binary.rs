@@ -184,14 +184,16 @@ impl Tensor {
         let y = self.wrap(f.prim(a, b), out);
         // Record only what the rule reads: add/sub need shapes; a product or quotient by an
         // untracked operand does not need the other one's data.
-        let (a, b) = match f {
-            BinaryFn::Add | BinaryFn::Sub => (self.graph_handle(), rhs.graph_handle()),
-            BinaryFn::Mul if !rhs.is_tracked() => (self.graph_handle(), rhs.clone()),
-            BinaryFn::Mul if !self.is_tracked() => (self.clone(), rhs.graph_handle()),
-            BinaryFn::Div if !rhs.is_tracked() => (self.graph_handle(), rhs.clone()),
-            _ => (self.clone(), rhs.clone()),
-        };
-        Ok(y.record(&[self, rhs], || Op::Binary(f, a, b)))
+        Ok(y.record(&[self, rhs], || {
+            let (a, b) = match f {
+                BinaryFn::Add | BinaryFn::Sub => (self.graph_handle(), rhs.graph_handle()),
+                BinaryFn::Mul if !rhs.is_tracked() => (self.graph_handle(), rhs.clone()),
+                BinaryFn::Mul if !self.is_tracked() => (self.clone(), rhs.graph_handle()),
+                BinaryFn::Div if !rhs.is_tracked() => (self.graph_handle(), rhs.clone()),
+                _ => (self.clone(), rhs.clone()),
+            };
+            Op::Binary(f, a, b)
+        }))
     }
 
     /// `self op s` with a scalar: `a.binary_scalar(BinaryFn::Mul, 2.0)` is `a.mul_scalar(2.0)`.
@@ -204,10 +206,12 @@ impl Tensor {
         let x = x.to_dtype(dtype)?;
         let y = x.wrap(f.prim_scalar(x.prim(), s), x.shape());
         // Only `powf`'s rule reads its input's values.
-        let kept = match f {
-            BinaryFn::Pow => x.clone(),
-            _ => x.graph_handle(),
-        };
-        Ok(y.record(&[&x], || Op::Scalar(f, kept, s)))
+        Ok(y.record(&[&x], || {
+            let kept = match f {
+                BinaryFn::Pow => x.clone(),
+                _ => x.graph_handle(),
+            };
+            Op::Scalar(f, kept, s)
+        }))
     }
 }

@@ -125,12 +125,14 @@ impl Tensor {
         let y = self.wrap(super::reduce::reshape_to(y, &out), out);
         // A frozen right operand (a weight without gradient) leaves the left one's data
         // unread by the rule: keep only its graph node.
-        let a = if !rhs.is_tracked() && self.rank() >= 2 {
-            self.graph_handle()
-        } else {
-            self.clone()
-        };
-        Ok(y.record(&[self, rhs], || crate::autograd::Op::Matmul(a, rhs.clone())))
+        Ok(y.record(&[self, rhs], || {
+            let a = if !rhs.is_tracked() && self.rank() >= 2 {
+                self.graph_handle()
+            } else {
+                self.clone()
+            };
+            crate::autograd::Op::Matmul(a, rhs.clone())
+        }))
     }
 }
 
