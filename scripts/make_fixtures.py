@@ -454,6 +454,18 @@ case("add_", [ints(4, 5), ints(5)], lambda a, b: a.clone().add_(b), dtype="i64")
 case("copy_", [rn(4, 5), rn(4, 1)], lambda a, b: a.clone().copy_(b))
 case("fill_", [rn(4, 5)], lambda a: a.clone().fill_(2.5), args={"value": 2.5})
 
+# ---------------------------------------------------------------- fused head and loss
+tl = torch.randint(0, 9, (7,))
+tl[2] = -100
+case("linear_cross_entropy", [rn(7, 33), rn(9, 33), tl],
+     lambda x, w, t: FN.cross_entropy(FN.linear(x, w), t), args={"reduction": "mean", "smoothing": 0.0})
+case("linear_cross_entropy", [rn(7, 33), rn(9, 33), tl],
+     lambda x, w, t: FN.cross_entropy(FN.linear(x, w), t, reduction="sum", label_smoothing=0.1),
+     args={"reduction": "sum", "smoothing": 0.1}, views=[None, ["narrow", 1, 0, 33], None])
+case("silu_mul", [rn(7, 33), rn(7, 33)], lambda a, b: FN.silu(a) * b)
+case("silu_mul", [3 * rn(2, 5, 9), rn(2, 5, 9)], lambda a, b: FN.silu(a) * b,
+     views=[["narrow", 2, 1, 7], ["narrow", 2, 0, 7]])
+
 os.makedirs(ROOT, exist_ok=True)
 save_file(tensors, os.path.join(ROOT, "ops.safetensors"))
 with open(os.path.join(ROOT, "ops.json"), "w") as f:

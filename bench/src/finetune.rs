@@ -34,10 +34,11 @@ fn steps(
     loss: impl Fn(&Tensor) -> Result<Tensor>,
 ) -> Result<(Measured, Usage)> {
     let mut opt = AdamW::new(trained.trainable_parameters(), AdamWConfig::with_lr(1e-4));
-    let frozen = if std::ptr::eq(model, trained) {
-        0
+    let (frozen_bytes, frozen) = if std::ptr::eq(model, trained) {
+        (0, vec![])
     } else {
-        model.nbytes()
+        let weights = model.named_parameters().into_iter();
+        (model.nbytes(), weights.map(|(_, p)| p.tensor()).collect())
     };
     let mut g = Generator::new(5);
     let batches = || {
@@ -45,7 +46,7 @@ fn steps(
         Ok((ids.clone(), ids))
     };
     usage::reset_peak(Device::Cpu);
-    let params = (trained.nbytes() + frozen) as u64;
+    let params = (trained.nbytes() + frozen_bytes) as u64;
     let m = train_steps(
         repeats,
         batch * seq,
@@ -53,7 +54,7 @@ fn steps(
         |x, _| loss(x),
         &mut opt,
         None,
-        params,
+        (params, &frozen),
     )?;
     Ok((m, usage::peak(Device::Cpu)))
 }

@@ -88,7 +88,8 @@ pub(crate) fn random_ids(
 /// Times `steps` training steps of `loss_fn` with `opt`, after 2 warmup steps; the forward
 /// pass and the loss under autocast to `amp` when given (mixed precision). Memory is sampled
 /// into `ember::usage` after each forward and backward, as the trainer does (`param_bytes`:
-/// every parameter, trained or frozen).
+/// every parameter, trained or frozen; `frozen`: the untrained weights, which the graph holds
+/// but are not activations).
 pub(crate) fn train_steps(
     repeats: usize,
     tokens: usize,
@@ -96,7 +97,7 @@ pub(crate) fn train_steps(
     loss_fn: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
     opt: &mut AdamW,
     amp: Option<DType>,
-    param_bytes: u64,
+    (param_bytes, frozen): (u64, &[Tensor]),
 ) -> Result<Measured> {
     use ember::optim::Optimizer;
     use ember::usage::{self, Usage};
@@ -119,7 +120,12 @@ pub(crate) fn train_steps(
         };
         sync(&loss)?;
         let f = ms(t0);
-        sample(opt, loss.device(), usage::saved_for_backward(&loss), 0);
+        sample(
+            opt,
+            loss.device(),
+            usage::saved_for_backward(&loss, frozen),
+            0,
+        );
         let t1 = Instant::now();
         let grads = loss.backward()?;
         let b = ms(t1);
@@ -186,7 +192,7 @@ pub fn nanogpt(
         |x, y| model.loss(x, y),
         &mut opt,
         amp,
-        store.nbytes() as u64,
+        (store.nbytes() as u64, &[]),
     )
 }
 
@@ -283,6 +289,6 @@ pub fn gpt2_train(
         |x, y| model.loss(x, y),
         &mut opt,
         amp,
-        model.store.nbytes() as u64,
+        (model.store.nbytes() as u64, &[]),
     )
 }

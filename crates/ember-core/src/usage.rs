@@ -90,24 +90,74 @@ pub fn distinct_bytes<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> u64 
 }
 
 /// Bytes the recorded graph of `root` keeps for its backward pass: every tensor an op
-/// recorded with its data (inputs and intermediate results, once each), leaves that require
-/// a gradient (parameters, counted as such) excluded.
-pub fn saved_for_backward(root: &Tensor) -> u64 {
-    // A value may be reached as a data-less graph handle and as itself (same identity):
-    // its bytes count once, when seen with data.
-    let (mut expanded, mut counted): (HashSet<TensorId>, HashSet<TensorId>) = Default::default();
+/// recorded with its data (inputs, intermediate results and what fused ops keep besides, once
+/// each), except parameters:
+/// leaves that require a gradient and the buffers of `params` (frozen weights, counted as
+/// parameters by the caller).
+pub fn saved_for_backward(root: &Tensor, params: &[Tensor]) -> u64 {
+    saved_by_op(root, params)
+        .iter()
+        .map(|(_, bytes)| bytes)
+        .sum()
+}
+
+/// [`saved_for_backward`] split by the op that produced each kept tensor (`"input"` for
+/// tensors made outside the graph), largest first: where a step's activation memory goes.
+/// A buffer that several views read is counted once, under the first op found holding it.
+///
+/// ```
+/// use ember_core::{DType, Device, Tensor, usage};
+/// let w = Tensor::ones(&[4, 4], DType::F32, Device::Cpu)?.requires_grad(true)?;
+/// let x = Tensor::ones(&[2, 4], DType::F32, Device::Cpu)?;
+/// let y = x.matmul(&w)?.relu()?.sum(&[], false)?;
+/// let split = usage::saved_by_op(&y, &[]);
+/// assert_eq!(split.iter().map(|(_, b)| b).sum::<u64>(), usage::saved_for_backward(&y, &[]));
+/// # Ok::<(), ember_core::Error>(())
+/// ```
+pub fn saved_by_op(root: &Tensor, params: &[Tensor]) -> Vec<(&'static str, u64)> {
+    let mut reached = vec![];
+    let (mut expanded, mut kept) = (HashSet::new(), vec![]);
     let mut stack = vec![root.clone()];
-    let mut bytes = 0;
     while let Some(t) = stack.pop() {
-        if !t.is_leaf_param() && !t.is_graph_only() && counted.insert(t.id()) {
-            bytes += tensor_bytes(&t);
-        }
         if !expanded.insert(t.id()) {
+            reached.push(t); // a graph handle and its value share an identity: keep both
             continue;
         }
         if let Some(op) = t.grad_op() {
             stack.extend(op.inputs().into_iter().cloned());
+            kept.extend(op.kept().into_iter().map(|k| (op.name(), k.clone())));
+        }
+        reached.push(t);
+    }
+    // Views of one buffer count it once, where the buffer is known (the CPU); parameters'
+    // buffers not at all.
+    let param_ids: HashSet<TensorId> = params.iter().map(Tensor::id).collect();
+    let is_param = |t: &Tensor| t.is_leaf_param() || param_ids.contains(&t.id());
+    let mut buffers: HashSet<usize> = reached
+        .iter()
+        .chain(params)
+        .filter(|t| is_param(t) && !t.is_graph_only())
+        .filter_map(|t| t.prim().buffer().map(|(address, _)| address))
+        .collect();
+    let mut counted = HashSet::new();
+    let mut by_op: HashMap<&'static str, u64> = HashMap::new();
+    for t in reached.iter().rev() {
+        if is_param(t) || t.is_graph_only() || !counted.insert(t.id()) {
+            continue;
+        }
+        let bytes = match t.prim().buffer() {
+            Some((address, len)) => u64::from(buffers.insert(address)) * len,
+            None => tensor_bytes(t),
+        };
+        let name = t.grad_op().map_or("input", |op| op.name());
+        *by_op.entry(name).or_default() += bytes;
+    }
+    for (name, t) in &kept {
+        if counted.insert(t.id()) {
+            *by_op.entry(name).or_default() += tensor_bytes(t);
         }
     }
-    bytes
+    let mut split: Vec<_> = by_op.into_iter().collect();
+    split.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    split
 }

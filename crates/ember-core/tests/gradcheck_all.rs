@@ -202,6 +202,25 @@ fn cases() -> Vec<Case> {
             };
             x[0].cross_entropy(&idx(&[3, 0, -100], &[3]), opts)
         }),
+        ("silu_mul", vec![vec![3, 4], vec![3, 4]], |x| {
+            x[0].silu_mul(&x[1])
+        }),
+        ("linear_cross_entropy", vec![vec![4, 3], vec![5, 3]], |x| {
+            let t = idx(&[1, -100, 4, 0], &[4]);
+            x[0].linear_cross_entropy(&x[1], &t, CrossEntropyOpts::default())
+        }),
+        (
+            "linear_cross_entropy smoothed sum",
+            vec![vec![3, 2], vec![4, 2]],
+            |x| {
+                let opts = CrossEntropyOpts {
+                    reduction: Reduction::Sum,
+                    label_smoothing: 0.2,
+                    ..Default::default()
+                };
+                x[0].linear_cross_entropy(&x[1], &idx(&[3, 0, 2], &[3]), opts)
+            },
+        ),
         (
             "attention causal gqa",
             vec![vec![1, 4, 3, 2], vec![1, 2, 3, 2], vec![1, 2, 3, 2]],

@@ -64,3 +64,51 @@ fn resident_memory_stays_flat_over_1000_steps() {
         "resident memory grew by {growth} KiB over 900 steps"
     );
 }
+
+/// `usage::saved_by_op` counts a buffer once however many views read it, leaves parameters
+/// (tracked leaves and the frozen weights named) out, and counts what a fused op keeps
+/// besides its inputs (the fused head's gradients).
+#[test]
+fn saved_bytes_count_buffers_once_and_leave_parameters_out() {
+    use ember_core::usage;
+    let d = Device::Cpu;
+    let mut g = Generator::new(5);
+    let frozen = Tensor::randn_with(&mut g, &[8, 6], DType::F32, d).unwrap(); // (out, in)
+    let x = Tensor::randn_with(&mut g, &[4, 8], DType::F32, d)
+        .unwrap()
+        .requires_grad(true)
+        .unwrap();
+    // exp keeps its output; two views of it feed two ops that keep their inputs.
+    let e = x.exp().unwrap(); // (4, 8): 128 bytes
+    let a = e.reshape(&[8, 4]).unwrap().sigmoid().unwrap(); // sigmoid keeps its output
+    let b = e.transpose(0, 1).unwrap().tanh().unwrap(); // tanh keeps its output
+    let y = e.matmul(&frozen).unwrap().sum(&[], false).unwrap(); // keeps e and frozen
+    let root = y
+        .add(&a.sum(&[], false).unwrap())
+        .unwrap()
+        .add(&b.sum(&[], false).unwrap())
+        .unwrap();
+    let floats = |n: u64| 4 * n;
+    // e once (its views share the buffer), sigmoid's and tanh's outputs and the root scalar;
+    // not x (a parameter), not the frozen weight when named, not the sums' inputs (handles).
+    let want = floats(32) * 3 + floats(1);
+    assert_eq!(usage::saved_for_backward(&root, std::slice::from_ref(&frozen)), want);
+    assert_eq!(
+        usage::saved_for_backward(&root, &[]),
+        want + floats(48),
+        "an unnamed frozen weight counts as an activation"
+    );
+
+    // The fused head keeps the gradients of its inputs (taken in the forward), nothing else.
+    let w = Tensor::randn_with(&mut g, &[7, 8], DType::F32, d)
+        .unwrap()
+        .requires_grad(true)
+        .unwrap();
+    let t = Tensor::from_vec(vec![0i64, 6, 2, 3], &[4], d).unwrap();
+    let loss = x
+        .linear_cross_entropy(&w, &t, CrossEntropyOpts::default())
+        .unwrap();
+    let split = usage::saved_by_op(&loss, &[]);
+    let want = floats(4 * 8 + 7 * 8) + floats(1);
+    assert_eq!(split, vec![("linear_cross_entropy", want)]);
+}

@@ -160,8 +160,19 @@ impl DecoderLm {
     }
 
     /// HF's causal-LM loss: logits at position t predict `labels[t + 1]`; -100 is ignored.
+    /// The head and the loss are one fused op (no `(B, T, V)` logits) unless the logits are
+    /// soft-capped (Gemma 2 style).
     pub fn loss(&self, ids: &Tensor, labels: &Tensor) -> Result<Tensor> {
-        crate::shifted_loss("DecoderLm::loss", ids, labels, |ids| self.forward(ids))
+        const OP: &str = "DecoderLm::loss";
+        if self.cfg.final_logit_softcapping.is_some() {
+            return crate::shifted_loss(OP, ids, labels, |ids| self.forward(ids));
+        }
+        let head = self
+            .lm_head
+            .as_ref()
+            .map_or(&self.embed.weight, |l| &l.weight);
+        let hidden = |ids: &Tensor| self.norm.forward(&self.hidden(ids, &mut self.new_cache())?);
+        crate::shifted_head_loss(OP, ids, labels, hidden, head)
     }
 
     /// The layers, in order.

@@ -168,7 +168,7 @@ impl GptTransformer {
     }
 
     /// The final LayerNorm's output `(B, T, C)`.
-    fn hidden(&self, ids: &Tensor, cache: Option<&mut [KvCache]>) -> Result<Tensor> {
+    pub(crate) fn hidden(&self, ids: &Tensor, cache: Option<&mut [KvCache]>) -> Result<Tensor> {
         if ids.rank() != 2 {
             return Err(Error::shape(
                 "Gpt",
@@ -329,9 +329,11 @@ impl Gpt {
         self.model.forward(idx, None)
     }
 
-    /// The mean cross-entropy of the logits at every position against `targets` `(B, T)`.
+    /// The mean cross-entropy of the logits at every position against `targets` `(B, T)`;
+    /// the tied head and the loss are one fused op (no `(B, T, V)` logits).
     pub fn loss(&self, idx: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        ember_nn::loss::cross_entropy(&self.forward(idx)?, targets)
+        let h = self.model.hidden(idx, None)?; // (B, T, C)
+        ember_nn::loss::linear_cross_entropy(&h, &self.model.wte.weight, None, targets)
     }
 }
 

@@ -200,8 +200,10 @@ impl Gpt2 {
     }
 
     /// HF's causal-LM loss: logits at position t predict `labels[t + 1]`; -100 is ignored.
+    /// The tied head and the loss are one fused op (no `(B, T, V)` logits).
     pub fn loss(&self, ids: &Tensor, labels: &Tensor) -> Result<Tensor> {
-        crate::shifted_loss("Gpt2::loss", ids, labels, |ids| self.forward(ids))
+        let hidden = |ids: &Tensor| self.model.hidden(ids, None); // (B, T, C), after ln_f
+        crate::shifted_head_loss("Gpt2::loss", ids, labels, hidden, &self.model.wte.weight)
     }
 }
 

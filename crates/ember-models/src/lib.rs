@@ -118,6 +118,16 @@ pub(crate) fn shifted_loss(
     labels: &Tensor,
     forward: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
+    check_shifted(op, ids, labels)?;
+    let logits = forward(ids)?; // (B, T, V)
+    let (t, v) = (logits.dims()[1], logits.dims()[2]);
+    let pred = logits.narrow(1, 0, t - 1)?.reshape(&[-1, v as isize])?;
+    let next = labels.narrow(1, 1, t - 1)?.reshape(&[-1])?;
+    pred.cross_entropy(&next, Default::default())
+}
+
+/// Ids and labels of a shifted loss: both `(B, T)` with `T ≥ 2`.
+fn check_shifted(op: &'static str, ids: &Tensor, labels: &Tensor) -> Result<()> {
     if ids.rank() != 2 || ids.dims()[1] < 2 || labels.dims() != ids.dims() {
         return Err(Error::shape(
             op,
@@ -125,11 +135,24 @@ pub(crate) fn shifted_loss(
             "ids and labels must both be (B, T) with T ≥ 2",
         ));
     }
-    let logits = forward(ids)?; // (B, T, V)
-    let (t, v) = (logits.dims()[1], logits.dims()[2]);
-    let pred = logits.narrow(1, 0, t - 1)?.reshape(&[-1, v as isize])?;
-    let next = labels.narrow(1, 1, t - 1)?.reshape(&[-1])?;
-    pred.cross_entropy(&next, Default::default())
+    Ok(())
+}
+
+/// [`shifted_loss`] through the fused head and loss ([`ember_nn::loss::linear_cross_entropy`]):
+/// `hidden` gives the final hidden states `(B, T, C)` (after the last norm), `head` the
+/// `(V, C)` weight; the `(B, T, V)` logits never exist.
+pub(crate) fn shifted_head_loss(
+    op: &'static str,
+    ids: &Tensor,
+    labels: &Tensor,
+    hidden: impl FnOnce(&Tensor) -> Result<Tensor>,
+    head: &ember_nn::Param,
+) -> Result<Tensor> {
+    check_shifted(op, ids, labels)?;
+    let h = hidden(ids)?; // (B, T, C)
+    let t = h.dims()[1];
+    let next = labels.narrow(1, 1, t - 1)?;
+    ember_nn::loss::linear_cross_entropy(&h.narrow(1, 0, t - 1)?, head, None, &next)
 }
 
 /// Writes `config.json` and `model.safetensors` (HF names) into `dir`, atomically each.

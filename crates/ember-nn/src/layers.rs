@@ -94,7 +94,7 @@ impl Module for Conv1D {
 
 /// Checks that `x` ends in the layer's input width (`weight.dims()[in_dim]`), naming the
 /// layer (its weight's name without `.weight`) when it does not.
-fn check_input(x: &Tensor, weight: &Param, in_dim: usize) -> Result<()> {
+pub(crate) fn check_input(x: &Tensor, weight: &Param, in_dim: usize) -> Result<()> {
     let width = weight.dim(in_dim).unwrap_or(0);
     if x.dims().last() == Some(&width) {
         return Ok(()); // the per-call path: no shape copied
@@ -442,7 +442,10 @@ impl GatedMlp {
 
 impl Module for GatedMlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let g = self.act.forward(&self.gate.forward(x)?)?;
-        self.down.forward(&g.mul(&self.up.forward(x)?)?)
+        let (gate, up) = (self.gate.forward(x)?, self.up.forward(x)?); // (.., hidden)
+        if self.act == Activation::Silu && gate.dims() == up.dims() && gate.dtype() == up.dtype() {
+            return self.down.forward(&gate.silu_mul(&up)?); // SwiGLU in one op
+        }
+        self.down.forward(&self.act.forward(&gate)?.mul(&up)?)
     }
 }

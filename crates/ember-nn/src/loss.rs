@@ -3,6 +3,8 @@
 use ember_core::autocast::full;
 use ember_core::{CrossEntropyOpts, Error, Result, Tensor};
 
+use crate::Param;
+
 /// Cross-entropy of logits `(N, C)` (or `(B, T, C)`, flattened) and I64 targets, ignoring
 /// targets equal to -100 and averaging over the rest, as `F.cross_entropy` and HF's losses.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
@@ -10,6 +12,29 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     logits
         .reshape(&[-1, c as isize])?
         .cross_entropy(&targets.reshape(&[-1])?, CrossEntropyOpts::default())
+}
+
+/// `cross_entropy(linear(x, weight, bias), targets)` for inputs `(.., K)` and a weight
+/// parameter `(V, K)` (a head, or an embedding table used as a tied head), as a language
+/// model's loss: one fused op that never holds the `(N, V)` logits
+/// ([`Tensor::linear_cross_entropy`]) for a plain dense weight without bias; the two ops for a
+/// quantized weight, a bias or an unmerged LoRA adapter. Targets equal to -100 are ignored;
+/// the mean is over the others.
+pub fn linear_cross_entropy(
+    x: &Tensor,
+    weight: &Param,
+    bias: Option<&Param>,
+    targets: &Tensor,
+) -> Result<Tensor> {
+    let k = *x.dims().last().unwrap_or(&0);
+    let x = x.reshape(&[-1, k as isize])?; // (N, K)
+    let targets = targets.reshape(&[-1])?; // (N,)
+    let adapted = weight.adapter().is_some_and(|a| !a.merged);
+    if weight.quantized().is_some() || bias.is_some() || adapted {
+        return cross_entropy(&crate::linear_with(&x, weight, bias)?, &targets);
+    }
+    crate::layers::check_input(&x, weight, 1)?;
+    x.linear_cross_entropy(&weight.tensor(), &targets, CrossEntropyOpts::default())
 }
 
 /// Mean squared error, as `F.mse_loss` (shapes broadcast). Runs in f32 under autocast.

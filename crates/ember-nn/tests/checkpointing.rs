@@ -40,7 +40,7 @@ fn run(store: &VarStore, blocks: &[Block], ckpt: bool) -> (f32, u64, Vec<Vec<f32
         };
     }
     let loss = h.square().unwrap().mean(&[], false).unwrap();
-    let saved = usage::saved_for_backward(&loss);
+    let saved = usage::saved_for_backward(&loss, &[]);
     let grads = loss.backward().unwrap();
     let mut out: Vec<Vec<f32>> = store
         .named_parameters()

@@ -191,6 +191,18 @@ const OTHER_OPS: &[(&str, Runner)] = &[
         };
         one(x[0].cross_entropy(&x[1], opts))
     }),
+    ("silu_mul", |x, _, _| one(x[0].silu_mul(&x[1]))),
+    ("linear_cross_entropy", |x, a, _| {
+        let opts = CrossEntropyOpts {
+            reduction: match a["reduction"].as_str() {
+                Some("sum") => Reduction::Sum,
+                _ => Reduction::Mean,
+            },
+            label_smoothing: f(a, "smoothing"),
+            ..Default::default()
+        };
+        one(x[0].linear_cross_entropy(&x[1], &x[2], opts))
+    }),
     ("scaled_dot_product_attention", |x, a, _| {
         let opts = AttentionOpts {
             mask: x.get(3).cloned(),

@@ -71,7 +71,7 @@ fn peak_memory_by_category_is_exact_and_checkpointing_cuts_activations() {
     let ids = Tensor::from_vec(ids, &[4, 16], Device::Cpu).unwrap();
     let kept = |on: bool| {
         model.gradient_checkpointing(on);
-        usage::saved_for_backward(&model.loss(&ids, &ids).unwrap())
+        usage::saved_for_backward(&model.loss(&ids, &ids).unwrap(), &[])
     };
     let (full, ck) = (kept(false), kept(true));
     eprintln!("activations kept: {full} bytes, {ck} with checkpointing");

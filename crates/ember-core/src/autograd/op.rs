@@ -106,6 +106,17 @@ pub(crate) enum Op {
         /// options
         opts: CrossEntropyOpts,
     },
+    /// cross-entropy of `x wᵀ` (a mean or sum), its gradients taken in the forward.
+    LinearCrossEntropy {
+        /// (N, K), a graph handle
+        x: Tensor,
+        /// (V, K), a graph handle
+        weight: Tensor,
+        /// the gradients of `x` and `weight` for an output gradient of 1
+        grads: crate::kernels::linear_cross_entropy::Grads,
+    },
+    /// SwiGLU's product `silu(gate) · up`.
+    SiluMul(Tensor, Tensor),
     /// scaled dot-product attention (with grouped-query heads).
     Attention {
         /// (B, H, Tq, D)
@@ -241,6 +252,8 @@ impl Op {
             Op::LayerNorm { .. } => OpKind::LayerNorm,
             Op::RmsNorm { .. } => OpKind::RmsNorm,
             Op::CrossEntropy { .. } => OpKind::CrossEntropy,
+            Op::LinearCrossEntropy { .. } => OpKind::LinearCrossEntropy,
+            Op::SiluMul(..) => OpKind::SiluMul,
             Op::Attention { .. } => OpKind::Attention,
             Op::Matmul(..) => OpKind::Matmul,
             Op::Reshape(_) => OpKind::Reshape,
@@ -271,6 +284,20 @@ impl Op {
         }
     }
 
+    /// Tensors the op keeps for its backward besides its inputs (attention's probabilities or
+    /// log-sum-exp, gradients taken in the forward).
+    pub(crate) fn kept(&self) -> Vec<&Tensor> {
+        use crate::kernels::attention::Saved;
+        match self {
+            Op::Attention {
+                saved: Some(Saved::Probs(t) | Saved::Lse(t)),
+                ..
+            } => vec![t],
+            Op::LinearCrossEntropy { grads, .. } => grads.x.iter().chain(&grads.w).collect(),
+            _ => vec![],
+        }
+    }
+
     /// The tensor inputs the op records (in the order its backward returns gradients).
     pub(crate) fn inputs(&self) -> Vec<&Tensor> {
         match self {
@@ -297,6 +324,7 @@ impl Op {
             | Op::ToDevice(x)
             | Op::NotDifferentiable { x, .. } => vec![x],
             Op::Binary(_, a, b) | Op::Extremum { a, b, .. } | Op::Matmul(a, b) => vec![a, b],
+            Op::SiluMul(a, b) => vec![a, b],
             Op::Where { a, b, .. } => vec![a, b],
             Op::ScatterAdd { x, src, .. } => vec![x, src],
             Op::Cat(xs, _) => xs.iter().collect(),
@@ -305,6 +333,7 @@ impl Op {
             } => std::iter::once(x).chain(weight).chain(bias).collect(),
             Op::RmsNorm { x, weight, .. } => std::iter::once(x).chain(weight).collect(),
             Op::Attention { q, k, v, .. } => vec![q, k, v],
+            Op::LinearCrossEntropy { x, weight, .. } => vec![x, weight],
             Op::QLinear { x, bias, .. } => std::iter::once(x).chain(bias).collect(),
             Op::Checkpoint(c) => c.inputs.iter().collect(),
         }
@@ -360,7 +389,9 @@ op_kinds! {
     Clamp => "clamp", Maximum => "maximum", Minimum => "minimum", Where => "where",
     MaskedFill => "masked_fill", LogSumExp => "logsumexp", Softmax => "softmax",
     LogSoftmax => "log_softmax", LayerNorm => "layer_norm", RmsNorm => "rms_norm",
-    CrossEntropy => "cross_entropy", Attention => "scaled_dot_product_attention",
+    CrossEntropy => "cross_entropy", LinearCrossEntropy => "linear_cross_entropy",
+    SiluMul => "silu_mul",
+    Attention => "scaled_dot_product_attention",
     Matmul => "matmul", Reshape => "reshape", Expand => "expand", Permute => "permute",
     Slice => "slice", Cat => "cat", IndexSelect => "index_select", Gather => "gather",
     ScatterAdd => "scatter_add", QLinear => "linear_q", Rotary => "rotary", Flip => "flip", Cumsum => "cumsum",

@@ -159,6 +159,8 @@ pub(crate) fn reads_output(op: &Op) -> bool {
         | Op::LayerNorm { .. }
         | Op::RmsNorm { .. }
         | Op::CrossEntropy { .. }
+        | Op::LinearCrossEntropy { .. }
+        | Op::SiluMul(..)
         | Op::Matmul(..)
         | Op::Reshape(_)
         | Op::Expand(_)
@@ -266,6 +268,13 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
         } => one(kernels::cross_entropy::cross_entropy_backward(
             logits, targets, opts, g,
         )?),
+        Op::SiluMul(a, b) => {
+            let [ga, gb] = kernels::activation::silu_mul_backward(a, b, g)?;
+            Ok(vec![Some(ga), Some(gb)])
+        }
+        Op::LinearCrossEntropy { grads, .. } => {
+            kernels::linear_cross_entropy::linear_cross_entropy_backward(grads, g)
+        }
         Op::Attention {
             q,
             k,

@@ -1,5 +1,6 @@
 //! GELU, exact (erf) and tanh-approximated: forward and backward; SiLU's forward (its
-//! backward is the autograd rule's composition).
+//! backward is the autograd rule's composition); SwiGLU's product `silu(a)·b`: forward and
+//! backward.
 //!
 //! f32 on the CPU: one vectorized pass (`cpu::elementwise`); bf16 on the CPU: one pass too,
 //! each block widened to f32, computed and rounded back while in L1. Elsewhere: the composed definition below, which
@@ -109,4 +110,28 @@ pub(crate) fn gelu_tanh_backward(x: &Tensor, g: &Tensor) -> Result<Tensor> {
         .mul_scalar(0.5)?
         .add(&x.mul(&sech2)?.mul(&du)?.mul_scalar(0.5)?)?;
     g.mul(&d)
+}
+
+/// SwiGLU's product `silu(a) · b` (`a`, `b` of one shape and dtype).
+pub(crate) fn silu_mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if let Some(y) = cpu::silu_mul(&a.prim(), &b.prim()) {
+        note("silu_mul", Impl::CpuF32);
+        return Ok(a.wrap(y, a.shape()));
+    }
+    note("silu_mul", Impl::Composed);
+    a.silu()?.mul(b)
+}
+
+/// The gradients of [`silu_mul`]: `g·b·σ(a)·(1 + a·(1 - σ(a)))` and `g·silu(a)`, recomputed
+/// from `a` (nothing but the inputs is kept).
+pub(crate) fn silu_mul_backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<[Tensor; 2]> {
+    if let Some((ga, gb)) = cpu::silu_mul_backward(&a.prim(), &b.prim(), &g.prim()) {
+        note("silu_mul_backward", Impl::CpuF32);
+        return Ok([a.wrap(ga, a.shape()), a.wrap(gb, a.shape())]);
+    }
+    note("silu_mul_backward", Impl::Composed);
+    let s = a.sigmoid()?;
+    let silu = a.mul(&s)?;
+    let ds = s.mul(&a.mul(&s.neg()?.add_scalar(1.0)?)?.add_scalar(1.0)?)?;
+    Ok([g.mul(b)?.mul(&ds)?, g.mul(&silu)?])
 }

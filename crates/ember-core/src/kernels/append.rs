@@ -2,8 +2,9 @@
 //!
 //! f32 on the CPU: the buffer keeps spare room (doubling, at least 16 positions) and each
 //! append writes in place (`cpu::storage::write_along`), so a decoding step does not copy the
-//! whole cache. Elsewhere, or when the buffer is shared (a cloned cache, a view still held):
-//! concatenation into a buffer exactly as long as its contents.
+//! whole cache. Elsewhere, when the buffer is shared (a cloned cache, a view still held) or
+//! when gradients flow through it: concatenation into a buffer exactly as long as its
+//! contents.
 
 use super::cpu::storage as cpu;
 use super::trace::{Impl, note};
@@ -96,15 +97,18 @@ fn write_in_place(buf: Tensor, dim: usize, at: usize, new: &Tensor) -> Result<Te
     }
 }
 
-/// A new buffer holding `old[.., ..len]` then `new`; on the CPU (f32) with room for as many
-/// positions again (at least 16), elsewhere exactly as long as its contents.
+/// A new buffer holding `old[.., ..len]` then `new`; on the CPU (f32, untracked) with room for
+/// as many positions again (at least 16), elsewhere exactly as long as its contents (`new`
+/// itself for a first append).
 fn regrow(old: Option<&Tensor>, len: usize, dim: usize, new: &Tensor) -> Result<Tensor> {
     let d = dim as isize;
     let content = match old {
         Some(o) if len > 0 => Tensor::cat(&[&o.narrow(d, 0, len)?, new], d)?,
         _ => new.clone(),
     };
-    if !cpu::is_cpu_f32(&content.prim()) {
+    // Tracked contents are never written in place: spare room would only be a copy that
+    // the graph keeps (a training forward through an empty cache).
+    if !cpu::is_cpu_f32(&content.prim()) || content.is_tracked() {
         note("append", Impl::Composed);
         return Ok(content);
     }

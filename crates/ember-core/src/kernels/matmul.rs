@@ -35,6 +35,23 @@ pub(crate) fn matmul(a: Prim, b: Prim) -> Prim {
     prim::matmul(a, b)
 }
 
+/// `acc + a @ b` for 2-D tensors, `acc` consumed: on the CPU (f32) the product is added into
+/// `acc`'s buffer by the GEMM when nothing else holds it (no `(m, n)` temporary), elsewhere a
+/// product and a sum.
+pub(crate) fn matmul_accumulate(acc: Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let shape = acc.shape();
+    match cpu::matmul_add_into(acc.into_prim(), &a.prim(), &b.prim()) {
+        Ok(p) => {
+            note("matmul_accumulate", Impl::CpuF32);
+            Ok(a.wrap(p, shape))
+        }
+        Err(p) => {
+            note("matmul_accumulate", Impl::Composed);
+            a.wrap(p, shape).add(&a.matmul(b)?)
+        }
+    }
+}
+
 /// The gradients of `a.matmul(b)` (PyTorch's rules: 1-D operands, broadcast batch dims) given
 /// the output gradient `g`.
 pub(crate) fn matmul_backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<[Option<Tensor>; 2]> {

@@ -19,6 +19,7 @@ pub(crate) mod attention;
 pub(crate) mod cast;
 pub(crate) mod cross_entropy;
 pub(crate) mod embedding;
+pub(crate) mod linear_cross_entropy;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod qlinear;

@@ -70,6 +70,12 @@ impl Prim {
         &self.inner
     }
 
+    /// The storage this primitive views, as its address and length in bytes (equal for
+    /// views of one buffer); `None` where the backend does not expose it (GPUs).
+    pub(crate) fn buffer(&self) -> Option<(usize, u64)> {
+        super::cpu::storage::buffer(self)
+    }
+
     /// The burn primitive, for code that calls burn directly.
     pub fn into_inner(self) -> DispatchTensor {
         self.inner

@@ -23,6 +23,9 @@ pub enum Impl {
     CpuInt8,
     /// The composed definition from burn primitives (every other device and dtype).
     Composed,
+    /// The composed definition evaluated a block of rows at a time, so its largest
+    /// intermediate never exists whole (the logits of a fused linear cross-entropy).
+    Blocked,
 }
 
 /// One kernel entry's choice.

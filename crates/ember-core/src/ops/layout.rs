@@ -27,7 +27,7 @@ impl Tensor {
     /// A reshape to a validated shape, recorded for autograd.
     fn reshaped(&self, out: Vec<usize>) -> Tensor {
         let y = self.wrap(reshape_to(self.prim(), &out), out);
-        y.record(&[self], || Op::Reshape(self.clone()))
+        y.record(&[self], || Op::Reshape(self.graph_handle()))
     }
 
     /// [`Tensor::reshape`] with an exact shape.
@@ -97,7 +97,7 @@ impl Tensor {
         }
         let out: Vec<usize> = perm.iter().map(|&d| self.dims()[d]).collect();
         let y = self.wrap(prim::permute(self.prim(), &perm), out);
-        Ok(y.record(&[self], || Op::Permute(self.clone(), perm)))
+        Ok(y.record(&[self], || Op::Permute(self.graph_handle(), perm)))
     }
 
     /// Swaps two dims.
@@ -175,7 +175,7 @@ impl Tensor {
         crate::shape::checked_numel("broadcast_to", shape)?;
         let p = prim::expand(self.prim_rank(shape.len()), &out_p(shape));
         let y = self.wrap(p, shape.to_vec());
-        Ok(y.record(&[self], || Op::Expand(self.clone())))
+        Ok(y.record(&[self], || Op::Expand(self.graph_handle())))
     }
 
     /// `torch.Tensor.expand`: like `broadcast_to`, where `-1` keeps a dim's size.
@@ -270,7 +270,7 @@ impl Tensor {
         out[d] = (end - start).div_ceil(step);
         let y = self.wrap(prim::slice(self.prim(), &ranges), out);
         Ok(y.record(&[self], || Op::Slice {
-            x: self.clone(),
+            x: self.graph_handle(),
             dim: d,
             start,
             end,
@@ -321,7 +321,9 @@ impl Tensor {
         }
         let y = first.wrap(prim::cat(parts.iter().map(Tensor::prim).collect(), d), out);
         let refs: Vec<&Tensor> = parts.iter().collect();
-        Ok(y.record(&refs, || Op::Cat(parts.clone(), d)))
+        Ok(y.record(&refs, || {
+            Op::Cat(parts.iter().map(Tensor::graph_handle).collect(), d)
+        }))
     }
 
     /// Stacks equal-shaped tensors along a new dim.

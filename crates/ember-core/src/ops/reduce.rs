@@ -120,7 +120,11 @@ impl Tensor {
             .wrap(reshape_to(p, &out), out)
             .record(&[&x], || Op::Reduce {
                 kind: f,
-                x: x.clone(),
+                // Sum and mean read only the input's shape: a graph handle.
+                x: match f {
+                    ReduceFn::Sum | ReduceFn::Mean => x.graph_handle(),
+                    _ => x.clone(),
+                },
                 dims,
                 keepdim,
             }))

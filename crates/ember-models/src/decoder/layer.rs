@@ -32,6 +32,9 @@ impl Module for DecoderMlp {
             DecoderMlp::Gated(m) => m.forward(x),
             DecoderMlp::Fused { gate_up, down, act } => {
                 let halves = gate_up.forward(x)?.chunk(2, -1)?; // 2 × (B, T, hidden)
+                if *act == Activation::Silu {
+                    return down.forward(&halves[0].silu_mul(&halves[1])?);
+                }
                 let g = act.forward(&halves[0])?;
                 down.forward(&halves[1].mul(&g)?)
             }

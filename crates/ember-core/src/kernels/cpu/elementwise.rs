@@ -4,7 +4,7 @@ use rayon::prelude::*;
 
 use super::bf16;
 use super::simd::{CHUNK, erf, exp, map1, map2, simd_kernel, tanh, tanh_sech2};
-use super::storage::{take_flex, unique_values, values, wrap};
+use super::storage::{from_vec, take_flex, unique_values, values, wrap};
 use crate::kernels::prim::Prim;
 
 /// `1/√2`.
@@ -65,6 +65,46 @@ simd_kernel! {
 /// SiLU, `x · sigmoid(x)`.
 pub(crate) fn silu(x: &Prim) -> Option<Prim> {
     map1(x, silu_chunk)
+}
+
+simd_kernel! {
+    fn silu_mul_chunk(o: &mut [f32], a: &[f32], b: &[f32]) {
+        for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+            *o = a / (1.0 + exp(-a)) * b;
+        }
+    }
+}
+
+simd_kernel! {
+    /// Both gradients of `silu(a)·b`: `ga = g·b·σ(a)·(1 + a·(1 - σ(a)))`, `gb = g·a·σ(a)`.
+    fn silu_mul_backward_chunk(ga: &mut [f32], gb: &mut [f32], a: &[f32], b: &[f32], g: &[f32]) {
+        let outs = ga.iter_mut().zip(gb.iter_mut());
+        for (((ga, gb), &a), (&b, &g)) in outs.zip(a).zip(b.iter().zip(g)) {
+            let s = 1.0 / (1.0 + exp(-a));
+            *ga = g * b * s * (1.0 + a * (1.0 - s));
+            *gb = g * a * s;
+        }
+    }
+}
+
+/// SwiGLU's product `silu(a) · b` for contiguous f32 tensors of one shape.
+pub(crate) fn silu_mul(a: &Prim, b: &Prim) -> Option<Prim> {
+    map2(a, b, silu_mul_chunk)
+}
+
+/// The gradients of [`silu_mul`] given the output gradient `g`, in one pass.
+pub(crate) fn silu_mul_backward(a: &Prim, b: &Prim, g: &Prim) -> Option<(Prim, Prim)> {
+    let (av, bv, gv) = (values(a)?, values(b)?, values(g)?);
+    if a.dims() != b.dims() || a.dims() != g.dims() {
+        return None;
+    }
+    let (mut ga, mut gb) = (vec![0f32; av.len()], vec![0f32; av.len()]);
+    ga.par_chunks_mut(CHUNK)
+        .zip(gb.par_chunks_mut(CHUNK))
+        .zip(av.par_chunks(CHUNK).zip(bv.par_chunks(CHUNK)))
+        .zip(gv.par_chunks(CHUNK))
+        .for_each(|(((ga, gb), (a, b)), g)| silu_mul_backward_chunk(ga, gb, a, b, g));
+    Some((from_vec(ga, a.dims()), from_vec(gb, a.dims())))
 }
 
 /// Exact GELU, `x/2 · (1 + erf(x/√2))`.

@@ -244,3 +244,62 @@ pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
     unsafe { out.set_len(batch * size) };
     Some(from_vec(out, out_dims))
 }
+
+/// `acc += a @ b` for 2-D f32 CPU primitives (`a (m, k)`, `b (k, n)` in any strides), written
+/// into `acc`'s `(m, n)` buffer when nothing else holds it and it is contiguous; otherwise
+/// `acc` comes back in `Err`.
+#[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
+pub(crate) fn matmul_add_into(acc: Prim, a: &Prim, b: &Prim) -> Result<Prim, Prim> {
+    let (ad, bd) = (a.dims(), b.dims());
+    let ([m, k], [k2, n]) = match (ad[..].try_into(), bd[..].try_into()) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => return Err(acc),
+    };
+    let (Some(ta), Some(tb)) = (flex(a), flex(b)) else {
+        return Err(acc);
+    };
+    let (Some(sa), Some(sb)) = (checked_strides(ta), checked_strides(tb)) else {
+        return Err(acc);
+    };
+    if k != k2 || acc.dims() != [m, n] || values(&acc).is_none() {
+        return Err(acc);
+    }
+    let mut t = super::storage::take_flex(acc)?;
+    let Some(dst) = super::storage::unique_values(&mut t) else {
+        return Err(super::storage::wrap(t));
+    };
+    let (sta, stb) = (ta.storage::<f32>(), tb.storage::<f32>());
+    let (a0, b0) = (ta.layout().start_offset(), tb.layout().start_offset());
+    let par = if m * n * k >= GEMM_PARALLEL_MACS {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: `checked_strides` bounded every element of a and b reachable from their start
+    // offsets and strides; `dst` holds the contiguous `(m, n)` matrix gemm reads and adds to
+    // (`read_dst`, alpha 1).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            sta.as_ptr().add(a0),
+            sa[1],
+            sa[0],
+            stb.as_ptr().add(b0),
+            sb[1],
+            sb[0],
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    };
+    Ok(super::storage::wrap(t))
+}

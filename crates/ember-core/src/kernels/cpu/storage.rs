@@ -29,6 +29,20 @@ pub(crate) fn values(p: &Prim) -> Option<&[f32]> {
     flex(p)?.as_slice::<f32>()
 }
 
+/// The storage a CPU primitive of any dtype views: its address and length in bytes (views
+/// of one buffer give the same pair); `None` off the CPU.
+pub(crate) fn buffer(p: &Prim) -> Option<(usize, u64)> {
+    #[allow(unreachable_patterns)]
+    let t = match &p.inner_ref().kind {
+        DispatchTensorKind::Flex(
+            BackendTensor::Float(t) | BackendTensor::Int(t) | BackendTensor::Bool(t),
+        ) => t,
+        _ => return None,
+    };
+    let bytes = t.bytes();
+    Some((bytes.as_ptr() as usize, bytes.len() as u64))
+}
+
 /// Takes the burn-flex tensor out of an f32 CPU primitive, or gives the primitive back.
 #[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
 pub(crate) fn take_flex(p: Prim) -> Result<FlexTensor, Prim> {
