@@ -91,9 +91,8 @@ pub fn distinct_bytes<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> u64 
 
 /// Bytes the recorded graph of `root` keeps for its backward pass: every tensor an op
 /// recorded with its data (inputs, intermediate results and what fused ops keep besides, once
-/// each), except parameters:
-/// leaves that require a gradient and the buffers of `params` (frozen weights, counted as
-/// parameters by the caller).
+/// each), except parameters: leaves that require a gradient, `params` (frozen weights, counted
+/// as parameters by the caller) and views of either.
 pub fn saved_for_backward(root: &Tensor, params: &[Tensor]) -> u64 {
     saved_by_op(root, params)
         .iter()
@@ -132,7 +131,19 @@ pub fn saved_by_op(root: &Tensor, params: &[Tensor]) -> Vec<(&'static str, u64)>
     // Views of one buffer count it once, where the buffer is known (the CPU); parameters'
     // buffers not at all.
     let param_ids: HashSet<TensorId> = params.iter().map(Tensor::id).collect();
-    let is_param = |t: &Tensor| t.is_leaf_param() || param_ids.contains(&t.id());
+    // A parameter, or a view of one (a transposed weight: the parameter's own buffer).
+    let is_param = |t: &Tensor| {
+        let mut t = t.clone();
+        loop {
+            if t.is_leaf_param() || param_ids.contains(&t.id()) {
+                return true;
+            }
+            match t.grad_op() {
+                Some(op) if op.is_view() => t = op.inputs()[0].clone(),
+                _ => return false,
+            }
+        }
+    };
     let mut buffers: HashSet<usize> = reached
         .iter()
         .chain(params)

@@ -83,16 +83,30 @@ fn saved_bytes_count_buffers_once_and_leave_parameters_out() {
     let a = e.reshape(&[8, 4]).unwrap().sigmoid().unwrap(); // sigmoid keeps its output
     let b = e.transpose(0, 1).unwrap().tanh().unwrap(); // tanh keeps its output
     let y = e.matmul(&frozen).unwrap().sum(&[], false).unwrap(); // keeps e and frozen
-    let root = y
+    let w = Tensor::randn_with(&mut g, &[6, 8], DType::F32, d)
+        .unwrap()
+        .requires_grad(true)
+        .unwrap();
+    // keeps e and wᵀ, a view of a parameter (the parameter itself only as a graph handle)
+    let z = e.matmul(&w.transpose(0, 1).unwrap()).unwrap();
+    let root = z
+        .sum(&[], false)
+        .unwrap()
+        .add(&y)
+        .unwrap()
         .add(&a.sum(&[], false).unwrap())
         .unwrap()
         .add(&b.sum(&[], false).unwrap())
         .unwrap();
     let floats = |n: u64| 4 * n;
     // e once (its views share the buffer), sigmoid's and tanh's outputs and the root scalar;
-    // not x (a parameter), not the frozen weight when named, not the sums' inputs (handles).
+    // not x or wᵀ (a parameter, a view of one), not the frozen weight when named, not the
+    // sums' inputs (handles).
     let want = floats(32) * 3 + floats(1);
-    assert_eq!(usage::saved_for_backward(&root, std::slice::from_ref(&frozen)), want);
+    assert_eq!(
+        usage::saved_for_backward(&root, std::slice::from_ref(&frozen)),
+        want
+    );
     assert_eq!(
         usage::saved_for_backward(&root, &[]),
         want + floats(48),

@@ -284,6 +284,15 @@ impl Op {
         }
     }
 
+    /// True for ops whose output views its input's buffer (reshape, permute, expand, unit-step
+    /// slices): a view of a parameter is the parameter's memory.
+    pub(crate) fn is_view(&self) -> bool {
+        matches!(
+            self,
+            Op::Reshape(_) | Op::Permute(..) | Op::Expand(_) | Op::Slice { step: 1, .. }
+        )
+    }
+
     /// Tensors the op keeps for its backward besides its inputs (attention's probabilities or
     /// log-sum-exp, gradients taken in the forward).
     pub(crate) fn kept(&self) -> Vec<&Tensor> {
