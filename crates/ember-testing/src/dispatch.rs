@@ -13,6 +13,19 @@ fn i(args: &Value, k: &str) -> isize {
         .unwrap_or_else(|| panic!("arg {k} in {args}")) as isize
 }
 
+/// Cross-entropy options from a case's `reduction` and `smoothing` args.
+fn ce_opts(a: &Value) -> CrossEntropyOpts {
+    CrossEntropyOpts {
+        reduction: match a["reduction"].as_str() {
+            Some("sum") => Reduction::Sum,
+            Some("none") => Reduction::None,
+            _ => Reduction::Mean,
+        },
+        label_smoothing: f(a, "smoothing"),
+        ..Default::default()
+    }
+}
+
 fn f(args: &Value, k: &str) -> f64 {
     args[k]
         .as_f64()
@@ -180,28 +193,11 @@ const OTHER_OPS: &[(&str, Runner)] = &[
         one(x[0].rms_norm(Some(&x[1]), f(a, "eps")))
     }),
     ("cross_entropy", |x, a, _| {
-        let opts = CrossEntropyOpts {
-            reduction: match a["reduction"].as_str() {
-                Some("sum") => Reduction::Sum,
-                Some("none") => Reduction::None,
-                _ => Reduction::Mean,
-            },
-            label_smoothing: f(a, "smoothing"),
-            ..Default::default()
-        };
-        one(x[0].cross_entropy(&x[1], opts))
+        one(x[0].cross_entropy(&x[1], ce_opts(a)))
     }),
     ("silu_mul", |x, _, _| one(x[0].silu_mul(&x[1]))),
     ("linear_cross_entropy", |x, a, _| {
-        let opts = CrossEntropyOpts {
-            reduction: match a["reduction"].as_str() {
-                Some("sum") => Reduction::Sum,
-                _ => Reduction::Mean,
-            },
-            label_smoothing: f(a, "smoothing"),
-            ..Default::default()
-        };
-        one(x[0].linear_cross_entropy(&x[1], &x[2], opts))
+        one(x[0].linear_cross_entropy(&x[1], &x[2], ce_opts(a)))
     }),
     ("scaled_dot_product_attention", |x, a, _| {
         let opts = AttentionOpts {

@@ -56,8 +56,10 @@ pub(crate) fn linear_cross_entropy(
         ..*opts
     };
     let kept = t.iter().filter(|&&v| v != opts.ignore_index).count();
-    // The output gradient of 1 spread over the rows, as the reduction does.
+    // The output gradient of 1 spread over the rows, as the reduction does (with every row
+    // ignored the mean is NaN and the gradients are zeros, as PyTorch's).
     let row_grad = match opts.reduction {
+        Reduction::Mean if kept == 0 => 0.0,
         Reduction::Mean => 1.0 / kept as f64,
         _ => 1.0,
     };
@@ -160,6 +162,22 @@ mod tests {
                 assert!(close(bg.x.as_ref().unwrap(), wg.x.as_ref().unwrap())? < 1e-6);
                 assert!(close(bg.w.as_ref().unwrap(), wg.w.as_ref().unwrap())? < 1e-6);
             }
+        }
+        Ok(())
+    }
+
+    /// Every target ignored: the mean is NaN and the gradients are zeros (PyTorch's answer).
+    #[test]
+    fn all_ignored_gives_nan_and_zero_gradients() -> crate::Result<()> {
+        let x = Tensor::ones(&[3, 4], DType::F64, Device::Cpu)?;
+        let w = Tensor::ones(&[5, 4], DType::F64, Device::Cpu)?;
+        let t = vec![-100i64; 3];
+        let targets = Tensor::from_vec(t.clone(), &[3], Device::Cpu)?;
+        let opts = CrossEntropyOpts::default();
+        let (loss, g) = linear_cross_entropy((&x, &w), (&targets, &t), &opts, false, [true; 2], 2)?;
+        assert!(loss.to_scalar::<f64>()?.is_nan());
+        for grad in [g.x.unwrap(), g.w.unwrap()] {
+            assert!(grad.to_vec::<f64>()?.iter().all(|&v| v == 0.0));
         }
         Ok(())
     }
