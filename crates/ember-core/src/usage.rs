@@ -144,16 +144,18 @@ pub fn saved_by_op(root: &Tensor, params: &[Tensor]) -> Vec<(&'static str, u64)>
             }
         }
     };
-    let mut buffers: HashSet<usize> = reached
+    let (params_reached, others): (Vec<Tensor>, Vec<Tensor>) =
+        reached.into_iter().partition(|t| is_param(t));
+    let mut buffers: HashSet<usize> = params_reached
         .iter()
         .chain(params)
-        .filter(|t| is_param(t) && !t.is_graph_only())
+        .filter(|t| !t.is_graph_only())
         .filter_map(|t| t.prim().buffer().map(|(address, _)| address))
         .collect();
     let mut counted = HashSet::new();
     let mut by_op: HashMap<&'static str, u64> = HashMap::new();
-    for t in reached.iter().rev() {
-        if is_param(t) || t.is_graph_only() || !counted.insert(t.id()) {
+    for t in others.iter().rev() {
+        if t.is_graph_only() || !counted.insert(t.id()) {
             continue;
         }
         let bytes = match t.prim().buffer() {

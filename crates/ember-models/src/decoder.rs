@@ -167,12 +167,8 @@ impl DecoderLm {
         if self.cfg.final_logit_softcapping.is_some() {
             return crate::shifted_loss(OP, ids, labels, |ids| self.forward(ids));
         }
-        let head = self
-            .lm_head
-            .as_ref()
-            .map_or(&self.embed.weight, |l| &l.weight);
         let hidden = |ids: &Tensor| self.norm.forward(&self.hidden(ids, &mut self.new_cache())?);
-        crate::shifted_head_loss(OP, ids, labels, hidden, head)
+        crate::shifted_head_loss(OP, ids, labels, hidden, self.head_weight())
     }
 
     /// The layers, in order.
@@ -243,13 +239,17 @@ impl DecoderLm {
         Ok(h)
     }
 
+    /// The head's `(V, C)` weight: `lm_head`'s (no bias), or the token table when tied.
+    fn head_weight(&self) -> &ember_nn::Param {
+        self.lm_head
+            .as_ref()
+            .map_or(&self.embed.weight, |l| &l.weight)
+    }
+
     /// The final norm, the head and soft-capping: logits `(B, T, V)` of hidden states.
     fn head(&self, h: &Tensor) -> Result<Tensor> {
         let h = self.norm.forward(h)?;
-        let logits = match &self.lm_head {
-            Some(head) => head.forward(&h)?,
-            None => ember_nn::linear_with(&h, &self.embed.weight, None)?,
-        }; // (B, T, V)
+        let logits = ember_nn::linear_with(&h, self.head_weight(), None)?; // (B, T, V)
         match self.cfg.final_logit_softcapping {
             Some(cap) => logits.div_scalar(cap)?.tanh()?.mul_scalar(cap),
             None => Ok(logits),

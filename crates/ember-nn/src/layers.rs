@@ -443,7 +443,7 @@ impl GatedMlp {
 impl Module for GatedMlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (gate, up) = (self.gate.forward(x)?, self.up.forward(x)?); // (.., hidden)
-        if self.act == Activation::Silu && gate.dims() == up.dims() && gate.dtype() == up.dtype() {
+        if self.act == Activation::Silu {
             return self.down.forward(&gate.silu_mul(&up)?); // SwiGLU in one op
         }
         self.down.forward(&self.act.forward(&gate)?.mul(&up)?)

@@ -533,7 +533,7 @@ fn read_config(dir: &Path) -> Result<LoraConfig> {
 /// `y + B(A(dropout(x)) · scale)` when `weight` has an unmerged adapter (computed in the
 /// adapter's dtype, returned in `y`'s), else `y`.
 pub(crate) fn add_adapter(x: &Tensor, y: Tensor, weight: &Param) -> Result<Tensor> {
-    let Some(ad) = weight.adapter().filter(|a| !a.merged) else {
+    let Some(ad) = weight.active_adapter() else {
         return Ok(y);
     };
     let a = ad.a.tensor(); // (r, in)

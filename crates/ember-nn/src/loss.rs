@@ -29,8 +29,7 @@ pub fn linear_cross_entropy(
     let k = *x.dims().last().unwrap_or(&0);
     let x = x.reshape(&[-1, k as isize])?; // (N, K)
     let targets = targets.reshape(&[-1])?; // (N,)
-    let adapted = weight.adapter().is_some_and(|a| !a.merged);
-    if weight.quantized().is_some() || bias.is_some() || adapted {
+    if weight.quantized().is_some() || bias.is_some() || weight.active_adapter().is_some() {
         return cross_entropy(&crate::linear_with(&x, weight, bias)?, &targets);
     }
     crate::layers::check_input(&x, weight, 1)?;

@@ -259,6 +259,11 @@ impl Param {
             .clone()
     }
 
+    /// The adapter when it is applied beside the weight (attached and not merged into it).
+    pub fn active_adapter(&self) -> Option<Adapter> {
+        self.adapter().filter(|a| !a.merged)
+    }
+
     /// Attaches (or with `None` removes) a LoRA adapter.
     pub fn set_adapter(&self, adapter: Option<Adapter>) {
         *self.0.adapter.write().unwrap_or_else(|e| e.into_inner()) = adapter;

@@ -16,19 +16,23 @@ pub(crate) fn sample(
     loss: Option<&Tensor>,
     grads: &Gradients,
 ) -> Usage {
-    // Frozen weights the graph holds are parameters, not activations.
-    let dense: Vec<Tensor> = stores
-        .iter()
-        .flatten()
-        .flat_map(|s| s.named_parameters())
-        .filter(|(_, p)| p.quantized().is_none())
-        .map(|(_, p)| p.tensor())
-        .collect();
+    let activations = loss.map_or(0, |l| {
+        // Frozen weights the graph holds are parameters, not activations (trained ones are
+        // tracked leaves, which `usage` knows as parameters).
+        let frozen: Vec<Tensor> = stores
+            .iter()
+            .flatten()
+            .flat_map(|s| s.named_parameters())
+            .filter(|(_, p)| !p.is_trainable() && p.quantized().is_none())
+            .map(|(_, p)| p.tensor())
+            .collect();
+        usage::saved_for_backward(l, &frozen)
+    });
     let u = Usage {
         parameters: stores.iter().flatten().map(|s| s.nbytes() as u64).sum(),
         gradients: grads.nbytes(),
         optimizer: opt.state_bytes(),
-        activations: loss.map_or(0, |l| usage::saved_for_backward(l, &dense)),
+        activations,
     };
     usage::record(device, u);
     u
