@@ -21,7 +21,7 @@ struct Args {
     /// A Hugging Face BERT directory (default: all-MiniLM-L6-v2 from the asset cache).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// cpu, wgpu or wgpu:N (wgpu needs `--features ember/wgpu`).
+    /// cpu, wgpu or wgpu:N (wgpu needs `--features embergrad/wgpu`).
     #[arg(long, default_value = "cpu")]
     device: Device,
 }

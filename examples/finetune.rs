@@ -69,7 +69,7 @@ struct Args {
     /// Tokens to generate after training.
     #[arg(long, default_value_t = 48)]
     max_new_tokens: usize,
-    /// cpu, wgpu or wgpu:N (wgpu needs `--features ember/wgpu`).
+    /// cpu, wgpu or wgpu:N (wgpu needs `--features embergrad/wgpu`).
     #[arg(long, default_value = "cpu")]
     device: Device,
     /// Seed of the batches and sampling.

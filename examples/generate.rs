@@ -63,7 +63,7 @@ struct Args {
     /// Sampler seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// cpu, wgpu or wgpu:N (wgpu needs `--features ember/wgpu`).
+    /// cpu, wgpu or wgpu:N (wgpu needs `--features embergrad/wgpu`).
     #[arg(long, default_value = "cpu")]
     device: Device,
     /// Quantize the weight matrices after loading (q8_0, q4_0, q4_1, q5_0, q5_1, q4_k,

@@ -5,7 +5,7 @@ use ember::prelude::*;
 
 #[derive(clap::Parser)]
 struct Args {
-    /// cpu, wgpu or wgpu:N (wgpu needs `--features ember/wgpu`)
+    /// cpu, wgpu or wgpu:N (wgpu needs `--features embergrad/wgpu`)
     #[arg(long, default_value = "cpu")]
     device: Device,
 }

@@ -32,7 +32,7 @@ struct Args {
     /// Text to train on (default: Shakespeare's plays from the asset cache).
     #[arg(long)]
     text: Option<PathBuf>,
-    /// cpu, wgpu or wgpu:N (wgpu needs `--features ember/wgpu`).
+    /// cpu, wgpu or wgpu:N (wgpu needs `--features embergrad/wgpu`).
     #[arg(long, default_value = "cpu")]
     device: Device,
     /// Run directory: metrics, plot, checkpoints, vocabulary.

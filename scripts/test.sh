@@ -19,4 +19,4 @@ fi
 # Mesa warns without a runtime dir.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
-cargo test --workspace --features ember/wgpu "$@"
+cargo test --workspace --features embergrad/wgpu "$@"

@@ -223,6 +223,7 @@ fn run(args: Args) -> Result<()> {
         args.device,
         args.repeats
     );
+    println!("Ember's CPU kernels use: {}", ember::cpu_kernels());
     println!("load average before: {load_before}");
     let roof = roofline::Roofline::measure(args.threads);
     println!(

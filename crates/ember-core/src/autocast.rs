@@ -31,77 +31,9 @@
 //! # Ok::<(), ember_core::Error>(())
 //! ```
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-
-use crate::tensor::{Tensor, TensorId};
-use crate::{DType, Error, Result, is_grad_enabled};
-
-/// A cached cast: the parameter, the dtype, and whether grad mode was on (a cast made under
-/// `no_grad` records nothing, so it must not serve a pass that needs gradients).
-type CastKey = (TensorId, DType, bool);
-
-thread_local! {
-    static DTYPE: Cell<Option<DType>> = const { Cell::new(None) };
-    static DEPTH: Cell<usize> = const { Cell::new(0) };
-    static CACHE: RefCell<HashMap<CastKey, Tensor>> = RefCell::new(HashMap::new());
-}
-
-/// Runs the ops of this thread in mixed precision while the guard lives (as
-/// `torch.autocast(device, dtype)`); scopes nest, an inner one may change the dtype.
-/// `dtype` must be `BF16` or `F16`.
-pub fn autocast(dtype: DType) -> Result<AutocastGuard> {
-    if !matches!(dtype, DType::BF16 | DType::F16) {
-        return Err(Error::dtype(
-            "autocast",
-            &[dtype],
-            format!("runs in bf16 or f16, not {dtype}"),
-        ));
-    }
-    Ok(enter(Some(dtype)))
-}
-
-/// Turns autocast off while the guard lives (as `torch.autocast(enabled=False)` inside an
-/// autocast region): ops run in their inputs' dtypes.
-pub fn autocast_off() -> AutocastGuard {
-    enter(None)
-}
-
-fn enter(dtype: Option<DType>) -> AutocastGuard {
-    let previous = DTYPE.with(|d| d.replace(dtype));
-    DEPTH.with(|d| d.set(d.get() + 1));
-    AutocastGuard {
-        previous,
-        _not_send: std::marker::PhantomData,
-    }
-}
-
-/// Restores the enclosing autocast state when dropped. See [`autocast`].
-#[derive(Debug)]
-#[must_use = "autocast applies only while the guard is alive"]
-pub struct AutocastGuard {
-    previous: Option<DType>,
-    /// The state is per thread: the guard must drop on the thread that made it.
-    _not_send: std::marker::PhantomData<*const ()>,
-}
-
-impl Drop for AutocastGuard {
-    fn drop(&mut self) {
-        DTYPE.with(|d| d.set(self.previous));
-        let depth = DEPTH.with(|d| {
-            d.set(d.get().saturating_sub(1));
-            d.get()
-        });
-        if depth == 0 {
-            CACHE.with(|c| c.borrow_mut().clear());
-        }
-    }
-}
-
-/// The dtype autocast runs low-precision ops in on this thread, `None` outside a scope.
-pub fn autocast_dtype() -> Option<DType> {
-    DTYPE.with(Cell::get)
-}
+pub use crate::base::autocast_mode::{AutocastGuard, autocast, autocast_dtype, autocast_off};
+use crate::base::autocast_mode::{cached_cast_of, store_cast};
+use crate::{DType, Result, Tensor, is_grad_enabled};
 
 /// `t` as an op of the low-precision list receives it: cast to the autocast dtype when it is
 /// a float tensor other than f64 (which autocast leaves alone); unchanged outside a scope.
@@ -133,13 +65,13 @@ fn cached_cast(t: &Tensor, to: DType) -> Result<Tensor> {
         return t.to_dtype(to);
     }
     let key = (t.id(), to, is_grad_enabled());
-    if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).cloned()) {
+    if let Some(hit) = cached_cast_of(&key) {
         // A backward pass inside the scope consumed the recorded cast: make a fresh one.
         if !hit.is_consumed() {
             return Ok(hit);
         }
     }
     let cast = t.to_dtype(to)?;
-    CACHE.with(|c| c.borrow_mut().insert(key, cast.clone()));
+    store_cast(key, cast.clone());
     Ok(cast)
 }

@@ -17,29 +17,19 @@
 //! # Ok::<(), ember_core::Error>(())
 //! ```
 //!
-//! Layers, from the top: `ops` (validation, dtype promotion, broadcasting, recording for
-//! autograd), `autograd` (the recorded [`OpKind`]s, their backward rules, the engine), and
-//! `kernels` (the only code that computes: burn's primitives, and fused CPU kernels chosen per
-//! device and dtype). See `docs/architecture.md`.
+//! Layers, from the bottom, each importing only from those below it (checked by
+//! `scripts/check_layers.py`): `base` (dtypes, shapes, devices, errors, options, the op
+//! tables, quantized formats), `kernels` (the only code that computes: burn's primitives and
+//! Ember's own kernels, chosen per device and dtype), `autograd` (the recorded ops, their
+//! backward rules, the engine) and `ops` (every `Tensor` method: validation, dtype promotion,
+//! broadcasting, recording). See `docs/architecture.md`.
 #![warn(missing_docs)]
 
 pub mod autocast;
 mod autograd;
-pub mod clock;
-mod create;
-mod device;
-mod display;
-mod dtype;
-mod error;
+mod base;
 mod kernels;
-mod malloc;
-pub mod memory;
 mod ops;
-mod overloads;
-pub mod quant;
-mod random;
-mod sample;
-mod shape;
 mod tensor;
 pub mod usage;
 
@@ -48,22 +38,22 @@ pub use autograd::{
     Backward, GradcheckReport, Gradients, NoGradGuard, OpKind, checkpoint, gradcheck,
     is_grad_enabled, no_grad,
 };
-pub use device::Device;
-pub use dtype::{DType, Element};
-pub use error::{Error, IoError, Result};
+pub use base::device::Device;
+pub use base::dtype::{DType, Element};
+pub use base::error::{Error, IoError, Result};
+pub use base::options::{AdamStep, AttentionOpts, CrossEntropyOpts, Reduction};
+pub use base::random::{Generator, global_state, manual_seed, set_global_state};
+pub use base::tables::{BinaryFn, CompareFn, ReduceFn, UnaryFn};
+pub use base::{clock, memory, quant};
 pub use half::{bf16, f16};
-pub use kernels::{Impl, KernelUse, trace_kernels};
-pub use ops::fused::{AttentionOpts, CrossEntropyOpts, Reduction};
-pub use ops::{
-    BinaryFn, CompareFn, ConvOpts, ELLIPSIS, Indexer, Ix, NEW_AXIS, Operand, PadMode, PoolOpts,
-    ReduceFn, UnaryFn,
-};
-pub use random::{Generator, global_state, manual_seed, set_global_state};
+pub use kernels::{Impl, KernelUse, cpu_kernels, trace_kernels};
+pub use ops::{ConvOpts, ELLIPSIS, Indexer, Ix, NEW_AXIS, Operand, PadMode, PoolOpts};
 pub use tensor::{Tensor, TensorId};
 
-/// Fused updates for code above autograd (optimizers, caches): each picks its kernel in the
-/// kernel layer, as every op does.
+/// Fused updates for code above autograd (optimizers, caches): each validates its inputs and
+/// picks its kernel in the kernel layer, as every op does.
 pub mod fused {
-    pub use crate::kernels::adamw::{AdamStep, adamw_step};
+    pub use crate::AdamStep;
     pub use crate::kernels::append::AppendBuffer;
+    pub use crate::ops::optim::adamw_step;
 }

@@ -173,7 +173,7 @@ impl Tensor {
         }
         let mut dims = vec![1; rank - self.rank()];
         dims.extend_from_slice(self.dims());
-        prim::reshape(p, &dims)
+        crate::kernels::layout::reshape(p, &dims)
     }
 
     /// The primitive handle (a cheap clone).
@@ -207,7 +207,7 @@ impl Tensor {
 
     /// Size of one dimension (negative counts from the end).
     pub fn size(&self, dim: isize) -> Result<usize> {
-        let d = crate::shape::norm_dim("size", dim, self.rank())?;
+        let d = crate::base::shape::norm_dim("size", dim, self.rank())?;
         Ok(self.0.shape[d])
     }
 
@@ -245,7 +245,7 @@ impl Tensor {
             // e.g. reading f32 from wgpu as f64: convert on the host side instead.
             return self.detach().to_device(Device::Cpu)?.to_vec::<T>();
         }
-        T::download(self.detach().to_dtype(T::DTYPE)?.prim())
+        prim::download::<T>(self.detach().to_dtype(T::DTYPE)?.prim())
     }
 
     /// The single value of a one-element tensor.

@@ -150,7 +150,7 @@ pub fn saved_by_op(root: &Tensor, params: &[Tensor]) -> Vec<(&'static str, u64)>
         .iter()
         .chain(params)
         .filter(|t| !t.is_graph_only())
-        .filter_map(|t| t.prim().buffer().map(|(address, _)| address))
+        .filter_map(|t| crate::kernels::layout::buffer(&t.prim()).map(|(address, _)| address))
         .collect();
     let mut counted = HashSet::new();
     let mut by_op: HashMap<&'static str, u64> = HashMap::new();
@@ -158,7 +158,7 @@ pub fn saved_by_op(root: &Tensor, params: &[Tensor]) -> Vec<(&'static str, u64)>
         if t.is_graph_only() || !counted.insert(t.id()) {
             continue;
         }
-        let bytes = match t.prim().buffer() {
+        let bytes = match crate::kernels::layout::buffer(&t.prim()) {
             Some((address, len)) => u64::from(buffers.insert(address)) * len,
             None => tensor_bytes(t),
         };

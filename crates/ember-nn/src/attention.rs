@@ -8,7 +8,7 @@ use ember_core::{AttentionOpts, DType, Device, Error, Result, Tensor};
 
 use crate::Module;
 use crate::builder::VarBuilder;
-use crate::layers::{Activation, Dropout, GatedMlp, LayerNorm, Linear, Projection, RmsNorm};
+use crate::layers::{Dropout, LayerNorm, Linear, Projection, RmsNorm};
 
 /// Rotary position embeddings in Hugging Face's "rotate half" convention: the first and
 /// second halves of each head are rotated as pairs.
@@ -519,59 +519,6 @@ impl Module for Norm {
             Norm::Layer(n) => n.forward(x),
             Norm::Rms(n) => n.forward(x),
         }
-    }
-}
-
-/// A pre-norm transformer block with Llama's names: `x + self_attn(input_layernorm(x))`,
-/// then `x + mlp(post_attention_layernorm(x))` with a gated MLP.
-#[derive(Debug, Clone)]
-pub struct TransformerBlock {
-    /// `input_layernorm`
-    pub input_norm: Norm,
-    /// `self_attn`
-    pub attn: MultiHeadAttention,
-    /// `post_attention_layernorm`
-    pub post_norm: Norm,
-    /// `mlp`
-    pub mlp: GatedMlp,
-}
-
-impl TransformerBlock {
-    /// A Llama-style block: RMSNorm with `eps`, attention per `cfg`, SwiGLU MLP of `hidden`.
-    pub fn new(
-        vb: VarBuilder,
-        cfg: AttentionConfig,
-        hidden: usize,
-        eps: f64,
-    ) -> Result<TransformerBlock> {
-        let dim = cfg.dim;
-        Ok(TransformerBlock {
-            input_norm: Norm::Rms(RmsNorm::new(vb.pp("input_layernorm"), dim, eps)?),
-            attn: MultiHeadAttention::new(vb.pp("self_attn"), cfg)?,
-            post_norm: Norm::Rms(RmsNorm::new(vb.pp("post_attention_layernorm"), dim, eps)?),
-            mlp: GatedMlp::new(vb.pp("mlp"), dim, hidden, Activation::Silu, false)?,
-        })
-    }
-
-    /// The block with an optional mask and KV cache.
-    pub fn forward_with(
-        &self,
-        x: &Tensor,
-        mask: Option<&Tensor>,
-        cache: Option<&mut KvCache>,
-    ) -> Result<Tensor> {
-        let h = x.add(
-            &self
-                .attn
-                .forward_with(&self.input_norm.forward(x)?, mask, cache)?,
-        )?;
-        h.add(&self.mlp.forward(&self.post_norm.forward(&h)?)?)
-    }
-}
-
-impl Module for TransformerBlock {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, None, None)
     }
 }
 

@@ -34,7 +34,7 @@ mod store;
 
 pub use attention::{
     AttentionConfig, CachedAttention, KvCache, MultiHeadAttention, Norm, QkvProjection,
-    RotaryEmbedding, TransformerBlock, attend_cached,
+    RotaryEmbedding, attend_cached,
 };
 pub use block::{Block, BlockConfig, FeedForward, MlpKind, NormKind};
 pub use builder::VarBuilder;

@@ -1,9 +1,11 @@
-//! The configurable `Block`: its Llama configuration is `TransformerBlock`; dropout follows
-//! train/eval; the composed attention used for probability dropout equals the fused one.
+//! The configurable `Block`: its Llama configuration is Llama's block built from its parts
+//! (RMSNorm, attention, SwiGLU MLP, with Llama's names); dropout follows train/eval; the
+//! composed attention used for probability dropout equals the fused one.
 
 use ember_core::{Backward, DType, Device, Generator, Tensor};
 use ember_nn::{
-    AttentionConfig, Block, BlockConfig, Module, TransformerBlock, VarBuilder, VarStore,
+    Activation, AttentionConfig, Block, BlockConfig, GatedMlp, Module, MultiHeadAttention, RmsNorm,
+    VarBuilder, VarStore,
 };
 
 fn attention(causal: bool, n_kv_heads: usize, rope: bool) -> AttentionConfig {
@@ -29,8 +31,43 @@ fn input(seed: u64) -> Tensor {
     .unwrap()
 }
 
+/// Llama's decoder layer written out from its parts: `x + self_attn(input_layernorm(x))`,
+/// then `+ mlp(post_attention_layernorm(h))` with a SwiGLU MLP.
+struct LlamaLayer {
+    input_layernorm: RmsNorm,
+    self_attn: MultiHeadAttention,
+    post_attention_layernorm: RmsNorm,
+    mlp: GatedMlp,
+}
+
+impl LlamaLayer {
+    fn new(
+        vb: VarBuilder,
+        cfg: AttentionConfig,
+        hidden: usize,
+        eps: f64,
+    ) -> ember_core::Result<Self> {
+        let dim = cfg.dim;
+        Ok(LlamaLayer {
+            input_layernorm: RmsNorm::new(vb.pp("input_layernorm"), dim, eps)?,
+            self_attn: MultiHeadAttention::new(vb.pp("self_attn"), cfg)?,
+            post_attention_layernorm: RmsNorm::new(vb.pp("post_attention_layernorm"), dim, eps)?,
+            mlp: GatedMlp::new(vb.pp("mlp"), dim, hidden, Activation::Silu, false)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> ember_core::Result<Tensor> {
+        let h = x.add(&self.self_attn.forward(&self.input_layernorm.forward(x)?)?)?;
+        h.add(
+            &self
+                .mlp
+                .forward(&self.post_attention_layernorm.forward(&h)?)?,
+        )
+    }
+}
+
 #[test]
-fn llama_config_is_the_transformer_block() {
+fn llama_config_is_llamas_block() {
     let a = VarStore::with_seed(Device::Cpu, DType::F32, 5);
     let block = Block::new(
         VarBuilder::new(&a),
@@ -39,7 +76,7 @@ fn llama_config_is_the_transformer_block() {
     .unwrap();
     let b = VarStore::with_seed(Device::Cpu, DType::F32, 9);
     let reference =
-        TransformerBlock::new(VarBuilder::new(&b), attention(true, 2, true), 24, 1e-6).unwrap();
+        LlamaLayer::new(VarBuilder::new(&b), attention(true, 2, true), 24, 1e-6).unwrap();
     assert_eq!(a.names(), b.names(), "the block does not use Llama's names");
     for (name, p) in a.named_parameters() {
         b.get(&name).unwrap().set(&p.tensor()).unwrap();

@@ -8,8 +8,8 @@ use ember_testing::on_every_device;
 use ember_core::Backward;
 use ember_core::{ConvOpts, DType, Device, PoolOpts, Result, Tensor};
 use ember_nn::{
-    Activation, AttentionConfig, BatchNorm, Conv1d, Conv2d, Embedding, GatedMlp, GroupNorm,
-    LayerNorm, Linear, LoadOptions, Mlp, Module, MultiHeadAttention, RmsNorm, TransformerBlock,
+    Activation, AttentionConfig, BatchNorm, Block, BlockConfig, Conv1d, Conv2d, Embedding,
+    GatedMlp, GroupNorm, LayerNorm, Linear, LoadOptions, Mlp, Module, MultiHeadAttention, RmsNorm,
     VarBuilder, VarStore, loss,
 };
 use ember_weights::Checkpoint;
@@ -65,7 +65,7 @@ fn build(name: &str, vb: VarBuilder, ckpt: &Checkpoint, d: Device) -> Result<For
             Box::new(move |x| m.forward(x))
         }
         "block" => {
-            let m = TransformerBlock::new(vb, attention_cfg(), 24, 1e-6)?;
+            let m = Block::new(vb, BlockConfig::llama(attention_cfg(), 24, 1e-6))?;
             Box::new(move |x| m.forward(x))
         }
         "cross_attention" => {

@@ -4,7 +4,7 @@
 use ember_core::Backward;
 use ember_core::{DType, Device, Generator, Tensor};
 use ember_nn::{
-    AttentionConfig, Dropout, Init, KvCache, Linear, LoadOptions, Module, TransformerBlock,
+    AttentionConfig, Block, BlockConfig, Dropout, Init, KvCache, Linear, LoadOptions, Module,
     VarBuilder, VarStore,
 };
 use ember_weights::Checkpoint;
@@ -28,8 +28,9 @@ fn cfg() -> AttentionConfig {
     }
 }
 
-fn block(store: &VarStore) -> TransformerBlock {
-    TransformerBlock::new(VarBuilder::new(store).pp("model.layers.0"), cfg(), 24, 1e-6).unwrap()
+fn block(store: &VarStore) -> Block {
+    let vb = VarBuilder::new(store).pp("model.layers.0");
+    Block::new(vb, BlockConfig::llama(cfg(), 24, 1e-6)).unwrap()
 }
 
 fn input(t: usize) -> Tensor {

@@ -56,7 +56,7 @@ pub fn checkpoint(
     x: &Tensor,
 ) -> Result<Tensor> {
     let rng = crate::global_state();
-    let autocast = crate::autocast::autocast_dtype();
+    let autocast = crate::base::autocast_mode::autocast_dtype();
     let start = TensorId::fresh();
     let y = f(x)?;
     if !y.is_tracked() || !super::is_grad_enabled() {
@@ -117,7 +117,7 @@ impl Checkpointed {
     fn recompute(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let _grad = super::graph::enable_grad();
         let _autocast = match self.autocast {
-            Some(d) => Some(crate::autocast::autocast(d)?),
+            Some(d) => Some(crate::base::autocast_mode::autocast(d)?),
             None => None,
         };
         let x = &self.inputs[0];

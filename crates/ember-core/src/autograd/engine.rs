@@ -41,7 +41,10 @@ impl Gradients {
 
     /// Bytes of the stored gradients.
     pub fn nbytes(&self) -> u64 {
-        self.map.values().map(crate::usage::tensor_bytes).sum()
+        self.map
+            .values()
+            .map(|t| (t.numel() * t.dtype().size_in_bytes()) as u64)
+            .sum()
     }
 
     /// Adds another store into this one (gradient accumulation over micro-batches).
@@ -141,7 +144,7 @@ fn reverse_topological(root: &Tensor) -> Vec<(Tensor, Op)> {
 
 fn run(root: &Tensor, seed: Tensor, retain: bool) -> Result<Gradients> {
     // Backward rules run in the dtypes the forward recorded, never re-cast by autocast.
-    let _no_autocast = crate::autocast::autocast_off();
+    let _no_autocast = crate::base::autocast_mode::autocast_off();
     if !root.is_tracked() {
         return Err(Error::Autograd {
             msg: "the output does not depend on any tensor that requires a gradient".into(),

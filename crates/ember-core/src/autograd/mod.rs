@@ -21,4 +21,4 @@ pub(crate) use graph::Track;
 pub use graph::{NoGradGuard, is_grad_enabled, no_grad};
 pub(crate) use op::Op;
 pub use op::OpKind;
-pub(crate) use rules::{reads_output, sum_to};
+pub(crate) use rules::reads_output;

@@ -2,8 +2,8 @@
 //! needs. Dims are already normalized (non-negative, sorted where a list). The rules are in
 //! `rules.rs`, one exhaustive `match` over [`Op`].
 
+use crate::CrossEntropyOpts;
 use crate::kernels::attention::Saved;
-use crate::ops::fused::CrossEntropyOpts;
 use crate::{BinaryFn, ReduceFn, Tensor, UnaryFn};
 
 /// One recorded op: its kind, parameters and the inputs it needs for its backward rule.
@@ -113,7 +113,7 @@ pub(crate) enum Op {
         /// (V, K), a graph handle
         weight: Tensor,
         /// the gradients of `x` and `weight` for an output gradient of 1
-        grads: crate::kernels::linear_cross_entropy::Grads,
+        grads: crate::kernels::loss::Grads,
     },
     /// SwiGLU's product `silu(gate) · up`.
     SiluMul(Tensor, Tensor),
@@ -207,7 +207,7 @@ pub(crate) enum Op {
         /// input (.., in)
         x: Tensor,
         /// weight (out, in)
-        w: crate::quant::QTensor,
+        w: crate::base::quant::QTensor,
         /// bias (out,)
         bias: Option<Tensor>,
     },

@@ -7,28 +7,9 @@
 use std::f64::consts::PI;
 
 use crate::autograd::Op;
+use crate::kernels::reduce::sum_to;
 use crate::kernels::{self, attention::Args};
 use crate::{BinaryFn, DType, Error, ReduceFn, Result, Tensor, UnaryFn};
-
-/// `g` summed over the dims that broadcasting added, back to `shape`.
-pub(crate) fn sum_to(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
-    if g.dims() == shape {
-        return Ok(g.clone());
-    }
-    let lead = g.rank() - shape.len();
-    let mut dims: Vec<isize> = (0..lead as isize).collect();
-    for (i, &s) in shape.iter().enumerate() {
-        if s == 1 && g.dims()[lead + i] != 1 {
-            dims.push((lead + i) as isize);
-        }
-    }
-    let summed = if dims.is_empty() {
-        g.clone()
-    } else {
-        g.sum(&dims, true)?
-    };
-    summed.reshape_to(shape)
-}
 
 /// A reduced gradient broadcast back over the reduced `dims` of `shape`.
 fn unreduce(g: &Tensor, dims: &[usize], keepdim: bool, shape: &[usize]) -> Result<Tensor> {
@@ -265,7 +246,7 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             logits,
             targets,
             opts,
-        } => one(kernels::cross_entropy::cross_entropy_backward(
+        } => one(kernels::loss::cross_entropy_backward(
             logits, targets, opts, g,
         )?),
         Op::SiluMul(a, b) => {
@@ -273,7 +254,7 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             Ok(vec![Some(ga), Some(gb)])
         }
         Op::LinearCrossEntropy { grads, .. } => {
-            kernels::linear_cross_entropy::linear_cross_entropy_backward(grads, g)
+            kernels::loss::linear_cross_entropy_backward(grads, g)
         }
         Op::Attention {
             q,
@@ -321,7 +302,7 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             let d = *d as isize;
             one(g.flip(&[d])?.cumsum(d)?.flip(&[d])?)
         }
-        Op::Cumprod(x, d) => one(crate::ops::scan::cumprod_backward(x, *d, g)?),
+        Op::Cumprod(x, d) => one(cumprod_backward(x, *d, g)?),
         Op::Reshape(x) => one(g.reshape_to(x.dims())?),
         Op::Expand(x) => one(sum_to(g, x.dims())?),
         Op::Permute(_, perm) => {
@@ -385,4 +366,38 @@ pub(crate) fn backward(op: &Op, y: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
         Op::Checkpoint(c) => c.backward(g),
         Op::NotDifferentiable { name, .. } => Err(Error::NotDifferentiable { op: name }),
     }
+}
+
+/// The gradient of `y = cumprod(x)` along `d` for upstream `g`.
+///
+/// `dL/dx_i = Σ_{k≥i} g_k Π_{j≤k, j≠i} x_j`. Without zeros that is the reversed running sum
+/// of `g·y` over `x`; with zeros, the products skipping `x_i` are formed explicitly: row `i`
+/// of an `(n, n)` table holds `x_j` for `j > i` and 1 elsewhere, and its running product
+/// times the exclusive running product before `i` gives every term (O(n²) memory, as
+/// PyTorch's fallback).
+fn cumprod_backward(x: &Tensor, d: usize, g: &Tensor) -> Result<Tensor> {
+    let di = d as isize;
+    if !x.eq_scalar(0.0)?.any(&[], false)?.to_scalar::<bool>()? {
+        let y = x.cumprod(di)?;
+        return g.mul(&y)?.flip(&[di])?.cumsum(di)?.flip(&[di])?.div(x);
+    }
+    let n = x.dims()[d];
+    let xl = x.transpose(di, -1)?; // (.., n)
+    let gl = g.transpose(di, -1)?;
+    let device = x.device();
+    // (n, n): true where j > i (row i, column j), and where k >= i.
+    let rows = Tensor::arange(0.0, n as f64, 1.0, DType::I64, device)?.unsqueeze(1)?;
+    let cols = Tensor::arange(0.0, n as f64, 1.0, DType::I64, device)?.unsqueeze(0)?;
+    let after = cols.gt(&rows)?;
+    let from = cols.ge(&rows)?;
+    let one = Tensor::full(&[], 1.0, x.dtype(), device)?;
+    let table = Tensor::where_(&after, &xl.unsqueeze(-2)?, &one)?; // (.., n, n)
+    let partial = table.cumprod(-1)?; // Π_{i<j≤k} x_j at (i, k)
+    let zero = Tensor::full(&[], 0.0, x.dtype(), device)?;
+    let terms = Tensor::where_(&from, &partial.mul(&gl.unsqueeze(-2)?)?, &zero)?;
+    let inner = terms.sum(&[-1], false)?; // (.., n)
+    let ones = xl.narrow(-1, 0, 1)?.ones_like()?;
+    let shifted = Tensor::cat(&[&ones, &xl.narrow(-1, 0, n - 1)?], -1)?;
+    let before = shifted.cumprod(-1)?; // Π_{j<i} x_j
+    before.mul(&inner)?.transpose(di, -1)
 }

@@ -1,8 +1,8 @@
 //! Gradient accumulation: `sum + g`, written into the running sum's buffer when nothing else
-//! holds it (f32 and bf16 on the CPU: `cpu::elementwise::add_into`, `cpu::bf16::add_into`, the
+//! holds it (f32 and bf16 on the CPU: `cpu::accumulate::add_into`, `cpu::bf16::add_into`, the
 //! bf16 sum computed in f32 and rounded once), else a new tensor.
 
-use super::cpu::{bf16, elementwise as cpu};
+use super::cpu::{accumulate as cpu, bf16};
 use super::trace::{Impl, note};
 use crate::{Result, Tensor};
 

@@ -2,13 +2,13 @@
 //! backward is the autograd rule's composition); SwiGLU's product `silu(a)·b`: forward and
 //! backward.
 //!
-//! f32 on the CPU: one vectorized pass (`cpu::elementwise`); bf16 on the CPU: one pass too,
+//! f32 on the CPU: one vectorized pass (`cpu::activation`); bf16 on the CPU: one pass too,
 //! each block widened to f32, computed and rounded back while in L1. Elsewhere: the composed definition below, which
 //! is the reference.
 
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 
-use super::cpu::elementwise as cpu;
+use super::cpu::activation as cpu;
 use super::prim::Prim;
 use super::trace::{Impl, note};
 use crate::BinaryFn::{self, Add, Mul};

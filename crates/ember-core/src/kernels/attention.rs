@@ -15,6 +15,7 @@
 //!   back to bf16.
 //! - everything else: the composed definition below, which is the reference.
 
+use super::cast::in_f32;
 use super::cpu;
 use super::trace::{Impl, note};
 use crate::{DType, Result, Tensor};
@@ -67,7 +68,7 @@ fn widened(a: &Args) -> Result<Option<([Tensor; 3], Option<Tensor>)>> {
         return Ok(None);
     }
     let wide = |t: &Tensor| t.to_dtype(DType::F32);
-    let mask = a.mask.map(wide).transpose()?; // the additive mask, in q's dtype
+    let mask = in_f32(a.mask)?; // the additive mask, in q's dtype
     Ok(Some(([wide(a.q)?, wide(a.k)?, wide(a.v)?], mask)))
 }
 

@@ -31,3 +31,9 @@ pub(crate) fn widened_bf16(t: &Tensor) -> Result<Option<Tensor>> {
     }
     t.to_dtype(DType::F32).map(Some)
 }
+
+/// The partner of a widened input (a gradient, a parameter, a mask) in f32 too: cast when it
+/// is another float dtype, as it is when already f32; `None` stays `None`.
+pub(crate) fn in_f32(t: Option<&Tensor>) -> Result<Option<Tensor>> {
+    t.map(|t| t.to_dtype(DType::F32)).transpose()
+}

@@ -1,13 +1,14 @@
 //! Matrix products: forward (batched, equal-rank primitives) and `torch.matmul`'s backward.
 //!
 //! f32 on the CPU: the `gemm` crate called directly, or a few-row product that streams the
-//! weight once (`cpu::matmul`). bf16 on the CPU: Ember's AVX512_BF16 GEMM (`cpu::gemm_bf16`),
-//! or the f32 GEMM on widened operands where the CPU lacks it. Elsewhere: burn's primitive.
+//! weight once (`cpu::matmul`). bf16 on the CPU: Ember's AVX512_BF16 GEMM or the same
+//! streaming (`cpu::matmul::matmul_bf16`), or the f32 GEMM on widened operands where the CPU
+//! lacks AVX512_BF16. Elsewhere: burn's primitive.
 
-use super::cpu::{bf16, gemm_bf16, matmul as cpu};
+use super::cpu::{bf16, matmul as cpu};
 use super::prim::{self, Prim};
+use super::reduce::sum_to;
 use super::trace::{Impl, note};
-use crate::autograd::sum_to;
 use crate::{DType, Result, Tensor};
 
 /// `a (.., m, k) @ b (.., k, n)` for float primitives of equal rank and batch dims.
@@ -16,7 +17,7 @@ pub(crate) fn matmul(a: Prim, b: Prim) -> Prim {
         note("matmul", Impl::CpuF32);
         return y;
     }
-    if let Some(y) = gemm_bf16::matmul(&a, &b) {
+    if let Some(y) = cpu::matmul_bf16(&a, &b) {
         note("matmul", Impl::CpuBf16);
         return y;
     }

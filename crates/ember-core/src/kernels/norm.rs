@@ -3,25 +3,24 @@
 //! f32 on the CPU: one pass per row (`cpu::norm`), statistics recomputed in the backward;
 //! bf16 on the CPU: the same kernels on inputs widened to f32. Elsewhere: the composed definitions below, which are the reference.
 
+use super::cast::{in_f32, widened_bf16};
 use super::cpu::norm as cpu;
+use super::reduce::sum_to;
 use super::trace::{Impl, note};
-use crate::autograd::sum_to;
-use crate::{DType, Device, Result, Tensor};
+use crate::{DType, Result, Tensor};
 
-/// For a bf16 `x` on the CPU: `x`, `g` and the bf16 parameters widened to f32, so that the
-/// f32 kernels run (PyTorch's CPU norms compute bf16 in f32 too); `None` otherwise.
+/// For a bf16 `x` on the CPU: `x`, `g` and the parameters widened to f32, so that the f32
+/// kernels run (PyTorch's CPU norms compute bf16 in f32 too); `None` otherwise.
 #[allow(clippy::type_complexity)]
 fn widened(
     x: &Tensor,
     g: Option<&Tensor>,
-    params: [Option<&Tensor>; 2],
+    [a, b]: [Option<&Tensor>; 2],
 ) -> Result<Option<(Tensor, Option<Tensor>, [Option<Tensor>; 2])>> {
-    if x.dtype() != DType::BF16 || x.device() != Device::Cpu {
+    let Some(x) = widened_bf16(x)? else {
         return Ok(None);
-    }
-    let wide = |t: &Tensor| t.to_dtype(DType::F32);
-    let [a, b] = params.map(|p| p.map(wide).transpose());
-    Ok(Some((wide(x)?, g.map(wide).transpose()?, [a?, b?])))
+    };
+    Ok(Some((x, in_f32(g)?, [in_f32(a)?, in_f32(b)?])))
 }
 
 /// `(x - mean) / √(var + eps) · weight + bias` over the last dim (biased variance).

@@ -5,12 +5,14 @@
 //! panics (or silently computes garbage on some backends) when those do not hold.
 //! A [`Prim`] always has rank >= 1; Ember keeps rank-0 tensors as `[1]` primitives.
 
+use std::any::Any;
+
 use burn_backend::ops::{ActivationOps, BoolTensorOps, FloatTensorOps, IntTensorOps};
 use burn_backend::{Scalar, Shape, Slice, TensorData, TensorMetadata, read_sync};
 use burn_dispatch::{Dispatch, DispatchTensor};
 use burn_std::IndexingUpdateOp;
 
-use crate::dtype::INT;
+use crate::base::dtype::INT;
 use crate::{DType, Device, Element, Error, Result};
 
 type B = Dispatch;
@@ -70,12 +72,6 @@ impl Prim {
         &self.inner
     }
 
-    /// The storage this primitive views, as its address and length in bytes (equal for
-    /// views of one buffer); `None` where the backend does not expose it (GPUs).
-    pub(crate) fn buffer(&self) -> Option<(usize, u64)> {
-        super::cpu::storage::buffer(self)
-    }
-
     /// The burn primitive, for code that calls burn directly.
     pub fn into_inner(self) -> DispatchTensor {
         self.inner
@@ -100,6 +96,57 @@ pub(crate) fn from_vec<E: Element + burn_backend::Element>(
 ) -> Result<Prim> {
     let data = TensorData::new(values, Shape::from(shape.to_vec()));
     from_data(data, E::DTYPE, device)
+}
+
+/// Uploads host values of any [`Element`] type (`values.len()` equals the product of `shape`,
+/// checked by callers). Bool storage differs per backend (native, u8, u32): bools go up as
+/// I64 and are compared.
+pub(crate) fn upload<E: Element>(values: Vec<E>, shape: &[usize], device: Device) -> Result<Prim> {
+    let values: Box<dyn Any> = Box::new(values);
+    match E::DTYPE {
+        DType::F32 => from_vec(host::<f32>(values)?, shape, device),
+        DType::F64 => from_vec(host::<f64>(values)?, shape, device),
+        DType::F16 => from_vec(host::<half::f16>(values)?, shape, device),
+        DType::BF16 => from_vec(host::<half::bf16>(values)?, shape, device),
+        DType::I64 => from_vec(host::<i64>(values)?, shape, device),
+        DType::Bool => {
+            let ints: Vec<i64> = host::<bool>(values)?.into_iter().map(i64::from).collect();
+            Ok(cast(from_vec(ints, shape, device)?, DType::Bool))
+        }
+    }
+}
+
+/// Reads a primitive of dtype `E::DTYPE` back to the host.
+pub(crate) fn download<E: Element>(p: Prim) -> Result<Vec<E>> {
+    fn read<T: burn_backend::Element>(p: Prim) -> Result<Vec<T>> {
+        into_data(p)?
+            .try_into_vec::<T>()
+            .map_err(|e| Error::Backend {
+                op: "to_vec",
+                msg: format!("{e:?}"),
+            })
+    }
+    let values: Box<dyn Any> = match E::DTYPE {
+        DType::F32 => Box::new(read::<f32>(p)?),
+        DType::F64 => Box::new(read::<f64>(p)?),
+        DType::F16 => Box::new(read::<half::f16>(p)?),
+        DType::BF16 => Box::new(read::<half::bf16>(p)?),
+        DType::I64 => Box::new(read::<i64>(p)?),
+        DType::Bool => {
+            let ints = read::<i64>(cast(p, DType::I64))?;
+            Box::new(ints.into_iter().map(|v| v != 0).collect::<Vec<bool>>())
+        }
+    };
+    host::<E>(values)
+}
+
+/// The `Vec<T>` inside `values` (an [`Element`]'s `DTYPE` names its Rust type, so the
+/// conversion always holds).
+fn host<T: 'static>(values: Box<dyn Any>) -> Result<Vec<T>> {
+    values
+        .downcast::<Vec<T>>()
+        .map(|v| *v)
+        .map_err(|_| Error::internal("to_vec", "an element type does not match its dtype"))
 }
 
 /// Uploads burn host data whose dtype is `dtype`'s host dtype.
@@ -157,16 +204,9 @@ pub fn full(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result
 
 // ---------------------------------------------------------------- layout and movement
 
-/// Reshape to a shape with the same number of elements.
+/// Reshape to a shape with the same number of elements, by burn (which copies strided
+/// tensors: `kernels::layout::reshape` makes views where it can).
 pub fn reshape(p: Prim, shape: &[usize]) -> Prim {
-    // Same shape: keep the handle. burn-flex would otherwise copy a strided view (a
-    // transposed weight) into a contiguous buffer on every call.
-    if p.dims() == shape {
-        return p;
-    }
-    if let Some(view) = super::cpu::storage::reshape_view(&p, shape) {
-        return view;
-    }
     let s = Shape::from(shape.to_vec());
     let dtype = p.dtype;
     let t = match p.kind() {

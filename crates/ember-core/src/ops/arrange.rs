@@ -1,7 +1,7 @@
 //! Rearranging ops composed of slices, concatenation, expansion and index selection (so their
 //! gradients come from those ops' rules): `roll`, `repeat`, `tile`, `pad`, `diagonal`.
 
-use crate::shape::norm_dim;
+use crate::base::shape::norm_dim;
 use crate::{Error, Result, Tensor};
 
 /// How [`Tensor::pad`] fills the border, as `torch.nn.functional.pad`'s `mode`.
@@ -104,7 +104,7 @@ impl Tensor {
         let spread: Vec<usize> = dims.iter().flat_map(|&s| [1, s]).collect();
         let target: Vec<usize> = dims.iter().zip(sizes).flat_map(|(&s, &r)| [r, s]).collect();
         let out: Vec<usize> = dims.iter().zip(sizes).map(|(&s, &r)| s * r).collect();
-        crate::shape::checked_numel(OP, &out)?;
+        crate::base::shape::checked_numel(OP, &out)?;
         self.reshape_to(&spread)?
             .broadcast_to(&target)?
             .reshape_to(&out)
@@ -225,7 +225,7 @@ fn pad_dim(x: &Tensor, d: usize, before: isize, after: isize, mode: PadMode) -> 
         }
         let mut shape = core.shape();
         shape[d] = len as usize;
-        crate::shape::checked_numel(OP, &shape)?;
+        crate::base::shape::checked_numel(OP, &shape)?;
         Tensor::full(&shape, value, x.dtype(), x.device()).map(Some)
     };
     let (lo, hi) = (side(before)?, side(after)?);

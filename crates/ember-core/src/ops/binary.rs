@@ -1,88 +1,19 @@
-//! Binary arithmetic with broadcasting, and with a scalar, declared once in the table below.
-//!
-//! Each row is one op: its [`BinaryFn`] variant and doc, the tensor–tensor method and name
-//! with its dtype promotion and burn primitives, and the tensor–scalar method and name with
-//! its primitives. From the table come the enum, the methods, the names and the primitive
-//! mapping; the backward rule is in `autograd/rules.rs`.
+//! The `Tensor` methods of the binary table (`base/tables/binary.rs`), tensor–tensor with
+//! broadcasting and tensor–scalar, and the dtype promotion they share.
 
-use burn_backend::ops::{FloatTensorOps, IntTensorOps};
-use burn_dispatch::Dispatch as B;
-
-use super::Ints;
 use crate::autograd::Op;
-use crate::kernels::prim::{self, Prim};
-use crate::shape::broadcast;
-use crate::{DType, Error, Result, Tensor};
+use crate::base::shape::broadcast;
+use crate::base::tables::binary::binary_table;
+use crate::base::tables::{Ints, Promote};
+use crate::kernels::prim::Prim;
+use crate::{BinaryFn, DType, Error, Result, Tensor};
 
-/// How a binary op promotes dtypes (after PyTorch's promotion of the two operands).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Promote {
-    /// add, sub, mul: ints stay ints.
-    Ring,
-    /// true division: ints become F32.
-    Div,
-    /// pow, maximum, minimum: as ring.
-    Other,
-}
-
-macro_rules! binary_ops {
+macro_rules! binary_methods {
     ($(
         $(#[doc = $doc:literal])+
         $variant:ident => $method:ident($name:literal, $promote:ident, $int:expr, $float:expr),
             $smethod:ident($sname:literal, $sints:ident, $sint:expr, $sfloat:expr);
     )+) => {
-        /// Binary arithmetic with a backward rule (tensor–tensor or tensor–scalar), as listed
-        /// in `ops/binary.rs`.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum BinaryFn {
-            $($(#[doc = $doc])+ $variant,)+
-        }
-
-        impl BinaryFn {
-            /// Every binary function, in table order.
-            pub const ALL: &'static [BinaryFn] = &[$(BinaryFn::$variant),+];
-
-            /// PyTorch's name of the tensor–tensor op: `"add"`, ...
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(BinaryFn::$variant => $name,)+
-                }
-            }
-
-            /// The name of the tensor–scalar op: `"add_scalar"`, ..., `"powf"`.
-            pub fn scalar_name(self) -> &'static str {
-                match self {
-                    $(BinaryFn::$variant => $sname,)+
-                }
-            }
-
-            pub(crate) fn promote(self) -> Promote {
-                match self {
-                    $(BinaryFn::$variant => Promote::$promote,)+
-                }
-            }
-
-            fn scalar_ints(self) -> Ints {
-                match self {
-                    $(BinaryFn::$variant => Ints::$sints,)+
-                }
-            }
-
-            /// `a op b` of validated primitives (one dtype, equal ranks).
-            pub(crate) fn prim(self, a: Prim, b: Prim) -> Prim {
-                match self {
-                    $(BinaryFn::$variant => prim::zip(a, b, $int, $float),)+
-                }
-            }
-
-            /// `a op s` of a validated primitive.
-            pub(crate) fn prim_scalar(self, a: Prim, s: f64) -> Prim {
-                match self {
-                    $(BinaryFn::$variant => prim::zip_scalar(a, s, $sint, $sfloat),)+
-                }
-            }
-        }
-
         impl Tensor {
             $(
                 $(#[doc = $doc])+
@@ -101,38 +32,7 @@ macro_rules! binary_ops {
     };
 }
 
-binary_ops! {
-    /// `a + b`.
-    Add => add("add", Ring, B::int_add, B::float_add),
-        add_scalar("add_scalar", Keep, B::int_add_scalar, B::float_add_scalar);
-    /// `a - b`.
-    Sub => sub("sub", Ring, B::int_sub, B::float_sub),
-        sub_scalar("sub_scalar", Keep, B::int_sub_scalar, B::float_sub_scalar);
-    /// `a * b`.
-    Mul => mul("mul", Ring, B::int_mul, B::float_mul),
-        mul_scalar("mul_scalar", Keep, B::int_mul_scalar, B::float_mul_scalar);
-    /// `a / b`: true division (integer operands give F32, as PyTorch).
-    Div => div("div", Div, B::int_div, B::float_div),
-        div_scalar("div_scalar", Keep, B::int_div_scalar, B::float_div_scalar);
-    /// `a ^ b` (the scalar form `powf` computes in floats).
-    Pow => pow("pow", Other, B::int_powi, B::float_powf),
-        powf("powf", ToFloat, B::int_powi_scalar, B::float_powf_scalar);
-}
-
-impl BinaryFn {
-    /// The function with this tensor–tensor name (`"add"`).
-    pub fn from_name(name: &str) -> Option<BinaryFn> {
-        BinaryFn::ALL.iter().copied().find(|f| f.name() == name)
-    }
-
-    /// The function with this tensor–scalar name (`"add_scalar"`, `"powf"`).
-    pub fn from_scalar_name(name: &str) -> Option<BinaryFn> {
-        BinaryFn::ALL
-            .iter()
-            .copied()
-            .find(|f| f.scalar_name() == name)
-    }
-}
+binary_table!(binary_methods);
 
 /// The dtype a binary op computes in, after PyTorch's promotion.
 pub(crate) fn result_dtype(op: &'static str, a: DType, b: DType, p: Promote) -> Result<DType> {

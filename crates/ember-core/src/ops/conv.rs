@@ -81,7 +81,7 @@ pub(crate) fn windows(
     let mut taps = out.clone();
     taps.splice(0..0, x.dims()[..lead].iter().copied());
     taps.insert(lead, wins.iter().map(|w| w.kernel).product());
-    crate::shape::checked_numel(op, &taps)?;
+    crate::base::shape::checked_numel(op, &taps)?;
     let padded = if pads.iter().any(|&p| p > 0) {
         x.pad(&pads, PadMode::Constant(fill))?
     } else {

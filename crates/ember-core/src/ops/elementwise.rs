@@ -2,11 +2,12 @@
 //! masked fill and logical not. (Unary functions, arithmetic and comparisons are declared in
 //! `unary.rs`, `binary.rs` and `compare.rs`.)
 
-use super::binary::{Promote, result_dtype};
-use super::compare::CompareFn;
+use super::binary::result_dtype;
+use crate::CompareFn;
 use crate::autograd::Op;
+use crate::base::shape::{broadcast, broadcasts_to};
+use crate::base::tables::Promote;
 use crate::kernels::prim::{self, Prim};
-use crate::shape::{broadcast, broadcasts_to};
 use crate::{DType, Error, Result, Tensor};
 
 impl Tensor {

@@ -7,7 +7,7 @@ use crate::kernels::prim;
 use crate::{DType, Error, Result};
 
 use crate::autograd::Op;
-use crate::shape::norm_dim;
+use crate::base::shape::norm_dim;
 use crate::tensor::Tensor;
 
 impl Tensor {

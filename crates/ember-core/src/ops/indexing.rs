@@ -4,7 +4,7 @@
 
 use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 
-use crate::shape::norm_dim;
+use crate::base::shape::norm_dim;
 use crate::{Error, Result, Tensor};
 
 /// One index of [`Tensor::i`].

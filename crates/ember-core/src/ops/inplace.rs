@@ -3,7 +3,7 @@
 //! tensor keep the old one (tensors are immutable values; PyTorch's clones would share the
 //! change). Tracked tensors or operands are refused, so no gradient is silently lost.
 
-use crate::ops::elementwise::Operand;
+use super::elementwise::Operand;
 use crate::{Error, Result, Tensor};
 
 impl Tensor {

@@ -3,11 +3,11 @@
 use crate::kernels::prim;
 use crate::{DType, Error, Result};
 
+use super::create::upload_f64;
 use super::elementwise::out_p;
 use super::reduce::reshape_to;
 use crate::autograd::Op;
-use crate::create::upload_f64;
-use crate::shape::{broadcasts_to, infer_shape, norm_dim};
+use crate::base::shape::{broadcasts_to, infer_shape, norm_dim};
 use crate::tensor::Tensor;
 
 impl Tensor {
@@ -172,7 +172,7 @@ impl Tensor {
         if shape == self.dims() {
             return Ok(self.clone());
         }
-        crate::shape::checked_numel("broadcast_to", shape)?;
+        crate::base::shape::checked_numel("broadcast_to", shape)?;
         let p = prim::expand(self.prim_rank(shape.len()), &out_p(shape));
         let y = self.wrap(p, shape.to_vec());
         Ok(y.record(&[self], || Op::Expand(self.graph_handle())))

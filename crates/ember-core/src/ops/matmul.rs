@@ -2,10 +2,9 @@
 
 use crate::autocast::{autocast_dtype, lower};
 use crate::kernels::{self, prim};
-use crate::quant::QTensor;
 use crate::{Error, Result};
 
-use crate::shape::broadcast;
+use crate::base::shape::broadcast;
 use crate::tensor::Tensor;
 
 impl Tensor {
@@ -102,14 +101,14 @@ impl Tensor {
             s
         };
         let (fa, fb) = (full([m, k]), full([k, n]));
-        let pa = prim::reshape(self.to_dtype(dtype)?.prim(), &a_shape);
-        let pb = prim::reshape(rhs.to_dtype(dtype)?.prim(), &b_shape);
+        let pa = kernels::layout::reshape(self.to_dtype(dtype)?.prim(), &a_shape);
+        let pb = kernels::layout::reshape(rhs.to_dtype(dtype)?.prim(), &b_shape);
         let y = if rb == 2 && ra > 2 {
             // A stack of rows times one matrix (a Linear layer): one large product
             // (batch·m, k) @ (k, n) instead of a batch of small ones over a broadcast matrix.
             let rows = fa[..fa.len() - 1].iter().product::<usize>();
-            let y = kernels::matmul::matmul(prim::reshape(pa, &[rows, k]), pb); // (batch·m, n)
-            prim::reshape(y, &full([m, n]))
+            let y = kernels::matmul::matmul(kernels::layout::reshape(pa, &[rows, k]), pb); // (batch·m, n)
+            kernels::layout::reshape(y, &full([m, n]))
         } else {
             let pa = prim::expand(lift(pa, fa.len()), &fa);
             let pb = prim::expand(lift(pb, fb.len()), &fb);
@@ -216,64 +215,7 @@ impl Tensor {
     }
 }
 
-impl Tensor {
-    /// `x Wᵀ + b` for a quantized `weight (out, in)` and `bias (out,)`: [`Tensor::linear`]
-    /// without dequantizing the weight. On the CPU, f32 activations are quantized to 8-bit
-    /// blocks on the fly and multiplied by integer dot products (as llama.cpp does), so the
-    /// result matches the product with the dequantized weight to within that rounding.
-    /// Gradients flow to `self` and `bias`; the weight is frozen.
-    ///
-    /// ```
-    /// # use ember_core::{Tensor, Device, DType, quant::{QFormat, QTensor}};
-    /// let w = QTensor::quantize(&Tensor::ones(&[4, 32], DType::F32, Device::Cpu)?, QFormat::Q4_0)?;
-    /// let x = Tensor::full(&[2, 32], 0.5, DType::F32, Device::Cpu)?;
-    /// let y = x.linear_q(&w, None)?; // (2, 4)
-    /// assert!((y.to_vec::<f32>()?[0] - 16.0).abs() < 1e-3);
-    /// # Ok::<(), ember_core::Error>(())
-    /// ```
-    pub fn linear_q(&self, weight: &QTensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        const OP: &str = "linear_q";
-        let [n, k] = [weight.dims()[0], weight.dims()[1]];
-        if !self.dtype().is_float() {
-            return Err(Error::dtype(OP, &[self.dtype()], "needs float activations"));
-        }
-        if self.rank() == 0 || self.dims()[self.rank() - 1] != k {
-            return Err(Error::shape(
-                OP,
-                &[self.dims(), weight.dims()],
-                format!(
-                    "input {:?} does not end in the weight's {k} columns (weight {:?})",
-                    self.dims(),
-                    weight.dims()
-                ),
-            ));
-        }
-        if let Some(b) = bias {
-            self.same_device(OP, b)?;
-            if b.dims() != [n] {
-                return Err(Error::shape(
-                    OP,
-                    &[b.dims(), weight.dims()],
-                    format!(
-                        "bias {:?} is not ({n},) for weight {:?}",
-                        b.dims(),
-                        weight.dims()
-                    ),
-                ));
-            }
-        }
-        let bias_same = bias.map(|b| b.to_dtype(self.dtype())).transpose()?;
-        let y = kernels::qlinear::forward(self, weight, bias_same.as_ref())?;
-        let mut inputs = vec![self];
-        inputs.extend(bias);
-        // The rule multiplies the gradient by the frozen blocks: `x`'s data is not read.
-        Ok(y.record(&inputs, || crate::autograd::Op::QLinear {
-            x: self.graph_handle(),
-            w: weight.clone(),
-            bias: bias.cloned(),
-        }))
-    }
-}
+impl Tensor {}
 
 /// Prepends size-1 dims up to `rank`.
 fn lift(p: prim::Prim, rank: usize) -> prim::Prim {
@@ -283,5 +225,5 @@ fn lift(p: prim::Prim, rank: usize) -> prim::Prim {
     }
     let mut s = vec![1; rank - dims.len()];
     s.extend(dims);
-    prim::reshape(p, &s)
+    kernels::layout::reshape(p, &s)
 }

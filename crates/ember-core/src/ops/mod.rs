@@ -1,43 +1,65 @@
-//! Every op's forward, grouped by family: validation, dtype promotion, broadcasting, the call
-//! into the kernel layer, and the record for autograd. Each op is defined once, as a `Tensor`
-//! method; the elementwise families and reductions are declared in tables (`unary`, `binary`,
-//! `compare`, `reduce`) from which their enums, methods, names and primitives are derived.
+//! The top layer: every op's forward as a `Tensor` method, grouped by family. Validation,
+//! dtype promotion, broadcasting, autocast, the call into the kernel layer, and the record
+//! for autograd. Each op is defined once; the elementwise families and reductions come from
+//! the op tables (`base/tables/`), one method per row (`unary`, `binary`, `compare`,
+//! `reduce`). The fused families line up by name with their kernel entries
+//! (`ops/norm.rs` ↔ `kernels/norm.rs` ↔ `kernels/cpu/norm.rs`, and so for `softmax`,
+//! `loss`, `attention`, `rotary`, `activation`, `matmul`, `qlinear`, `optim`).
 
+mod activation;
 mod arrange;
+mod attention;
 pub(crate) mod binary;
-pub(crate) mod compare;
+mod compare;
 mod conv;
+mod create;
+mod display;
 mod einsum;
-pub(crate) mod elementwise;
-pub(crate) mod fused;
+mod elementwise;
 mod index;
 mod indexing;
 mod inplace;
 mod layout;
 mod logical;
+mod loss;
 mod matmul;
+mod norm;
+pub(crate) mod optim;
+mod overloads;
 mod pool;
+mod qlinear;
 pub(crate) mod reduce;
-pub(crate) mod scan;
+mod rotary;
+mod sample;
+mod scan;
 mod select;
+mod softmax;
 mod sort;
-pub(crate) mod unary;
+mod unary;
 
 pub use arrange::PadMode;
-pub use binary::BinaryFn;
-pub use compare::CompareFn;
 pub use conv::ConvOpts;
 pub use elementwise::Operand;
 pub use indexing::{ELLIPSIS, Indexer, Ix, NEW_AXIS};
 pub use pool::PoolOpts;
-pub use reduce::ReduceFn;
-pub use unary::UnaryFn;
 
-/// What an op does with integer and bool inputs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ints {
-    /// Converted to F32 first, as PyTorch does for transcendental functions.
-    ToFloat,
-    /// I64 stays I64 (bool is refused or converted by the op).
-    Keep,
+use crate::autograd::{Op, no_grad};
+use crate::{Result, Tensor};
+
+impl Tensor {
+    /// Runs `forward` (a kernel entry) with recording off and records `op` on its result:
+    /// how every fused op becomes one node of the graph.
+    pub(crate) fn fused(
+        &self,
+        inputs: &[&Tensor],
+        forward: impl FnOnce() -> Result<Tensor>,
+        op: impl FnOnce() -> Op,
+    ) -> Result<Tensor> {
+        let y = {
+            let _guard = no_grad();
+            forward()?
+        };
+        let y = y.detach();
+        Ok(y.record(inputs, op))
+    }
 }

@@ -1,14 +1,11 @@
-//! Reductions over one or several dims (the table below declares sum, mean, max and min),
-//! arg-reductions, variance, and the softmax family.
-
-use burn_backend::ops::{FloatTensorOps, IntTensorOps};
-use burn_dispatch::Dispatch as B;
+//! Reductions over one or several dims: the `Tensor` methods of the reduction table
+//! (`base/tables/reduce.rs`: sum, mean, max, min), arg-reductions, variance, `logsumexp`, norms.
 
 use crate::autograd::Op;
+use crate::base::shape::{norm_dim, norm_dims};
+use crate::base::tables::reduce::reduce_table;
 use crate::kernels::{self, prim, prim::Prim};
-use crate::ops::{BinaryFn, UnaryFn};
-use crate::shape::{norm_dim, norm_dims};
-use crate::{DType, Error, Result, Tensor};
+use crate::{DType, Error, ReduceFn, Result, Tensor};
 
 /// Shape after reducing `dims` (sorted, unique).
 fn reduced_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Vec<usize> {
@@ -25,36 +22,11 @@ fn reduced_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Vec<usize> {
     out
 }
 
-macro_rules! reduce_ops {
+macro_rules! reduce_methods {
     ($(
         $(#[doc = $doc:literal])+
         $variant:ident => $method:ident($name:literal, $int:expr, $float:expr);
     )+) => {
-        /// A reduction with a backward rule, as listed in `ops/reduce.rs`.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum ReduceFn {
-            $($(#[doc = $doc])+ $variant,)+
-        }
-
-        impl ReduceFn {
-            /// Every reduction, in table order.
-            pub const ALL: &'static [ReduceFn] = &[$(ReduceFn::$variant),+];
-
-            /// PyTorch's name: `"sum"`, ...
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(ReduceFn::$variant => $name,)+
-                }
-            }
-
-            /// Reduces `dim` of a validated primitive to size 1.
-            pub(crate) fn prim(self, p: Prim, dim: usize) -> Prim {
-                match self {
-                    $(ReduceFn::$variant => prim::reduce_dim(p, dim, $int, $float),)+
-                }
-            }
-        }
-
         impl Tensor {
             $(
                 $(#[doc = $doc])+
@@ -66,32 +38,7 @@ macro_rules! reduce_ops {
     };
 }
 
-reduce_ops! {
-    /// Sum over `dims` (`&[]` for all), as `torch.sum(x, dims, keepdim)`; bools sum as I64.
-    ///
-    /// ```
-    /// # use ember_core::{Tensor, Device};
-    /// let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2], Device::Cpu)?;
-    /// assert_eq!(t.sum(&[-1], false)?.to_vec::<f32>()?, vec![3.0, 7.0]);
-    /// assert_eq!(t.sum(&[], false)?.to_scalar::<f32>()?, 10.0);
-    /// # Ok::<(), ember_core::Error>(())
-    /// ```
-    Sum => sum("sum", B::int_sum_dim, B::float_sum_dim);
-    /// Mean over `dims` (`&[]` for all); float dtypes only, as PyTorch.
-    Mean => mean("mean", B::int_mean_dim, B::float_mean_dim);
-    /// Maximum over `dims` (`&[]` for all); values only (see [`Tensor::argmax`]). The
-    /// gradient is shared among ties.
-    Max => max("max", B::int_max_dim, B::float_max_dim);
-    /// Minimum over `dims` (`&[]` for all). The gradient is shared among ties.
-    Min => min("min", B::int_min_dim, B::float_min_dim);
-}
-
-impl ReduceFn {
-    /// The reduction with PyTorch's name `name`.
-    pub fn from_name(name: &str) -> Option<ReduceFn> {
-        ReduceFn::ALL.iter().copied().find(|f| f.name() == name)
-    }
-}
+reduce_table!(reduce_methods);
 
 impl Tensor {
     /// Reduces `dims` (`&[]` for all): `t.reduce(ReduceFn::Sum, &[-1], false)` is
@@ -184,13 +131,7 @@ impl Tensor {
         const OP: &str = "logsumexp";
         let x = self.floated_for(OP)?;
         let nd = norm_dims(OP, dims, self.rank())?;
-        let p = x.prim();
-        let m = lse_shift(p.clone(), &nd);
-        let mut s = UnaryFn::Exp.prim(BinaryFn::Sub.prim(p, m.clone()));
-        for &d in &nd {
-            s = ReduceFn::Sum.prim(s, d);
-        }
-        let y = BinaryFn::Add.prim(UnaryFn::Log.prim(s), m);
+        let y = kernels::reduce::logsumexp(x.prim(), &nd);
         let out = reduced_shape(self.dims(), &nd, keepdim);
         Ok(self
             .wrap(reshape_to(y, &out), out)
@@ -199,29 +140,6 @@ impl Tensor {
                 dims: nd,
                 keepdim,
             }))
-    }
-
-    /// Softmax along `dim`, numerically stable.
-    ///
-    /// ```
-    /// # use ember_core::{Tensor, Device};
-    /// let t = Tensor::from_vec(vec![1.0f32, 1.0, 1000.0, 1000.0], &[2, 2], Device::Cpu)?;
-    /// assert_eq!(t.softmax(-1)?.to_vec::<f32>()?, vec![0.5; 4]);
-    /// # Ok::<(), ember_core::Error>(())
-    /// ```
-    pub fn softmax(&self, dim: isize) -> Result<Tensor> {
-        const OP: &str = "softmax";
-        let x = self.floated_for(OP)?;
-        if self.rank() == 0 {
-            norm_dim(OP, dim, 1)?;
-            return self.ones_like()?.to_dtype(x.dtype());
-        }
-        let d = norm_dim(OP, dim, self.rank())?;
-        let y = kernels::softmax::softmax(&x, d);
-        Ok(y.record(&[&x], || Op::Softmax {
-            x: x.clone(),
-            dim: d,
-        }))
     }
 
     fn check_float(&self, op: &'static str) -> Result<()> {
@@ -236,7 +154,7 @@ impl Tensor {
     }
 
     /// Ints and bools as F32, floats unchanged (PyTorch promotes for these ops).
-    fn floated_for(&self, _op: &'static str) -> Result<Tensor> {
+    pub(crate) fn floated_for(&self, _op: &'static str) -> Result<Tensor> {
         if self.dtype().is_float() {
             Ok(self.clone())
         } else {
@@ -245,24 +163,13 @@ impl Tensor {
     }
 }
 
-/// The max over `dims` (kept), with infinities replaced by 0 so `x - m` never makes NaN.
-fn lse_shift(p: Prim, dims: &[usize]) -> Prim {
-    let mut m = p;
-    for &d in dims {
-        m = ReduceFn::Max.prim(m, d);
-    }
-    let inf = UnaryFn::Abs.prim(m.clone());
-    let is_inf = prim::compare_scalar(inf, f64::INFINITY, B::int_equal_elem, B::float_equal_elem);
-    prim::mask_fill(m, is_inf, 0.0)
-}
-
 /// Reshapes a primitive to a logical shape (rank 0 as `[1]`).
 pub(crate) fn reshape_to(p: Prim, shape: &[usize]) -> Prim {
     let target = super::elementwise::out_p(shape);
     if p.dims() == target {
         p
     } else {
-        prim::reshape(p, &target)
+        kernels::layout::reshape(p, &target)
     }
 }
 

@@ -2,8 +2,8 @@
 //! built on them (`prod`).
 
 use crate::autograd::Op;
+use crate::base::shape::{norm_dim, norm_dims};
 use crate::kernels::prim;
-use crate::shape::{norm_dim, norm_dims};
 use crate::{DType, Result, Tensor};
 
 impl Tensor {
@@ -82,38 +82,4 @@ impl Tensor {
         }
         Ok(y)
     }
-}
-
-/// The gradient of `y = cumprod(x)` along `d` for upstream `g`.
-///
-/// `dL/dx_i = Σ_{k≥i} g_k Π_{j≤k, j≠i} x_j`. Without zeros that is the reversed running sum
-/// of `g·y` over `x`; with zeros, the products skipping `x_i` are formed explicitly: row `i`
-/// of an `(n, n)` table holds `x_j` for `j > i` and 1 elsewhere, and its running product
-/// times the exclusive running product before `i` gives every term (O(n²) memory, as
-/// PyTorch's fallback).
-pub(crate) fn cumprod_backward(x: &Tensor, d: usize, g: &Tensor) -> Result<Tensor> {
-    let di = d as isize;
-    if !x.eq_scalar(0.0)?.any(&[], false)?.to_scalar::<bool>()? {
-        let y = x.cumprod(di)?;
-        return g.mul(&y)?.flip(&[di])?.cumsum(di)?.flip(&[di])?.div(x);
-    }
-    let n = x.dims()[d];
-    let xl = x.transpose(di, -1)?; // (.., n)
-    let gl = g.transpose(di, -1)?;
-    let device = x.device();
-    // (n, n): true where j > i (row i, column j), and where k >= i.
-    let rows = Tensor::arange(0.0, n as f64, 1.0, DType::I64, device)?.unsqueeze(1)?;
-    let cols = Tensor::arange(0.0, n as f64, 1.0, DType::I64, device)?.unsqueeze(0)?;
-    let after = cols.gt(&rows)?;
-    let from = cols.ge(&rows)?;
-    let one = Tensor::full(&[], 1.0, x.dtype(), device)?;
-    let table = Tensor::where_(&after, &xl.unsqueeze(-2)?, &one)?; // (.., n, n)
-    let partial = table.cumprod(-1)?; // Π_{i<j≤k} x_j at (i, k)
-    let zero = Tensor::full(&[], 0.0, x.dtype(), device)?;
-    let terms = Tensor::where_(&from, &partial.mul(&gl.unsqueeze(-2)?)?, &zero)?;
-    let inner = terms.sum(&[-1], false)?; // (.., n)
-    let ones = xl.narrow(-1, 0, 1)?.ones_like()?;
-    let shifted = Tensor::cat(&[&ones, &xl.narrow(-1, 0, n - 1)?], -1)?;
-    let before = shifted.cumprod(-1)?; // Π_{j<i} x_j
-    before.mul(&inner)?.transpose(di, -1)
 }

@@ -2,7 +2,7 @@
 //! the host (the result's size depends on the values); `masked_select`'s values are then an
 //! `index_select` on the device, so its gradient is that op's.
 
-use crate::shape::broadcast;
+use crate::base::shape::broadcast;
 use crate::{DType, Error, Result, Tensor};
 
 impl Tensor {
@@ -114,7 +114,7 @@ impl Tensor {
         }
         let mut shape = self.shape();
         shape.push(classes);
-        crate::shape::checked_numel(OP, &shape)?;
+        crate::base::shape::checked_numel(OP, &shape)?;
         let range = Tensor::arange(0.0, classes as f64, 1.0, DType::I64, self.device())?;
         self.unsqueeze(-1)?.eq(&range)?.to_dtype(DType::I64)
     }

@@ -2,7 +2,7 @@
 //! so ties keep their input order; NaN sorts above every number, as PyTorch), and the values
 //! are gathered on the device, so their gradient is `gather`'s.
 
-use crate::shape::norm_dim;
+use crate::base::shape::norm_dim;
 use crate::{DType, Error, Result, Tensor};
 use std::cmp::Ordering;
 

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use ember_core::{CrossEntropyOpts, DType, Device, Generator, Result, Tensor, no_grad};
 use ember_nn::{
-    AttentionConfig, Embedding, Module, RmsNorm, TransformerBlock, VarBuilder, VarStore,
+    AttentionConfig, Block, BlockConfig, Embedding, Module, RmsNorm, VarBuilder, VarStore,
 };
 use ember_optim::{AdamW, AdamWConfig, cosine_with_warmup};
 use ember_train::{Batches, NonFinite, Precision, TokenStream, TrainConfig, Trainer};
@@ -25,7 +25,7 @@ const BLOCK: usize = 12;
 
 struct Tiny {
     wte: Embedding,
-    block: TransformerBlock,
+    block: Block,
     norm: RmsNorm,
 }
 
@@ -43,7 +43,10 @@ impl Tiny {
         };
         Ok(Tiny {
             wte: Embedding::new(vb.pp("model.embed_tokens"), VOCAB, DIM)?,
-            block: TransformerBlock::new(vb.pp("model.layers.0"), cfg, 2 * DIM, 1e-6)?,
+            block: Block::new(
+                vb.pp("model.layers.0"),
+                BlockConfig::llama(cfg, 2 * DIM, 1e-6),
+            )?,
             norm: RmsNorm::new(vb.pp("model.norm"), DIM, 1e-6)?,
         })
     }

@@ -10,9 +10,9 @@
 
 use rayon::prelude::*;
 
+use super::gemm::tiles::{BK, pack_transposed, tile_dots, tile_weighted, transpose_tile};
 use super::simd::{exp, simd_kernel};
 use super::storage::{Rows4, from_vec, from_vec_strided};
-use super::tiles::{BK, pack_transposed, tile_dots, tile_weighted, transpose_tile};
 use crate::kernels::prim::Prim;
 
 /// Query rows per tile.

@@ -1,5 +1,6 @@
 //! bf16 on the CPU: burn-flex's bf16 storage read as raw `u16` bits, conversions to and from
-//! f32 that vectorize, and the run-time check for AVX512_BF16 dot products.
+//! f32 that vectorize, maps of f32 kernels over bf16 (widened in L1-sized blocks) and bf16
+//! gradient accumulation.
 //!
 //! A bf16 value is the upper half of an f32: widening is a shift, narrowing rounds to the
 //! nearest even upper half (NaN stays NaN), exactly as `half::bf16::from_f32`.
@@ -12,32 +13,12 @@ use burn_flex::FlexTensor;
 use half::bf16;
 use rayon::prelude::*;
 
-use super::simd::{CHUNK, simd_kernel};
-use super::storage::{flex, flex_of, strides_within, take_flex_of, wrap_as};
+use super::par::CHUNK;
+use super::simd::simd_kernel;
+pub(crate) use super::storage::flex_bf16;
+use super::storage::{flex, strides_within, take_flex_of, wrap_as};
 use crate::DType;
 use crate::kernels::prim::Prim;
-
-/// True when this CPU has `vdpbf16ps` (AVX512_BF16) and the AVX-512 kernels are allowed
-/// (`EMBER_SIMD` not capping below AVX-512).
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_bf16_dot() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx512bf16") && super::simd::simd_level() == 2
-    })
-}
-
-/// No bf16 dot products off x86-64.
-#[cfg(not(target_arch = "x86_64"))]
-pub(crate) fn has_bf16_dot() -> bool {
-    false
-}
-
-/// The burn-flex tensor of a bf16 CPU primitive.
-pub(crate) fn flex_bf16(p: &Prim) -> Option<&FlexTensor> {
-    flex_of(p, DType::BF16)
-}
 
 /// The whole storage of a bf16 burn-flex tensor as raw bits.
 pub(crate) fn bits(t: &FlexTensor) -> &[u16] {

@@ -1,248 +1,174 @@
-//! Matrix products of f32 CPU tensors: the `gemm` crate called directly into a fresh buffer,
-//! and few-row products (decoding) that stream the weight once without packing it.
+//! Matrix products of CPU primitives, batched `a (.., m, k) @ b (.., k, n)` with equal batch
+//! dims and any non-negative strides: the storage read in place and handed to `gemm`.
+//!
+//! f32: products of at most `FEW_ROWS` rows stream `b` once (`gemm::stream`; the GEMM would
+//! pack `b` for so few rows and run matrix-vector products on one thread), the rest run the
+//! `gemm` crate (`gemm::f32`). bf16: the same streaming for few rows, the AVX512_BF16 GEMM
+//! (`gemm::bf16`) for the rest. Each returns `None` where it does not apply.
 
+use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::simd::{dot_by, simd_kernel};
-use super::storage::{checked_strides, flex, from_vec, values};
+use super::bf16::{bits, flex_bf16, from_bits, narrow_into};
+use super::gemm::stream::{Lane, few_rows, few_rows_one};
+use super::gemm::{FEW_ROWS, Mat, bf16 as gemm_bf16, f32 as gemm_f32};
+use super::storage::{flex, from_vec, strides_within, take_flex, unique_values, values, wrap};
 use crate::kernels::prim::Prim;
 
-/// Row counts up to which products skip the GEMM in [`matmul`] (decode steps, small batches).
-pub(crate) const FEW_ROWS: usize = 4;
-
-/// How `b` of a product `a @ b`, `(k, n)`, lies in its storage.
-enum Rhs<'a> {
-    /// Row-major: row `p` is `s[p·n .. p·n + n]`.
-    Rows(&'a [f32]),
-    /// The transpose of a row-major `(n, k)`: column `j` is `s[j·k .. j·k + k]`.
-    Cols(&'a [f32]),
+/// Two operands of a batched product read in place: matrix `i` of the batch of each.
+struct Batch<'a, E> {
+    a: (&'a [E], Vec<isize>, usize),
+    b: (&'a [E], Vec<isize>, usize),
+    batch_dims: Vec<usize>,
+    /// `[m, k, n]`.
+    dims: [usize; 3],
 }
 
-/// The storage view of a 2-D f32 CPU primitive `b` of shape `(k, n)`, when it is row-major or
-/// a transposed row-major matrix.
-fn rhs_view(b: &Prim) -> Option<Rhs<'_>> {
-    let t = flex(b)?;
-    let dims = b.dims();
-    let [k, n] = dims[..] else { return None };
-    let layout = t.layout();
-    let (off, strides) = (layout.start_offset(), layout.strides());
-    let s = t
-        .storage::<f32>()
-        .get(off..off.checked_add(k.checked_mul(n)?)?)?;
-    if strides == [n as isize, 1] || n == 1 && strides[1] == 1 && strides[0] == 1 {
-        Some(Rhs::Rows(s))
-    } else if strides == [1, k as isize] {
-        Some(Rhs::Cols(s))
-    } else {
-        None
+impl<'a, E: Copy> Batch<'a, E> {
+    /// The operands' storage `sa`, `sb` (elements of `E`) of the flex tensors `ta`, `tb`, when
+    /// their shapes multiply and every element lies inside the storage.
+    fn of(
+        ta: &FlexTensor,
+        sa: &'a [E],
+        tb: &FlexTensor,
+        sb: &'a [E],
+        ad: &[usize],
+        bd: &[usize],
+    ) -> Option<Self> {
+        let r = ad.len();
+        if r < 2 || bd.len() != r || ad[..r - 2] != bd[..r - 2] || ad[r - 1] != bd[r - 2] {
+            return None;
+        }
+        let stra = strides_within(ta, sa.len())?;
+        let strb = strides_within(tb, sb.len())?;
+        Some(Batch {
+            a: (sa, stra, ta.layout().start_offset()),
+            b: (sb, strb, tb.layout().start_offset()),
+            batch_dims: ad[..r - 2].to_vec(),
+            dims: [ad[r - 2], ad[r - 1], bd[r - 1]],
+        })
     }
-}
 
-simd_kernel! {
-    /// `y[i, :] += Σ_{p < rows} a[i, p0 + p] · b[p·ld .. p·ld + n]`: rows `p0..p0+rows` of a
-    /// `b (k, n)` whose rows lie `ld` apart; `y` is `(m, n)`.
-    fn few_rows_by_rows(
-        y: &mut [f32],
-        a: &[f32],
-        b: &[f32],
-        k: usize,
-        n: usize,
-        ld: usize,
-        p0: usize,
-        rows: usize,
-    ) {
-        for (yi, ai) in y.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
-            for p in 0..rows {
-                let ap = ai[p0 + p];
-                for (o, &bv) in yi.iter_mut().zip(&b[p * ld..p * ld + n]) {
-                    *o += ap * bv;
-                }
+    fn len(&self) -> usize {
+        self.batch_dims.iter().product()
+    }
+
+    /// Matrix `i` of the batch of `a` and of `b`.
+    fn mats(&self, i: usize) -> (Mat<'a, E>, Mat<'a, E>) {
+        let r = self.batch_dims.len() + 2;
+        let mat = |(s, strides, start): &(&'a [E], Vec<isize>, usize)| {
+            let (mut rem, mut off) = (i, *start);
+            for d in (0..self.batch_dims.len()).rev() {
+                off += (rem % self.batch_dims[d]) * strides[d] as usize;
+                rem /= self.batch_dims[d];
             }
-        }
-    }
-}
-
-simd_kernel! {
-    /// `y[i, j] = a[i, :] · bt[(j0 + j)·ld ..][..k]` for `b = btᵀ` whose columns lie `ld` apart;
-    /// `y` is `(m, w)` for the column block starting at `j0`.
-    fn few_rows_by_cols(y: &mut [f32], a: &[f32], bt: &[f32], k: usize, ld: usize, j0: usize) {
-        let w = y.len() / (a.len() / k);
-        for (yi, ai) in y.chunks_exact_mut(w).zip(a.chunks_exact(k)) {
-            for (j, o) in yi.iter_mut().enumerate() {
-                let col = &bt[(j0 + j) * ld..(j0 + j) * ld + k];
-                *o = dot_by(ai, col, |x, y| x * y);
+            Mat {
+                s,
+                off,
+                rs: strides[r - 2] as usize,
+                cs: strides[r - 1] as usize,
             }
-        }
+        };
+        (mat(&self.a), mat(&self.b))
+    }
+
+    /// Whether `b` streams (a unit stride along one of its dims) for a few-row product.
+    fn streams(&self) -> bool {
+        let r = self.batch_dims.len() + 2;
+        self.dims[0] <= FEW_ROWS && (self.b.1[r - 1] == 1 || self.b.1[r - 2] == 1)
+    }
+
+    /// The result's shape.
+    fn out_dims(&self) -> Vec<usize> {
+        let mut d = self.batch_dims.clone();
+        d.extend([self.dims[0], self.dims[2]]);
+        d
     }
 }
 
-/// `a @ b` for a contiguous `a (m, k)` with `m <= FEW_ROWS` and `b (k, n)` row-major or
-/// transposed: streams `b` once, split by columns over the threads. The GEMM packs `b` for so
-/// few rows and runs matrix-vector products on one thread.
-fn matmul_few_rows(a: &Prim, b: &Prim) -> Option<Prim> {
-    let (ad, bd) = (a.dims(), b.dims());
-    let ([m, k], [k2, n]) = (ad[..].try_into().ok()?, bd[..].try_into().ok()?);
-    if m == 0 || m > FEW_ROWS || k != k2 || k == 0 || n == 0 {
-        return None;
-    }
-    let av = values(a)?;
-    let out = match rhs_view(b)? {
-        // Contiguous row ranges of b per task (sequential streaming), partial sums added.
-        Rhs::Rows(s) => {
-            let tasks = rayon::current_num_threads() * 2;
-            let rows = k.div_ceil(tasks).max(16);
-            s.par_chunks(rows * n)
-                .enumerate()
-                .map(|(t, block)| {
-                    let mut y = vec![0f32; m * n];
-                    few_rows_by_rows(&mut y, av, block, k, n, n, t * rows, block.len() / n);
-                    y
-                })
-                .reduce_with(|mut acc, part| {
-                    acc.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
-                    acc
-                })?
-        }
-        // Column blocks of the result per task: each reads its own rows of bᵀ.
-        Rhs::Cols(s) => {
-            let tasks = rayon::current_num_threads() * 4;
-            let w = n.div_ceil(tasks).next_multiple_of(16).max(64).min(n);
-            let blocks: Vec<usize> = (0..n).step_by(w).collect();
-            let parts: Vec<Vec<f32>> = blocks
-                .par_iter()
-                .map(|&j0| {
-                    let mut y = vec![0f32; m * w.min(n - j0)];
-                    few_rows_by_cols(&mut y, av, s, k, k, j0);
-                    y
-                })
-                .collect();
-            let mut out = vec![0f32; m * n];
-            for (&j0, part) in blocks.iter().zip(&parts) {
-                let bw = part.len() / m;
-                for i in 0..m {
-                    out[i * n + j0..i * n + j0 + bw].copy_from_slice(&part[i * bw..(i + 1) * bw]);
-                }
+/// The `(m, k)` matrix `a`, widened to a row-major f32 buffer.
+fn widened_rows<E: Lane>(a: &Mat<E>, m: usize, k: usize) -> Vec<f32> {
+    (0..m * k).map(|e| a.at(e / k, e % k).f32()).collect()
+}
+
+/// Batched f32 product (see the module docs).
+pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
+    let (ta, tb) = (flex(a)?, flex(b)?);
+    let p = Batch::of(
+        ta,
+        ta.storage::<f32>(),
+        tb,
+        tb.storage::<f32>(),
+        &a.dims(),
+        &b.dims(),
+    )?;
+    let ([m, k, n], batch) = (p.dims, p.len());
+    let size = m * n;
+    if p.streams() {
+        let out = if batch == 1 {
+            let (ma, mb) = p.mats(0);
+            few_rows(&widened_rows(&ma, m, k), &mb, [m, k, n])?
+        } else {
+            // Decode-sized products in a batch (attention over a KV cache): one per task.
+            let mut out = vec![0f32; batch * size];
+            let one = |(i, y): (usize, &mut [f32])| {
+                let (ma, mb) = p.mats(i);
+                few_rows_one(y, &widened_rows(&ma, m, k), &mb, [k, n]);
+            };
+            if batch * size * k <= 1 << 20 {
+                out.chunks_mut(size).enumerate().for_each(one); // small: no hand-off to the pool
+            } else {
+                out.par_chunks_mut(size).enumerate().for_each(one);
             }
             out
-        }
-    };
-    Some(from_vec(out, vec![m, n]))
-}
-
-// ---------------------------------------------------------------- GEMM
-
-/// Products of at least this many multiply-adds split one matrix over the threads (smaller
-/// ones run one matrix per thread across the batch).
-const GEMM_PARALLEL_MACS: usize = 192 * 192 * 192;
-
-/// Batched `a (.., m, k) @ b (.., k, n)` with equal batch dims, for f32 CPU primitives of any
-/// non-negative strides: the few-row kernel for at most [`FEW_ROWS`] rows, else the `gemm`
-/// crate directly into a fresh buffer (burn-flex's matmul zero-fills and then re-copies its
-/// output buffer for alignment).
-pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
-    if let Some(y) = matmul_few_rows(a, b) {
-        return Some(y);
+        };
+        return Some(from_vec(out, p.out_dims()));
     }
-    let (ta, tb) = (flex(a)?, flex(b)?);
-    let (ad, bd) = (a.dims(), b.dims());
-    let r = ad.len();
-    if r < 2 || bd.len() != r || ad[..r - 2] != bd[..r - 2] || ad[r - 1] != bd[r - 2] {
-        return None;
-    }
-    let (m, k, n) = (ad[r - 2], ad[r - 1], bd[r - 1]);
-    let (sa, sb) = (checked_strides(ta)?, checked_strides(tb)?);
-    let batch_dims = &ad[..r - 2];
-    let batch: usize = batch_dims.iter().product();
-    let mut out_dims = ad[..r - 1].to_vec();
-    out_dims.push(n);
-    let size = m * n;
     let mut out: Vec<f32> = Vec::with_capacity(batch * size);
-    // Element offsets of matrix `i` of the batch in a and b.
-    let offset = |i: usize, strides: &[isize], start: usize| -> isize {
-        let (mut rem, mut off) = (i, start as isize);
-        for d in (0..batch_dims.len()).rev() {
-            off += (rem % batch_dims[d]) as isize * strides[d];
-            rem /= batch_dims[d];
-        }
-        off
-    };
-    let (sta, stb) = (ta.storage::<f32>(), tb.storage::<f32>());
-    let (a0, b0) = (ta.layout().start_offset(), tb.layout().start_offset());
-    let run = |i: usize, dst: *mut f32, par: gemm::Parallelism| {
-        // SAFETY: `checked_strides` bounded every element of a and b reachable through these
-        // offsets and strides; `dst` has room for the `(m, n)` result written row-major; with
-        // `read_dst` false gemm only writes it.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst,
-                1,
-                n as isize,
-                false,
-                sta.as_ptr().offset(offset(i, &sa, a0)),
-                sa[r - 1],
-                sa[r - 2],
-                stb.as_ptr().offset(offset(i, &sb, b0)),
-                sb[r - 1],
-                sb[r - 2],
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            )
-        }
-    };
-    if m <= FEW_ROWS && (sb[r - 1] == 1 || sb[r - 2] == 1) {
-        // Decode-sized products in a batch (attention over a KV cache): one matrix per task,
-        // b streamed by rows or by columns without packing.
-        let mut out = vec![0f32; batch * size];
-        let one = |(i, y): (usize, &mut [f32])| {
-            let (oa, ob) = (offset(i, &sa, a0) as usize, offset(i, &sb, b0) as usize);
-            let (ra, ca) = (sa[r - 2] as usize, sa[r - 1] as usize);
-            let a_rows: Vec<f32> = (0..m * k)
-                .map(|e| sta[oa + (e / k) * ra + (e % k) * ca])
-                .collect();
-            if sb[r - 1] == 1 {
-                let ld = sb[r - 2] as usize;
-                let b_rows = &stb[ob..ob + (k - 1) * ld + n];
-                few_rows_by_rows(y, &a_rows, b_rows, k, n, ld, 0, k);
-            } else {
-                let ld = sb[r - 1] as usize;
-                let b_cols = &stb[ob..ob + (n - 1) * ld + k];
-                few_rows_by_cols(y, &a_rows, b_cols, k, ld, 0);
-            }
-        };
-        if batch * size * k <= 1 << 20 {
-            out.chunks_mut(size).enumerate().for_each(one); // small: no hand-off to the pool
-        } else {
-            out.par_chunks_mut(size).enumerate().for_each(one);
-        }
-        return Some(from_vec(out, out_dims));
-    }
     let spare = &mut out.spare_capacity_mut()[..batch * size];
-    if m * n * k >= GEMM_PARALLEL_MACS || batch == 1 {
-        let par = if m * n * k >= GEMM_PARALLEL_MACS {
-            gemm::Parallelism::Rayon(rayon::current_num_threads())
-        } else {
-            gemm::Parallelism::None
-        };
+    let split = gemm_f32::splits([m, k, n]);
+    if split || batch == 1 {
         for (i, dst) in spare.chunks_mut(size).enumerate() {
-            run(i, dst.as_mut_ptr().cast(), par);
+            let (ma, mb) = p.mats(i);
+            gemm_f32::product(dst, &ma, &mb, [m, k, n], split);
         }
     } else {
-        spare
-            .par_chunks_mut(size)
-            .enumerate()
-            .for_each(|(i, dst)| run(i, dst.as_mut_ptr().cast(), gemm::Parallelism::None));
+        spare.par_chunks_mut(size).enumerate().for_each(|(i, dst)| {
+            let (ma, mb) = p.mats(i);
+            gemm_f32::product(dst, &ma, &mb, [m, k, n], false);
+        });
     }
-    // SAFETY: every matrix of the batch was written in full above (k >= 1: `checked_strides`
-    // refuses empty dims).
+    // SAFETY: every matrix of the batch was written in full above (`strides_within` refuses
+    // empty dims, so each product wrote its `(m, n)` block).
     unsafe { out.set_len(batch * size) };
-    Some(from_vec(out, out_dims))
+    Some(from_vec(out, p.out_dims()))
+}
+
+/// Batched bf16 product (see the module docs): `None` when the operands do not qualify or,
+/// for more than `FEW_ROWS` rows, the CPU lacks AVX512_BF16.
+pub(crate) fn matmul_bf16(a: &Prim, b: &Prim) -> Option<Prim> {
+    let (ta, tb) = (flex_bf16(a)?, flex_bf16(b)?);
+    let p = Batch::of(ta, bits(ta), tb, bits(tb), &a.dims(), &b.dims())?;
+    let ([m, k, n], batch) = (p.dims, p.len());
+    let few = p.streams();
+    if !few && !super::isa::has_bf16_dot() {
+        return None;
+    }
+    let mut out: Vec<u16> = Vec::with_capacity(batch * m * n);
+    let spare = &mut out.spare_capacity_mut()[..batch * m * n];
+    for (i, dst) in spare.chunks_mut(m * n).enumerate() {
+        let (ma, mb) = p.mats(i);
+        let done = if few {
+            few_rows(&widened_rows(&ma, m, k), &mb, [m, k, n]).map(|y| narrow_into(dst, &y))
+        } else {
+            gemm_bf16::gemm(&ma, &mb, [m, k, n], dst).then_some(())
+        };
+        done?;
+    }
+    // SAFETY: each matrix of the batch was written in full: by `few_rows`' narrowing, or by
+    // the GEMM's tiles, which cover every row and column.
+    unsafe { out.set_len(batch * m * n) };
+    Some(from_bits(out, p.out_dims()))
 }
 
 /// `acc += a @ b` for 2-D f32 CPU primitives (`a (m, k)`, `b (k, n)` in any strides), written
@@ -250,56 +176,23 @@ pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
 /// `acc` comes back in `Err`.
 #[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
 pub(crate) fn matmul_add_into(acc: Prim, a: &Prim, b: &Prim) -> Result<Prim, Prim> {
-    let (ad, bd) = (a.dims(), b.dims());
-    let ([m, k], [k2, n]) = match (ad[..].try_into(), bd[..].try_into()) {
-        (Ok(a), Ok(b)) => (a, b),
-        _ => return Err(acc),
-    };
     let (Some(ta), Some(tb)) = (flex(a), flex(b)) else {
         return Err(acc);
     };
-    let (Some(sa), Some(sb)) = (checked_strides(ta), checked_strides(tb)) else {
-        return Err(acc);
+    let (ad, bd) = (a.dims(), b.dims());
+    let p = match Batch::of(ta, ta.storage::<f32>(), tb, tb.storage::<f32>(), &ad, &bd) {
+        Some(p)
+            if ad.len() == 2 && acc.dims() == [p.dims[0], p.dims[2]] && values(&acc).is_some() =>
+        {
+            p
+        }
+        _ => return Err(acc),
     };
-    if k != k2 || acc.dims() != [m, n] || values(&acc).is_none() {
-        return Err(acc);
-    }
-    let mut t = super::storage::take_flex(acc)?;
-    let Some(dst) = super::storage::unique_values(&mut t) else {
-        return Err(super::storage::wrap(t));
+    let mut t = take_flex(acc)?;
+    let Some(dst) = unique_values(&mut t) else {
+        return Err(wrap(t));
     };
-    let (sta, stb) = (ta.storage::<f32>(), tb.storage::<f32>());
-    let (a0, b0) = (ta.layout().start_offset(), tb.layout().start_offset());
-    let par = if m * n * k >= GEMM_PARALLEL_MACS {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: `checked_strides` bounded every element of a and b reachable from their start
-    // offsets and strides; `dst` holds the contiguous `(m, n)` matrix gemm reads and adds to
-    // (`read_dst`, alpha 1).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            sta.as_ptr().add(a0),
-            sa[1],
-            sa[0],
-            stb.as_ptr().add(b0),
-            sb[1],
-            sb[0],
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
-    };
-    Ok(super::storage::wrap(t))
+    let (ma, mb) = p.mats(0);
+    gemm_f32::product_add(dst, &ma, &mb, p.dims, gemm_f32::splits(p.dims));
+    Ok(wrap(t))
 }

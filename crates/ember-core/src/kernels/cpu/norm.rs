@@ -2,7 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::simd::{dot_by, map_rows1, param, row_len, rows_per_task, simd_kernel, sum};
+use super::par::rows_per_task;
+use super::simd::{dot_by, map_rows1, param, row_len, simd_kernel, sum};
 use super::storage::{from_vec, values};
 use crate::kernels::prim::Prim;
 

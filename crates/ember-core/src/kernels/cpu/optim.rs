@@ -2,9 +2,10 @@
 
 use rayon::prelude::*;
 
-use super::simd::{CHUNK, simd_kernel};
+use super::par::CHUNK;
+use super::simd::simd_kernel;
 use super::storage::{from_vec, owned, unique_values, values, wrap};
-use crate::kernels::adamw::AdamStep;
+use crate::AdamStep;
 use crate::kernels::prim::Prim;
 
 /// [`AdamStep`] as the f32 factors of the update.

@@ -1,39 +1,10 @@
-//! Vectorization and work splitting shared by the kernels: the run-time choice of AVX-512,
-//! AVX2+FMA or the baseline ([`simd_kernel!`]), branch-free `exp`/`erf`/`tanh` that
-//! vectorize, lane-parallel sums, and chunking over rayon's pool.
+//! Vectorization shared by the kernels: the run-time choice of AVX-512, AVX2+FMA or the
+//! baseline ([`simd_kernel!`], by `isa::simd_level`), branch-free `exp`/`erf`/`tanh` that
+//! vectorize, lane-parallel sums, and maps of such kernels over a tensor's storage.
 
-use rayon::prelude::*;
-
+use super::par::{CHUNK, par_blocks1, par_blocks2, rows_per_task};
 use super::storage::{from_vec, values};
 use crate::kernels::prim::Prim;
-
-/// Elements per parallel task of the elementwise kernels.
-pub(crate) const CHUNK: usize = 1 << 14;
-
-/// The widest vector extension of this CPU that the kernels use: 2 = AVX-512, 1 = AVX2 + FMA,
-/// 0 = the baseline. `EMBER_SIMD=avx2` or `EMBER_SIMD=baseline` caps it (to test or compare
-/// the narrower kernels on a wider CPU); it is read once per process.
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn simd_level() -> u8 {
-    use std::sync::OnceLock;
-    static LEVEL: OnceLock<u8> = OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        use std::arch::is_x86_feature_detected as has;
-        let avx2 = has!("avx2") && has!("fma");
-        let avx512 = has!("avx512f") && has!("avx512vl") && has!("avx512dq") && has!("avx512bw");
-        let detected = match (avx2, avx512) {
-            (true, true) => 2,
-            (true, false) => 1,
-            _ => 0,
-        };
-        let cap = match std::env::var("EMBER_SIMD").as_deref() {
-            Ok("avx2") => 1,
-            Ok("baseline") => 0,
-            _ => 2,
-        };
-        detected.min(cap)
-    })
-}
 
 /// Defines a kernel function compiled three times (AVX-512, AVX2 + FMA, baseline) with the
 /// widest one this CPU runs chosen at each call. Everything the body calls must be
@@ -58,8 +29,8 @@ macro_rules! simd_kernel {
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
-                match $crate::kernels::cpu::simd::simd_level() {
-                    // SAFETY: `simd_level` detected these features on this CPU.
+                match $crate::kernels::cpu::isa::simd_level() {
+                    // SAFETY: `isa::simd_level` detected these features on this CPU.
                     2 => return unsafe { avx512($($arg),*) },
                     1 => return unsafe { avx2($($arg),*) },
                     _ => {}
@@ -154,40 +125,6 @@ pub(crate) fn dot_by(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     acc[0] + tail
 }
 
-/// `f(out_block, x_block)` over blocks of `step` elements, in parallel; a single block runs on
-/// the calling thread (no hand-off to the pool).
-pub(crate) fn par_blocks1(
-    out: &mut [f32],
-    x: &[f32],
-    step: usize,
-    f: impl Fn(&mut [f32], &[f32]) + Sync,
-) {
-    if out.len() <= step {
-        f(out, x);
-    } else {
-        out.par_chunks_mut(step)
-            .zip(x.par_chunks(step))
-            .for_each(|(o, x)| f(o, x));
-    }
-}
-
-/// `f(out_block, x_block, g_block)` over blocks of `step` elements, as [`par_blocks1`].
-pub(crate) fn par_blocks2(
-    out: &mut [f32],
-    x: &[f32],
-    g: &[f32],
-    step: usize,
-    f: impl Fn(&mut [f32], &[f32], &[f32]) + Sync,
-) {
-    if out.len() <= step {
-        f(out, x, g);
-    } else {
-        out.par_chunks_mut(step)
-            .zip(x.par_chunks(step).zip(g.par_chunks(step)))
-            .for_each(|(o, (x, g))| f(o, x, g));
-    }
-}
-
 /// `kernel(y, x)` over parallel chunks of `x`: a new tensor of `x`'s shape.
 pub(crate) fn map1(x: &Prim, kernel: fn(&mut [f32], &[f32])) -> Option<Prim> {
     let xs = values(x)?;
@@ -231,11 +168,6 @@ pub(crate) fn map_rows2(
     let mut out = vec![0f32; xs.len()];
     par_blocks2(&mut out, xs, gs, rows_per_task(d) * d, kernel);
     Some(from_vec(out, x.dims()))
-}
-
-/// Rows of length `d` per parallel task: about `CHUNK` elements, at least one row.
-pub(crate) fn rows_per_task(d: usize) -> usize {
-    (CHUNK / d.max(1)).max(1)
 }
 
 /// The last dim of `x`, when `x` has non-empty rows.

@@ -3,7 +3,8 @@
 
 use rayon::prelude::*;
 
-use super::simd::{dot_by, exp, map_rows1, map_rows2, row_len, rows_per_task, simd_kernel, sum};
+use super::par::rows_per_task;
+use super::simd::{dot_by, exp, map_rows1, map_rows2, row_len, simd_kernel, sum};
 use super::storage::{owned, unique_values, wrap};
 use crate::kernels::prim::Prim;
 

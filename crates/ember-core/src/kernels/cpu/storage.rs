@@ -24,6 +24,11 @@ pub(crate) fn flex_of(p: &Prim, dtype: DType) -> Option<&FlexTensor> {
     }
 }
 
+/// The burn-flex tensor of a bf16 CPU primitive.
+pub(crate) fn flex_bf16(p: &Prim) -> Option<&FlexTensor> {
+    flex_of(p, DType::BF16)
+}
+
 /// The values of a contiguous f32 CPU primitive, in row-major order.
 pub(crate) fn values(p: &Prim) -> Option<&[f32]> {
     flex(p)?.as_slice::<f32>()
@@ -120,11 +125,9 @@ pub(crate) fn owned(p: Prim) -> Result<FlexTensor, Prim> {
 /// (strides `[1, rows]`), as `w.transpose(0, 1)` of a weight.
 pub(crate) fn is_transposed(p: &Prim) -> bool {
     let dims = p.dims();
-    flex(p)
-        .or_else(|| super::bf16::flex_bf16(p))
-        .is_some_and(|t| {
-            dims.len() == 2 && dims[1] > 1 && t.layout().strides() == [1, dims[0] as isize]
-        })
+    flex(p).or_else(|| flex_bf16(p)).is_some_and(|t| {
+        dims.len() == 2 && dims[1] > 1 && t.layout().strides() == [1, dims[0] as isize]
+    })
 }
 
 /// True for an f32 primitive on the CPU, whatever its layout.

@@ -20,12 +20,12 @@
 
 pub(crate) mod codec;
 
+use std::any::Any;
 use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
-use crate::kernels::cpu::qpack::Packed;
-use crate::{DType, Device, Error, Result, Tensor};
+use crate::{Error, Result};
 
 /// A GGML block format: a fixed number of values per block, stored as small integer codes
 /// with per-block scales.
@@ -239,7 +239,7 @@ pub struct QTensor {
     format: QFormat,
     shape: [usize; 2],
     bytes: Bytes,
-    packed: Arc<OnceLock<Packed>>,
+    packed: Arc<KernelCache>,
 }
 
 impl fmt::Debug for QTensor {
@@ -249,7 +249,12 @@ impl fmt::Debug for QTensor {
 }
 
 impl QTensor {
-    fn check(op: &'static str, format: QFormat, shape: &[usize], len: usize) -> Result<[usize; 2]> {
+    pub(crate) fn check(
+        op: &'static str,
+        format: QFormat,
+        shape: &[usize],
+        len: usize,
+    ) -> Result<[usize; 2]> {
         let &[rows, cols] = shape else {
             return Err(Error::shape(
                 op,
@@ -309,39 +314,8 @@ impl QTensor {
             format,
             shape,
             bytes,
-            packed: Arc::new(OnceLock::new()),
+            packed: Arc::new(KernelCache::default()),
         }
-    }
-
-    /// Quantizes a float matrix `(rows, cols)` (any float dtype and device) to `format`, as
-    /// llama.cpp's reference quantizers round (the K formats with plain min/max scales).
-    pub fn quantize(t: &Tensor, format: QFormat) -> Result<QTensor> {
-        let op = "QTensor::quantize";
-        if !format.can_encode() {
-            return Err(Error::data(
-                op,
-                format!("{format} is read from files only: quantize to Q4_K or a wider format"),
-            ));
-        }
-        if !t.dtype().is_float() {
-            return Err(Error::dtype(
-                op,
-                &[t.dtype()],
-                "only float tensors are quantized",
-            ));
-        }
-        let len = t.dims().iter().product::<usize>();
-        let bytes_len = format
-            .bytes_for(len)
-            .ok_or_else(|| Error::shape(op, &[t.dims()], format!("not whole {format} blocks")))?;
-        QTensor::check(op, format, t.dims(), bytes_len)?;
-        let values = t.to_dtype(DType::F32)?.to_vec::<f32>()?;
-        let mut bytes = vec![0u8; bytes_len];
-        let (n, b) = (format.block_len(), format.block_bytes());
-        for (x, out) in values.chunks_exact(n).zip(bytes.chunks_exact_mut(b)) {
-            codec::encode(format, x, out);
-        }
-        QTensor::from_bytes(format, t.dims(), bytes)
     }
 
     /// The block format.
@@ -386,45 +360,6 @@ impl QTensor {
         }
     }
 
-    /// The whole matrix as floats of `dtype` on `device`, each value as llama.cpp computes it.
-    pub fn dequantize(&self, dtype: DType, device: Device) -> Result<Tensor> {
-        let [rows, cols] = self.shape;
-        crate::memory::check_tensor("QTensor::dequantize", &self.shape, DType::F32, Device::Cpu)?;
-        let mut values = vec![0f32; rows * cols];
-        for (r, out) in values.chunks_exact_mut(cols.max(1)).enumerate() {
-            self.dequantize_row(r, out);
-        }
-        Tensor::from_vec(values, &self.shape, Device::Cpu)?
-            .to_dtype(dtype)?
-            .to_device(device)
-    }
-
-    /// Rows `ids` (I64 of any shape `S`) dequantized: `(S.., cols)` in `dtype` on `device`,
-    /// as [`Tensor::embedding`] of the dequantized matrix, reading only those rows.
-    pub fn embedding(&self, ids: &Tensor, dtype: DType, device: Device) -> Result<Tensor> {
-        let op = "QTensor::embedding";
-        let [rows, cols] = self.shape;
-        let idx = ids.to_dtype(DType::I64)?.to_vec::<i64>()?;
-        if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= rows) {
-            return Err(Error::Index {
-                op,
-                index: bad,
-                size: rows,
-                msg: format!("id {bad} is outside the {rows} rows"),
-            });
-        }
-        crate::memory::check_tensor(op, &[idx.len(), cols], DType::F32, Device::Cpu)?;
-        let mut values = vec![0f32; idx.len() * cols];
-        for (&i, out) in idx.iter().zip(values.chunks_exact_mut(cols)) {
-            self.dequantize_row(i as usize, out);
-        }
-        let mut shape = ids.dims().to_vec();
-        shape.push(cols);
-        Tensor::from_vec(values, &shape, Device::Cpu)?
-            .to_dtype(dtype)?
-            .to_device(device)
-    }
-
     /// The matrix with its rows reordered: row `i` of the result is row `perm[i]` (blocks
     /// copied, nothing requantized).
     pub fn select_rows(&self, perm: &[usize]) -> Result<QTensor> {
@@ -445,22 +380,21 @@ impl QTensor {
         QTensor::from_bytes(self.format, &[perm.len(), self.shape[1]], bytes)
     }
 
-    /// Repacks the blocks now for the CPU kernels (otherwise done on first use), so that a
-    /// model's first token does not pay for it.
-    pub fn prepare(&self) {
-        let _ = self.packed();
+    /// The slot where the kernel layer keeps its repacked form of the blocks (built once,
+    /// shared by clones).
+    pub(crate) fn kernel_cache(&self) -> &KernelCache {
+        &self.packed
     }
+}
 
-    /// Bytes that one CPU product streams: the repacked weight (rows padded to 16). Per 32
-    /// values of a row: Q4_0 18, Q4_1 and Q4_K 20, Q8_0 and Q5_0 34, Q5_1, Q5_K and Q6_K 36
-    /// (4-bit codes two to a byte, wider ones a byte each; f16 scales, and f16 offsets for
-    /// the asymmetric formats).
-    pub fn packed_bytes(&self) -> usize {
-        self.packed().nbytes()
-    }
+/// A value the kernel layer derives from data once and keeps beside it (the repacked blocks
+/// of a [`QTensor`]); its type is the kernel layer's own.
+#[derive(Default)]
+pub(crate) struct KernelCache(OnceLock<Box<dyn Any + Send + Sync>>);
 
-    /// The repacked blocks for the CPU kernels, built once.
-    pub(crate) fn packed(&self) -> &Packed {
-        self.packed.get_or_init(|| Packed::new(self))
+impl KernelCache {
+    /// The kept value, made by `make` on first use; `None` if a value of another type is kept.
+    pub(crate) fn get_or_init<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(make())).downcast_ref()
     }
 }

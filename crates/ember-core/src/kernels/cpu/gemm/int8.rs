@@ -1,5 +1,5 @@
 //! Products of f32 activations `(M, K)` with a repacked quantized weight `(N, K)`:
-//! `y = x wᵀ (+ bias)`, the activations quantized to 8-bit blocks first (`qpack`).
+//! `y = x wᵀ (+ bias)`, the activations quantized to 8-bit blocks first (`pack_int8`).
 //!
 //! Three implementations of the same arithmetic, chosen at run time: AVX512-VNNI
 //! (`vpdpbusd`, 16 rows of the weight per vector) and a portable one, bit for bit, and AVX2
@@ -9,62 +9,13 @@
 //! acc)`, then the offsets as `fma(m, s * Σa, acc)`, in the same order in both. Row groups are
 //! split over rayon's pool, so one decoded token keeps every thread busy.
 
-use super::qpack::{ActBlock, Codes, Packed, ROWS, quantize_rows};
-use super::spin;
+use super::super::isa::Int8Dot;
+use super::super::par::Out;
+use super::super::spin;
+use super::pack_int8::{ActBlock, Codes, Packed, ROWS, quantize_rows};
 
 /// Activation rows processed together (each decoded weight vector is used this many times).
 const TILE_M: usize = 8;
-
-/// The integer kernels, widest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kernel {
-    /// AVX512-VNNI `vpdpbusd`, 16 rows per vector.
-    Vnni,
-    /// AVX2 `vpmaddubsw` + `vpmaddwd`, 8 rows per vector (8-bit codes by sign and magnitude,
-    /// so no pair sum saturates).
-    Avx2,
-    /// Plain Rust.
-    Portable,
-}
-
-impl Kernel {
-    /// The widest kernel this CPU runs (`EMBER_SIMD` caps it, to test the others).
-    pub(crate) fn detect() -> Kernel {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::sync::OnceLock;
-            static KERNEL: OnceLock<Kernel> = OnceLock::new();
-            *KERNEL.get_or_init(|| {
-                let level = super::simd::simd_level();
-                let has = |f: &str| match f {
-                    "avx512vnni" => std::arch::is_x86_feature_detected!("avx512vnni"),
-                    _ => std::arch::is_x86_feature_detected!("f16c"),
-                };
-                match level {
-                    2 if has("avx512vnni") && has("f16c") => Kernel::Vnni,
-                    1.. if has("f16c") => Kernel::Avx2,
-                    _ => Kernel::Portable,
-                }
-            })
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        Kernel::Portable
-    }
-}
-
-/// A buffer shared by tasks that write disjoint elements of it.
-#[derive(Clone, Copy)]
-struct Out<T>(*mut T);
-// SAFETY: tasks write disjoint elements (their own rows or row groups' columns).
-unsafe impl<T> Send for Out<T> {}
-unsafe impl<T> Sync for Out<T> {}
-
-impl<T> Out<T> {
-    /// The element at `i` (a method, so closures capture the whole `Out`).
-    fn at(&self, i: usize) -> *mut T {
-        self.0.wrapping_add(i)
-    }
-}
 
 /// `out (m, p.rows) = x (m, p.cols) · wᵀ + bias` with `kernel`.
 pub(crate) fn qlinear(
@@ -73,7 +24,7 @@ pub(crate) fn qlinear(
     m: usize,
     bias: Option<&[f32]>,
     out: &mut [f32],
-    kernel: Kernel,
+    kernel: Int8Dot,
 ) {
     let (n, k, blocks) = (p.rows, p.cols, p.blocks());
     debug_assert!(x.len() == m * k && out.len() == m * n);
@@ -84,7 +35,7 @@ pub(crate) fn qlinear(
     } else {
         m.div_ceil(rayon::current_num_threads() * 2)
     };
-    let acts_ptr = Out(acts.as_mut_ptr());
+    let acts_ptr = Out::new(acts.as_mut_ptr());
     spin::run(m.div_ceil(per_task), &|t| {
         let (r0, r1) = (t * per_task, ((t + 1) * per_task).min(m));
         // SAFETY: task t alone writes blocks of rows r0..r1, inside `acts`.
@@ -95,7 +46,7 @@ pub(crate) fn qlinear(
     let groups = p.groups();
     // Enough tasks for every thread, each a few rows groups long.
     let tasks = (rayon::current_num_threads() * 4).min(groups).max(1);
-    let out_ptr = Out(out.as_mut_ptr());
+    let out_ptr = Out::new(out.as_mut_ptr());
     spin::run(tasks, &|t| {
         let (g0, g1) = (groups * t / tasks, groups * (t + 1) / tasks);
         for g in g0..g1 {
@@ -105,12 +56,13 @@ pub(crate) fn qlinear(
                 let acts = &acts[i * blocks..(i + rows) * blocks];
                 let mut acc = [[0f32; ROWS]; TILE_M];
                 match kernel {
-                    // SAFETY: `Kernel::detect` checked the CPU; sizes as documented.
+                    // SAFETY: `isa::int8_dot` found these features on this CPU; `g` is a row
+                    // group of `p`, `acts` holds `rows` rows of its blocks.
                     #[cfg(target_arch = "x86_64")]
-                    Kernel::Vnni => unsafe { vnni::group(p, g, acts, rows, &mut acc) },
+                    Int8Dot::Vnni => unsafe { vnni::group(p, g, acts, rows, &mut acc) },
                     // SAFETY: as above.
                     #[cfg(target_arch = "x86_64")]
-                    Kernel::Avx2 => unsafe { avx2::group(p, g, acts, rows, &mut acc) },
+                    Int8Dot::Avx2 => unsafe { avx2::group(p, g, acts, rows, &mut acc) },
                     _ => portable_group(p, g, acts, rows, &mut acc),
                 }
                 for (mi, acc) in acc.iter().take(rows).enumerate() {
@@ -187,8 +139,13 @@ mod vnni {
     use super::{ActBlock, Codes, Packed, ROWS, TILE_M};
 
     /// Codes of a record as eight vectors of u8 (columns `4i..4i+4` of the 16 rows).
+    ///
+    /// # Safety
+    /// AVX-512 is enabled in the caller; `q` points at a record's codes: 256 bytes for
+    /// `Codes::Nibble`, 512 otherwise.
     #[inline(always)]
     unsafe fn load_codes(q: *const u8, codes: Codes) -> [__m512i; 8] {
+        // SAFETY: the loads stay inside the record's codes (the contract above).
         unsafe {
             if codes == Codes::Nibble {
                 let low = _mm512_set1_epi8(0x0F);
@@ -208,6 +165,9 @@ mod vnni {
     }
 
     /// 4 codes of an activation block, broadcast to every lane.
+    ///
+    /// # Safety
+    /// AVX-512 is enabled in the caller and `i < 8`.
     #[inline(always)]
     unsafe fn quad(a: &ActBlock, i: usize) -> __m512i {
         // SAFETY: bytes 4i..4i+4 of the 32 codes.
@@ -217,6 +177,10 @@ mod vnni {
     }
 
     /// Accumulates row group `g` against `rows` activation rows into `acc`.
+    ///
+    /// # Safety
+    /// The CPU has AVX512F/BW/VL, AVX512_VNNI, F16C and FMA; `g` is a row group of `p`,
+    /// `rows <= TILE_M`, and `acts` holds `rows` rows of `p.blocks()` blocks each.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")]
     pub(super) unsafe fn group(
         p: &Packed,
@@ -285,6 +249,10 @@ mod avx2 {
     use super::{ActBlock, Codes, Packed, ROWS, TILE_M};
 
     /// Accumulates row group `g` against `rows` activation rows into `out`, 8 rows at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; `g` is a row group of `p`, `rows <= TILE_M`, and
+    /// `acts` holds `rows` rows of `p.blocks()` blocks each.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn group(
         p: &Packed,

@@ -13,8 +13,8 @@
 
 use half::f16;
 
-use super::simd::simd_kernel;
-use crate::quant::{QFormat, QTensor, codec};
+use super::super::simd::simd_kernel;
+use crate::base::quant::{QFormat, QTensor, codec};
 
 /// Rows per record (the lanes of a 512-bit vector of i32).
 pub(crate) const ROWS: usize = 16;

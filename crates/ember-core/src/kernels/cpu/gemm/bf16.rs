@@ -1,11 +1,11 @@
-//! bf16 matrix products on the CPU, accumulated in f32 and rounded once to bf16.
+//! The bf16 GEMM on the CPU, accumulated in f32 and rounded once to bf16.
 //!
 //! With AVX512_BF16 (`vdpbf16ps`: 16 lanes, each adding the products of a pair of bf16 to an
 //! f32) the product runs as a packed GEMM: `b` is packed once into panels of [`NR`] columns
-//! whose elements are pairs along `k`, each task packs its rows of `a` into panels of [`MR`]
-//! rows by [`KC`] pairs, and a 6×64 register-tiled microkernel multiplies one panel of each.
-//! Few-row products (decoding) stream `b` once (`gemv_bf16`). Without AVX512_BF16 the caller
-//! widens both operands and runs the f32 GEMM.
+//! whose elements are pairs along `k` (`pack_bf16`), each task packs its rows of `a` into
+//! panels of [`MR`] rows by [`KC`] pairs, and a 6×64 register-tiled microkernel multiplies
+//! one panel of each. Few-row products (decoding) and CPUs without AVX512_BF16 are the
+//! caller's (`cpu::matmul`: `stream`, or the f32 GEMM on widened operands).
 
 use std::cell::Cell;
 use std::mem::MaybeUninit;
@@ -13,17 +13,12 @@ use std::thread::LocalKey;
 
 use rayon::prelude::*;
 
-use super::bf16::{bits, flex_bf16, from_bits, narrow_into};
-use super::gemv_bf16::few_rows;
-use super::matmul::FEW_ROWS;
-use super::pack_bf16::{pack_a, pack_b};
-use super::storage::strides_within;
-use crate::kernels::prim::Prim;
+use super::super::bf16::narrow_into;
+use super::super::isa::has_bf16_dot;
+use super::super::par::Out;
+use super::Mat;
+use super::pack_bf16::{MR, NR, pack_a, pack_b};
 
-/// Rows of `a` per microkernel call.
-pub(crate) const MR: usize = 6;
-/// Columns of `b` per microkernel call (four AVX-512 vectors).
-pub(crate) const NR: usize = 64;
 /// Pairs along `k` per block (128 values: a 16 KiB panel of `b` stays in L1).
 const KC: usize = 64;
 /// Rows of the result per task (16 panels of `a`).
@@ -36,22 +31,6 @@ const NB: usize = 2048;
 const KB: usize = 2048;
 /// AVX-512 vectors per row of the microkernel's tile.
 const V: usize = NR / 16;
-
-/// A bf16 matrix read in place: element `(i, p)` at `s[off + i·rs + p·cs]`.
-#[derive(Clone, Copy)]
-pub(crate) struct Mat<'a> {
-    pub(crate) s: &'a [u16],
-    pub(crate) off: usize,
-    pub(crate) rs: usize,
-    pub(crate) cs: usize,
-}
-
-impl Mat<'_> {
-    #[inline(always)]
-    pub(crate) fn at(&self, i: usize, p: usize) -> u16 {
-        self.s[self.off + i * self.rs + p * self.cs]
-    }
-}
 
 /// `c[i·ldc + j] (+)= Σ_p a(i, p) · b[p·NR + j]` over `kp` pairs for the `MR`×`NR` tile:
 /// loaded from `c` unless `first`, then stored back. `a(i, p)` is the pair at `a[p·MR + i]` of
@@ -142,30 +121,6 @@ fn grow(buf: &mut Vec<u32>, len: usize) {
     }
 }
 
-/// The result buffer shared by the tasks, each writing its own tile.
-struct Out(*mut MaybeUninit<u16>);
-// SAFETY: tasks write disjoint tiles of the buffer (see `gemm`).
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// The buffer's start (a method, so closures capture the `Sync` wrapper, not the pointer).
-    fn ptr(&self) -> *mut MaybeUninit<u16> {
-        self.0
-    }
-}
-
-impl Mat<'_> {
-    /// Columns `p0..p0 + len` of this matrix (a range along `k` for `a`, rows for `b` given
-    /// `along_rows`), as a view of the same storage.
-    fn skip_k(&self, p0: usize, along_rows: bool) -> Self {
-        let step = if along_rows { self.rs } else { self.cs };
-        Mat {
-            off: self.off + p0 * step,
-            ..*self
-        }
-    }
-}
-
 /// `out (m, n) = a (m, k) @ b (k, n)`, row-major `out`, by the packed AVX512_BF16 GEMM.
 ///
 /// `b` is packed by blocks of at most [`NB`] columns and [`KB`] pairs (so the packed copy
@@ -173,15 +128,32 @@ impl Mat<'_> {
 /// range pack their rows of `a` and run the microkernel. When `k` spans several blocks,
 /// each task's f32 sums persist between them (the column blocks are then narrowed so those
 /// sums stay within 16 MiB).
+///
+/// `false`, writing nothing, where the CPU lacks AVX512_BF16 (or AVX-512 is capped).
+pub(crate) fn gemm(
+    a: &Mat<u16>,
+    b: &Mat<u16>,
+    [m, k, n]: [usize; 3],
+    out: &mut [MaybeUninit<u16>],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if has_bf16_dot() {
+        gemm_avx512(a, b, [m, k, n], out);
+        return true;
+    }
+    let _ = (a, b, m, k, n, out);
+    false
+}
+
 #[cfg(target_arch = "x86_64")]
-fn gemm(a: &Mat, b: &Mat, [m, k, n]: [usize; 3], out: &mut [MaybeUninit<u16>]) {
+fn gemm_avx512(a: &Mat<u16>, b: &Mat<u16>, [m, k, n]: [usize; 3], out: &mut [MaybeUninit<u16>]) {
     let kp_all = k.div_ceil(2);
     let nb_max = if kp_all <= KB {
         NB
     } else {
         ((4 << 20) / m.max(1) / NR * NR).clamp(NR, NB)
     };
-    let dst = Out(out.as_mut_ptr());
+    let dst = Out::new(out.as_mut_ptr());
     with_scratch(&PACKED_B, |bp| {
         for jb in (0..n).step_by(nb_max) {
             let nb = nb_max.min(n - jb);
@@ -234,7 +206,7 @@ fn gemm(a: &Mat, b: &Mat, [m, k, n]: [usize; 3], out: &mut [MaybeUninit<u16>]) {
 /// One block of `k` of a [`gemm`]: `a` from its first pair, its pairs and values, the first
 /// column of its packed block of `b`, and whether it starts or ends the sums.
 struct Block<'a> {
-    a: Mat<'a>,
+    a: Mat<'a, u16>,
     kp: usize,
     k: usize,
     jb: usize,
@@ -254,7 +226,14 @@ struct Tile {
 /// panels), after packing its rows of `a`; after the last block, rounds them into `dst`, whose
 /// rows are `n` long.
 #[cfg(target_arch = "x86_64")]
-fn run_tile(blk: &Block, bp: &[u32], t: &Tile, sum: &mut Vec<f32>, dst: &Out, n: usize) {
+fn run_tile(
+    blk: &Block,
+    bp: &[u32],
+    t: &Tile,
+    sum: &mut Vec<f32>,
+    dst: &Out<MaybeUninit<u16>>,
+    n: usize,
+) {
     let mpan = t.rows.div_ceil(MR);
     let ldc = t.cols.div_ceil(NR) * NR;
     if blk.first {
@@ -307,73 +286,12 @@ fn run_tile(blk: &Block, bp: &[u32], t: &Tile, sum: &mut Vec<f32>, dst: &Out, n:
         for r in 0..t.rows {
             // SAFETY: row `i0 + r`, columns `j0..j0 + cols` lie inside `out (m, n)` and belong
             // to this task only.
-            let row = unsafe {
-                std::slice::from_raw_parts_mut(dst.ptr().add((t.i0 + r) * n + t.j0), t.cols)
-            };
+            let row =
+                unsafe { std::slice::from_raw_parts_mut(dst.at((t.i0 + r) * n + t.j0), t.cols) };
             narrow_into(row, &sum[r * ldc..][..t.cols]);
         }
         *sum = Vec::new();
     }
-}
-
-/// Batched `a (.., m, k) @ b (.., k, n)` of bf16 CPU primitives with equal batch dims and
-/// non-negative strides, into a fresh bf16 result: the few-row kernel for at most
-/// [`FEW_ROWS`] rows when `b` has a unit stride, else the AVX512_BF16 GEMM. `None` when the
-/// operands do not qualify or the CPU lacks AVX512_BF16.
-pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
-    let (ta, tb) = (flex_bf16(a)?, flex_bf16(b)?);
-    let (ad, bd) = (a.dims(), b.dims());
-    let r = ad.len();
-    if r < 2 || bd.len() != r || ad[..r - 2] != bd[..r - 2] || ad[r - 1] != bd[r - 2] {
-        return None;
-    }
-    let (m, k, n) = (ad[r - 2], ad[r - 1], bd[r - 1]);
-    let (sa_all, sb_all) = (bits(ta), bits(tb));
-    let sa = strides_within(ta, sa_all.len())?;
-    let sb = strides_within(tb, sb_all.len())?;
-    let few = m <= FEW_ROWS && (sb[r - 1] == 1 || sb[r - 2] == 1);
-    if !few && !super::bf16::has_bf16_dot() {
-        return None;
-    }
-    let batch_dims = &ad[..r - 2];
-    let batch: usize = batch_dims.iter().product();
-    let offset = |i: usize, strides: &[isize], start: usize| -> usize {
-        let (mut rem, mut off) = (i, start);
-        for d in (0..batch_dims.len()).rev() {
-            off += (rem % batch_dims[d]) * strides[d] as usize;
-            rem /= batch_dims[d];
-        }
-        off
-    };
-    let mut out: Vec<u16> = Vec::with_capacity(batch * m * n);
-    let (a0, b0) = (ta.layout().start_offset(), tb.layout().start_offset());
-    let spare = &mut out.spare_capacity_mut()[..batch * m * n];
-    for (i, dst) in spare.chunks_mut(m * n).enumerate() {
-        let ma = Mat {
-            s: sa_all,
-            off: offset(i, &sa, a0),
-            rs: sa[r - 2] as usize,
-            cs: sa[r - 1] as usize,
-        };
-        let mb = Mat {
-            s: sb_all,
-            off: offset(i, &sb, b0),
-            rs: sb[r - 2] as usize,
-            cs: sb[r - 1] as usize,
-        };
-        if few {
-            narrow_into(dst, &few_rows(&ma, &mb, [m, k, n]));
-        } else {
-            #[cfg(target_arch = "x86_64")]
-            gemm(&ma, &mb, [m, k, n], dst);
-        }
-    }
-    // SAFETY: each matrix of the batch was written in full: by `few_rows`, or by the GEMM's
-    // tiles, which cover every row and column.
-    unsafe { out.set_len(batch * m * n) };
-    let mut out_dims = ad[..r - 1].to_vec();
-    out_dims.push(n);
-    Some(from_bits(out, out_dims))
 }
 
 #[cfg(test)]
@@ -392,7 +310,7 @@ mod tests {
     /// (rows past a panel, columns past a panel, odd k, several k blocks) against a plain sum.
     #[test]
     fn packed_gemm_matches_a_plain_sum_for_every_layout() {
-        if !crate::kernels::cpu::bf16::has_bf16_dot() {
+        if !has_bf16_dot() {
             eprintln!("SKIPPED: this CPU has no AVX512_BF16; the packed GEMM cannot run here");
             return;
         }
@@ -421,7 +339,7 @@ mod tests {
                         cs: bcs,
                     };
                     let mut out = vec![MaybeUninit::new(0u16); m * n];
-                    gemm(&a, &b, [m, k, n], &mut out);
+                    assert!(gemm(&a, &b, [m, k, n], &mut out));
                     // SAFETY: initialized above (and written by the GEMM).
                     let out: Vec<u16> = out.iter().map(|x| unsafe { x.assume_init() }).collect();
                     for i in 0..m {
@@ -444,7 +362,7 @@ mod tests {
     /// ([`KB`] pairs), so the f32 sums carry between blocks.
     #[test]
     fn blocked_gemm_matches_a_plain_sum() {
-        if !crate::kernels::cpu::bf16::has_bf16_dot() {
+        if !has_bf16_dot() {
             eprintln!("SKIPPED: this CPU has no AVX512_BF16; the packed GEMM cannot run here");
             return;
         }
@@ -463,7 +381,7 @@ mod tests {
                 cs: 1,
             };
             let mut out = vec![MaybeUninit::new(0u16); m * n];
-            gemm(&a, &b, [m, k, n], &mut out);
+            assert!(gemm(&a, &b, [m, k, n], &mut out));
             for i in 0..m {
                 for j in (0..n).step_by(7) {
                     let want =

@@ -2,8 +2,8 @@
 //! [`Generator`] (the global one for the plain functions), so results are identical on every
 //! device; the streams are Ember's own, not PyTorch's.
 
-use crate::memory;
-use crate::random::{Generator, with_global};
+use crate::base::memory;
+use crate::base::random::{Generator, with_global};
 use crate::{DType, Device, Error, Result, Tensor};
 
 impl Generator {

@@ -105,7 +105,7 @@ impl Device {
     pub fn dispatch(self) -> Result<DispatchDevice> {
         match self {
             Device::Cpu => {
-                crate::malloc::tune_once();
+                crate::base::malloc::tune_once();
                 Ok(DispatchDevice::Flex(Default::default()))
             }
             Device::Wgpu(i) => wgpu_rt::dispatch(i).map_err(|reason| Error::DeviceUnavailable {

@@ -1,10 +1,12 @@
-//! GELU (erf and tanh forms) and their gradients, and in-place gradient accumulation.
+//! Activations, forward and backward, in one pass each: GELU (erf and tanh forms), SiLU,
+//! and SwiGLU's `silu(a) · b`.
 
 use rayon::prelude::*;
 
 use super::bf16;
-use super::simd::{CHUNK, erf, exp, map1, map2, simd_kernel, tanh, tanh_sech2};
-use super::storage::{from_vec, take_flex, unique_values, values, wrap};
+use super::par::CHUNK;
+use super::simd::{erf, exp, map1, map2, simd_kernel, tanh, tanh_sech2};
+use super::storage::{from_vec, values};
 use crate::kernels::prim::Prim;
 
 /// `1/√2`.
@@ -141,35 +143,4 @@ pub(crate) fn gelu_backward_bf16(x: &Prim, g: &Prim, tanh: bool) -> Option<Prim>
         gelu_backward_chunk
     };
     bf16::map2(x, g, kernel)
-}
-
-simd_kernel! {
-    fn add_assign_chunk(acc: &mut [f32], x: &[f32]) {
-        for (a, &v) in acc.iter_mut().zip(x) {
-            *a += v;
-        }
-    }
-}
-
-/// `acc + x` written into `acc`'s storage when nothing else holds it (gradient accumulation);
-/// `acc` comes back in `Err` when the kernel does not apply (shared, another dtype or device,
-/// a view, different shapes).
-#[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
-pub(crate) fn add_into(acc: Prim, x: &Prim) -> Result<Prim, Prim> {
-    if acc.dims() != x.dims() || values(&acc).is_none() {
-        return Err(acc);
-    }
-    let Some(xs) = values(x) else { return Err(acc) };
-    let mut t = take_flex(acc)?;
-    let Some(vals) = unique_values(&mut t) else {
-        return Err(wrap(t));
-    };
-    if xs.len() <= CHUNK {
-        add_assign_chunk(vals, xs);
-    } else {
-        vals.par_chunks_mut(CHUNK)
-            .zip(xs.par_chunks(CHUNK))
-            .for_each(|(a, x)| add_assign_chunk(a, x));
-    }
-    Ok(wrap(t))
 }

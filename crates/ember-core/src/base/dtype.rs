@@ -5,9 +5,6 @@ use std::fmt;
 use burn_backend::{DType as BurnDType, FloatDType, IntDType};
 use half::{bf16, f16};
 
-use crate::kernels::prim::{self, Prim};
-use crate::{Device, Error, Result};
-
 /// The element type of a tensor, chosen at run time.
 ///
 /// | dtype | CPU | wgpu |
@@ -148,12 +145,6 @@ impl fmt::Display for DType {
 pub trait Element: Copy + Send + Sync + fmt::Debug + 'static + sealed::Sealed {
     /// The Ember dtype of this type.
     const DTYPE: DType;
-    /// Uploads host values (`values.len()` equals the product of `shape`, checked by callers).
-    #[doc(hidden)]
-    fn upload(values: Vec<Self>, shape: &[usize], device: Device) -> Result<Prim>;
-    /// Reads a primitive of dtype `Self::DTYPE` back to the host.
-    #[doc(hidden)]
-    fn download(p: Prim) -> Result<Vec<Self>>;
     /// Converts to f64 (for printing and comparisons).
     fn to_f64(self) -> f64;
     /// Converts from f64, rounding as `as` does.
@@ -169,17 +160,6 @@ macro_rules! element {
         impl sealed::Sealed for $t {}
         impl Element for $t {
             const DTYPE: DType = DType::$dt;
-            fn upload(values: Vec<Self>, shape: &[usize], device: Device) -> Result<Prim> {
-                prim::from_vec(values, shape, device)
-            }
-            fn download(p: Prim) -> Result<Vec<Self>> {
-                prim::into_data(p)?
-                    .try_into_vec::<$t>()
-                    .map_err(|e| Error::Backend {
-                        op: "to_vec",
-                        msg: format!("{e:?}"),
-                    })
-            }
             fn to_f64(self) -> f64 {
                 let f: fn($t) -> f64 = $to;
                 f(self)
@@ -197,29 +177,7 @@ element!(f64, F64, |x| x, |v| v);
 element!(f16, F16, |x| x.to_f64(), f16::from_f64);
 element!(bf16, BF16, |x| x.to_f64(), bf16::from_f64);
 element!(i64, I64, |x| x as f64, |v| v as i64);
-
-impl sealed::Sealed for bool {}
-impl Element for bool {
-    const DTYPE: DType = DType::Bool;
-    fn upload(values: Vec<Self>, shape: &[usize], device: Device) -> Result<Prim> {
-        // Bool storage differs per backend (native, u8, u32): go through I64 and compare.
-        let ints: Vec<i64> = values.into_iter().map(i64::from).collect();
-        Ok(prim::cast(
-            prim::from_vec(ints, shape, device)?,
-            DType::Bool,
-        ))
-    }
-    fn download(p: Prim) -> Result<Vec<Self>> {
-        let ints = i64::download(prim::cast(p, DType::I64))?;
-        Ok(ints.into_iter().map(|v| v != 0).collect())
-    }
-    fn to_f64(self) -> f64 {
-        if self { 1.0 } else { 0.0 }
-    }
-    fn from_f64(v: f64) -> Self {
-        v != 0.0
-    }
-}
+element!(bool, Bool, |x| if x { 1.0 } else { 0.0 }, |v| v != 0.0);
 
 #[cfg(test)]
 mod tests {

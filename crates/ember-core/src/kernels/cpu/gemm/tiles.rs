@@ -3,8 +3,8 @@
 //! AVX-512 CPUs run explicit FMA kernels with the accumulators in registers; others run the
 //! same loops written for LLVM to vectorize.
 
-use super::simd::simd_kernel;
-use super::storage::Rows4;
+use super::super::simd::simd_kernel;
+use super::super::storage::Rows4;
 
 /// Keys (columns) per tile.
 pub(crate) const BK: usize = 64;
@@ -16,7 +16,7 @@ const R: usize = 4;
 pub(crate) fn tile_dots(s: &mut [f32], a: &[&[f32]], bt: &[f32], n: usize, scale: f32) {
     let fits = bt.len() >= n * BK && s.len() >= a.len() * BK && a.iter().all(|r| r.len() >= n);
     #[cfg(target_arch = "x86_64")]
-    if fits && super::simd::simd_level() == 2 {
+    if fits && super::super::isa::simd_level() == 2 {
         // SAFETY: AVX-512 was detected; `fits` bounds every access of the kernel.
         unsafe { avx512::dots(s, a, bt, n, scale) };
         return;
@@ -33,7 +33,7 @@ pub(crate) fn tile_weighted(out: &mut [f32], w: usize, wts: &[f32], ld: usize, v
         && (rows == 0 || wts.len() >= (rows - 1) * ld + vecs.len())
         && vecs.iter().all(|v| v.len() >= w);
     #[cfg(target_arch = "x86_64")]
-    if fits && super::simd::simd_level() == 2 {
+    if fits && super::super::isa::simd_level() == 2 {
         // SAFETY: AVX-512 was detected; `fits` bounds every access of the kernel.
         unsafe { avx512::weighted(out, w, wts, ld, vecs) };
         return;
@@ -182,6 +182,10 @@ mod avx512 {
     use super::BK;
 
     /// [`super::tile_dots`]; callers checked the bounds and AVX-512.
+    ///
+    /// # Safety
+    /// The CPU has AVX512F; `bt` holds `n·BK` values, `s` holds `a.len()·BK`, and every row
+    /// of `a` holds at least `n`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn dots(s: &mut [f32], a: &[&[f32]], bt: &[f32], n: usize, scale: f32) {
         let mut r = 0;
@@ -197,6 +201,10 @@ mod avx512 {
         }
     }
 
+    /// The scores of rows `r..r + RR` of `a` into `s`.
+    ///
+    /// # Safety
+    /// As [`dots`], and rows `r..r + RR` of `a` exist.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn dots_rows<const RR: usize>(
@@ -242,6 +250,10 @@ mod avx512 {
     }
 
     /// [`super::tile_weighted`]; callers checked the bounds and AVX-512.
+    ///
+    /// # Safety
+    /// The CPU has AVX512F; `out` is whole rows of `w` values, `wts` holds the weights of
+    /// each of them (`(rows - 1)·ld + vecs.len()` values) and every vector holds at least `w`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn weighted(
         out: &mut [f32],
@@ -290,6 +302,10 @@ mod avx512 {
         }
     }
 
+    /// Columns `e..e + 16·NV` of rows `r..r + RR` of `out`, accumulated.
+    ///
+    /// # Safety
+    /// As [`weighted`], and rows `r..r + RR` exist with `e + 16·NV <= w`.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn weighted_block<const RR: usize, const NV: usize>(

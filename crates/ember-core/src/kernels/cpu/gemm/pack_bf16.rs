@@ -1,8 +1,13 @@
-//! Packing for the bf16 GEMM (`gemm_bf16`): panels of [`MR`] rows of `a` and of [`NR`] columns
-//! of `b`, each lane a pair of bf16 along `k` (what one `vdpbf16ps` lane multiplies).
+//! Packing for the bf16 GEMM (`gemm::bf16`): panels of [`MR`] rows of `a` and of [`NR`]
+//! columns of `b`, each lane a pair of bf16 along `k` (what one `vdpbf16ps` lane multiplies).
 
-use super::gemm_bf16::{MR, Mat, NR};
-use super::simd::simd_kernel;
+use super::super::simd::simd_kernel;
+use super::Mat;
+
+/// Rows of `a` per microkernel call.
+pub(crate) const MR: usize = 6;
+/// Columns of `b` per microkernel call (four AVX-512 vectors).
+pub(crate) const NR: usize = 64;
 
 /// Two bf16 as one lane of `vdpbf16ps`: `lo` is element `2p`, `hi` element `2p + 1`.
 #[inline(always)]
@@ -19,7 +24,7 @@ simd_kernel! {
     /// Packs rows `i0..i0 + rows` of `a (m, k)`, every pair along `k`, as panels of [`MR`] rows:
     /// row `i0 + ip·MR + i`, pair `p` goes to `out[(ip·kp + p)·MR + i]` (`kp` pairs). `out` comes
     /// zeroed, and stays zero past the rows and past `k`.
-    pub(crate) fn pack_a(a: &Mat, i0: usize, rows: usize, k: usize, out: &mut [u32]) {
+    pub(crate) fn pack_a(a: &Mat<u16>, i0: usize, rows: usize, k: usize, out: &mut [u32]) {
         let kp = k.div_ceil(2);
         let full = k / 2;
         if a.cs == 1 {
@@ -88,7 +93,7 @@ simd_kernel! {
 simd_kernel! {
     /// Packs columns `j0..j0 + cols` (at most [`NR`]) of `b (k, n)`, every pair along `k`, into
     /// `out[p·NR + j]`; `out` comes zeroed, and stays zero past the columns and past `k`.
-    pub(crate) fn pack_b(b: &Mat, j0: usize, cols: usize, k: usize, out: &mut [u32]) {
+    pub(crate) fn pack_b(b: &Mat<u16>, j0: usize, cols: usize, k: usize, out: &mut [u32]) {
         let kp = k.div_ceil(2);
         if b.cs == 1 {
             for p in 0..kp {

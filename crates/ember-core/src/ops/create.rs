@@ -3,9 +3,9 @@
 use crate::kernels::prim;
 use crate::{DType, Device, Element, Error, Result, bf16, f16};
 
-use crate::memory;
-use crate::random::{Generator, with_global};
-use crate::shape::check_nonempty;
+use crate::base::memory;
+use crate::base::random::{Generator, with_global};
+use crate::base::shape::check_nonempty;
 use crate::tensor::Tensor;
 
 /// Uploads f64 host values as `dtype`.
@@ -39,7 +39,7 @@ impl Tensor {
     /// # Ok::<(), ember_core::Error>(())
     /// ```
     pub fn from_vec<T: Element>(values: Vec<T>, shape: &[usize], device: Device) -> Result<Tensor> {
-        let numel = crate::shape::checked_numel("from_vec", shape)?;
+        let numel = crate::base::shape::checked_numel("from_vec", shape)?;
         if values.len() != numel {
             return Err(Error::data(
                 "from_vec",
@@ -56,7 +56,7 @@ impl Tensor {
         } else {
             shape.to_vec()
         };
-        let p = T::upload(values, &pshape, device)?;
+        let p = prim::upload(values, &pshape, device)?;
         Ok(Tensor::from_prim(p, shape.to_vec(), device))
     }
 
