@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks that the layers of ember-core only point down.
 
-    python3 scripts/check_layers.py            # exit status 1 on any violation
+    python3 scripts/check_layers.py             # exit status 1 on any violation
+    python3 scripts/check_layers.py --self-test # the checker finds planted violations
 
 The layers of crates/ember-core/src, from the bottom:
 
@@ -155,13 +156,14 @@ def kernel_sublayer(mod):
     return 1 if mod[1] == "cpu" else 2
 
 
-def main():
+def check(root):
+    """The violations in the crate source tree at `root`, and the number of files read."""
     files = {}
-    for dirpath, _, names in os.walk(ROOT):
+    for dirpath, _, names in os.walk(root):
         for n in names:
             if n.endswith(".rs"):
                 full = os.path.join(dirpath, n)
-                files[os.path.relpath(full, ROOT).replace(os.sep, "/")] = open(full).read()
+                files[os.path.relpath(full, root).replace(os.sep, "/")] = open(full).read()
     modules = {tuple(module_path(rel)) for rel in files}
     exports = root_exports(files["lib.rs"])
     file_of = {tuple(module_path(rel)): rel for rel in files}
@@ -192,12 +194,69 @@ def main():
             if dst and dst != rel and HANDLE not in (mine, theirs) and dst != "lib.rs":
                 edges.setdefault(rel, set()).add(dst)
     problems += cycles(edges)
+    return problems, len(files)
+
+
+def self_test():
+    """Plants each kind of violation in a small tree and checks that it is reported (and
+    that the tree without them passes)."""
+    import tempfile
+
+    clean = {
+        "lib.rs": "mod base; mod kernels; mod autograd; mod ops; mod tensor;\n"
+        "pub use base::dtype::DType;\npub use autograd::no_grad;\npub use tensor::Tensor;\n",
+        "tensor.rs": "use crate::kernels::prim::Prim;\nuse crate::autograd::Track;\n",
+        "base/mod.rs": "pub(crate) mod dtype;\npub(crate) mod error;\n",
+        "base/dtype.rs": "use crate::base::error::Error;\nuse burn_backend::DType;\n",
+        "base/error.rs": "use crate::DType;\n",
+        "kernels/mod.rs": "pub(crate) mod prim;\npub(crate) mod cpu;\npub(crate) mod norm;\n",
+        "kernels/prim.rs": "use burn_dispatch::Dispatch;\nuse crate::DType;\n",
+        "kernels/cpu/mod.rs": "pub(crate) mod simd;\npub(crate) mod norm;\n",
+        "kernels/cpu/simd.rs": "use crate::kernels::prim::Prim;\n",
+        "kernels/cpu/norm.rs": "use super::simd::map;\nuse crate::kernels::prim::Prim;\n",
+        "kernels/norm.rs": "use super::cpu::norm as cpu;\nuse crate::{DType, Tensor};\n",
+        "autograd/mod.rs": "mod graph;\npub use graph::no_grad;\n",
+        "autograd/graph.rs": "use crate::kernels::norm;\nuse crate::Tensor;\n",
+        "ops/mod.rs": "mod norm;\n",
+        "ops/norm.rs": "use crate::autograd::no_grad;\nuse crate::kernels;\n",
+    }
+    planted = {
+        "kernel imports ops": ("kernels/norm.rs", "use crate::ops::norm::X;\n", "from the ops layer"),
+        "kernel imports a root re-export of autograd": (
+            "kernels/norm.rs", "use crate::{Tensor, no_grad};\n", "from the autograd layer"),
+        "inline path upward": ("base/error.rs", "fn f() { crate::kernels::prim::x(); }\n", "from the kernels layer"),
+        "ops calls burn": ("ops/norm.rs", "use burn_dispatch::Dispatch as B;\n", "only the kernel layer calls burn"),
+        "cpu imports an entry": ("kernels/cpu/norm.rs", "use crate::kernels::norm::f;\n", "never an entry"),
+        "a cycle of files": ("kernels/cpu/simd.rs", "use super::norm::g;\n", "import each other"),
+    }
+    with tempfile.TemporaryDirectory() as root:
+        def write(tree):
+            for rel, src in tree.items():
+                path = os.path.join(root, rel)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                open(path, "w").write(src)
+        write(clean)
+        problems, _ = check(root)
+        assert not problems, f"the clean tree fails: {problems}"
+        for name, (rel, line, expect) in planted.items():
+            write({rel: clean[rel] + line})
+            problems, _ = check(root)
+            assert any(expect in p for p in problems), f"{name}: not reported ({problems})"
+            write({rel: clean[rel]})
+    print(f"check_layers self-test: the clean tree passes, {len(planted)} planted violations are reported")
+
+
+def main():
+    if sys.argv[1:] == ["--self-test"]:
+        self_test()
+        return
+    problems, count = check(ROOT)
     if problems:
         print("ember-core's layers point upward or in circles:", file=sys.stderr)
         for p in problems:
             print("  " + p, file=sys.stderr)
         sys.exit(1)
-    print(f"ember-core layers: {len(files)} files, every import points down")
+    print(f"ember-core layers: {count} files, every import points down")
 
 
 def cycles(edges):

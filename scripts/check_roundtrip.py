@@ -2,7 +2,7 @@
 """Confirms transformers reloads what Ember's save_pretrained wrote, with identical outputs.
 
 Usage:
-  EMBER_ROUNDTRIP_OUT=/tmp/ember-rt cargo test -p ember-models --test roundtrip --test zoo_vs_transformers
+  EMBER_ROUNDTRIP_OUT=/tmp/ember-rt cargo test -p embergrad-models --test roundtrip --test zoo_vs_transformers
   python scripts/check_roundtrip.py /tmp/ember-rt
 """
 import os

@@ -24,6 +24,8 @@
 //! backward rules, the engine) and `ops` (every `Tensor` method: validation, dtype promotion,
 //! broadcasting, recording). See `docs/architecture.md`.
 #![warn(missing_docs)]
+// Every unsafe block says why it is sound.
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod autocast;
 mod autograd;

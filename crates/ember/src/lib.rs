@@ -66,45 +66,45 @@ pub mod prelude {
 
 /// The README's code blocks, compiled and run as doctests so they never rot.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
 /// The autograd guide's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/autograd.md")]
+#[doc = include_str!("../docs/autograd.md")]
 pub struct AutogradGuideDoctests;
 
 /// The modules guide's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/modules.md")]
+#[doc = include_str!("../docs/modules.md")]
 pub struct ModulesGuideDoctests;
 
 /// The weights guide's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/weights.md")]
+#[doc = include_str!("../docs/weights.md")]
 pub struct WeightsGuideDoctests;
 
 /// The training guide's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/training.md")]
+#[doc = include_str!("../docs/training.md")]
 pub struct TrainingGuideDoctests;
 
 /// The models guide's code blocks, compiled as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/models.md")]
+#[doc = include_str!("../docs/models.md")]
 pub struct ModelsGuideDoctests;
 
 /// The getting-started guide's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/getting-started.md")]
+#[doc = include_str!("../docs/getting-started.md")]
 pub struct GettingStartedGuideDoctests;
 
 /// The tensors guide's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/tensors.md")]
+#[doc = include_str!("../docs/tensors.md")]
 pub struct TensorsGuideDoctests;
 
 /// The backends guide's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/backends.md")]
+#[doc = include_str!("../docs/backends.md")]
 pub struct BackendsGuideDoctests;

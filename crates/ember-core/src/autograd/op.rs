@@ -358,13 +358,13 @@ macro_rules! op_kinds {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[allow(missing_docs)]
         pub enum OpKind {
-            /// A unary function (`ops/unary.rs`).
+            /// A unary function (`base/tables/unary.rs`).
             Unary(UnaryFn),
-            /// Tensor–tensor arithmetic (`ops/binary.rs`).
+            /// Tensor–tensor arithmetic (`base/tables/binary.rs`).
             Binary(BinaryFn),
-            /// Tensor–scalar arithmetic (`ops/binary.rs`).
+            /// Tensor–scalar arithmetic (`base/tables/binary.rs`).
             Scalar(BinaryFn),
-            /// A reduction (`ops/reduce.rs`).
+            /// A reduction (`base/tables/reduce.rs`).
             Reduce(ReduceFn),
             $($kind),*
         }

@@ -32,6 +32,7 @@ macro_rules! simd_kernel {
                 match $crate::kernels::cpu::isa::simd_level() {
                     // SAFETY: `isa::simd_level` detected these features on this CPU.
                     2 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above, AVX2 and FMA.
                     1 => return unsafe { avx2($($arg),*) },
                     _ => {}
                 }

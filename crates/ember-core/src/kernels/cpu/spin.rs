@@ -36,6 +36,7 @@ struct Pool {
 // SAFETY: the raw pointers are only dereferenced while the job they point to is alive (the
 // caller waits for every task to finish before its job goes out of scope).
 unsafe impl Send for Pool {}
+// SAFETY: as above; the shared state is atomics and a mutex-guarded slot.
 unsafe impl Sync for Pool {}
 
 fn pool() -> &'static Pool {
@@ -94,6 +95,7 @@ fn helper(pool: &'static Pool) {
             // until `active` drops back (its caller clears the slot, then waits for that).
             let job = *slot;
             if let Some(j) = job {
+                // SAFETY: as said above, the job behind `j` is alive here.
                 unsafe { (*j).active.fetch_add(1, Ordering::AcqRel) };
             }
             job

@@ -55,7 +55,7 @@ unsafe fn micro<const DIRECT: bool>(
     use std::arch::x86_64::*;
     use std::mem::transmute;
     let mut acc = [[_mm512_setzero_ps(); V]; MR];
-    // SAFETY (whole body): the caller's contract bounds every pointer offset below.
+    // SAFETY: the caller's contract (above) bounds every pointer offset of the whole body.
     unsafe {
         if !first {
             for (i, row) in acc.iter_mut().enumerate() {
