@@ -36,7 +36,8 @@ def run(binary, name, repeats, threads):
         env=env, capture_output=True, text=True,
     )
     if out.returncode != 0:
-        sys.exit(f"{binary} --worker {name} failed:\n{out.stderr[-2000:]}")
+        print(f"{binary} --worker {name} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+        return None, ""
     doc = json.loads(out.stdout.strip().splitlines()[-1])
     return doc["value"], doc["unit"]
 
@@ -58,8 +59,13 @@ def main():
         unit = ""
         for _ in range(args.rounds):
             for side in ("before", "after", "after", "before"):
-                v, unit = run(getattr(args, side), name, args.repeats, args.threads)
-                values[side].append(v)
+                v, u = run(getattr(args, side), name, args.repeats, args.threads)
+                if v is not None:
+                    values[side].append(v)
+                    unit = u
+        if not values["before"] or not values["after"]:
+            print(f"| {name} | | failed | failed | |", flush=True)
+            continue
         b, a = statistics.median(values["before"]), statistics.median(values["after"])
         ratio = b / a if unit == "ms" else a / b
         rows.append((name, ratio))

@@ -19,7 +19,7 @@ mod tokenizer;
 
 pub use auto::{AutoModel, AutoModelForCausalLM, causal_lm_types};
 pub use bert::{Bert, BertConfig};
-pub use chat::{ChatTemplate, chat_prompt};
+pub use chat::{ChatTemplate, RenderLimits, chat_prompt};
 pub use config::{Arch, DecoderConfig, LayerAttention, LlamaConfig};
 pub use decoder::{DecoderLayer, DecoderLm, DecoderMlp, Llama};
 pub use generate::{Flow, GenerateOpts, generate, generate_with};

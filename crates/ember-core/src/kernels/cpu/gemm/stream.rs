@@ -8,13 +8,16 @@ use rayon::prelude::*;
 
 use super::super::bf16::to_f32;
 use super::super::par::{scatter_columns, stream_cols_per_task, stream_rows_per_task};
-use super::super::simd::simd_kernel;
+use super::super::simd::{dot_by, simd_kernel};
 use super::Mat;
 
 /// An element of a streamed `b`, read as f32; each type runs its own compiled kernels.
 pub(crate) trait Lane: Copy + Sync {
     /// The value as f32.
     fn f32(self) -> f32;
+
+    /// `Σ a_i · b_i` in f32 (16 lanes; inlined into the compiled kernels).
+    fn dot(a: &[f32], b: &[Self]) -> f32;
 
     /// `y[i, :] += Σ_{p < rows} a[i, p0 + p] · b[p·ld ..][..n]` for every row `i` of `y`
     /// (`(m, n)`) and `a` (`(m, k)`).
@@ -63,34 +66,9 @@ fn by_cols_body<E: Lane>(y: &mut [f32], a: &[f32], bt: &[E], k: usize, ld: usize
     let w = y.len() / (a.len() / k);
     for (yi, ai) in y.chunks_exact_mut(w).zip(a.chunks_exact(k)) {
         for (j, o) in yi.iter_mut().enumerate() {
-            *o = dot(ai, &bt[(j0 + j) * ld..(j0 + j) * ld + k]);
+            *o = E::dot(ai, &bt[(j0 + j) * ld..(j0 + j) * ld + k]);
         }
     }
-}
-
-/// `Σ a_i · b_i` in 16 lanes, the tail apart, the lanes added pairwise (as `simd::dot_by`).
-#[inline(always)]
-fn dot<E: Lane>(a: &[f32], b: &[E]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for l in 0..16 {
-            acc[l] += x[l] * y[l].f32();
-        }
-    }
-    let mut tail = 0f32;
-    for (&x, &y) in ar.iter().zip(br) {
-        tail += x * y.f32();
-    }
-    let mut width = 8;
-    while width > 0 {
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-        width /= 2;
-    }
-    acc[0] + tail
 }
 
 simd_kernel! {
@@ -123,6 +101,11 @@ impl Lane for f32 {
         self
     }
 
+    #[inline(always)]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        dot_by(a, b, |x, y| x * y)
+    }
+
     fn by_rows(
         y: &mut [f32],
         a: &[f32],
@@ -146,6 +129,22 @@ impl Lane for u16 {
     #[inline(always)]
     fn f32(self) -> f32 {
         to_f32(self)
+    }
+
+    /// 16 lanes widened as they are read, then summed in order, so LLVM widens a whole
+    /// vector at once (`vpmovzxwd` + shift).
+    #[inline(always)]
+    fn dot(a: &[f32], b: &[u16]) -> f32 {
+        let mut lanes = [0f32; 16];
+        let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (x, w) in ca.zip(cb) {
+            for l in 0..16 {
+                lanes[l] += x[l] * to_f32(w[l]);
+            }
+        }
+        let tail: f32 = ra.iter().zip(rb).map(|(x, &w)| x * to_f32(w)).sum();
+        lanes.iter().sum::<f32>() + tail
     }
 
     fn by_rows(

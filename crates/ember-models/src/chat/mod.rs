@@ -1,14 +1,20 @@
 //! Chat templates: a model's own Jinja template (`chat_template` in `tokenizer_config.json`,
 //! `tokenizer.chat_template` in GGUF) rendered as transformers' `apply_chat_template` renders
 //! it (trimmed and left-stripped blocks, Python's string methods, `tojson` with Python's
-//! separators, `raise_exception`, `strftime_now`), with ChatML as the fallback.
+//! separators, `raise_exception`, `strftime_now`), with ChatML as the fallback. A template
+//! comes from a stranger's file: every render runs on a budget (`sandbox`, [`RenderLimits`]).
+
+mod compile;
+mod functions;
+mod sandbox;
+
+pub use sandbox::RenderLimits;
 
 use std::path::Path;
 
 use ember_core::{Error, Result};
 use ember_weights::{GgufFile, GgufValue};
-use minijinja::value::Kwargs;
-use minijinja::{Environment, ErrorKind, Value};
+use minijinja::{Environment, Value};
 use serde_json::Value as Json;
 
 use crate::tokenizer::chatml;
@@ -32,10 +38,13 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     /// `bos_token`, `eos_token`, ... as the template sees them
     special: serde_json::Map<String, Json>,
+    limits: RenderLimits,
+    /// Where the template came from, for messages.
+    origin: String,
 }
 
-fn template_error(e: minijinja::Error) -> Error {
-    let mut msg = e.to_string();
+fn template_error(origin: &str, e: minijinja::Error) -> Error {
+    let mut msg = format!("{origin}: {e}");
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         msg.push_str(&format!(": {s}"));
@@ -45,32 +54,59 @@ fn template_error(e: minijinja::Error) -> Error {
 }
 
 impl ChatTemplate {
-    /// Compiles `source` (a syntax error is an error naming the line).
+    /// Compiles `source` (a syntax error is an error naming the line), to render within
+    /// [`RenderLimits::default`].
     pub fn new(source: &str) -> Result<ChatTemplate> {
+        ChatTemplate::compile(source, "chat template")
+    }
+
+    /// Compiles `source`, naming `origin` (a file and key) in its errors.
+    fn compile(source: &str, origin: &str) -> Result<ChatTemplate> {
         if source.len() > MAX_SOURCE {
             return Err(Error::data(
                 OP,
-                format!("template of {} bytes exceeds {MAX_SOURCE}", source.len()),
+                format!(
+                    "{origin}: template of {} bytes exceeds {MAX_SOURCE}",
+                    source.len()
+                ),
             ));
         }
+        let limits = RenderLimits::default();
+        compile::check(source, limits.value_bytes)
+            .map_err(|msg| Error::data(OP, format!("{origin}: {msg}")))?;
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_filter("tojson", tojson);
-        env.add_function(
-            "raise_exception",
-            |msg: String| -> std::result::Result<Value, minijinja::Error> {
-                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
-            },
-        );
-        env.add_function("strftime_now", strftime_now);
+        functions::install(&mut env);
+        sandbox::install(&mut env, &limits);
         env.add_template_owned("chat", source.to_string())
-            .map_err(template_error)?;
+            .map_err(|e| template_error(origin, e))?;
+        // What the sandbox refuses (other templates, reserved names) is refused now.
+        let t = env
+            .get_template("chat")
+            .map_err(|e| template_error(origin, e))?;
+        let compiled = minijinja::machinery::get_compiled_template(&t);
+        sandbox::rewrite(&compiled.instructions)
+            .map_err(|msg| Error::data(OP, format!("{origin}: {msg}")))?;
         Ok(ChatTemplate {
             env,
             special: serde_json::Map::new(),
+            limits,
+            origin: origin.to_string(),
         })
+    }
+
+    /// The same template rendering within `limits` (a larger budget for very long prompts,
+    /// or a smaller one).
+    pub fn with_limits(mut self, limits: RenderLimits) -> ChatTemplate {
+        self.env.set_fuel(Some(limits.fuel));
+        self.limits = limits;
+        self
+    }
+
+    /// The limits each render runs within.
+    pub fn limits(&self) -> RenderLimits {
+        self.limits
     }
 
     /// With the special tokens the template may print (`bos_token`, `eos_token`).
@@ -111,8 +147,10 @@ impl ChatTemplate {
             _ => None,
         };
         let (bos, eos) = (token("bos_token"), token("eos_token"));
+        let origin = format!("{} (chat_template)", path.display());
         Ok(Some(
-            ChatTemplate::new(&source)?.with_special_tokens(bos.as_deref(), eos.as_deref()),
+            ChatTemplate::compile(&source, &origin)?
+                .with_special_tokens(bos.as_deref(), eos.as_deref()),
         ))
     }
 
@@ -134,8 +172,10 @@ impl ChatTemplate {
             }
         };
         let (bos, eos) = (token("bos_token_id"), token("eos_token_id"));
+        let origin = format!("{} (tokenizer.chat_template)", g.path().display());
         Ok(Some(
-            ChatTemplate::new(source)?.with_special_tokens(bos.as_deref(), eos.as_deref()),
+            ChatTemplate::compile(source, &origin)?
+                .with_special_tokens(bos.as_deref(), eos.as_deref()),
         ))
     }
 
@@ -163,9 +203,8 @@ impl ChatTemplate {
         }
         ctx.insert("messages".into(), messages.clone());
         ctx.insert("add_generation_prompt".into(), add_generation_prompt.into());
-        let t = self.env.get_template("chat").map_err(template_error)?;
-        t.render(Value::from_serialize(&ctx))
-            .map_err(template_error)
+        sandbox::render(&self.env, "chat", Value::from_serialize(&ctx), &self.limits)
+            .map_err(|e| template_error(&self.origin, e))
     }
 }
 
@@ -179,112 +218,4 @@ pub fn chat_prompt(
         Some(t) => t.render(messages, add_generation_prompt),
         None => Ok(chatml(messages, add_generation_prompt)),
     }
-}
-
-/// Python's `json.dumps(value, ensure_ascii=False, indent=indent)`: `", "` and `": "`
-/// separators on one line, newlines and indentation with `indent`.
-fn tojson(value: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja::Error> {
-    let indent: Option<usize> = kwargs.get("indent")?;
-    kwargs.assert_all_used()?;
-    let json = serde_json::to_value(&value)
-        .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
-    let mut out = String::new();
-    write_json(&json, indent, 0, &mut out);
-    Ok(Value::from_safe_string(out))
-}
-
-fn write_json(v: &Json, indent: Option<usize>, level: usize, out: &mut String) {
-    let newline = |out: &mut String, level: usize| {
-        if let Some(n) = indent {
-            out.push('\n');
-            out.push_str(&" ".repeat(n * level));
-        }
-    };
-    let sep = if indent.is_some() { "," } else { ", " };
-    match v {
-        Json::Array(a) if !a.is_empty() => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(sep);
-                }
-                newline(out, level + 1);
-                write_json(x, indent, level + 1, out);
-            }
-            newline(out, level);
-            out.push(']');
-        }
-        Json::Object(o) if !o.is_empty() => {
-            out.push('{');
-            for (i, (k, x)) in o.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(sep);
-                }
-                newline(out, level + 1);
-                out.push_str(&Json::String(k.clone()).to_string());
-                out.push_str(": ");
-                write_json(x, indent, level + 1, out);
-            }
-            newline(out, level);
-            out.push('}');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// `strftime_now(format)`: the current UTC date and time with `%Y %m %d %H %M %S %b %B %A %a %%`.
-fn strftime_now(format: String) -> String {
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    const DAYS: [&str; 7] = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
-    let t = ember_core::clock::UtcTime::now();
-    let month = MONTHS[(t.month - 1) as usize];
-    let day = DAYS[t.weekday as usize];
-    let mut out = String::new();
-    let mut chars = format.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('Y') => out.push_str(&t.year.to_string()),
-            Some('m') => out.push_str(&format!("{:02}", t.month)),
-            Some('d') => out.push_str(&format!("{:02}", t.day)),
-            Some('H') => out.push_str(&format!("{:02}", t.hour)),
-            Some('M') => out.push_str(&format!("{:02}", t.minute)),
-            Some('S') => out.push_str(&format!("{:02}", t.second)),
-            Some('B') => out.push_str(month),
-            Some('b') => out.push_str(&month[..3]),
-            Some('A') => out.push_str(day),
-            Some('a') => out.push_str(&day[..3]),
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
-    }
-    out
 }
