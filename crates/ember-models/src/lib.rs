@@ -31,10 +31,13 @@ use std::path::Path;
 
 use ember_core::{Error, Result, Tensor};
 
+/// The largest `config.json` accepted (real ones are a few KB).
+const MAX_CONFIG: u64 = 16 << 20;
+
 /// Reads `dir/config.json` as JSON (the models keep it to write it back).
 pub(crate) fn read_config(dir: &Path) -> Result<serde_json::Value> {
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = ember_weights::read_text(&path, MAX_CONFIG, "config.json")?;
     serde_json::from_str(&text).map_err(|e| Error::Format {
         format: "config.json",
         path: path.display().to_string(),

@@ -15,6 +15,9 @@ pub(crate) fn tk_err(op: &'static str, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The largest `tokenizer.json` accepted (Gemma 3's, with 262 144 tokens, is 33 MB).
+const MAX_TOKENIZER_FILE: u64 = 256 << 20;
+
 /// A text tokenizer. Padding and truncation are off unless the caller asks for them.
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
@@ -25,11 +28,14 @@ impl Tokenizer {
     /// pads every input to 128 tokens).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Tokenizer> {
         let path = path.as_ref();
-        let mut inner = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Format {
-            format: "tokenizer.json",
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
+        let text = ember_weights::read_text(path, MAX_TOKENIZER_FILE, "tokenizer.json")?;
+        let mut inner = text
+            .parse::<tokenizers::Tokenizer>()
+            .map_err(|e| Error::Format {
+                format: "tokenizer.json",
+                path: path.display().to_string(),
+                msg: e.to_string(),
+            })?;
         inner.with_padding(None);
         inner
             .with_truncation(None)

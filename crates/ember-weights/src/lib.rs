@@ -18,9 +18,11 @@ mod gguf;
 mod gguf_write;
 mod quant;
 mod safetensors_io;
+mod text;
 
 pub use atomic::write_atomic;
 pub use gguf::{GgufFile, GgufTensorInfo, GgufTensors, GgufType, GgufValue};
 pub use gguf_write::{GgufTensorData, save_gguf};
 pub use quant::dequantize;
 pub use safetensors_io::{Checkpoint, save_safetensors};
+pub use text::read_text;

@@ -21,6 +21,9 @@ fn format_err(path: &Path, msg: impl Into<String>) -> Error {
     }
 }
 
+/// The largest `*.index.json` accepted (a 400B-parameter model's is ~2 MB).
+const MAX_INDEX: u64 = 64 << 20;
+
 fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error::io(path, e)
 }
@@ -88,7 +91,7 @@ impl Checkpoint {
 
     /// Opens a sharded checkpoint from its `*.index.json` (`{"weight_map": {name: file}}`).
     pub fn open_index(index: &Path) -> Result<Checkpoint> {
-        let text = std::fs::read_to_string(index).map_err(|e| io_err(index, e))?;
+        let text = crate::read_text(index, MAX_INDEX, "safetensors index")?;
         let json: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| format_err(index, format!("invalid JSON: {e}")))?;
         let map = json

@@ -22,6 +22,9 @@ use crate::tokenizer::chatml;
 const OP: &str = "ChatTemplate";
 /// Longest template source accepted (the largest published ones are ~20 KB).
 const MAX_SOURCE: usize = 1 << 20;
+/// The largest `tokenizer_config.json` accepted (real ones are under 1 MB, added tokens
+/// included).
+const MAX_TOKENIZER_CONFIG: u64 = 64 << 20;
 
 /// A compiled chat template with the tokenizer's special tokens it may print.
 ///
@@ -123,7 +126,7 @@ impl ChatTemplate {
     /// named `default` in a list), with its `bos_token`/`eos_token`; `None` when it has none.
     pub fn from_tokenizer_config(path: impl AsRef<Path>) -> Result<Option<ChatTemplate>> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = ember_weights::read_text(path, MAX_TOKENIZER_CONFIG, "tokenizer_config.json")?;
         let bad = |msg: String| Error::Format {
             format: "tokenizer_config.json",
             path: path.display().to_string(),
