@@ -15,6 +15,23 @@ pub(crate) fn tk_err(op: &'static str, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// Runs `f`, a call into the `tokenizers` crate, with a panic of that crate turned into an
+/// error: its deserializers `expect` in places, so a hostile file can make it panic (the
+/// fuzz target `tokenizer_json` found one in the decoder section).
+pub(crate) fn guarded<T>(op: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(tk_err(
+            op,
+            format!("the tokenizers crate failed on this input: {msg}"),
+        ))
+    })
+}
+
 /// The largest `tokenizer.json` accepted (Gemma 3's, with 262 144 tokens, is 33 MB).
 const MAX_TOKENIZER_FILE: u64 = 256 << 20;
 
@@ -29,13 +46,15 @@ impl Tokenizer {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Tokenizer> {
         let path = path.as_ref();
         let text = ember_weights::read_text(path, MAX_TOKENIZER_FILE, "tokenizer.json")?;
-        let mut inner = text
-            .parse::<tokenizers::Tokenizer>()
-            .map_err(|e| Error::Format {
-                format: "tokenizer.json",
-                path: path.display().to_string(),
-                msg: e.to_string(),
-            })?;
+        let parse = || {
+            text.parse::<tokenizers::Tokenizer>()
+                .map_err(|e| Error::Format {
+                    format: "tokenizer.json",
+                    path: path.display().to_string(),
+                    msg: e.to_string(),
+                })
+        };
+        let mut inner = guarded("Tokenizer::from_file", parse)?;
         inner.with_padding(None);
         inner
             .with_truncation(None)
@@ -49,25 +68,28 @@ impl Tokenizer {
     /// vocabulary). Control tokens are special, user-defined tokens matched whole.
     pub fn from_gguf(g: &GgufFile) -> Result<Tokenizer> {
         Ok(Tokenizer {
-            inner: gguf::build(g)?,
+            inner: guarded("Tokenizer::from_gguf", || gguf::build(g))?,
         })
     }
 
     /// Token ids of `text`; `add_special` adds the tokenizer's BOS/CLS/SEP as it defines.
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<i64>> {
-        let enc = self
-            .inner
-            .encode(text, add_special)
-            .map_err(|e| tk_err("Tokenizer::encode", e))?;
+        let enc = guarded("Tokenizer::encode", || {
+            self.inner
+                .encode(text, add_special)
+                .map_err(|e| tk_err("Tokenizer::encode", e))
+        })?;
         Ok(enc.get_ids().iter().map(|&i| i as i64).collect())
     }
 
     /// Text of `ids`.
     pub fn decode(&self, ids: &[i64], skip_special: bool) -> Result<String> {
         let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
-        self.inner
-            .decode(&ids, skip_special)
-            .map_err(|e| tk_err("Tokenizer::decode", e))
+        guarded("Tokenizer::decode", || {
+            self.inner
+                .decode(&ids, skip_special)
+                .map_err(|e| tk_err("Tokenizer::decode", e))
+        })
     }
 
     /// Writes the tokenizer as a Hugging Face `tokenizer.json` (what `from_file` and
