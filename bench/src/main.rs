@@ -18,6 +18,7 @@ mod loads;
 mod quant;
 mod report;
 mod roofline;
+mod soak;
 mod workloads;
 
 use std::path::PathBuf;
@@ -59,6 +60,10 @@ struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Run the soak instead (10,000 training steps and 10,000 generated tokens, resident
+    /// memory sampled as they go), in this process: threads as RAYON_NUM_THREADS says.
+    #[arg(long)]
+    soak: bool,
     /// Internal: run one workload in this process and print its JSON line.
     #[arg(long, hide = true)]
     worker: Option<String>,
@@ -193,6 +198,15 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
+    if args.soak {
+        // In this process: rayon's threads as RAYON_NUM_THREADS says (all cores by default).
+        println!(
+            "ember-bench --soak {} on {}",
+            today(),
+            roofline::Cpu::read()
+        );
+        return soak::run();
+    }
     if let Some(name) = &args.worker {
         let v = run_worker(name, args.repeats, args.device)?;
         println!("{v}");
