@@ -34,7 +34,7 @@ pub(crate) fn save_state(
 
 pub(crate) fn load_state(prefix: &Path) -> Result<(Checkpoint, serde_json::Value)> {
     let json_path = with_ext(prefix, ".json");
-    let text = std::fs::read_to_string(&json_path).map_err(|e| Error::io(&json_path, e))?;
+    let text = ember_weights::read_text(&json_path, 64 << 20, "optimizer state")?;
     let json = serde_json::from_str(&text).map_err(|e| Error::Format {
         format: "optimizer state",
         path: json_path.display().to_string(),

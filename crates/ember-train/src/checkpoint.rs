@@ -102,7 +102,7 @@ pub fn load(dir: &Path, store: &VarStore, opt: &mut dyn Optimizer) -> Result<ser
     store.load(&ckpt, &LoadOptions::default())?;
     opt.load(&dir.join("optimizer"))?;
     let path = dir.join("trainer.json");
-    let text = fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+    let text = ember_weights::read_text(&path, 64 << 20, "trainer.json")?;
     serde_json::from_str(&text).map_err(|e| Error::Format {
         format: "trainer.json",
         path: path.display().to_string(),

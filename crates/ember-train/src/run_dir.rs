@@ -124,7 +124,7 @@ impl RunDir {
     /// Reads `name` as JSON into `T`.
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
         let path = self.join(name);
-        let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let text = ember_weights::read_text(&path, MAX_JSON, "run directory JSON")?;
         serde_json::from_str(&text).map_err(|e| Error::Format {
             format: "json",
             path: path.display().to_string(),
@@ -132,6 +132,9 @@ impl RunDir {
         })
     }
 }
+
+/// The largest JSON file of a run directory read back (Ember's own are a few KB).
+const MAX_JSON: u64 = 64 << 20;
 
 /// Locks `dir/.lock`, taking over a stale one; the error names the process holding it.
 fn acquire(dir: &Path) -> Result<File> {

@@ -240,11 +240,11 @@ impl<'a> Trainer<'a> {
     fn truncate_metrics(&mut self, step: u64) -> Result<()> {
         let run = self.run_dir()?;
         let path = run.join("metrics.jsonl");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
+        if !path.exists() {
+            return Ok(());
+        }
+        // One line per logged step: a GB is millions of steps.
+        let text = ember_weights::read_text(&path, 1 << 30, "metrics.jsonl")?;
         let kept: String = text
             .lines()
             .filter(|l| {

@@ -30,6 +30,7 @@ pub(crate) fn tune_once() {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn apply() {
     // SAFETY: mallopt only changes allocator parameters; any value is accepted or rejected.
+    // Exercised under AddressSanitizer (scripts/memcheck.sh) by every test (the first use of the CPU device).
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);

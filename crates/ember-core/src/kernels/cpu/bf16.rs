@@ -84,6 +84,7 @@ fn convert<S: Sync, D: Send>(
             .enumerate()
             .for_each(|(i, o)| f(i * chunk, o));
         // SAFETY: `f` wrote every element of each chunk.
+        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_bf16.rs.
         unsafe { out.set_len(n) };
         out
     };
@@ -278,6 +279,7 @@ fn fill_bits(n: usize, f: impl Fn(usize, &mut [MaybeUninit<u16>]) + Sync) -> Vec
         .enumerate()
         .for_each(|(i, o)| f(i * CHUNK, o));
     // SAFETY: `f` writes every element of its block (the maps narrow into all of it).
+    // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_bf16.rs.
     unsafe { out.set_len(n) };
     out
 }
@@ -285,6 +287,7 @@ fn fill_bits(n: usize, f: impl Fn(usize, &mut [MaybeUninit<u16>]) + Sync) -> Vec
 /// `out[i] = to_f32(x[i])` into initialized memory.
 pub(crate) fn widen_slice(out: &mut [f32], x: &[u16]) {
     // SAFETY: `MaybeUninit<f32>` has f32's layout, and `widen_into` writes initialized values.
+    // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_bf16.rs.
     let out = unsafe { std::mem::transmute::<&mut [f32], &mut [MaybeUninit<f32>]>(out) };
     widen_into(out, x);
 }

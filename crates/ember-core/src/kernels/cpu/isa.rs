@@ -76,6 +76,7 @@ fn detect() -> Isa {
     };
     let xcr0 = if l1.ecx & (1 << 27) != 0 {
         // SAFETY: the OS enabled XSAVE (CPUID.1:ECX.OSXSAVE), so `xgetbv` exists and may run.
+        // Exercised under AddressSanitizer (scripts/memcheck.sh) by its test below.
         unsafe { _xgetbv(0) }
     } else {
         0

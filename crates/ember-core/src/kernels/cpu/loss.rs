@@ -142,6 +142,7 @@ pub(crate) fn cross_entropy_backward(
                     },
                 );
             // SAFETY: every row was written by `narrow_into`.
+            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs and tests/kernels_bf16.rs (cross-entropy).
             unsafe { out.set_len(n * c) };
             Some(from_bits(out, logits.dims()))
         }

@@ -14,8 +14,10 @@ pub(crate) struct Out<T>(*mut T);
 
 // SAFETY: an `Out` is only a pointer; whoever writes through it writes elements no other
 // task touches (each use says which), so sharing it between threads is sound.
+// Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs and the bf16 GEMM's.
 unsafe impl<T> Send for Out<T> {}
 // SAFETY: as above.
+// Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs and the bf16 GEMM's.
 unsafe impl<T> Sync for Out<T> {}
 
 impl<T> Out<T> {

@@ -31,8 +31,10 @@ macro_rules! simd_kernel {
                 }
                 match $crate::kernels::cpu::isa::simd_level() {
                     // SAFETY: `isa::simd_level` detected these features on this CPU.
+                    // Exercised under AddressSanitizer (scripts/memcheck.sh) by every kernel test.
                     2 => return unsafe { avx512($($arg),*) },
                     // SAFETY: as above, AVX2 and FMA.
+                    // Exercised under AddressSanitizer (scripts/memcheck.sh) by every kernel test.
                     1 => return unsafe { avx2($($arg),*) },
                     _ => {}
                 }

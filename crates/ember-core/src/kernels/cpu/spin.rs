@@ -35,8 +35,10 @@ struct Pool {
 
 // SAFETY: the raw pointers are only dereferenced while the job they point to is alive (the
 // caller waits for every task to finish before its job goes out of scope).
+// Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
 unsafe impl Send for Pool {}
 // SAFETY: as above; the shared state is atomics and a mutex-guarded slot.
+// Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
 unsafe impl Sync for Pool {}
 
 fn pool() -> &'static Pool {
@@ -67,6 +69,7 @@ fn work(job: &Job) {
             return;
         }
         // SAFETY: the job's caller keeps `task` alive until `done` reaches `tasks`.
+        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
         unsafe { (*job.task)(i) };
         job.done.fetch_add(1, Ordering::Release);
     }
@@ -96,12 +99,14 @@ fn helper(pool: &'static Pool) {
             let job = *slot;
             if let Some(j) = job {
                 // SAFETY: as said above, the job behind `j` is alive here.
+                // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
                 unsafe { (*j).active.fetch_add(1, Ordering::AcqRel) };
             }
             job
         };
         if let Some(job) = job {
             // SAFETY: registered above.
+            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
             let job = unsafe { &*job };
             work(job);
             job.active.fetch_sub(1, Ordering::Release);
@@ -119,6 +124,7 @@ pub(crate) fn run(tasks: usize, task: &(dyn Fn(usize) + Sync)) {
     }
     // SAFETY: the lifetime is erased only for the duration of this call: every task has
     // finished (`done == tasks`) before `job` and `task` go out of scope.
+    // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
     let task: *const (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(task) };
     let job = Job {
         task,

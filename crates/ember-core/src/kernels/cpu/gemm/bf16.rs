@@ -56,6 +56,7 @@ unsafe fn micro<const DIRECT: bool>(
     use std::mem::transmute;
     let mut acc = [[_mm512_setzero_ps(); V]; MR];
     // SAFETY: the caller's contract (above) bounds every pointer offset of the whole body.
+    // Exercised under AddressSanitizer (scripts/memcheck.sh) by its tests below and tests/kernels_bf16.rs.
     unsafe {
         if !first {
             for (i, row) in acc.iter_mut().enumerate() {
@@ -270,11 +271,13 @@ fn run_tile(
                             // SAFETY: `gemm` runs only where `has_bf16_dot` holds; `rows`
                             // holds the MR rows' kp pairs at stride `a.rs`, `bpan` kp·NR
                             // pairs, `c` the tile at stride `ldc`.
+                            // Exercised under AddressSanitizer (scripts/memcheck.sh) by its tests below and tests/kernels_bf16.rs.
                             unsafe { micro::<true>(kp, rows.as_ptr(), a.rs, b, c, ldc, fresh) };
                         } else {
                             let apan = &ap[(ip * blk.kp + p0) * MR..][..kp * MR];
                             let apan = apan.as_ptr().cast::<u16>();
                             // SAFETY: as above, with the packed panel of kp·MR pairs.
+                            // Exercised under AddressSanitizer (scripts/memcheck.sh) by its tests below and tests/kernels_bf16.rs.
                             unsafe { micro::<false>(kp, apan, 0, b, c, ldc, fresh) };
                         }
                     }
@@ -286,6 +289,7 @@ fn run_tile(
         for r in 0..t.rows {
             // SAFETY: row `i0 + r`, columns `j0..j0 + cols` lie inside `out (m, n)` and belong
             // to this task only.
+            // Exercised under AddressSanitizer (scripts/memcheck.sh) by its tests below and tests/kernels_bf16.rs.
             let row =
                 unsafe { std::slice::from_raw_parts_mut(dst.at((t.i0 + r) * n + t.j0), t.cols) };
             narrow_into(row, &sum[r * ldc..][..t.cols]);
@@ -341,6 +345,7 @@ mod tests {
                     let mut out = vec![MaybeUninit::new(0u16); m * n];
                     assert!(gemm(&a, &b, [m, k, n], &mut out));
                     // SAFETY: initialized above (and written by the GEMM).
+                    // Exercised under AddressSanitizer (scripts/memcheck.sh) by its tests below and tests/kernels_bf16.rs.
                     let out: Vec<u16> = out.iter().map(|x| unsafe { x.assume_init() }).collect();
                     for i in 0..m {
                         for j in 0..n {
@@ -387,6 +392,7 @@ mod tests {
                     let want =
                         (0..k).fold(0f32, |s, p| s + to_f32(a.at(i, p)) * to_f32(b.at(p, j)));
                     // SAFETY: initialized above.
+                    // Exercised under AddressSanitizer (scripts/memcheck.sh) by its tests below and tests/kernels_bf16.rs.
                     let got = unsafe { out[i * n + j].assume_init() };
                     assert_eq!(got, from_f32(want), "[{m}, {k}, {n}] at ({i}, {j})");
                 }

@@ -64,6 +64,7 @@ fn call(
     // from their offsets at their (non-negative) strides inside their slices, and `dst` holds
     // the `(m, n)` result row-major; gemm reads `dst` only when `add` (then it is initialized),
     // else only writes it.
+    // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs (products and their gradients).
     unsafe {
         gemm::gemm(
             m,

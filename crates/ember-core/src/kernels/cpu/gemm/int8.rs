@@ -39,6 +39,7 @@ pub(crate) fn qlinear(
     spin::run(m.div_ceil(per_task), &|t| {
         let (r0, r1) = (t * per_task, ((t + 1) * per_task).min(m));
         // SAFETY: task t alone writes blocks of rows r0..r1, inside `acts`.
+        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
         let out =
             unsafe { std::slice::from_raw_parts_mut(acts_ptr.at(r0 * blocks), (r1 - r0) * blocks) };
         quantize_rows(&x[r0 * k..r1 * k], out);
@@ -58,9 +59,11 @@ pub(crate) fn qlinear(
                 match kernel {
                     // SAFETY: `isa::int8_dot` found these features on this CPU; `g` is a row
                     // group of `p`, `acts` holds `rows` rows of its blocks.
+                    // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
                     #[cfg(target_arch = "x86_64")]
                     Int8Dot::Vnni => unsafe { vnni::group(p, g, acts, rows, &mut acc) },
                     // SAFETY: as above.
+                    // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
                     #[cfg(target_arch = "x86_64")]
                     Int8Dot::Avx2 => unsafe { avx2::group(p, g, acts, rows, &mut acc) },
                     _ => portable_group(p, g, acts, rows, &mut acc),
@@ -71,6 +74,7 @@ pub(crate) fn qlinear(
                         let v = v + bias.map_or(0.0, |b| b[col]);
                         // SAFETY: row i + mi < m, column col < n: inside `out`, and only
                         // this task writes the columns of group g.
+                        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
                         unsafe { *out_ptr.at((i + mi) * n + col) = v };
                     }
                 }
@@ -146,6 +150,7 @@ mod vnni {
     #[inline(always)]
     unsafe fn load_codes(q: *const u8, codes: Codes) -> [__m512i; 8] {
         // SAFETY: the loads stay inside the record's codes (the contract above).
+        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
         unsafe {
             if codes == Codes::Nibble {
                 let low = _mm512_set1_epi8(0x0F);
@@ -171,8 +176,10 @@ mod vnni {
     #[inline(always)]
     unsafe fn quad(a: &ActBlock, i: usize) -> __m512i {
         // SAFETY: bytes 4i..4i+4 of the 32 codes.
+        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
         let v = unsafe { a.q.as_ptr().add(4 * i).cast::<i32>().read_unaligned() };
         // SAFETY: callers run with AVX-512 enabled.
+        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
         unsafe { _mm512_set1_epi32(v) }
     }
 
@@ -200,6 +207,7 @@ mod vnni {
         };
         for b in 0..blocks {
             // SAFETY: record b of the group lies inside `data` (`Packed::group`).
+            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
             unsafe {
                 let record = data.as_ptr().add(b * rec);
                 let w = load_codes(record.add(p.scale_bytes()), codes);
@@ -237,6 +245,7 @@ mod vnni {
         }
         for (o, a) in out.iter_mut().zip(&acc).take(rows) {
             // SAFETY: `o` is 16 f32.
+            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
             unsafe { _mm512_storeu_ps(o.as_mut_ptr(), *a) };
         }
     }
@@ -274,6 +283,7 @@ mod avx2 {
         let mut acc = [[_mm256_setzero_ps(); 2]; TILE_M];
         for b in 0..blocks {
             // SAFETY: record b of the group lies inside `data` (`Packed::group`).
+            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
             unsafe {
                 let record = data.as_ptr().add(b * rec);
                 let q = record.add(p.scale_bytes());
@@ -334,6 +344,7 @@ mod avx2 {
         }
         for (o, a) in out.iter_mut().zip(&acc).take(rows) {
             // SAFETY: `o` is 16 f32.
+            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
             unsafe {
                 _mm256_storeu_ps(o.as_mut_ptr(), a[0]);
                 _mm256_storeu_ps(o.as_mut_ptr().add(8), a[1]);

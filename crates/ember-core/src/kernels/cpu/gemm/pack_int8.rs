@@ -107,6 +107,7 @@ impl Packed {
         let rec = layout.record_bytes();
         let mut lines = vec![Line([0; 64]); (groups * blocks * rec).div_ceil(64)];
         // SAFETY: `Line` is 64 plain bytes; the slice covers exactly the vector's memory.
+        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
         let bytes: &mut [u8] = unsafe {
             std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), lines.len() * 64)
         };
@@ -187,6 +188,7 @@ impl Packed {
     pub(crate) fn group(&self, g: usize) -> &[u8] {
         let len = self.blocks() * self.record_bytes();
         // SAFETY: `lines` holds `groups * len` bytes; `Line` is plain bytes.
+        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
         let all = unsafe {
             std::slice::from_raw_parts(self.lines.as_ptr().cast::<u8>(), self.lines.len() * 64)
         };
