@@ -25,7 +25,7 @@ fi
 
 # Seeds: the fixtures' chat templates (template, NUL, a message), model configs, GGUF files,
 # tokenizer files.
-mkdir -p "$corpus"/{chat_template,tokenizer_json,gguf_tokenizer,decoder_config,gguf,safetensors}
+mkdir -p "$corpus"/{chat_template,tokenizer_json,gguf_tokenizer,decoder_config,gguf,safetensors,run_dir}
 python3 - "$corpus" <<'EOF'
 import json, sys
 corpus = sys.argv[1]
@@ -35,6 +35,8 @@ EOF
 for f in tests/fixtures/models/*/config.json; do
     cp "$f" "$corpus/decoder_config/$(basename "$(dirname "$f")").json"
 done
+printf '{"step": 3, "precision": "f32", "rng": ["1", "2", "3", "4"], "global_rng": ["5", "6", "7", "8"], "train_curve": [[1, 2.5]], "val_curve": []}\0{"step": 3}' \
+    >"$corpus/run_dir/seed"
 cp tests/fixtures/tiny.gguf "$corpus/gguf/"
 cp tests/fixtures/tiny.gguf "$corpus/gguf_tokenizer/"
 cp tests/fixtures/nn/linear.safetensors "$corpus/safetensors/" 2>/dev/null || true
