@@ -8,9 +8,10 @@
 use ember_core::fused::{AdamStep, adamw_step};
 use ember_core::{
     AttentionOpts, Backward, CrossEntropyOpts, DType, Device, Generator, Impl, Reduction, Result,
-    Tensor, manual_seed, trace_kernels,
+    Tensor, trace_kernels,
 };
 
+use ember_testing::rng;
 use ember_testing::worst_error as worst;
 
 fn check(name: &str, ours: &Tensor, reference: &Tensor, rtol: f64, atol: f64) -> Result<()> {
@@ -24,7 +25,7 @@ fn check(name: &str, ours: &Tensor, reference: &Tensor, rtol: f64, atol: f64) ->
 
 /// Random normals scaled by `spread`, in f32 on the CPU.
 fn input(dims: &[usize], spread: f64) -> Result<Tensor> {
-    Tensor::randn(dims, DType::F32, Device::Cpu)?.mul_scalar(spread)
+    rng::randn(dims, DType::F32)?.mul_scalar(spread)
 }
 
 /// Tolerances `(rtol, atol)` of the forward values and of the gradients.
@@ -91,7 +92,7 @@ const SHAPES: &[&[usize]] = &[&[7], &[3, 37], &[5, 129, 64]];
 
 #[test]
 fn gelu_forward_and_backward_match_f64() -> Result<()> {
-    manual_seed(1);
+    rng::seed(1);
     for dims in SHAPES {
         for spread in [1.0, 4.0, 30.0] {
             let x = input(dims, spread)?;
@@ -120,7 +121,7 @@ fn gelu_forward_and_backward_match_f64() -> Result<()> {
 
 #[test]
 fn rotary_matches_f64_on_head_views() -> Result<()> {
-    manual_seed(4);
+    rng::seed(4);
     for (b, t, h, d) in [(1, 1, 3, 8), (2, 5, 4, 16), (1, 70, 9, 64)] {
         // Heads of a projection: (B, T, H·D) split into (B, H, T, D) views.
         let x = input(&[b, t, h * d], 2.0)?;
@@ -143,7 +144,7 @@ fn rotary_matches_f64_on_head_views() -> Result<()> {
 
 #[test]
 fn norms_forward_and_backward_match_f64() -> Result<()> {
-    manual_seed(2);
+    rng::seed(2);
     for dims in SHAPES {
         let d = *dims.last().unwrap();
         let x = input(dims, 3.0)?.add_scalar(5.0)?; // an offset mean, as real activations
@@ -185,7 +186,7 @@ fn norms_forward_and_backward_match_f64() -> Result<()> {
 
 #[test]
 fn softmax_and_log_softmax_match_f64() -> Result<()> {
-    manual_seed(3);
+    rng::seed(3);
     for dims in SHAPES {
         let x = input(dims, 2.0)?;
         let tols = ((1e-5, 1e-6), (1e-4, 1e-6));
@@ -209,7 +210,7 @@ fn softmax_and_log_softmax_match_f64() -> Result<()> {
 
 #[test]
 fn attention_matches_f64_in_both_cpu_kernels() -> Result<()> {
-    manual_seed(7);
+    rng::seed(7);
     // (B, H, Hkv, Tq, Tk, D): fewer than 64 queries take the in-place softmax; from 64, the
     // tiled kernel (tails of both tile sizes, GQA, Tq != Tk).
     let cases = [
@@ -260,7 +261,7 @@ fn attention_matches_f64_in_both_cpu_kernels() -> Result<()> {
 
 #[test]
 fn tiled_attention_reads_head_views_of_a_fused_projection() -> Result<()> {
-    manual_seed(12);
+    rng::seed(12);
     // nanoGPT's layout: q, k, v are column slices of one (B, T, 3C) projection split into
     // heads, (B, H, T, D) views with strides (T·3C, D, 3C, 1).
     let (b, t, h, d) = (2, 150, 4, 16);
@@ -290,7 +291,7 @@ fn tiled_attention_reads_head_views_of_a_fused_projection() -> Result<()> {
 
 #[test]
 fn cross_entropy_forward_and_backward_match_f64() -> Result<()> {
-    manual_seed(8);
+    rng::seed(8);
     let (n, c) = (6, 1000);
     let logits = input(&[n, c], 4.0)?;
     let targets = Tensor::from_vec(vec![3i64, -100, 999, 0, 512, 3], &[n], Device::Cpu)?;
@@ -315,7 +316,7 @@ fn cross_entropy_forward_and_backward_match_f64() -> Result<()> {
 
 #[test]
 fn embedding_backward_adds_repeated_rows() -> Result<()> {
-    manual_seed(9);
+    rng::seed(9);
     let table = input(&[10, 7], 1.0)?;
     let ids = Tensor::from_vec(vec![2i64, 0, 2, 9, 2], &[5], Device::Cpu)?;
     kernel_vs_composed(
@@ -329,7 +330,7 @@ fn embedding_backward_adds_repeated_rows() -> Result<()> {
 
 #[test]
 fn gradient_accumulation_matches_f64() -> Result<()> {
-    manual_seed(10);
+    rng::seed(10);
     // A tensor used three times: its gradient is accumulated, in place on the CPU.
     let x = input(&[40, 500], 1.0)?;
     kernel_vs_composed(
@@ -343,11 +344,14 @@ fn gradient_accumulation_matches_f64() -> Result<()> {
 
 #[test]
 fn adamw_matches_f64_and_never_writes_through_a_shared_moment() -> Result<()> {
-    manual_seed(4);
+    rng::seed(4);
     for decoupled in [true, false] {
         let dims = [33, 1000];
         let (mut w, mut m, mut v) = (input(&dims, 1.0)?, input(&dims, 0.1)?, input(&dims, 0.1)?);
-        v = v.square()?;
+        // As in a real run, m² ≤ v (both average the same gradients). Independent draws make
+        // |m|/√v reach thousands where v ≈ 0: w then moves by hundreds and, where it comes back
+        // near zero, f32 loses digits no kernel could keep (seen once in CI at 4.4x tolerance).
+        v = m.square()?.add(&v.square()?)?;
         let f64s = |t: &Tensor| t.to_dtype(DType::F64);
         let (mut wr, mut mr, mut vr) = (f64s(&w)?, f64s(&m)?, f64s(&v)?);
         for t in 1..=3 {
@@ -378,7 +382,8 @@ fn adamw_matches_f64_and_never_writes_through_a_shared_moment() -> Result<()> {
             assert_eq!(used[0].implementation, Impl::Composed);
         }
         check("adamw w", &w, &wr, 1e-5, 1e-6)?;
-        check("adamw m", &m, &mr, 1e-5, 1e-7)?;
+        // m lerps towards g ~ N(0, 1): its rounding is an ulp of g, not of m.
+        check("adamw m", &m, &mr, 1e-5, 1e-6)?;
         check("adamw v", &v, &vr, 1e-5, 1e-7)?;
     }
     Ok(())
@@ -386,7 +391,7 @@ fn adamw_matches_f64_and_never_writes_through_a_shared_moment() -> Result<()> {
 
 #[test]
 fn few_row_matmul_matches_f64_for_row_major_and_transposed_weights() -> Result<()> {
-    manual_seed(6);
+    rng::seed(6);
     for m in 1..=5 {
         for (k, n) in [(1, 1), (7, 33), (100, 3), (768, 300), (50, 2000)] {
             let a = input(&[m, k], 1.0)?;
@@ -416,7 +421,7 @@ fn few_row_matmul_matches_f64_for_row_major_and_transposed_weights() -> Result<(
 
 #[test]
 fn batched_few_row_products_match_f64_for_kv_cache_layouts() -> Result<()> {
-    manual_seed(10);
+    rng::seed(10);
     // Decode attention: q (1, H, 1, D) against a cache k (1, H, T, D) and v (1, H, T, D).
     let (h, t, d) = (3, 37, 16);
     let q = input(&[1, h, 2, d], 1.0)?.narrow(2, 1, 1)?; // a strided view of one query row
@@ -436,7 +441,7 @@ fn batched_few_row_products_match_f64_for_kv_cache_layouts() -> Result<()> {
 
 #[test]
 fn reshapes_of_strided_views_keep_their_values() -> Result<()> {
-    manual_seed(11);
+    rng::seed(11);
     let x = input(&[2, 3, 12], 1.0)?;
     let copy = |t: &Tensor| -> Result<Vec<f32>> { t.to_vec::<f32>() };
     // A column slice split into heads (a view), then moved around and merged back.
@@ -468,7 +473,7 @@ fn reshapes_of_strided_views_keep_their_values() -> Result<()> {
 
 #[test]
 fn kernels_decline_other_dtypes_and_take_strided_views_right() -> Result<()> {
-    manual_seed(5);
+    rng::seed(5);
     // A transposed (strided) view: the composed definition runs, with the same values.
     let y = input(&[8, 4], 2.0)?.transpose(0, 1)?;
     let (gy, used) = trace_kernels(|| y.gelu());

@@ -4,15 +4,14 @@
 //! strided views. The binary runs itself again with `EMBER_SIMD=avx2`, where the fallbacks
 //! must give the same answers.
 
-use ember_core::{
-    AttentionOpts, Backward, DType, Device, Impl, Result, Tensor, manual_seed, trace_kernels,
-};
+use ember_core::{AttentionOpts, Backward, DType, Device, Impl, Result, Tensor, trace_kernels};
 
+use ember_testing::rng;
 use ember_testing::worst_error as worst;
 
 /// A bf16 tensor of normals (so the f64 reference sees exactly the bf16 values).
 fn bf16(dims: &[usize]) -> Result<Tensor> {
-    Tensor::randn(dims, DType::F32, Device::Cpu)?.to_dtype(DType::BF16)
+    rng::randn(dims, DType::F32)?.to_dtype(DType::BF16)
 }
 
 /// The implementations `f` used for kernel entry `entry`.
@@ -30,7 +29,7 @@ fn used<T>(entry: &str, f: impl FnOnce() -> Result<T>) -> Result<(T, Vec<Impl>)>
 /// forward within bf16's rounding of the result, the gradients likewise.
 #[test]
 fn bf16_products_and_their_gradients_match_f64() -> Result<()> {
-    manual_seed(11);
+    rng::seed(11);
     let cases: &[(&[usize], &[usize], bool)] = &[
         (&[13, 37], &[37, 45], false),    // edges of every panel, odd k
         (&[130, 300], &[300, 70], false), // several row tasks
@@ -95,10 +94,10 @@ fn bf16_products_and_their_gradients_match_f64() -> Result<()> {
 /// bf16 results within bf16's rounding of the f64 values.
 #[test]
 fn fused_ops_on_bf16_widen_to_the_f32_kernels() -> Result<()> {
-    manual_seed(12);
+    rng::seed(12);
     let x = bf16(&[4, 96, 64])?;
     let x64 = x.to_dtype(DType::F64)?;
-    let w = Tensor::randn(&[64], DType::F32, Device::Cpu)?;
+    let w = rng::randn(&[64], DType::F32)?;
     let checks: Vec<(&str, Tensor, Tensor)> = vec![
         ("gelu", x.gelu()?, x64.gelu()?),
         ("gelu_tanh", x.gelu_tanh()?, x64.gelu_tanh()?),
@@ -193,7 +192,7 @@ fn fused_ops_on_bf16_widen_to_the_f32_kernels() -> Result<()> {
 /// the logits), outside it bf16, as PyTorch; values and gradients against f64.
 #[test]
 fn cross_entropy_reads_bf16_logits() -> Result<()> {
-    manual_seed(14);
+    rng::seed(14);
     let logits = bf16(&[37, 1000])?.mul_scalar(3.0)?.requires_grad(true)?;
     let ids: Vec<i64> = (0..37).map(|i| (i * 97 % 1000) as i64).collect();
     let targets = Tensor::from_vec(ids, &[37], Device::Cpu)?;
@@ -277,8 +276,8 @@ fn bf16_sums_accumulate_in_f32() -> Result<()> {
 /// keep every value (widening is exact; narrowing rounds to nearest even, as torch).
 #[test]
 fn casts_of_strided_views_keep_their_values() -> Result<()> {
-    manual_seed(13);
-    let base = Tensor::randn(&[3, 5, 7, 9], DType::F32, Device::Cpu)?;
+    rng::seed(13);
+    let base = rng::randn(&[3, 5, 7, 9], DType::F32)?;
     let views: Vec<(&str, Tensor)> = vec![
         ("contiguous", base.clone()),
         ("permuted", base.permute(&[0, 2, 1, 3])?),
