@@ -2,7 +2,8 @@
 //! GEMM on widened operands where the CPU lacks it; the few-row decode products), their
 //! gradients, the fused ops that widen bf16 to the f32 kernels, and bf16 ⇄ f32 casts of
 //! strided views. The binary runs itself again with `EMBER_SIMD=avx2`, where the fallbacks
-//! must give the same answers.
+//! must give the same answers, and with `EMBER_SIMD=amx-emulated`, where the products run the
+//! AMX GEMM on the tile emulator.
 
 use ember_core::{AttentionOpts, Backward, DType, Device, Impl, Result, Tensor, trace_kernels};
 
@@ -48,6 +49,13 @@ fn bf16_products_and_their_gradients_match_f64() -> Result<()> {
         };
         let (y, impls) = used("matmul", || a.matmul(&b))?;
         assert_eq!(y.dtype(), DType::BF16);
+        if amx_emulated() && ad[ad.len() - 2] > 4 {
+            assert_eq!(
+                impls,
+                [Impl::CpuBf16Amx],
+                "{ad:?} @ {bd:?} on the tile emulator"
+            );
+        }
         assert!(
             !impls.is_empty() && impls.iter().all(|i| *i != Impl::Composed),
             "{ad:?} @ {bd:?}: bf16 products must run Ember's kernels, ran {impls:?}"
@@ -311,6 +319,21 @@ fn casts_of_strided_views_keep_their_values() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// True in the re-run where the AMX products run on the tile emulator.
+fn amx_emulated() -> bool {
+    std::env::var("EMBER_SIMD").as_deref() == Ok("amx-emulated")
+}
+
+/// The AMX bf16 GEMM (its packing, tiling and edges) passes the same tests on the tile
+/// emulator, on any CPU: the binary runs itself again with `EMBER_SIMD=amx-emulated`.
+#[test]
+fn the_amx_products_pass_on_the_tile_emulator() {
+    ember_testing::rerun_with_simd(
+        "the_amx_products_pass_on_the_tile_emulator",
+        &["amx-emulated"],
+    );
 }
 
 /// This machine may pick AVX512_BF16; the fallbacks (f32 GEMM on widened operands, AVX2

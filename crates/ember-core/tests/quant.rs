@@ -134,6 +134,7 @@ fn check_product(
     let (y, used) = trace_kernels(|| x.linear_q(&w, b.as_ref()).unwrap());
     // What this run must pick on this CPU (the re-runs cap it with EMBER_SIMD).
     let want = match std::env::var("EMBER_SIMD").as_deref() {
+        Ok("amx-emulated") if m > 4 => Some(Impl::CpuInt8Amx),
         Ok("baseline") => Some(Impl::CpuInt8),
         Ok("avx2") if std::arch::is_x86_feature_detected!("avx2") => Some(Impl::CpuInt8Avx2),
         Err(_) if std::arch::is_x86_feature_detected!("avx512vnni") => Some(Impl::CpuInt8Vnni),
@@ -262,7 +263,18 @@ fn embedding_rows_are_the_dequantized_rows() {
     }
 }
 
-/// The portable kernel (what CPUs without AVX512-VNNI run) passes the same tests.
+/// The AMX int8 path (its tiles, unpacking and epilogue) passes the same tests on the tile
+/// emulator, on any CPU: the binary runs itself again with `EMBER_SIMD=amx-emulated`.
+#[test]
+fn the_amx_kernel_passes_on_the_tile_emulator() {
+    ember_testing::rerun_with_simd(
+        "the_amx_kernel_passes_on_the_tile_emulator",
+        &["amx-emulated"],
+    );
+}
+
+/// The integer kernels a wider CPU never picks (AVX2, portable) pass the same tests: the
+/// binary runs itself again with `EMBER_SIMD` capped.
 #[test]
 fn the_portable_kernel_passes_too() {
     ember_testing::rerun_with_narrower_simd("the_portable_kernel_passes_too");

@@ -82,11 +82,19 @@ pub fn worst_error(a: &Tensor, b: &Tensor, rtol: f64, atol: f64) -> ember_core::
 /// (skipping the test `this_test`), so the narrower kernels a wider CPU never picks pass the
 /// same tests; panics with their output when a run fails. Returns at once inside a re-run.
 pub fn rerun_with_narrower_simd(this_test: &str) {
+    rerun_with_simd(this_test, &["avx2", "baseline"]);
+}
+
+/// Runs the current test binary again once per `EMBER_SIMD` value in `levels` (skipping the
+/// test `this_test`), e.g. `amx-emulated` to run the AMX products on the tile emulator on a
+/// CPU without AMX; panics with their output when a run fails. Returns at once inside a
+/// re-run.
+pub fn rerun_with_simd(this_test: &str, levels: &[&str]) {
     if std::env::var_os("EMBER_SIMD").is_some() {
         return; // this is the re-run
     }
     let exe = std::env::current_exe().expect("the test binary");
-    for level in ["avx2", "baseline"] {
+    for level in levels {
         let out = std::process::Command::new(&exe)
             .env("EMBER_SIMD", level)
             .args(["--skip", this_test])

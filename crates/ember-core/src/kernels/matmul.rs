@@ -1,9 +1,9 @@
 //! Matrix products: forward (batched, equal-rank primitives) and `torch.matmul`'s backward.
 //!
 //! f32 on the CPU: the `gemm` crate called directly, or a few-row product that streams the
-//! weight once (`cpu::matmul`). bf16 on the CPU: Ember's AVX512_BF16 GEMM or the same
-//! streaming (`cpu::matmul::matmul_bf16`), or the f32 GEMM on widened operands where the CPU
-//! lacks AVX512_BF16. Elsewhere: burn's primitive.
+//! weight once (`cpu::matmul`). bf16 on the CPU: Ember's GEMM on AMX tiles, its AVX512_BF16
+//! GEMM where `vdpbf16ps` beats f32 FMAs, or the same streaming (`cpu::matmul::matmul_bf16`);
+//! else the f32 GEMM on widened operands. Elsewhere: burn's primitive.
 
 use super::cpu::{bf16, matmul as cpu};
 use super::prim::{self, Prim};
@@ -17,13 +17,14 @@ pub(crate) fn matmul(a: Prim, b: Prim) -> Prim {
         note("matmul", Impl::CpuF32);
         return y;
     }
-    if let Some(y) = cpu::matmul_bf16(&a, &b) {
-        note("matmul", Impl::CpuBf16);
+    if let Some((y, used)) = cpu::matmul_bf16(&a, &b) {
+        note("matmul", used);
         return y;
     }
     if bf16::flex_bf16(&a).is_some() && bf16::flex_bf16(&b).is_some() {
-        // No bf16 dot products on this CPU: the f32 GEMM on widened operands (measured within
-        // 5% of an f32 product at 2048²: the conversions).
+        // No bf16 GEMM that beats f32 on this CPU (no AMX tiles; no AVX512_BF16, or
+        // `vdpbf16ps` at half the f32 rate as on Intel's cores): the f32 GEMM on widened
+        // operands (measured within 5% of an f32 product at 2048²: the conversions).
         let wide = |p: Prim| bf16::widen(&p).unwrap_or_else(|| prim::cast(p, DType::F32));
         if let Some(y) =
             cpu::matmul(&wide(a.clone()), &wide(b.clone())).and_then(|y| bf16::narrow(&y))

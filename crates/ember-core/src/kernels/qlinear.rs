@@ -49,6 +49,7 @@ pub(crate) fn forward(x: &Tensor, w: &QTensor, bias: Option<&Tensor>) -> Result<
             note(
                 "qlinear",
                 match kernel {
+                    Int8Dot::Amx(_) => Impl::CpuInt8Amx,
                     Int8Dot::Vnni => Impl::CpuInt8Vnni,
                     Int8Dot::Avx2 => Impl::CpuInt8Avx2,
                     Int8Dot::Portable => Impl::CpuInt8,

@@ -12,11 +12,17 @@ pub enum Impl {
     CpuF32Tiled,
     /// Ember's bf16 CPU kernel (AVX512_BF16 dot products, f32 accumulation).
     CpuBf16,
+    /// Ember's bf16 product on AMX tiles (`tdpbf16ps`, f32 accumulation), or on their scalar
+    /// emulator under `EMBER_SIMD=amx-emulated`.
+    CpuBf16Amx,
     /// bf16 inputs widened to f32 for Ember's f32 CPU kernel, the result rounded back to bf16.
     CpuBf16ViaF32,
     /// Ember's quantized product: integer dot products of weight blocks with activations
     /// quantized to 8 bits, on AVX512-VNNI (`vpdpbusd`).
     CpuInt8Vnni,
+    /// The quantized product's integer sums on AMX tiles (`tdpbsud`), or their emulator under
+    /// `EMBER_SIMD=amx-emulated`: bit-identical to `CpuInt8Vnni`.
+    CpuInt8Amx,
     /// The quantized product on AVX2 (`vpmaddubsw`), for CPUs without AVX512-VNNI.
     CpuInt8Avx2,
     /// The same quantized product computed portably (no AVX2 on this CPU).

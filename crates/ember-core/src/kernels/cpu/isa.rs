@@ -4,9 +4,16 @@
 //! helpers below); nothing else calls `is_x86_feature_detected!` or `cpuid`. `EMBER_SIMD`
 //! caps what is used, to test or compare the narrower kernels on a wider CPU: `baseline`
 //! (no SIMD beyond the target's), `avx2` (AVX2 + FMA), `avx512` (AVX-512 and its BF16/VNNI
-//! extensions, no AMX tiles); unset, everything the CPU and the OS allow.
+//! extensions, no AMX tiles); unset or `amx`, everything the CPU and the OS allow;
+//! `amx-emulated`, everything, with the AMX products run on the scalar tile emulator
+//! (`amx::emulator`) whatever the CPU.
+//!
+//! Speed decides where a vendor guess would mislead: [`bf16_dot_pays`] times `vdpbf16ps`
+//! against f32 FMAs once (twice the f32 rate on AMD Zen 4, half on Intel's AMX cores).
 
 use std::sync::OnceLock;
+
+use super::probe;
 
 /// The instruction sets the kernels use, as detected (before `EMBER_SIMD`'s cap).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,6 +49,36 @@ fn cap() -> u8 {
         Ok("avx512") => 2,
         _ => 3,
     }
+}
+
+/// Where tile instructions run (`amx::bf16_backend` and `amx::int8_backend` choose).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AmxBackend {
+    /// The CPU's tile registers.
+    Tiles,
+    /// The scalar emulator (`EMBER_SIMD=amx-emulated`, and tests).
+    Emulated,
+}
+
+/// How the AMX products may run, after `EMBER_SIMD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AmxMode {
+    /// Not at all (capped below AMX).
+    Off,
+    /// On the CPU's tiles where it has them (and the OS grants them).
+    Hardware,
+    /// On the scalar emulator, on any CPU (`EMBER_SIMD=amx-emulated`).
+    Emulated,
+}
+
+/// How the AMX products may run (read once).
+pub(crate) fn amx_mode() -> AmxMode {
+    static MODE: OnceLock<AmxMode> = OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("EMBER_SIMD").as_deref() {
+        Ok("amx-emulated") => AmxMode::Emulated,
+        _ if cap() >= 3 => AmxMode::Hardware,
+        _ => AmxMode::Off,
+    })
 }
 
 /// This CPU's instruction sets, detected once.
@@ -125,6 +162,9 @@ pub(crate) fn has_bf16_dot() -> bool {
 /// The integer dot-product kernels of the quantized products, widest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Int8Dot {
+    /// AMX tiles (`tdpbsud`, 16 activation rows × 16 weight rows per tile) or their
+    /// emulator, for products of more than `gemm::FEW_ROWS` rows: bit-identical to `Vnni`.
+    Amx(AmxBackend),
     /// AVX512-VNNI `vpdpbusd`, 16 rows per vector.
     Vnni,
     /// AVX2 `vpmaddubsw` + `vpmaddwd`, 8 rows per vector (8-bit codes by sign and magnitude,
@@ -145,9 +185,20 @@ pub(crate) fn int8_dot() -> Int8Dot {
 }
 
 /// True when AMX tiles may be used: the CPU and OS have them and `EMBER_SIMD` does not cap
-/// below them. (Linux also asks each process to request the tile state once before use.)
+/// below them. (Linux also asks each process to request the tile state once before use:
+/// `amx::bf16_backend`.)
 pub(crate) fn amx_allowed() -> bool {
-    isa().amx_tile && cap() >= 3
+    isa().amx_tile && amx_mode() == AmxMode::Hardware
+}
+
+/// True when the packed `vdpbf16ps` GEMM beats the f32 GEMM on widened operands: the AVX-512
+/// kernels run, the CPU has AVX512_BF16, and one `vdpbf16ps` (32 multiply-adds) takes less
+/// than two f32 FMAs (16 each), timed once on this core (`probe`). On AMD Zen 4/5 it takes
+/// about one; on Intel's AMX cores about four, and bf16 products widen into the f32 GEMM
+/// there when no tiles are usable.
+pub(crate) fn bf16_dot_pays() -> bool {
+    static PAYS: OnceLock<bool> = OnceLock::new();
+    *PAYS.get_or_init(|| has_bf16_dot() && probe::dot_cost_ratio(isa().avx512_bf16) < 2.0)
 }
 
 /// What Ember's CPU kernels use on this machine, for reports next to a figure: the SIMD level
@@ -174,6 +225,11 @@ pub fn cpu_kernels() -> String {
         (wide && isa.avx512_fp16, "avx512_fp16"),
         (amx_allowed() && isa.amx_bf16, "amx_bf16"),
         (amx_allowed() && isa.amx_int8, "amx_int8"),
+        (amx_mode() == AmxMode::Emulated, "amx_emulated"),
+        (
+            has_bf16_dot() && !bf16_dot_pays(),
+            "bf16_dot_slower_than_f32",
+        ),
     ] {
         if on {
             line.push(' ');
@@ -200,5 +256,16 @@ mod tests {
         }
         assert!(!isa.amx_bf16 || isa.amx_tile);
         assert!(simd_level() <= 2);
+    }
+
+    #[test]
+    fn the_dot_product_ratio_is_a_time_ratio() {
+        let r = probe::dot_cost_ratio(isa().avx512_bf16);
+        eprintln!("vdpbf16ps / FMA time on this core: {r:.2}");
+        assert!(r > 0.0);
+        assert_eq!(
+            r.is_finite(),
+            cfg!(target_arch = "x86_64") && isa().avx512_bf16
+        );
     }
 }

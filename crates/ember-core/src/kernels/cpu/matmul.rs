@@ -3,8 +3,9 @@
 //!
 //! f32: products of at most `FEW_ROWS` rows stream `b` once (`gemm::stream`; the GEMM would
 //! pack `b` for so few rows and run matrix-vector products on one thread), the rest run the
-//! `gemm` crate (`gemm::f32`). bf16: the same streaming for few rows, the AVX512_BF16 GEMM
-//! (`gemm::bf16`) for the rest. Each returns `None` where it does not apply.
+//! `gemm` crate (`gemm::f32`). bf16: the same streaming for few rows, for the rest the GEMM on
+//! AMX tiles or the AVX512_BF16 GEMM where `vdpbf16ps` beats f32 FMAs (`gemm::bf16::gemm`).
+//! Each returns `None` where it does not apply.
 
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
@@ -14,6 +15,7 @@ use super::gemm::stream::{Lane, few_rows, few_rows_one};
 use super::gemm::{FEW_ROWS, Mat, bf16 as gemm_bf16, f32 as gemm_f32};
 use super::storage::{flex, from_vec, strides_within, take_flex, unique_values, values, wrap};
 use crate::kernels::prim::Prim;
+use crate::kernels::trace::Impl;
 
 /// Two operands of a batched product read in place: matrix `i` of the batch of each.
 struct Batch<'a, E> {
@@ -145,16 +147,18 @@ pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
     Some(from_vec(out, p.out_dims()))
 }
 
-/// Batched bf16 product (see the module docs): `None` when the operands do not qualify or,
-/// for more than `FEW_ROWS` rows, the CPU lacks AVX512_BF16.
-pub(crate) fn matmul_bf16(a: &Prim, b: &Prim) -> Option<Prim> {
+/// Batched bf16 product (see the module docs) and the implementation that ran: `None` when
+/// the operands do not qualify or, for more than `FEW_ROWS` rows, no bf16 GEMM runs here
+/// (no AMX tiles, and no AVX512_BF16 faster than the f32 GEMM: `gemm_bf16::runs`).
+pub(crate) fn matmul_bf16(a: &Prim, b: &Prim) -> Option<(Prim, Impl)> {
     let (ta, tb) = (flex_bf16(a)?, flex_bf16(b)?);
     let p = Batch::of(ta, bits(ta), tb, bits(tb), &a.dims(), &b.dims())?;
     let ([m, k, n], batch) = (p.dims, p.len());
     let few = p.streams();
-    if !few && !super::isa::has_bf16_dot() {
+    if !few && !gemm_bf16::runs() {
         return None;
     }
+    let mut used = Impl::CpuBf16;
     let mut out: Vec<u16> = Vec::with_capacity(batch * m * n);
     let spare = &mut out.spare_capacity_mut()[..batch * m * n];
     for (i, dst) in spare.chunks_mut(m * n).enumerate() {
@@ -162,7 +166,11 @@ pub(crate) fn matmul_bf16(a: &Prim, b: &Prim) -> Option<Prim> {
         let done = if few {
             few_rows(&widened_rows(&ma, m, k), &mb, [m, k, n]).map(|y| narrow_into(dst, &y))
         } else {
-            gemm_bf16::gemm(&ma, &mb, [m, k, n], dst).then_some(())
+            gemm_bf16::gemm(&ma, &mb, [m, k, n], dst).map(|ran| {
+                if ran == gemm_bf16::Bf16Gemm::Amx {
+                    used = Impl::CpuBf16Amx;
+                }
+            })
         };
         done?;
     }
@@ -170,7 +178,7 @@ pub(crate) fn matmul_bf16(a: &Prim, b: &Prim) -> Option<Prim> {
     // the GEMM's tiles, which cover every row and column.
     // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs and tests/kernels_bf16.rs (products).
     unsafe { out.set_len(batch * m * n) };
-    Some(from_bits(out, p.out_dims()))
+    Some((from_bits(out, p.out_dims()), used))
 }
 
 /// `acc += a @ b` for 2-D f32 CPU primitives (`a (m, k)`, `b (k, n)` in any strides), written

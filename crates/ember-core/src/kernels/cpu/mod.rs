@@ -12,11 +12,13 @@
 //! | file | what |
 //! |---|---|
 //! | `isa` | what this CPU runs, detected once (the only CPU feature detection; `EMBER_SIMD` caps it) |
+//! | `probe` | instruction timings where speed, not the vendor, picks a kernel |
 //! | `par` | work splitting: blocks per task, the shared output buffer, few-row product splits |
 //! | `simd` | the dispatch macro, vectorizable `exp`/`erf`/`tanh`, sums, maps over storage |
 //! | `storage` | burn-flex storage access, in-place writes, views, strides |
 //! | `bf16` | bf16 storage as raw bits, conversions to and from f32, bf16 maps and accumulation |
 //! | `spin` | a spinning pool for the short parallel calls of decoding |
+//! | `amx/` | AMX tiles: backend (tiles or the scalar emulator), permission, micro-kernels |
 //! | `gemm/` | every matrix product on slices: f32, bf16 and its packing, int8 and its packing, few-row streams, attention tiles |
 //! | `activation` | GELU (erf and tanh), SiLU and SwiGLU's product, with gradients |
 //! | `accumulate` | in-place f32 gradient accumulation |
@@ -32,12 +34,14 @@
 
 pub(crate) mod isa;
 pub(crate) mod par;
+pub(crate) mod probe;
 pub(crate) mod simd;
 pub(crate) mod spin;
 pub(crate) mod storage;
 
 pub(crate) mod accumulate;
 pub(crate) mod activation;
+pub(crate) mod amx;
 pub(crate) mod attention;
 pub(crate) mod bf16;
 pub(crate) mod embedding;

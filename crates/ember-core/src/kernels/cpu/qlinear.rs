@@ -2,8 +2,9 @@
 //! handed to the integer kernels (`gemm::int8`, over the weight repacked by
 //! `gemm::pack_int8`).
 
-use super::gemm::int8;
+use super::amx;
 use super::gemm::pack_int8::Packed;
+use super::gemm::{FEW_ROWS, int8};
 use super::isa::{Int8Dot, int8_dot};
 use super::storage::{from_vec, values};
 use crate::kernels::prim::Prim;
@@ -23,7 +24,10 @@ pub(crate) fn qlinear(
     };
     let (n, k) = (w.rows, w.cols);
     let m = xs.len() / k;
-    let kernel = int8_dot();
+    let kernel = match amx::int8_backend() {
+        Some(backend) if m > FEW_ROWS => Int8Dot::Amx(backend),
+        _ => int8_dot(),
+    };
     let mut out = vec![0f32; m * n];
     int8::qlinear(w, xs, m, bs, &mut out, kernel);
     Some((from_vec(out, out_dims), kernel))

@@ -13,10 +13,12 @@ use std::thread::LocalKey;
 
 use rayon::prelude::*;
 
+use super::super::amx;
 use super::super::bf16::narrow_into;
-use super::super::isa::has_bf16_dot;
+use super::super::isa::bf16_dot_pays;
 use super::super::par::Out;
 use super::Mat;
+use super::amx_bf16;
 use super::pack_bf16::{MR, NR, pack_a, pack_b};
 
 /// Pairs along `k` per block (128 values: a 16 KiB panel of `b` stays in L1).
@@ -130,20 +132,40 @@ fn grow(buf: &mut Vec<u32>, len: usize) {
 /// each task's f32 sums persist between them (the column blocks are then narrowed so those
 /// sums stay within 16 MiB).
 ///
-/// `false`, writing nothing, where the CPU lacks AVX512_BF16 (or AVX-512 is capped).
+/// `None`, writing nothing, where neither runs: no AMX tiles (nor their emulator), and no
+/// AVX512_BF16 or `vdpbf16ps` slower than the f32 GEMM on widened operands
+/// (`isa::bf16_dot_pays`). Otherwise which one ran.
 pub(crate) fn gemm(
     a: &Mat<u16>,
     b: &Mat<u16>,
     [m, k, n]: [usize; 3],
     out: &mut [MaybeUninit<u16>],
-) -> bool {
+) -> Option<Bf16Gemm> {
+    if let Some(backend) = amx::bf16_backend() {
+        amx_bf16::gemm(backend, a, b, [m, k, n], out);
+        return Some(Bf16Gemm::Amx);
+    }
     #[cfg(target_arch = "x86_64")]
-    if has_bf16_dot() {
+    if bf16_dot_pays() {
         gemm_avx512(a, b, [m, k, n], out);
-        return true;
+        return Some(Bf16Gemm::Dot);
     }
     let _ = (a, b, m, k, n, out);
-    false
+    None
+}
+
+/// Whether a bf16 GEMM runs on this machine (see [`gemm`]).
+pub(crate) fn runs() -> bool {
+    amx::bf16_backend().is_some() || bf16_dot_pays()
+}
+
+/// Which bf16 GEMM ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bf16Gemm {
+    /// AMX tiles or their emulator (`amx_bf16`).
+    Amx,
+    /// AVX512_BF16 `vdpbf16ps`.
+    Dot,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -298,10 +320,11 @@ fn run_tile(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
     use crate::kernels::cpu::bf16::{from_f32, to_f32};
+    use crate::kernels::cpu::isa::has_bf16_dot;
 
     /// Values on a small grid, exact in bf16, so the products' sums are exact in f32 too.
     fn grid(len: usize, seed: usize) -> Vec<u16> {
@@ -343,7 +366,7 @@ mod tests {
                         cs: bcs,
                     };
                     let mut out = vec![MaybeUninit::new(0u16); m * n];
-                    assert!(gemm(&a, &b, [m, k, n], &mut out));
+                    gemm_avx512(&a, &b, [m, k, n], &mut out);
                     // SAFETY: initialized above (and written by the GEMM).
                     // Exercised under AddressSanitizer (scripts/memcheck.sh) by its tests below and tests/kernels_bf16.rs.
                     let out: Vec<u16> = out.iter().map(|x| unsafe { x.assume_init() }).collect();
@@ -386,7 +409,7 @@ mod tests {
                 cs: 1,
             };
             let mut out = vec![MaybeUninit::new(0u16); m * n];
-            assert!(gemm(&a, &b, [m, k, n], &mut out));
+            gemm_avx512(&a, &b, [m, k, n], &mut out);
             for i in 0..m {
                 for j in (0..n).step_by(7) {
                     let want =

@@ -1,7 +1,8 @@
 //! Products of f32 activations `(M, K)` with a repacked quantized weight `(N, K)`:
 //! `y = x wᵀ (+ bias)`, the activations quantized to 8-bit blocks first (`pack_int8`).
 //!
-//! Three implementations of the same arithmetic, chosen at run time: AVX512-VNNI
+//! Three implementations of the same arithmetic, chosen at run time (and for more than a few
+//! rows, a fourth on AMX tiles: `amx_int8`, bit for bit the VNNI one): AVX512-VNNI
 //! (`vpdpbusd`, 16 rows of the weight per vector) and a portable one, bit for bit, and AVX2
 //! (`vpmaddubsw`, 8 rows per vector; 8-bit codes by sign and magnitude, so it adds one more
 //! rounding for Q8_0). Per record and
@@ -44,6 +45,9 @@ pub(crate) fn qlinear(
             unsafe { std::slice::from_raw_parts_mut(acts_ptr.at(r0 * blocks), (r1 - r0) * blocks) };
         quantize_rows(&x[r0 * k..r1 * k], out);
     });
+    if let Int8Dot::Amx(backend) = kernel {
+        return super::amx_int8::qlinear(backend, p, &acts, m, bias, out);
+    }
     let groups = p.groups();
     // Enough tasks for every thread, each a few rows groups long.
     let tasks = (rayon::current_num_threads() * 4).min(groups).max(1);

@@ -4,6 +4,8 @@
 //! | file | what |
 //! |---|---|
 //! | `f32` | f32 products through the `gemm` crate (AVX-512 microkernels), batched, into fresh buffers or added into one |
+//! | `amx_bf16` | the bf16 GEMM on AMX tiles (or their emulator): 32×32 blocks of 2×2 tiles, `k` whole |
+//! | `amx_int8` | quantized products on AMX int8 tiles: the integer kernels' sums and epilogue, bit for bit |
 //! | `bf16` | the packed AVX512_BF16 GEMM: 6×64 `vdpbf16ps` microkernel, f32 sums rounded once |
 //! | `pack_bf16` | bf16 panels for it, each lane a pair along `k` |
 //! | `int8` | quantized weights × 8-bit activations: AVX512-VNNI, AVX2 or portable integer dot products |
@@ -14,6 +16,8 @@
 //! Which implementation runs is decided by `isa` and the callers; every one of them is
 //! compared with the composed definition by the kernel tests.
 
+pub(crate) mod amx_bf16;
+pub(crate) mod amx_int8;
 pub(crate) mod bf16;
 pub(crate) mod f32;
 pub(crate) mod int8;
