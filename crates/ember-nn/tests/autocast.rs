@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use ember_core::{
-    AttentionOpts, Backward, CrossEntropyOpts, DType, Device, Result, Tensor, autocast,
+    AttentionOpts, Backward, CrossEntropyOpts, DType, Device, Impl, Result, Tensor, autocast,
+    trace_kernels,
 };
 use ember_nn::loss;
 use ember_testing::{load, read_fixture};
@@ -159,10 +160,18 @@ fn a_transformer_block_under_autocast_matches_torch() -> Result<()> {
                 params.insert(n.to_string(), load(&st, name, dev)?.requires_grad(true)?);
             }
         }
-        let (logits, loss) = {
+        let (out, uses) = trace_kernels(|| {
             let _scope = cast.map(autocast).transpose()?;
-            block(&params, &x, &targets, dims)?
-        };
+            block(&params, &x, &targets, dims)
+        });
+        let (logits, loss) = out?;
+        if cast == Some(DType::BF16) && std::env::var("EMBER_SIMD").as_deref() == Ok("amx-emulated")
+        {
+            assert!(
+                uses.iter().any(|u| u.implementation == Impl::CpuBf16Amx),
+                "bf16 products must run on the AMX tile emulator: {uses:?}"
+            );
+        }
         let want = &cfg[tag];
         assert_eq!(
             logits.dtype(),
@@ -213,6 +222,16 @@ fn a_transformer_block_under_autocast_matches_torch() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The block's bf16 products on the AMX path (its tile emulator, on any CPU) also match
+/// torch: the binary runs itself again with `EMBER_SIMD=amx-emulated`.
+#[test]
+fn the_block_matches_torch_on_the_amx_tile_emulator() {
+    ember_testing::rerun_with_simd(
+        "the_block_matches_torch_on_the_amx_tile_emulator",
+        &["amx-emulated"],
+    );
 }
 
 #[test]
