@@ -248,6 +248,14 @@ fn run(args: Args) -> Result<()> {
             .map_or("n/a (no AVX512_BF16)".into(), |g| format!("{g:.0} GFLOP/s")),
         roof.read_gbs
     );
+    if let (Some(b), Some(i)) = (roof.amx_bf16_gflops, roof.amx_int8_gops) {
+        println!(
+            "AMX tiles on {} threads: bf16 {b:.0} GFLOP/s, int8 {i:.0} GOP/s",
+            args.threads
+        );
+    } else {
+        println!("AMX tiles: n/a (none usable on this CPU)");
+    }
     let repeats = args.repeats.to_string();
     let torch_run = |name: &str, dtype: &str| {
         if args.no_torch {
@@ -326,7 +334,8 @@ fn run(args: Args) -> Result<()> {
             "date": today(), "cpu": cpu.to_string(), "threads": args.threads,
             "device": args.device.to_string(), "load_before": load_before,
             "load_after": load_after, "f32_peak_gflops": roof.f32_gflops,
-            "bf16_peak_gflops": roof.bf16_gflops, "read_gbs": roof.read_gbs, "results": out,
+            "bf16_peak_gflops": roof.bf16_gflops, "amx_bf16_peak_gflops": roof.amx_bf16_gflops,
+            "amx_int8_peak_gops": roof.amx_int8_gops, "read_gbs": roof.read_gbs, "results": out,
         });
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
         std::fs::write(path, text).map_err(|e| Error::io(path, e))?;

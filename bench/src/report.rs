@@ -109,8 +109,11 @@ pub fn workloads() -> Vec<(&'static str, Bound)> {
 fn fraction(bound: &Bound, value: f64, bf16: bool, roof: &Roofline) -> String {
     let frac = match bound {
         Bound::Flops(per_unit) => {
+            // A bf16 product's ceiling: AMX tiles where usable, else the faster of
+            // `vdpbf16ps` and f32 FMAs (Ember widens to f32 where `vdpbf16ps` is slower).
             let peak = if bf16 {
-                roof.bf16_gflops.unwrap_or(roof.f32_gflops)
+                roof.amx_bf16_gflops
+                    .unwrap_or(roof.bf16_gflops.unwrap_or(0.0).max(roof.f32_gflops))
             } else {
                 roof.f32_gflops
             };

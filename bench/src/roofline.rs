@@ -67,6 +67,10 @@ pub struct Roofline {
     pub f32_gflops: f64,
     /// bf16 dot-product peak (`vdpbf16ps`), GFLOP/s; `None` without AVX512_BF16.
     pub bf16_gflops: Option<f64>,
+    /// AMX bf16 tile peak (`tdpbf16ps`), GFLOP/s; `None` without usable AMX tiles.
+    pub amx_bf16_gflops: Option<f64>,
+    /// AMX int8 tile peak (`tdpbusd`), GOP/s; `None` without usable AMX tiles.
+    pub amx_int8_gops: Option<f64>,
     /// Memory read bandwidth, GB/s.
     pub read_gbs: f64,
 }
@@ -78,6 +82,10 @@ impl Roofline {
         Roofline {
             f32_gflops: best(&|| on_threads(threads, fma_flops)),
             bf16_gflops: bf16_available().then(|| best(&|| on_threads(threads, bf16_flops))),
+            amx_bf16_gflops: ember::amx_peak(false, 1)
+                .map(|_| best(&|| on_threads(threads, amx_bf16_flops))),
+            amx_int8_gops: ember::amx_peak(true, 1)
+                .map(|_| best(&|| on_threads(threads, amx_int8_ops))),
             read_gbs: read_bandwidth(threads),
         }
     }
@@ -136,6 +144,21 @@ fn bf16_available() -> bool {
     {
         false
     }
+}
+
+/// AMX bf16 tile products on registers (`ember::amx_peak`, the same loop as Ember's kernels
+/// would run), about 0.1 s: floating-point operations done.
+fn amx_bf16_flops() -> f64 {
+    const TILE_ITERS: usize = 1 << 20;
+    let start = Instant::now();
+    ember::amx_peak(false, TILE_ITERS).map_or(0.0, |rate| rate * start.elapsed().as_secs_f64())
+}
+
+/// AMX int8 tile products on registers: operations done.
+fn amx_int8_ops() -> f64 {
+    const TILE_ITERS: usize = 1 << 20;
+    let start = Instant::now();
+    ember::amx_peak(true, TILE_ITERS).map_or(0.0, |rate| rate * start.elapsed().as_secs_f64())
 }
 
 /// bf16 dot products (`vdpbf16ps`: 32 products summed pairwise into 16 f32 lanes).

@@ -48,7 +48,7 @@ pub use base::random::{Generator, global_state, manual_seed, set_global_state};
 pub use base::tables::{BinaryFn, CompareFn, ReduceFn, UnaryFn};
 pub use base::{clock, memory, quant};
 pub use half::{bf16, f16};
-pub use kernels::{Impl, KernelUse, cpu_kernels, trace_kernels};
+pub use kernels::{Impl, KernelUse, amx_peak, cpu_kernels, trace_kernels};
 pub use ops::{ConvOpts, ELLIPSIS, Indexer, Ix, NEW_AXIS, Operand, PadMode, PoolOpts};
 pub use tensor::{Tensor, TensorId};
 

@@ -39,7 +39,8 @@ pub use ember_core::{
     AttentionOpts, AutocastGuard, Backward, ConvOpts, CrossEntropyOpts, DType, Device, ELLIPSIS,
     Element, Error, Generator, GradcheckReport, Gradients, Impl, Indexer, IoError, Ix, KernelUse,
     NEW_AXIS, NoGradGuard, OpKind, Operand, PadMode, PoolOpts, Reduction, Result, Tensor, TensorId,
-    bf16, cpu_kernels, f16, gradcheck, is_grad_enabled, manual_seed, no_grad, trace_kernels,
+    amx_peak, bf16, cpu_kernels, f16, gradcheck, is_grad_enabled, manual_seed, no_grad,
+    trace_kernels,
 };
 /// Models with Hugging Face configs and names, and generation (the `ember-models` crate).
 pub use ember_models as models;

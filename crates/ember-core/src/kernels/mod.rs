@@ -36,5 +36,6 @@ pub(crate) mod rotary;
 pub(crate) mod softmax;
 pub(crate) mod unary;
 
+pub use cpu::amx::amx_peak;
 pub use cpu::isa::cpu_kernels;
 pub use trace::{Impl, KernelUse, trace_kernels};

@@ -298,9 +298,56 @@ pub(crate) fn int8_sums(
     }
 }
 
+/// Operations per second one thread gets from AMX tiles kept in registers: `tdpbf16ps`
+/// (2 FLOP per bf16 product) or, with `int8`, `tdpbusd` (2 operations per byte product),
+/// timed over `iters` rounds of four independent tile products. `None` where this CPU (or
+/// its OS) gives no such tiles, or `EMBER_SIMD` caps below them; the emulator is never timed.
+/// The bench harness reports it as the ceiling of bf16 and int8 products.
+///
+/// ```
+/// if let Some(flops) = ember_core::amx_peak(false, 1000) {
+///     assert!(flops > 0.0);
+/// }
+/// ```
+pub fn amx_peak(int8: bool, iters: usize) -> Option<f64> {
+    let isa = isa::isa();
+    let has = if int8 { isa.amx_int8 } else { isa.amx_bf16 };
+    if !(has && isa::amx_allowed() && tile_permission()) || iters == 0 {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let start = std::time::Instant::now();
+        // SAFETY: the CPU has the tiles (checked above) and Linux granted them.
+        // Exercised by `tile_peaks_are_measured_where_there_are_tiles` on CPUs with AMX.
+        unsafe { tiles::peak_loop(int8, iters) };
+        let ops = (iters * 4 * 16 * 16 * if int8 { 64 } else { 32 } * 2) as f64;
+        Some(ops / start.elapsed().as_secs_f64().max(1e-9))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tile_peaks_are_measured_where_there_are_tiles() {
+        for int8 in [false, true] {
+            match amx_peak(int8, 10_000) {
+                Some(ops) => eprintln!(
+                    "AMX {} peak: {:.0} G/s",
+                    if int8 { "int8" } else { "bf16" },
+                    ops / 1e9
+                ),
+                None => {
+                    assert!(bf16_backend() != Some(Backend::Tiles) || int8);
+                    eprintln!("SKIPPED: no usable AMX tiles here; no peak measured (int8: {int8})");
+                }
+            }
+        }
+    }
 
     #[test]
     fn tile_permission_is_asked_once() {

@@ -159,3 +159,55 @@ pub(super) unsafe fn int8_sums(
         }
     }
 }
+
+/// `iters` rounds of four independent tile products on registers alone (`tdpbf16ps`, or
+/// `tdpbusd` when `int8`): the tiles' peak, for the bench harness's ceilings.
+///
+/// # Safety
+/// The CPU has AMX-BF16 (AMX-INT8 when `int8`) and the OS granted this process the tile
+/// state; `iters > 0`.
+pub(super) unsafe fn peak_loop(int8: bool, iters: usize) {
+    // SAFETY: the caller's contract; no memory is touched but the configuration.
+    // Exercised by `amx::tests::tile_peaks_are_measured_where_there_are_tiles` with AMX.
+    unsafe {
+        if int8 {
+            asm!(
+                "ldtilecfg [{cfg}]",
+                "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+                "tilezero tmm4", "tilezero tmm5", "tilezero tmm6", "tilezero tmm7",
+                "2:",
+                "tdpbusd tmm0, tmm4, tmm6",
+                "tdpbusd tmm1, tmm4, tmm7",
+                "tdpbusd tmm2, tmm5, tmm6",
+                "tdpbusd tmm3, tmm5, tmm7",
+                "dec {n}",
+                "jnz 2b",
+                "tilerelease",
+                cfg = in(reg) &BF16_CONFIG,
+                n = inout(reg) iters => _,
+                out("tmm0") _, out("tmm1") _, out("tmm2") _, out("tmm3") _,
+                out("tmm4") _, out("tmm5") _, out("tmm6") _, out("tmm7") _,
+                options(nostack),
+            );
+        } else {
+            asm!(
+                "ldtilecfg [{cfg}]",
+                "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+                "tilezero tmm4", "tilezero tmm5", "tilezero tmm6", "tilezero tmm7",
+                "2:",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                "dec {n}",
+                "jnz 2b",
+                "tilerelease",
+                cfg = in(reg) &BF16_CONFIG,
+                n = inout(reg) iters => _,
+                out("tmm0") _, out("tmm1") _, out("tmm2") _, out("tmm3") _,
+                out("tmm4") _, out("tmm5") _, out("tmm6") _, out("tmm7") _,
+                options(nostack),
+            );
+        }
+    }
+}
