@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs Ember's whole test suite on every backend: CPU (burn-flex) and wgpu. Without a GPU the
+# Runs Ember's whole test suite on every backend: CPU (burn-flex) and wgpu, then the Python
+# package's tests (scripts/test_python.sh: a release build through pip). Without a GPU the
 # wgpu tests run on Mesa's lavapipe (software Vulkan), which this script installs if missing.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -20,3 +21,6 @@ fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
 cargo test --workspace --features embergrad/wgpu "$@"
+
+echo "== the Python package (scripts/test_python.sh)"
+bash scripts/test_python.sh

@@ -36,11 +36,11 @@ pub use ember_core::memory;
 pub use ember_core::quant;
 pub use ember_core::usage;
 pub use ember_core::{
-    AttentionOpts, AutocastGuard, Backward, ConvOpts, CrossEntropyOpts, DType, Device, ELLIPSIS,
-    Element, Error, Generator, GradcheckReport, Gradients, Impl, Indexer, IoError, Ix, KernelUse,
-    NEW_AXIS, NoGradGuard, OpKind, Operand, PadMode, PoolOpts, Reduction, Result, Tensor, TensorId,
-    amx_peak, bf16, cpu_kernels, f16, gradcheck, is_grad_enabled, manual_seed, no_grad,
-    trace_kernels,
+    AttentionOpts, AutocastGuard, Backward, BinaryFn, CompareFn, ConvOpts, CrossEntropyOpts, DType,
+    Device, ELLIPSIS, Element, EnableGradGuard, Error, Generator, GradcheckReport, Gradients, Impl,
+    Indexer, IoError, Ix, KernelUse, NEW_AXIS, NoGradGuard, OpKind, Operand, PadMode, PoolOpts,
+    ReduceFn, Reduction, Result, Tensor, TensorId, UnaryFn, amx_peak, bf16, cpu_kernels,
+    enable_grad, f16, gradcheck, is_grad_enabled, manual_seed, no_grad, trace_kernels,
 };
 /// Models with Hugging Face configs and names, and generation (the `ember-models` crate).
 pub use ember_models as models;

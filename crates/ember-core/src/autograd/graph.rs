@@ -56,14 +56,28 @@ impl Drop for NoGradGuard {
     }
 }
 
-/// Turns recording back on inside a backward rule (which runs under `no_grad`), until
-/// dropped: a checkpoint's recompute records its graph this way.
-pub(crate) fn enable_grad() -> EnableGradGuard {
+/// Turns recording back on inside [`no_grad`] (as `torch.enable_grad`), until dropped; a
+/// checkpoint's recompute records its graph this way inside a backward rule.
+///
+/// ```
+/// # use ember_core::{Tensor, Device, DType, enable_grad, no_grad};
+/// let w = Tensor::ones(&[2], DType::F32, Device::Cpu)?.requires_grad(true)?;
+/// let _off = no_grad();
+/// {
+///     let _on = enable_grad();
+///     assert!(w.mul_scalar(2.0)?.is_tracked());
+/// }
+/// assert!(!w.mul_scalar(2.0)?.is_tracked());
+/// # Ok::<(), ember_core::Error>(())
+/// ```
+#[must_use = "the guard enables recording only while it is alive"]
+pub fn enable_grad() -> EnableGradGuard {
     EnableGradGuard(NO_GRAD_DEPTH.with(|d| d.replace(0)))
 }
 
-/// Restores the `no_grad` depth [`enable_grad`] found.
-pub(crate) struct EnableGradGuard(usize);
+/// Restores the `no_grad` depth [`enable_grad`] found, when dropped.
+#[derive(Debug)]
+pub struct EnableGradGuard(usize);
 
 impl Drop for EnableGradGuard {
     fn drop(&mut self) {

@@ -18,7 +18,7 @@ pub use checkpoint::checkpoint;
 pub use engine::{Backward, Gradients};
 pub use gradcheck::{GradcheckReport, gradcheck};
 pub(crate) use graph::Track;
-pub use graph::{NoGradGuard, is_grad_enabled, no_grad};
+pub use graph::{EnableGradGuard, NoGradGuard, enable_grad, is_grad_enabled, no_grad};
 pub(crate) use op::Op;
 pub use op::OpKind;
 pub(crate) use rules::reads_output;

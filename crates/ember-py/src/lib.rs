@@ -1,0 +1,63 @@
+//! Ember from Python: the `ember._ember` extension module under the `ember` package
+//! (`python/`), built by maturin (`pip install ./python`).
+//!
+//! | file | what |
+//! |---|---|
+//! | `tensor` | `ember.Tensor`: properties, conversions, operators, autograd |
+//! | `methods` | its shape and layout methods, a few ops outside the tables, NumPy |
+//! | `ops` | the op tables (unary, binary, compare, reduce) by PyTorch's names |
+//! | `index` | `t[...]` |
+//! | `creation` | `ember.tensor`, `zeros`, `randn`, `arange`, `cat`, ... |
+//! | `convert` | dtypes, devices, Python data ⇄ tensors |
+//! | `grad` | `.grad` on leaves, `no_grad`, `autocast` |
+//! | `errors` | Ember's errors as Python exceptions; the GIL released around Ember's work |
+//!
+//! Every call into Ember runs with the GIL released and under `catch_unwind`, and every
+//! `ember::Error` becomes a Python exception of the fitting type: no input from Python takes
+//! the interpreter down.
+
+mod convert;
+mod creation;
+mod errors;
+mod grad;
+mod index;
+mod methods;
+mod ops;
+mod tensor;
+
+use pyo3::prelude::*;
+
+use convert::{DTYPE_NAMES, PyDType};
+
+/// The extension module `ember._ember`.
+#[pymodule]
+fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<tensor::PyTensor>()?;
+    m.add_class::<PyDType>()?;
+    m.add_class::<ops::BoundOp>()?;
+    m.add_class::<grad::PyNoGrad>()?;
+    m.add_class::<grad::PyAutocast>()?;
+    for (d, name) in DTYPE_NAMES {
+        m.add(name, PyDType { d })?;
+    }
+    m.add_function(wrap_pyfunction!(ops::table_ops, m)?)?;
+    m.add_function(wrap_pyfunction!(ops::scalar_ops, m)?)?;
+    m.add_function(wrap_pyfunction!(grad::is_grad_enabled, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::tensor, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::zeros, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::ones, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::randn, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::rand, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::full, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::arange, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::eye, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::zeros_like, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::ones_like, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::full_like, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::manual_seed, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::cat, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::stack, m)?)?;
+    m.add_function(wrap_pyfunction!(creation::matmul, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
