@@ -25,6 +25,7 @@ from ._ember import (
     float32,
     float64,
     full,
+    from_numpy,
     full_like,
     int64,
     is_grad_enabled,

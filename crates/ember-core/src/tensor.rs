@@ -176,6 +176,11 @@ impl Tensor {
         crate::kernels::layout::reshape(p, &dims)
     }
 
+    /// The primitive, borrowed.
+    pub(crate) fn prim_ref(&self) -> &Prim {
+        &self.0.prim
+    }
+
     /// The primitive handle (a cheap clone).
     pub(crate) fn prim(&self) -> Prim {
         self.0.prim.clone()

@@ -8,6 +8,7 @@
 //! | `ops` | the op tables (unary, binary, compare, reduce) by PyTorch's names |
 //! | `index` | `t[...]` |
 //! | `creation` | `ember.tensor`, `zeros`, `randn`, `arange`, `cat`, ... |
+//! | `share` | zero-copy NumPy: read-only views of tensors, tensors over arrays |
 //! | `convert` | dtypes, devices, Python data ⇄ tensors |
 //! | `grad` | `.grad` on leaves, `no_grad`, `autocast` |
 //! | `errors` | Ember's errors as Python exceptions; the GIL released around Ember's work |
@@ -23,6 +24,7 @@ mod grad;
 mod index;
 mod methods;
 mod ops;
+mod share;
 mod tensor;
 
 use pyo3::prelude::*;
@@ -37,6 +39,7 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ops::BoundOp>()?;
     m.add_class::<grad::PyNoGrad>()?;
     m.add_class::<grad::PyAutocast>()?;
+    m.add_class::<share::Keeper>()?;
     for (d, name) in DTYPE_NAMES {
         m.add(name, PyDType { d })?;
     }
@@ -58,6 +61,7 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(creation::cat, m)?)?;
     m.add_function(wrap_pyfunction!(creation::stack, m)?)?;
     m.add_function(wrap_pyfunction!(creation::matmul, m)?)?;
+    m.add_function(wrap_pyfunction!(share::from_numpy, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

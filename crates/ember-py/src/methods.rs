@@ -138,8 +138,13 @@ impl PyTensor {
         op(py, &self.t, move |t| t.square())
     }
 
-    /// The values as a NumPy array (a copy; bf16 as float32, which NumPy lacks).
+    /// The values as a NumPy array: a read-only view of this tensor's memory for a
+    /// contiguous CPU tensor of float32, float64, float16 or int64; a copy otherwise (strided
+    /// views, bool, and bf16, which NumPy lacks: float32 values).
     fn numpy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(shared) = crate::share::shared_array(py, &self.t)? {
+            return Ok(shared);
+        }
         let dims = self.t.dims().to_vec();
         let t = self.t.clone();
         macro_rules! out {
@@ -157,6 +162,12 @@ impl PyTensor {
         }
     }
 
+    /// The address of the first element, for a tensor whose values lie in place in CPU
+    /// memory (contiguous, not bool); 0 otherwise.
+    fn data_ptr(&self) -> usize {
+        crate::share::data_ptr(&self.t).unwrap_or(0)
+    }
+
     /// NumPy's array protocol: `numpy.asarray(t)`.
     #[pyo3(signature = (dtype = None, copy = None))]
     fn __array__<'py>(
@@ -165,12 +176,17 @@ impl PyTensor {
         dtype: Option<&Bound<'py, PyAny>>,
         copy: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if copy == Some(false) {
+        let shared = crate::share::shared_array(py, &self.t)?;
+        if copy == Some(false) && shared.is_none() {
             return Err(PyValueError::new_err(
-                "ember tensors are copied into NumPy arrays here; copy=False cannot be honoured",
+                "this tensor cannot be shared without a copy (a strided view, bool or bf16); copy=False cannot be honoured",
             ));
         }
-        let a = self.numpy(py)?;
+        let a = match shared {
+            Some(a) if copy != Some(true) => a,
+            Some(a) => a.call_method0("copy")?,
+            None => self.numpy(py)?,
+        };
         match dtype {
             Some(d) if !d.is_none() => a.call_method1("astype", (d,)),
             _ => Ok(a),

@@ -33,6 +33,7 @@ mod rotary;
 mod sample;
 mod scan;
 mod select;
+mod shared;
 mod softmax;
 mod sort;
 mod unary;

@@ -15,6 +15,7 @@
 //! | `probe` | instruction timings where speed, not the vendor, picks a kernel |
 //! | `par` | work splitting: blocks per task, the shared output buffer, few-row product splits |
 //! | `simd` | the dispatch macro, vectorizable `exp`/`erf`/`tanh`, sums, maps over storage |
+//! | `shared` | storage shared with NumPy and DLPack: contiguous bytes in place, primitives over foreign bytes |
 //! | `storage` | burn-flex storage access, in-place writes, views, strides |
 //! | `bf16` | bf16 storage as raw bits, conversions to and from f32, bf16 maps and accumulation |
 //! | `spin` | a spinning pool for the short parallel calls of decoding |
@@ -35,6 +36,7 @@
 pub(crate) mod isa;
 pub(crate) mod par;
 pub(crate) mod probe;
+pub(crate) mod shared;
 pub(crate) mod simd;
 pub(crate) mod spin;
 pub(crate) mod storage;
