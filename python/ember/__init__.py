@@ -27,6 +27,7 @@ from ._ember import (
     full,
     from_numpy,
     full_like,
+    multinomial,
     int64,
     is_grad_enabled,
     manual_seed,
@@ -83,6 +84,9 @@ TABLE_OPS = tuple(name for _, name in _ember.table_ops())
 for _kind, _name in _ember.table_ops():
     globals()[_name] = _table_function(_kind, _name)
 del _kind, _name
+
+
+from . import nn, optim  # noqa: E402
 
 
 def softmax(input, dim):

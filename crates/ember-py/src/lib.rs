@@ -9,6 +9,7 @@
 //! | `index` | `t[...]` |
 //! | `creation` | `ember.tensor`, `zeros`, `randn`, `arange`, `cat`, ... |
 //! | `share` | zero-copy NumPy: read-only views of tensors, tensors over arrays |
+//! | `functional` | the fused ops of layers and losses, the AdamW step with its moments |
 //! | `convert` | dtypes, devices, Python data ⇄ tensors |
 //! | `grad` | `.grad` on leaves, `no_grad`, `autocast` |
 //! | `errors` | Ember's errors as Python exceptions; the GIL released around Ember's work |
@@ -20,6 +21,7 @@
 mod convert;
 mod creation;
 mod errors;
+mod functional;
 mod grad;
 mod index;
 mod methods;
@@ -40,6 +42,7 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<grad::PyNoGrad>()?;
     m.add_class::<grad::PyAutocast>()?;
     m.add_class::<share::Keeper>()?;
+    m.add_class::<functional::AdamState>()?;
     for (d, name) in DTYPE_NAMES {
         m.add(name, PyDType { d })?;
     }
@@ -62,6 +65,18 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(creation::stack, m)?)?;
     m.add_function(wrap_pyfunction!(creation::matmul, m)?)?;
     m.add_function(wrap_pyfunction!(share::from_numpy, m)?)?;
+    for f in [
+        wrap_pyfunction!(functional::linear, m)?,
+        wrap_pyfunction!(functional::layer_norm, m)?,
+        wrap_pyfunction!(functional::rms_norm, m)?,
+        wrap_pyfunction!(functional::embedding, m)?,
+        wrap_pyfunction!(functional::cross_entropy, m)?,
+        wrap_pyfunction!(functional::scaled_dot_product_attention, m)?,
+        wrap_pyfunction!(functional::gelu, m)?,
+        wrap_pyfunction!(functional::multinomial, m)?,
+    ] {
+        m.add_function(f)?;
+    }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

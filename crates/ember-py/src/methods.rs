@@ -162,6 +162,20 @@ impl PyTensor {
         }
     }
 
+    /// The values without the graph (`p.data`); assigning replaces them in place (see
+    /// `assign`: a leaf stays a leaf, its `.grad` kept).
+    #[getter]
+    fn data(&self) -> PyTensor {
+        PyTensor::new(self.t.detach())
+    }
+
+    #[setter]
+    fn set_data(&mut self, value: PyRef<'_, PyTensor>) -> PyResult<()> {
+        let v = value.t.clone();
+        drop(value);
+        self.assign(v)
+    }
+
     /// The address of the first element, for a tensor whose values lie in place in CPU
     /// memory (contiguous, not bool); 0 otherwise.
     fn data_ptr(&self) -> usize {

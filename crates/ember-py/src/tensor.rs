@@ -17,7 +17,7 @@ use crate::ops::{BoundOp, TableOp, binary_with};
 
 /// A tensor (`ember.Tensor`): values on a device, a dtype, and its place in the autograd
 /// graph.
-#[pyclass(name = "Tensor", module = "ember")]
+#[pyclass(name = "Tensor", module = "ember", subclass)]
 pub(crate) struct PyTensor {
     pub(crate) t: Tensor,
     /// The `.grad` of a leaf made from Python with `requires_grad=True`.
@@ -442,6 +442,34 @@ impl PyTensor {
 }
 
 impl PyTensor {
+    /// Gives this tensor a new value in place, as `p.data = value` (an optimizer's step,
+    /// `module.to(dtype)`): a leaf requiring a gradient stays one (a new leaf of the same
+    /// object, its `.grad` kept). The shape must stay; the dtype may change (floats only for
+    /// a leaf).
+    pub(crate) fn assign(&mut self, value: Tensor) -> PyResult<()> {
+        if value.dims() != self.t.dims() {
+            return Err(PyValueError::new_err(format!(
+                "assigning {} {:?} to a tensor of {} {:?}",
+                dtype_name(value.dtype()),
+                value.dims(),
+                dtype_name(self.t.dtype()),
+                self.t.dims()
+            )));
+        }
+        match &self.slot {
+            Some(old) => {
+                let grad = old.grad.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let leaf = value.detach().requires_grad(true).or_py()?;
+                let slot = new_slot(leaf.clone());
+                *slot.grad.lock().unwrap_or_else(|e| e.into_inner()) = grad;
+                self.t = leaf;
+                self.slot = Some(slot);
+            }
+            None => self.t = value.detach(),
+        }
+        Ok(())
+    }
+
     fn cast(&self, py: Python<'_>, d: DType) -> PyResult<PyTensor> {
         let t = self.t.clone();
         wrap(
