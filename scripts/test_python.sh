@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# The Python package's tests: builds and installs ./python (maturin, release) into a venv of
-# its own (~/.cache/ember/py-venv, made on first use from python3 and PyPI), then runs pytest
+# The Python package's tests: builds and installs ./python (maturin, release) into the
+# project venv of scripts/setup_venv.sh when there is one (it has torch, for the DLPack
+# interop test), else into a venv of its own (~/.cache/ember/py-venv, made on first use from
+# python3 and PyPI), then runs pytest
 # on python/tests (the ops fixtures of tests/fixtures replayed through the Python API, tensors,
 # autograd, threads) and the quickstart example. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv="${EMBER_PY_VENV:-${EMBER_CACHE:-$HOME/.cache/ember}/py-venv}"
+cache="${EMBER_CACHE:-$HOME/.cache/ember}"
+if [ -n "${EMBER_PY_VENV:-}" ]; then
+    venv="$EMBER_PY_VENV"
+elif [ -x "${EMBER_VENV:-$cache/venv}/bin/python" ]; then
+    venv="${EMBER_VENV:-$cache/venv}"
+else
+    venv="$cache/py-venv"
+fi
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi

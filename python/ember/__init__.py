@@ -51,6 +51,17 @@ half = float16
 long = int64
 
 
+def from_dlpack(x):
+    """A tensor sharing the memory of any DLPack exporter (a torch CPU tensor, a NumPy array,
+    another ember tensor): read through NumPy's importer, then shared as ``from_numpy`` does
+    (a copy where the layout or dtype cannot be shared)."""
+    import numpy
+
+    if isinstance(x, Tensor):
+        return x
+    return from_numpy(numpy.from_dlpack(x))
+
+
 def enable_grad():
     """``with ember.enable_grad():`` records the graph again inside a ``no_grad`` block."""
     return no_grad(enable=True)

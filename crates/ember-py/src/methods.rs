@@ -182,6 +182,50 @@ impl PyTensor {
         crate::share::data_ptr(&self.t).unwrap_or(0)
     }
 
+    /// DLPack export (`torch.from_dlpack(t)`, `numpy.from_dlpack(t)`): the read-only NumPy
+    /// view of this tensor's memory exported as a DLPack 1.x capsule, which marks it
+    /// read-only, so the consumer shares the memory. A consumer that asks for the old
+    /// protocol (no `max_version`, which cannot mark read-only) gets a copy; so do tensors
+    /// `numpy()` copies (strided views, bool, bf16 as float32).
+    #[pyo3(signature = (*, stream = None, max_version = None, dl_device = None, copy = None))]
+    fn __dlpack__<'py>(
+        &self,
+        py: Python<'py>,
+        stream: Option<Bound<'py, PyAny>>,
+        max_version: Option<Bound<'py, PyAny>>,
+        dl_device: Option<Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let _ = stream; // CPU memory: no stream to order against
+        let arr = self.numpy(py)?;
+        let kwargs = pyo3::types::PyDict::new(py);
+        if let Some(v) = &max_version {
+            kwargs.set_item("max_version", v)?;
+        }
+        if let Some(d) = &dl_device {
+            kwargs.set_item("dl_device", d)?;
+        }
+        if let Some(c) = copy {
+            kwargs.set_item("copy", c)?;
+        }
+        match arr.call_method("__dlpack__", (), Some(&kwargs)) {
+            Ok(capsule) => Ok(capsule),
+            Err(e)
+                if e.is_instance_of::<pyo3::exceptions::PyBufferError>(py)
+                    && copy != Some(false) =>
+            {
+                arr.call_method0("copy")?
+                    .call_method("__dlpack__", (), Some(&kwargs))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `(1, 0)`: DLPack's CPU device (Ember's tensors export from host memory).
+    fn __dlpack_device__(&self) -> (i32, i32) {
+        (1, 0)
+    }
+
     /// NumPy's array protocol: `numpy.asarray(t)`.
     #[pyo3(signature = (dtype = None, copy = None))]
     fn __array__<'py>(
