@@ -97,7 +97,7 @@ for _kind, _name in _ember.table_ops():
 del _kind, _name
 
 
-from . import nn, optim  # noqa: E402
+from . import models, nn, optim  # noqa: E402
 
 
 def softmax(input, dim):

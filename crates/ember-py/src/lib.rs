@@ -10,6 +10,7 @@
 //! | `creation` | `ember.tensor`, `zeros`, `randn`, `arange`, `cat`, ... |
 //! | `share` | zero-copy NumPy: read-only views of tensors, tensors over arrays |
 //! | `functional` | the fused ops of layers and losses, the AdamW step with its moments |
+//! | `models` | `AutoModelForCausalLM`, tokenizers, chat templates, generation and streaming |
 //! | `convert` | dtypes, devices, Python data ⇄ tensors |
 //! | `grad` | `.grad` on leaves, `no_grad`, `autocast` |
 //! | `errors` | Ember's errors as Python exceptions; the GIL released around Ember's work |
@@ -25,6 +26,7 @@ mod functional;
 mod grad;
 mod index;
 mod methods;
+mod models;
 mod ops;
 mod share;
 mod tensor;
@@ -43,6 +45,9 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<grad::PyAutocast>()?;
     m.add_class::<share::Keeper>()?;
     m.add_class::<functional::AdamState>()?;
+    m.add_class::<models::PyTokenizer>()?;
+    m.add_class::<models::PyCausalLm>()?;
+    m.add_class::<models::TextPieces>()?;
     for (d, name) in DTYPE_NAMES {
         m.add(name, PyDType { d })?;
     }
