@@ -85,3 +85,29 @@ def test_an_empty_or_too_long_prompt_is_a_value_error(smollm2):
         smollm2.generate([], max_new_tokens=1)
     with pytest.raises(ValueError):
         smollm2.generate([1] * 100_000, max_new_tokens=1)
+
+
+def _interrupt_soon(seconds=0.3):
+    import signal
+    import threading
+
+    timer = threading.Timer(seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer
+
+
+def test_ctrl_c_interrupts_generate_and_stream(smollm2):
+    import time
+
+    prompt = smollm2.tokenizer.encode("Once upon a time", add_special_tokens=False)
+    start = time.perf_counter()
+    _interrupt_soon()
+    with pytest.raises(KeyboardInterrupt):
+        smollm2.generate(prompt, max_new_tokens=4000, stop_tokens=[])
+    assert time.perf_counter() - start < 20
+    start = time.perf_counter()
+    _interrupt_soon()
+    with pytest.raises(KeyboardInterrupt):
+        for _ in smollm2.stream(prompt, max_new_tokens=4000, stop_tokens=[]):
+            pass
+    assert time.perf_counter() - start < 20
