@@ -30,6 +30,7 @@ from ._ember import (
     multinomial,
     int64,
     is_grad_enabled,
+    load_file,
     manual_seed,
     matmul,
     no_grad,
@@ -37,6 +38,7 @@ from ._ember import (
     ones_like,
     rand,
     randn,
+    save_file,
     stack,
     tensor,
     zeros,
@@ -97,7 +99,7 @@ for _kind, _name in _ember.table_ops():
 del _kind, _name
 
 
-from . import models, nn, optim  # noqa: E402
+from . import amp, models, nn, optim  # noqa: E402
 
 
 def softmax(input, dim):

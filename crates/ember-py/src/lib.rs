@@ -11,6 +11,7 @@
 //! | `share` | zero-copy NumPy: read-only views of tensors, tensors over arrays |
 //! | `functional` | the fused ops of layers and losses, the AdamW step with its moments |
 //! | `models` | `AutoModelForCausalLM`, tokenizers, chat templates, generation and streaming |
+//! | `files` | safetensors save and load |
 //! | `convert` | dtypes, devices, Python data ⇄ tensors |
 //! | `grad` | `.grad` on leaves, `no_grad`, `autocast` |
 //! | `errors` | Ember's errors as Python exceptions; the GIL released around Ember's work |
@@ -22,6 +23,7 @@
 mod convert;
 mod creation;
 mod errors;
+mod files;
 mod functional;
 mod grad;
 mod index;
@@ -79,6 +81,8 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(functional::scaled_dot_product_attention, m)?,
         wrap_pyfunction!(functional::gelu, m)?,
         wrap_pyfunction!(functional::multinomial, m)?,
+        wrap_pyfunction!(files::save_file, m)?,
+        wrap_pyfunction!(files::load_file, m)?,
     ] {
         m.add_function(f)?;
     }
