@@ -198,7 +198,16 @@ pub(crate) fn from_python(
     dtype: Option<DType>,
     device: Device,
 ) -> PyResult<Tensor> {
-    if let Ok(t) = array_to_tensor(obj, device) {
+    if obj.cast::<numpy::PyUntypedArray>().is_ok() {
+        let t = array_to_tensor(obj, device).map_err(|_| {
+            let dt = obj
+                .getattr("dtype")
+                .map(|d| d.to_string())
+                .unwrap_or_else(|_| "?".into());
+            PyTypeError::new_err(format!(
+                "NumPy arrays of dtype {dt} are not supported: use float32/64, float16, int64/32/16/8, uint8 or bool"
+            ))
+        })?;
         return match dtype {
             Some(d) if d != t.dtype() => t.to_dtype(d).or_py(),
             _ => Ok(t),
