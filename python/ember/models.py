@@ -9,8 +9,8 @@ generation — whole (``generate``) or streamed as text pieces (``stream``).
     ...     print(piece, end="", flush=True)
 """
 
-from ._ember import AutoModelForCausalLM, TextStream, Tokenizer
+from ._ember import AutoModelForCausalLM, Gpt, TextStream, Tokenizer
 
 AutoTokenizer = Tokenizer
 
-__all__ = ["AutoModelForCausalLM", "AutoTokenizer", "TextStream", "Tokenizer"]
+__all__ = ["AutoModelForCausalLM", "AutoTokenizer", "Gpt", "TextStream", "Tokenizer"]

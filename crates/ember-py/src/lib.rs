@@ -12,6 +12,7 @@
 //! | `functional` | the fused ops of layers and losses, the AdamW step with its moments |
 //! | `models` | `AutoModelForCausalLM`, tokenizers, chat templates, generation and streaming |
 //! | `files` | safetensors save and load |
+//! | `train` | the Rust GPT, batch sampler, schedule, store AdamW and clipping (runs equal to the Rust example) |
 //! | `convert` | dtypes, devices, Python data ⇄ tensors |
 //! | `grad` | `.grad` on leaves, `no_grad`, `autocast` |
 //! | `errors` | Ember's errors as Python exceptions; the GIL released around Ember's work |
@@ -32,6 +33,7 @@ mod models;
 mod ops;
 mod share;
 mod tensor;
+mod train;
 
 use pyo3::prelude::*;
 
@@ -50,6 +52,12 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<models::PyTokenizer>()?;
     m.add_class::<models::PyCausalLm>()?;
     m.add_class::<models::TextPieces>()?;
+    m.add_class::<train::PyGpt>()?;
+    m.add_class::<train::PyGradients>()?;
+    m.add_class::<train::PyStoreOptimizer>()?;
+    m.add_class::<train::PyGenerator>()?;
+    m.add_class::<train::PyTokenStream>()?;
+    m.add_class::<train::PySchedule>()?;
     for (d, name) in DTYPE_NAMES {
         m.add(name, PyDType { d })?;
     }
@@ -83,6 +91,8 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(functional::multinomial, m)?,
         wrap_pyfunction!(files::save_file, m)?,
         wrap_pyfunction!(files::load_file, m)?,
+        wrap_pyfunction!(train::grad, m)?,
+        wrap_pyfunction!(train::cosine_with_warmup_schedule, m)?,
     ] {
         m.add_function(f)?;
     }
