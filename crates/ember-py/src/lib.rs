@@ -51,6 +51,7 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<functional::AdamState>()?;
     m.add_class::<models::PyTokenizer>()?;
     m.add_class::<models::PyCausalLm>()?;
+    m.add_class::<models::PyAutoModel>()?;
     m.add_class::<models::TextPieces>()?;
     m.add_class::<train::PyGpt>()?;
     m.add_class::<train::PyGradients>()?;

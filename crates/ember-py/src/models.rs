@@ -13,7 +13,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
 use ember::models::{
-    AutoModelForCausalLM, ChatTemplate, Flow, GenerateOpts, TextStream, Tokenizer, generate_with,
+    AutoModel, AutoModelForCausalLM, ChatTemplate, Flow, GenerateOpts, TextStream, Tokenizer,
+    generate_with,
 };
 use ember::{DType, Device, GgufFile};
 use pyo3::exceptions::PyValueError;
@@ -118,6 +119,79 @@ impl PyTokenizer {
     #[getter]
     fn has_chat_template(&self) -> bool {
         self.chat.is_some()
+    }
+
+    /// Several texts encoded and padded to the longest with `pad_id`: ids and the attention
+    /// mask, both `(B, T)` int64.
+    #[pyo3(signature = (texts, add_special_tokens = true, pad_id = 0))]
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        texts: Vec<String>,
+        add_special_tokens: bool,
+        pad_id: i64,
+    ) -> PyResult<(PyTensor, PyTensor)> {
+        let tok = self.tok.clone();
+        let (ids, mask) = run(py, move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            tok.encode_batch(&refs, add_special_tokens, pad_id, Device::Cpu)
+        })?;
+        Ok((PyTensor::new(ids), PyTensor::new(mask)))
+    }
+}
+
+/// An encoder (today BERT: `bert`, e.g. MiniLM) from a Hugging Face directory, with its
+/// tokenizer.
+#[pyclass(name = "AutoModel", module = "ember.models", frozen)]
+pub(crate) struct PyAutoModel {
+    model: Arc<AutoModel>,
+    tokenizer: Option<Py<PyTokenizer>>,
+}
+
+#[pymethods]
+impl PyAutoModel {
+    #[staticmethod]
+    #[pyo3(signature = (path, dtype = None, device = None))]
+    fn from_pretrained(
+        py: Python<'_>,
+        path: PathBuf,
+        dtype: Option<&Bound<'_, PyAny>>,
+        device: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyAutoModel> {
+        let dtype = dtype.map(dtype_arg).transpose()?.unwrap_or(DType::F32);
+        let device = device_arg(device)?;
+        let p = path.clone();
+        let model = run(py, move || AutoModel::from_pretrained(&p, device, dtype))?;
+        let tokenizer = if path.join("tokenizer.json").exists() {
+            Some(Py::new(py, load_tokenizer(py, &path)?)?)
+        } else {
+            None
+        };
+        Ok(PyAutoModel {
+            model: Arc::new(model),
+            tokenizer,
+        })
+    }
+
+    /// Sentence embeddings `(B, C)`: the mean over real tokens (not padding), L2-normalized,
+    /// as sentence-transformers' pooling.
+    fn embed(
+        &self,
+        py: Python<'_>,
+        input_ids: PyRef<'_, PyTensor>,
+        attention_mask: PyRef<'_, PyTensor>,
+    ) -> PyResult<PyTensor> {
+        let (m, ids, mask) = (
+            self.model.clone(),
+            input_ids.t.clone(),
+            attention_mask.t.clone(),
+        );
+        Ok(PyTensor::new(run(py, move || m.embed(&ids, &mask))?))
+    }
+
+    #[getter]
+    fn tokenizer(&self, py: Python<'_>) -> Option<Py<PyTokenizer>> {
+        self.tokenizer.as_ref().map(|t| t.clone_ref(py))
     }
 }
 
