@@ -6,6 +6,7 @@
 //! weakly in a registry; after a backward pass each live slot adds its gradient (accumulating,
 //! as PyTorch does until `grad = None` or an optimizer's `zero_grad`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use ember::{AutocastGuard, DType, EnableGradGuard, Gradients, NoGradGuard, Tensor};
@@ -24,6 +25,8 @@ pub(crate) struct GradSlot {
 }
 
 static SLOTS: Mutex<Vec<Weak<GradSlot>>> = Mutex::new(Vec::new());
+/// The registry's length at which dead entries are swept next.
+static PRUNE_AT: AtomicUsize = AtomicUsize::new(64);
 
 /// A slot for `leaf`, registered so `deposit` finds it.
 pub(crate) fn new_slot(leaf: Tensor) -> Arc<GradSlot> {
@@ -32,7 +35,12 @@ pub(crate) fn new_slot(leaf: Tensor) -> Arc<GradSlot> {
         grad: Mutex::new(None),
     });
     let mut slots = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
-    slots.retain(|w| w.strong_count() > 0);
+    // Dead entries are dropped when the list has doubled since the last sweep, so an
+    // optimizer step (a new slot per parameter) costs amortized O(1) per parameter.
+    if slots.len() >= PRUNE_AT.load(Ordering::Relaxed) {
+        slots.retain(|w| w.strong_count() > 0);
+        PRUNE_AT.store((2 * slots.len()).max(64), Ordering::Relaxed);
+    }
     slots.push(Arc::downgrade(&slot));
     slot
 }
