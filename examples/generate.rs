@@ -20,7 +20,7 @@ use clap::Parser;
 use ember::cli::{exit_on_error, non_negative_f64, positive_f64, probability};
 use ember::models::{
     AutoModelForCausalLM, CausalLm, ChatTemplate, Flow, GenerateOpts, TextStream, Tokenizer,
-    chatml, generate_with, weight_bytes_per_token,
+    chatml, generate_text, weight_bytes_per_token,
 };
 use ember::nn::VarStore;
 use ember::prelude::*;
@@ -45,6 +45,10 @@ struct Args {
     /// Feed the prompt as is, without the chat template.
     #[arg(long)]
     raw: bool,
+    /// The chat format when the model has none, or instead of its own: a name (chatml,
+    /// gemma, llama3) or a file (.jinja or tokenizer_config.json).
+    #[arg(long)]
+    chat_template: Option<String>,
     /// Tokens to generate at most.
     #[arg(long, default_value_t = 128)]
     max_new_tokens: usize,
@@ -57,9 +61,18 @@ struct Args {
     /// Keep the k most likely tokens (0: all).
     #[arg(long, default_value_t = 0)]
     top_k: usize,
-    /// Repetition penalty (1: none).
+    /// Repetition penalty, once per distinct token seen, as transformers (1: none).
     #[arg(long, default_value_t = 1.1, value_parser = positive_f64)]
     repetition_penalty: f64,
+    /// Ban any n-gram of this many tokens from occurring twice (0: off).
+    #[arg(long, default_value_t = 0)]
+    no_repeat_ngram_size: usize,
+    /// Generate at least this many tokens before an end-of-turn token may be chosen.
+    #[arg(long, default_value_t = 0)]
+    min_new_tokens: usize,
+    /// Stop when the text ends in this string (repeatable).
+    #[arg(long = "stop")]
+    stop_strings: Vec<String>,
     /// Sampler seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -151,8 +164,26 @@ fn run(args: Args) -> Result<()> {
         bytes as f64 / 1e6
     );
 
-    // The model's chat template, ChatML when the tokenizer knows its markers, else raw text
-    // (with the tokenizer's BOS; a template writes its own).
+    // The model's chat template (or --chat-template), ChatML when the tokenizer knows its
+    // markers, else raw text (with the tokenizer's BOS; a template writes its own).
+    let template = match (&args.chat_template, template) {
+        (Some(spec), _) => Some(ChatTemplate::from_name_or_file(spec)?),
+        (None, None) if !args.raw => {
+            eprintln!(
+                "{} carries no chat template (a base model?): the prompt goes in {}; pass \
+                 --chat-template with one of {} or a file",
+                path.display(),
+                if tok.token_id("<|im_end|>").is_some() {
+                    "ChatML"
+                } else {
+                    "as raw text"
+                },
+                ChatTemplate::names().join(", ")
+            );
+            None
+        }
+        (None, t) => t,
+    };
     let im_end = tok.token_id("<|im_end|>");
     let mut messages = Vec::new();
     if let Some(s) = &args.system {
@@ -191,8 +222,12 @@ fn run(args: Args) -> Result<()> {
         top_k: args.top_k,
         top_p: args.top_p,
         repetition_penalty: args.repetition_penalty,
+        no_repeat_ngram_size: args.no_repeat_ngram_size,
+        min_new_tokens: args.min_new_tokens,
+        stop_strings: args.stop_strings.clone(),
         stop_tokens,
         seed: args.seed,
+        ..Default::default()
     };
 
     // Stream: decode everything so far and print what is new (a character may span tokens).
@@ -202,7 +237,7 @@ fn run(args: Args) -> Result<()> {
     let mut stream = TextStream::new(&tok);
     let mut first_token_at = None;
     let t0 = Instant::now();
-    let out = generate_with(&model, &prompt, args.device, &opts, |t| {
+    let out = generate_text(&model, &tok, &prompt, args.device, &opts, |t| {
         first_token_at.get_or_insert_with(|| t0.elapsed().as_secs_f64());
         print!("{}", stream.push(t)?);
         // A closed pipe (`| head`) ends generation instead of computing for nobody.

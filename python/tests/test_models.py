@@ -59,9 +59,38 @@ def test_stream_yields_the_decoded_tokens(smollm2):
     del it  # dropping the iterator stops the generating thread
 
 
+def test_transformers_generation_options(smollm2):
+    tok = smollm2.tokenizer
+    prompt = tok.encode("The capital of France is Paris. The capital of Germany is Berlin. "
+                        "The capital of", add_special_tokens=False)
+    plain = smollm2.generate(prompt, max_new_tokens=16)
+    # a -inf sequence bias bans the greedy first token
+    banned = smollm2.generate(prompt, max_new_tokens=4, sequence_bias={(plain[0],): float("-inf")})
+    assert banned[0] != plain[0]
+    # no generated token completes a bigram seen before it (in the prompt or the output)
+    new = smollm2.generate(prompt, max_new_tokens=16, no_repeat_ngram_size=2)
+    seq = prompt + new
+    for i in range(len(prompt), len(seq)):
+        earlier = set(zip(seq[:i - 1], seq[1:i]))
+        assert (seq[i - 1], seq[i]) not in earlier, (i, seq)
+    # a stop string ends generation inside the token that completes it
+    stopped = smollm2.generate(prompt, max_new_tokens=16, stop_strings=["."])
+    assert "." in tok.decode(stopped) and "." not in tok.decode(stopped[:-1])
+    # the stop tokens wait for min_new_tokens
+    eos = tok.encode("<|im_end|>", add_special_tokens=False)
+    chat = tok.apply_chat_template([{"role": "user", "content": "Is the sky blue? Answer yes or no."}], tokenize=True)
+    short = smollm2.generate(chat, max_new_tokens=24, stop_tokens=eos)
+    longer = smollm2.generate(chat, max_new_tokens=24, stop_tokens=eos,
+                              min_new_tokens=len(short) + 3)
+    assert short[-1] == eos[0] and len(longer) >= len(short) + 3
+    assert eos[0] not in longer[:len(short) + 3]
+
+
 @pytest.mark.parametrize("bad", [
     dict(temperature=float("nan")), dict(temperature=-1.0), dict(top_p=0.0), dict(top_p=1.5),
     dict(repetition_penalty=0.0), dict(repetition_penalty=float("inf")),
+    dict(stop_strings=[""]), dict(sequence_bias={(): 1.0}), dict(sequence_bias={(-1,): 1.0}),
+    dict(sequence_bias={(10**9,): 1.0}), dict(sequence_bias={(5,): float("nan")}),
 ])
 def test_bad_generation_options_are_value_errors(smollm2, bad):
     with pytest.raises(ValueError):

@@ -19,10 +19,10 @@ mod tokenizer;
 
 pub use auto::{AutoModel, AutoModelForCausalLM, causal_lm_types};
 pub use bert::{Bert, BertConfig};
-pub use chat::{ChatTemplate, RenderLimits, chat_prompt};
+pub use chat::{ChatSession, ChatTemplate, RenderLimits, chat_prompt};
 pub use config::{Arch, DecoderConfig, LayerAttention, LlamaConfig};
 pub use decoder::{DecoderLayer, DecoderLm, DecoderMlp, Llama};
-pub use generate::{Flow, GenerateOpts, generate, generate_with};
+pub use generate::{Flow, GenerateOpts, generate, generate_text, generate_with};
 pub use gpt::{Gpt, GptBlock, GptConfig, GptLayout, GptTransformer};
 pub use gpt2::{Gpt2, Gpt2Config};
 pub use tokenizer::{TextStream, Tokenizer, chatml};

@@ -92,3 +92,77 @@ fn broken_templates_are_errors() {
     std::fs::write(&cfg, r#"{"bos_token": "<s>"}"#).unwrap();
     assert!(ChatTemplate::from_tokenizer_config(&cfg).unwrap().is_none());
 }
+
+#[test]
+fn named_formats_render_as_the_published_templates() {
+    let all = fixtures();
+    let mut n = 0;
+    for (name, published) in [("gemma", "gemma3"), ("llama3", "llama3")] {
+        let template = ChatTemplate::named(name).unwrap();
+        for case in all[published]["cases"].as_array().unwrap() {
+            // Text messages only: the named formats have no tools or images.
+            let text_only = case["extra"].as_object().is_none_or(|e| e.is_empty())
+                && case["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|m| m["content"].is_string() && m.get("tool_calls").is_none());
+            if !text_only {
+                continue;
+            }
+            let got = template.render_json(
+                &case["messages"],
+                case["add_generation_prompt"].as_bool().unwrap(),
+                &case["extra"],
+            );
+            let what = format!("{name}: {}", case["conversation"]);
+            match (&case["text"], got) {
+                (Value::String(want), Ok(got)) => assert_eq!(&got, want, "{what}"),
+                (Value::Null, Err(e)) => {
+                    let want = case["error"].as_str().unwrap();
+                    assert!(e.to_string().contains(want), "{what}: {e} vs {want}");
+                }
+                (want, got) => panic!("{what}: expected {want:?}, got {got:?}"),
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 8, "{n} cases");
+    let chatml_named = ChatTemplate::named("chatml").unwrap();
+    let messages = [
+        ("system", "Be brief."),
+        ("user", "Hi"),
+        ("assistant", "Hello"),
+    ];
+    for gen_prompt in [true, false] {
+        assert_eq!(
+            chatml_named.render(&messages, gen_prompt).unwrap(),
+            chatml(&messages, gen_prompt)
+        );
+    }
+    let err = ChatTemplate::named("vicuna").unwrap_err().to_string();
+    assert!(err.contains("chatml, gemma, llama3"), "{err}");
+    let err = ChatTemplate::from_name_or_file("no/such/file.jinja")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("neither a chat format"), "{err}");
+}
+
+#[test]
+fn a_template_file_is_read_as_jinja_or_tokenizer_config() {
+    let dir = std::env::temp_dir().join(format!("ember-template-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jinja = dir.join("chat_template.jinja");
+    std::fs::write(
+        &jinja,
+        "{% for m in messages %}[{{ m.content }}]{% endfor %}",
+    )
+    .unwrap();
+    let t = ChatTemplate::from_file(&jinja).unwrap();
+    assert_eq!(t.render(&[("user", "x")], false).unwrap(), "[x]");
+    let config = dir.join("tokenizer_config.json");
+    std::fs::write(&config, r#"{"eos_token": "</s>"}"#).unwrap();
+    let err = ChatTemplate::from_file(&config).unwrap_err().to_string();
+    assert!(err.contains("has no chat_template"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

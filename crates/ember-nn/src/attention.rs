@@ -192,6 +192,13 @@ impl KvCache {
         self.k.is_empty()
     }
 
+    /// Keeps the first `len` positions (a conversation rolled back to a common prefix); the
+    /// next append continues from there.
+    pub fn truncate(&mut self, len: usize) {
+        self.k.truncate(len);
+        self.v.truncate(len);
+    }
+
     /// Appends new keys and values `(B, Hkv, T, D)`; returns all cached ones.
     pub fn append(&mut self, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
         if k.rank() != 4 || v.rank() != 4 || k.dims()[..3] != v.dims()[..3] {

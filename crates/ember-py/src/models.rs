@@ -7,6 +7,7 @@
 //! thread of its own, hands text pieces to the Python iterator through a bounded channel,
 //! and stops when the iterator is dropped or interrupted.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use ember::models::{
     AutoModel, AutoModelForCausalLM, ChatTemplate, Flow, GenerateOpts, TextStream, Tokenizer,
-    generate_with,
+    generate_text, generate_with,
 };
 use ember::{DType, Device, GgufFile};
 use pyo3::exceptions::PyValueError;
@@ -204,25 +205,37 @@ pub(crate) struct PyCausalLm {
     device: Device,
 }
 
-/// Generation options, validated by Ember before anything runs.
+/// Generation options (transformers' names; `sequence_bias` maps token tuples to biases),
+/// validated by Ember before anything runs.
 #[allow(clippy::too_many_arguments)]
 fn opts(
     max_new_tokens: usize,
+    min_new_tokens: usize,
     temperature: f64,
     top_k: usize,
     top_p: f64,
     repetition_penalty: f64,
+    no_repeat_ngram_size: usize,
+    sequence_bias: Option<HashMap<Vec<i64>, f32>>,
     stop_tokens: Option<Vec<i64>>,
+    stop_strings: Option<Vec<String>>,
     seed: u64,
     eos: Vec<i64>,
 ) -> PyResult<GenerateOpts> {
+    let mut sequence_bias: Vec<(Vec<i64>, f32)> =
+        sequence_bias.unwrap_or_default().into_iter().collect();
+    sequence_bias.sort_by(|a, b| a.0.cmp(&b.0));
     let o = GenerateOpts {
         max_new_tokens,
+        min_new_tokens,
         temperature,
         top_k,
         top_p,
         repetition_penalty,
+        no_repeat_ngram_size,
+        sequence_bias,
         stop_tokens: stop_tokens.unwrap_or(eos),
+        stop_strings: stop_strings.unwrap_or_default(),
         seed,
     };
     o.validate().or_py()?;
@@ -303,7 +316,7 @@ impl PyCausalLm {
 
     /// New token ids after `input_ids` (greedy unless `temperature` > 0); stops at the
     /// model's end-of-sequence ids unless `stop_tokens` says otherwise. Ctrl-C stops it.
-    #[pyo3(signature = (input_ids, max_new_tokens = 64, temperature = 0.0, top_k = 0, top_p = 1.0, repetition_penalty = 1.0, stop_tokens = None, seed = 0))]
+    #[pyo3(signature = (input_ids, max_new_tokens = 64, temperature = 0.0, top_k = 0, top_p = 1.0, repetition_penalty = 1.0, stop_tokens = None, seed = 0, min_new_tokens = 0, no_repeat_ngram_size = 0, sequence_bias = None, stop_strings = None))]
     #[allow(clippy::too_many_arguments)]
     fn generate(
         &self,
@@ -316,30 +329,41 @@ impl PyCausalLm {
         repetition_penalty: f64,
         stop_tokens: Option<Vec<i64>>,
         seed: u64,
+        min_new_tokens: usize,
+        no_repeat_ngram_size: usize,
+        sequence_bias: Option<HashMap<Vec<i64>, f32>>,
+        stop_strings: Option<Vec<String>>,
     ) -> PyResult<Vec<i64>> {
         let prompt = prompt_ids(input_ids)?;
         let o = opts(
             max_new_tokens,
+            min_new_tokens,
             temperature,
             top_k,
             top_p,
             repetition_penalty,
+            no_repeat_ngram_size,
+            sequence_bias,
             stop_tokens,
+            stop_strings,
             seed,
             self.model.eos_ids(),
         )?;
         let (m, device) = (self.model.clone(), self.device);
+        let tok = self.tokenizer.as_ref().map(|t| t.get().tok.clone());
         let mut interrupted = None;
         let out = run(py, || {
-            generate_with(m.as_ref(), &prompt, device, &o, |_| {
-                match Python::attach(|py| py.check_signals()) {
-                    Ok(()) => Ok(Flow::Continue),
-                    Err(e) => {
-                        interrupted = Some(e);
-                        Ok(Flow::Stop)
-                    }
+            let on_token = |_| match Python::attach(|py| py.check_signals()) {
+                Ok(()) => Ok(Flow::Continue),
+                Err(e) => {
+                    interrupted = Some(e);
+                    Ok(Flow::Stop)
                 }
-            })
+            };
+            match &tok {
+                Some(t) => generate_text(m.as_ref(), t, &prompt, device, &o, on_token),
+                None => generate_with(m.as_ref(), &prompt, device, &o, on_token),
+            }
         });
         match interrupted {
             Some(e) => Err(e),
@@ -349,7 +373,7 @@ impl PyCausalLm {
 
     /// Generation as an iterator of text pieces (the prompt a string, or token ids), decoded
     /// with the model's tokenizer as tokens arrive.
-    #[pyo3(signature = (prompt, max_new_tokens = 64, temperature = 0.0, top_k = 0, top_p = 1.0, repetition_penalty = 1.0, stop_tokens = None, seed = 0))]
+    #[pyo3(signature = (prompt, max_new_tokens = 64, temperature = 0.0, top_k = 0, top_p = 1.0, repetition_penalty = 1.0, stop_tokens = None, seed = 0, min_new_tokens = 0, no_repeat_ngram_size = 0, sequence_bias = None, stop_strings = None))]
     #[allow(clippy::too_many_arguments)]
     fn stream(
         &self,
@@ -362,6 +386,10 @@ impl PyCausalLm {
         repetition_penalty: f64,
         stop_tokens: Option<Vec<i64>>,
         seed: u64,
+        min_new_tokens: usize,
+        no_repeat_ngram_size: usize,
+        sequence_bias: Option<HashMap<Vec<i64>, f32>>,
+        stop_strings: Option<Vec<String>>,
     ) -> PyResult<TextPieces> {
         let tok = match &self.tokenizer {
             Some(t) => t.get().tok.clone(),
@@ -380,11 +408,15 @@ impl PyCausalLm {
         };
         let o = opts(
             max_new_tokens,
+            min_new_tokens,
             temperature,
             top_k,
             top_p,
             repetition_penalty,
+            no_repeat_ngram_size,
+            sequence_bias,
             stop_tokens,
+            stop_strings,
             seed,
             self.model.eos_ids(),
         )?;
@@ -394,7 +426,7 @@ impl PyCausalLm {
             .name("ember-stream".into())
             .spawn(move || {
                 let mut text = TextStream::new(&tok);
-                let r = generate_with(m.as_ref(), &ids, device, &o, |id| {
+                let r = generate_text(m.as_ref(), &tok, &ids, device, &o, |id| {
                     let piece = text.push(id)?;
                     if piece.is_empty() || tx.send(Ok(piece)).is_ok() {
                         Ok(Flow::Continue)

@@ -136,6 +136,49 @@ fn generate_streams_from_the_smollm2_gguf() {
 }
 
 #[test]
+fn chat_keeps_its_cache_between_turns() {
+    if !have_asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") {
+        return;
+    }
+    let turns = [
+        "--message",
+        "What is the capital of France? Answer in one sentence.",
+        "--message",
+        "And of Italy?",
+        "--max-new-tokens",
+        "12",
+    ];
+    let out = run("chat", &turns);
+    assert!(out.contains("Paris"), "{out}");
+    assert!(out.contains("turn 2: "), "{out}");
+    let prefilled = |out: &str, turn: &str| -> usize {
+        let line = out.lines().find(|l| l.starts_with(turn)).unwrap();
+        line.split_whitespace().nth(2).unwrap().parse().unwrap()
+    };
+    let mut again = turns.to_vec();
+    again.push("--no-cache");
+    let full = run("chat", &again);
+    assert!(
+        prefilled(&out, "turn 2:") < prefilled(&full, "turn 2:"),
+        "{out}\n{full}"
+    );
+    // A base model's GGUF without a template is said to have none.
+    if have_asset("gemma3/gemma-3-270m-q4_k_m.gguf") {
+        let gemma = ember::assets::dir().join("gemma3/gemma-3-270m-q4_k_m.gguf");
+        let args = [
+            "--model",
+            gemma.to_str().unwrap(),
+            "--message",
+            "Hi",
+            "--max-new-tokens",
+            "2",
+        ];
+        let out = run("chat", &args);
+        assert!(out.contains("carries no chat template"), "{out}");
+    }
+}
+
+#[test]
 fn embed_prints_the_minilm_similarity_matrix() {
     if !have_asset("minilm/model.safetensors") {
         return;

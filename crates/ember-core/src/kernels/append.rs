@@ -47,6 +47,12 @@ impl AppendBuffer {
         self.len == 0
     }
 
+    /// Keeps the first `len` entries (all when there are fewer); the next append writes after
+    /// them. Views returned earlier keep their contents.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// Appends `new` along `dim` (its other dims, dtype and device must match earlier
     /// appends) and returns all entries so far. On error the buffer is unchanged.
     pub fn append(&mut self, dim: usize, new: &Tensor) -> Result<Tensor> {

@@ -6,9 +6,12 @@
 
 mod compile;
 mod functions;
+mod named;
 mod sandbox;
+mod session;
 
 pub use sandbox::RenderLimits;
+pub use session::ChatSession;
 
 use std::path::Path;
 
@@ -44,6 +47,16 @@ pub struct ChatTemplate {
     limits: RenderLimits,
     /// Where the template came from, for messages.
     origin: String,
+}
+
+impl std::fmt::Debug for ChatTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatTemplate")
+            .field("origin", &self.origin)
+            .field("special", &self.special)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 fn template_error(origin: &str, e: minijinja::Error) -> Error {
