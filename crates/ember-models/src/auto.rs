@@ -95,14 +95,15 @@ impl AutoModelForCausalLM {
         )))
     }
 
-    /// Opens `path` as GGUF when it ends in `.gguf`, else as a Hugging Face directory.
+    /// Opens `path` as GGUF when its bytes say it is one (whatever its name), else as a
+    /// Hugging Face directory.
     pub fn from_path(
         path: impl AsRef<Path>,
         device: Device,
         dtype: DType,
     ) -> Result<AutoModelForCausalLM> {
         let path = path.as_ref();
-        if path.extension().is_some_and(|e| e == "gguf") {
+        if ember_weights::file_kind(path) == ember_weights::FileKind::Gguf {
             AutoModelForCausalLM::from_gguf(&GgufFile::open(path)?, device, dtype)
         } else {
             AutoModelForCausalLM::from_pretrained(path, device, dtype)

@@ -37,6 +37,21 @@ const MAX_CONFIG: u64 = 16 << 20;
 /// Reads `dir/config.json` as JSON (the models keep it to write it back).
 pub(crate) fn read_config(dir: &Path) -> Result<serde_json::Value> {
     let path = dir.join("config.json");
+    // A file, or a directory without config.json, is named with the loader it needs.
+    match ember_weights::file_kind(dir) {
+        ember_weights::FileKind::Directory { config: true, .. }
+        | ember_weights::FileKind::Missing => {}
+        kind => {
+            return Err(Error::Format {
+                format: "config.json",
+                path: dir.display().to_string(),
+                msg: format!(
+                    "from_pretrained takes a Hugging Face model directory; this is {}",
+                    kind.advice()
+                ),
+            });
+        }
+    }
     let text = ember_weights::read_text(&path, MAX_CONFIG, "config.json")?;
     serde_json::from_str(&text).map_err(|e| Error::Format {
         format: "config.json",

@@ -45,6 +45,26 @@ impl Tokenizer {
     /// pads every input to 128 tokens).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Tokenizer> {
         let path = path.as_ref();
+        match ember_weights::file_kind(path) {
+            ember_weights::FileKind::Gguf => {
+                return Err(Error::Format {
+                    format: "tokenizer.json",
+                    path: path.display().to_string(),
+                    msg: "this is a GGUF file: its tokenizer loads with Tokenizer::from_gguf(&GgufFile::open(path)?)".into(),
+                });
+            }
+            kind @ ember_weights::FileKind::Directory { .. } => {
+                return Err(Error::Format {
+                    format: "tokenizer.json",
+                    path: path.display().to_string(),
+                    msg: format!(
+                        "Tokenizer::from_file takes the tokenizer.json file, not a directory (this is {})",
+                        kind.advice()
+                    ),
+                });
+            }
+            _ => {}
+        }
         let text = ember_weights::read_text(path, MAX_TOKENIZER_FILE, "tokenizer.json")?;
         let parse = || {
             text.parse::<tokenizers::Tokenizer>()

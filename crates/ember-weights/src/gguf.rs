@@ -10,6 +10,7 @@ use ember_core::quant::{QFormat, QTensor};
 use ember_core::{DType, Device, Error, Result, Tensor};
 use memmap2::Mmap;
 
+use crate::FileKind;
 use crate::quant::dequantize;
 
 const FORMAT: &str = "gguf";
@@ -253,6 +254,11 @@ impl GgufFile {
     /// Opens and checks a GGUF file.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
         let path = path.as_ref();
+        // Another kind of file (or a directory) is named with its loader; unknown bytes go
+        // to the parser, which says what is wrong with them.
+        crate::kind::expect_kind(path, FORMAT, |k| {
+            matches!(k, FileKind::Gguf | FileKind::Other)
+        })?;
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: read-only map; the file must not change while it is open (as any mmap loader).
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;

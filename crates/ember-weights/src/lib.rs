@@ -16,6 +16,7 @@
 mod atomic;
 mod gguf;
 mod gguf_write;
+mod kind;
 mod quant;
 mod safetensors_io;
 mod text;
@@ -23,6 +24,7 @@ mod text;
 pub use atomic::write_atomic;
 pub use gguf::{GgufFile, GgufTensorInfo, GgufTensors, GgufType, GgufValue};
 pub use gguf_write::{GgufTensorData, save_gguf};
+pub use kind::{FileKind, file_kind};
 pub use quant::dequantize;
 pub use safetensors_io::{Checkpoint, save_safetensors};
 pub use text::read_text;

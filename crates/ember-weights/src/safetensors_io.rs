@@ -81,7 +81,17 @@ impl Checkpoint {
             if index.exists() {
                 return Checkpoint::open_index(&index);
             }
-            return Checkpoint::open_files(&[path.join("model.safetensors")]);
+            let file = path.join("model.safetensors");
+            if !file.exists() {
+                return Err(format_err(
+                    path,
+                    format!(
+                        "no model.safetensors or model.safetensors.index.json in it: it is {}",
+                        crate::file_kind(path).advice()
+                    ),
+                ));
+            }
+            return Checkpoint::open_files(&[file]);
         }
         if path.extension().is_some_and(|e| e == "json") {
             return Checkpoint::open_index(path);
@@ -140,6 +150,9 @@ impl Checkpoint {
         let mut entries = BTreeMap::new();
         let mut metadata = HashMap::new();
         for (i, path) in paths.iter().enumerate() {
+            crate::kind::expect_kind(path, FORMAT, |k| {
+                matches!(k, crate::FileKind::Safetensors | crate::FileKind::Other)
+            })?;
             let file = File::open(path).map_err(|e| io_err(path, e))?;
             // SAFETY: the map is read-only; like every mmap-based loader, we assume the file
             // is not truncated or rewritten by another process while the checkpoint is open.
