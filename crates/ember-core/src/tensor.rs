@@ -28,6 +28,13 @@ impl TensorId {
 #[derive(Clone)]
 pub struct Tensor(Arc<Record>);
 
+// A record never changes through a shared reference (in-place kernels write into a buffer only
+// when they hold its sole reference), so a panic cannot leave a tensor half-written for code
+// after `catch_unwind`. The compiler cannot see that through the primitive's boxed allocation
+// controller, hence the assertion.
+impl std::panic::UnwindSafe for Tensor {}
+impl std::panic::RefUnwindSafe for Tensor {}
+
 struct Record {
     id: TensorId,
     /// The burn primitive; its shape equals `shape`, except rank 0 which is stored as `[1]`.

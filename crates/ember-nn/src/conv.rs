@@ -76,8 +76,24 @@ impl Module for Conv<2> {
 }
 
 /// Max pooling, as `nn.MaxPool1d` / `nn.MaxPool2d`.
+///
+/// ```
+/// use ember_core::{DType, Device, PoolOpts, Tensor};
+/// use ember_nn::{MaxPool2d, Module};
+/// let pool = MaxPool2d::new(PoolOpts::new([2, 2]));
+/// let x = Tensor::ones(&[1, 3, 8, 8], DType::F32, Device::Cpu)?; // (N, C, H, W)
+/// assert_eq!(pool.forward(&x)?.dims(), &[1, 3, 4, 4]);
+/// # Ok::<(), ember_core::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MaxPool<const D: usize>(pub PoolOpts<D>);
+
+impl<const D: usize> MaxPool<D> {
+    /// Max pooling over `opts`' window (stride defaults to the window, as PyTorch).
+    pub fn new(opts: PoolOpts<D>) -> Self {
+        MaxPool(opts)
+    }
+}
 
 /// Average pooling, as `nn.AvgPool1d` / `nn.AvgPool2d` (`count_include_pad` as PyTorch,
 /// default true).
@@ -102,6 +118,13 @@ impl<const D: usize> AvgPool<D> {
 /// Adaptive average pooling to a fixed output size, as `nn.AdaptiveAvgPool1d/2d`.
 #[derive(Debug, Clone, Copy)]
 pub struct AdaptiveAvgPool<const D: usize>(pub [usize; D]);
+
+impl<const D: usize> AdaptiveAvgPool<D> {
+    /// Pooling to `output_size` (`nn.AdaptiveAvgPool2d((h, w))`).
+    pub fn new(output_size: [usize; D]) -> Self {
+        AdaptiveAvgPool(output_size)
+    }
+}
 
 /// `nn.MaxPool1d`.
 pub type MaxPool1d = MaxPool<1>;

@@ -25,6 +25,65 @@ impl<D: Dataset + ?Sized> Dataset for &D {
     }
 }
 
+/// Inputs and targets already in two tensors, example `i` being row `i` of each (PyTorch's
+/// `TensorDataset` of two tensors).
+///
+/// ```
+/// use ember_core::{DType, Device, Tensor};
+/// use ember_train::{DataLoader, Dataset, TensorDataset};
+/// let x = Tensor::randn(&[10, 3], DType::F32, Device::Cpu)?; // (N, features)
+/// let y = Tensor::arange(0.0, 10.0, 1.0, DType::I64, Device::Cpu)?; // (N,) labels
+/// let data = TensorDataset::new(x, y)?;
+/// assert_eq!(data.len(), 10);
+/// let mut loader = DataLoader::new(data, 4, Device::Cpu)?.shuffle(0);
+/// let (xb, yb) = loader.next_batch()?.unwrap();
+/// assert_eq!((xb.dims(), yb.dims()), (&[4, 3][..], &[4][..]));
+/// # Ok::<(), ember_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TensorDataset {
+    inputs: Tensor,  // (N, ...)
+    targets: Tensor, // (N, ...)
+}
+
+impl TensorDataset {
+    /// Pairs row `i` of `inputs` with row `i` of `targets`; both need the same length along
+    /// dim 0.
+    pub fn new(inputs: Tensor, targets: Tensor) -> Result<TensorDataset> {
+        let n = |t: &Tensor| t.dims().first().copied();
+        if inputs.rank() == 0 || n(&inputs) != n(&targets) {
+            return Err(Error::shape(
+                "TensorDataset::new",
+                &[inputs.dims(), targets.dims()],
+                "inputs and targets need the same length along dim 0",
+            ));
+        }
+        Ok(TensorDataset { inputs, targets })
+    }
+
+    /// The inputs and the targets.
+    pub fn tensors(&self) -> (&Tensor, &Tensor) {
+        (&self.inputs, &self.targets)
+    }
+}
+
+impl Dataset for TensorDataset {
+    fn len(&self) -> usize {
+        self.inputs.dims()[0]
+    }
+
+    fn get(&self, i: usize, device: Device) -> Result<(Tensor, Tensor)> {
+        if i >= self.len() {
+            return Err(Error::data(
+                "TensorDataset::get",
+                format!("example {i} of {}", self.len()),
+            ));
+        }
+        let row = |t: &Tensor| t.narrow(0, i, 1)?.squeeze(0)?.to_device(device);
+        Ok((row(&self.inputs)?, row(&self.targets)?))
+    }
+}
+
 /// A source of random training batches: what [`crate::Trainer::fit`] draws from.
 pub trait Batches {
     /// `batch` random examples stacked: `(inputs, targets)`.

@@ -19,7 +19,7 @@ mod run_dir;
 mod trainer;
 mod usage;
 
-pub use data::{Batches, Dataset, Sampled, TokenStream};
+pub use data::{Batches, Dataset, Sampled, TensorDataset, TokenStream};
 pub use eval::{Accuracy, EvalReport, EvalSettings, LossFn, Metric, Validation, WholeSet};
 pub use loader::DataLoader;
 pub use plot::loss_curve;
