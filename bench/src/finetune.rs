@@ -10,7 +10,7 @@ use ember::optim::{AdamW, AdamWConfig};
 use ember::prelude::*;
 use ember::usage::{self, Usage};
 
-use crate::workloads::{Measured, gpt2, random_ids, train_steps};
+use crate::workloads::{Measured, gpt2_with_dropout, random_ids, train_steps};
 
 /// SmolLM2-135M's shape (Llama: 30 layers, width 576, 9 heads, 3 KV heads, MLP 1536, vocab
 /// 49152, tied head).
@@ -77,7 +77,9 @@ pub fn smollm2(lora: bool, repeats: usize) -> Result<(Measured, Usage)> {
 
 /// GPT-2 124M training at batch 4 × 512 in f32, with or without gradient checkpointing.
 pub fn gpt2_train_512(checkpointing: bool, repeats: usize) -> Result<(Measured, Usage)> {
-    let model = gpt2(Device::Cpu, DType::F32)?;
+    // No dropout, as the PyTorch side of this workload.
+    let model = gpt2_with_dropout(Device::Cpu, DType::F32, 0.0)?;
+    model.train();
     model.gradient_checkpointing(checkpointing);
     steps(
         repeats,

@@ -196,8 +196,15 @@ pub fn nanogpt(
     )
 }
 
-/// GPT-2 small (124M), random initialization, weights in `dtype`.
+/// GPT-2 small (124M) as transformers' `GPT2Config()` (dropout 0.1 in training mode), random
+/// initialization, weights in `dtype`, in eval mode (the inference workloads'; training ones
+/// switch to train).
 pub fn gpt2(device: Device, dtype: DType) -> Result<Gpt2> {
+    gpt2_with_dropout(device, dtype, 0.1)
+}
+
+/// [`gpt2`] with every dropout probability `p`.
+pub fn gpt2_with_dropout(device: Device, dtype: DType, p: f64) -> Result<Gpt2> {
     let cfg = Gpt2Config {
         vocab_size: 50257,
         n_positions: 1024,
@@ -207,8 +214,13 @@ pub fn gpt2(device: Device, dtype: DType) -> Result<Gpt2> {
         n_inner: None,
         layer_norm_epsilon: 1e-5,
         activation_function: "gelu_new".into(),
+        embd_pdrop: p,
+        attn_pdrop: p,
+        resid_pdrop: p,
     };
-    Gpt2::new(cfg, device, dtype, 0)
+    let model = Gpt2::new(cfg, device, dtype, 0)?;
+    model.eval();
+    Ok(model)
 }
 
 /// GPT-2 124M forward over a 128-token prompt (batch 1), weights in `dtype`: tokens/s.
@@ -272,7 +284,8 @@ pub fn gpt2_train(
     repeats: usize,
     device: Device,
 ) -> Result<Measured> {
-    let model = gpt2(device, DType::F32)?;
+    let model = gpt2(device, DType::F32)?; // dropout 0.1 as PyTorch's GPT2Config()
+    model.train();
     let mut opt = AdamW::new(
         model.store.trainable_parameters(),
         AdamWConfig::with_lr(1e-4),

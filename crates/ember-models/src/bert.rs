@@ -4,12 +4,12 @@ use std::path::Path;
 
 use ember_core::{DType, Device, Error, Result, Tensor};
 use ember_nn::{
-    Activation, AttentionConfig, Embedding, LayerNorm, Linear, LoadOptions, Module,
+    Activation, AttentionConfig, Dropout, Embedding, LayerNorm, Linear, LoadOptions, Module,
     MultiHeadAttention, QkvProjection, VarBuilder, VarStore, build_checked,
 };
 use serde::Deserialize;
 
-use crate::config::{divides, finite, positive};
+use crate::config::{divides, finite, positive, probability};
 
 /// The fields of a BERT `config.json` that Ember uses.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -35,6 +35,12 @@ pub struct BertConfig {
     /// LayerNorm epsilon
     #[serde(default = "default_eps")]
     pub layer_norm_eps: f64,
+    /// dropout after the embeddings and on each sublayer's output (training mode)
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    /// dropout on the attention probabilities (training mode)
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
 }
 
 fn default_act() -> String {
@@ -46,12 +52,17 @@ fn default_types() -> usize {
 fn default_eps() -> f64 {
     1e-12
 }
+fn default_dropout() -> f64 {
+    0.1
+}
 
 struct Layer {
     attn: MultiHeadAttention,
+    attn_drop: Dropout,
     attn_norm: LayerNorm,
     inter: Linear,
     out: Linear,
+    out_drop: Dropout,
     out_norm: LayerNorm,
 }
 
@@ -66,6 +77,7 @@ pub struct Bert {
     position: Embedding,
     token_type: Embedding,
     emb_norm: LayerNorm,
+    emb_drop: Dropout,
     layers: Vec<Layer>,
     pooler: Linear,
     act: Activation,
@@ -95,6 +107,11 @@ impl BertConfig {
             self.num_attention_heads,
         )?;
         finite("layer_norm_eps", self.layer_norm_eps, 0.0)?;
+        probability("hidden_dropout_prob", Some(self.hidden_dropout_prob))?;
+        probability(
+            "attention_probs_dropout_prob",
+            Some(self.attention_probs_dropout_prob),
+        )?;
         Activation::from_hf(&self.hidden_act).map_err(|e| e.to_string())?;
         Ok(())
     }
@@ -122,6 +139,8 @@ impl Bert {
             "intermediate_size": cfg.intermediate_size, "hidden_act": cfg.hidden_act,
             "max_position_embeddings": cfg.max_position_embeddings,
             "type_vocab_size": cfg.type_vocab_size, "layer_norm_eps": cfg.layer_norm_eps,
+            "hidden_dropout_prob": cfg.hidden_dropout_prob,
+            "attention_probs_dropout_prob": cfg.attention_probs_dropout_prob,
         });
         let store = VarStore::with_seed(device, dtype, seed);
         build_checked(store, |store| Bert::build(&cfg, raw.clone(), store))
@@ -131,6 +150,7 @@ impl Bert {
     fn build(cfg: &BertConfig, raw_config: serde_json::Value, store: VarStore) -> Result<Bert> {
         let (c, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
         let vb = VarBuilder::new(&store);
+        let hidden_drop = || Dropout::new(vb.clone(), cfg.hidden_dropout_prob);
         let e = vb.pp("embeddings");
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
@@ -153,11 +173,15 @@ impl Bert {
                     causal: false,
                     rope: None,
                 };
+                let probs_drop = Dropout::new(vb.clone(), cfg.attention_probs_dropout_prob)?;
                 Ok(Layer {
-                    attn: MultiHeadAttention::from_parts(l.clone(), qkv, out, attn_cfg)?,
+                    attn: MultiHeadAttention::from_parts(l.clone(), qkv, out, attn_cfg)?
+                        .with_dropout(probs_drop),
+                    attn_drop: hidden_drop()?,
                     attn_norm: LayerNorm::new(a.pp("output.LayerNorm"), c, eps, true)?,
                     inter: Linear::new(l.pp("intermediate.dense"), c, cfg.intermediate_size, true)?,
                     out: Linear::new(l.pp("output.dense"), cfg.intermediate_size, c, true)?,
+                    out_drop: hidden_drop()?,
                     out_norm: LayerNorm::new(l.pp("output.LayerNorm"), c, eps, true)?,
                 })
             })
@@ -166,6 +190,7 @@ impl Bert {
         let position = Embedding::new(e.pp("position_embeddings"), cfg.max_position_embeddings, c)?;
         let token_type = Embedding::new(e.pp("token_type_embeddings"), cfg.type_vocab_size, c)?;
         let emb_norm = LayerNorm::new(e.pp("LayerNorm"), c, eps, true)?;
+        let emb_drop = hidden_drop()?;
         let pooler = Linear::new(vb.pp("pooler.dense"), c, c, true)?;
         let act = Activation::from_hf(&cfg.hidden_act)?;
         drop(vb);
@@ -177,6 +202,7 @@ impl Bert {
             position,
             token_type,
             emb_norm,
+            emb_drop,
             layers,
             pooler,
             act,
@@ -268,16 +294,16 @@ impl Bert {
             .forward(ids)?
             .add(&self.position.forward(&pos)?)?
             .add(&self.token_type.forward(&types)?)?;
-        let mut x = self.emb_norm.forward(&x)?; // (B, T, C)
+        let mut x = self.emb_drop.forward(&self.emb_norm.forward(&x)?)?; // (B, T, C)
         let keep = match attention_mask {
             Some(m) => Some(m.ne_scalar(0.0)?.reshape_to(&[b, 1, 1, t])?),
             None => None,
         };
         for l in &self.layers {
             let y = l.attn.forward_with(&x, keep.as_ref(), None)?; // (B, T, C)
-            x = l.attn_norm.forward(&x.add(&y)?)?;
+            x = l.attn_norm.forward(&x.add(&l.attn_drop.forward(&y)?)?)?;
             let f = l.out.forward(&self.act.forward(&l.inter.forward(&x)?)?)?;
-            x = l.out_norm.forward(&x.add(&f)?)?;
+            x = l.out_norm.forward(&x.add(&l.out_drop.forward(&f)?)?)?;
         }
         let first = x.narrow(1, 0, 1)?.squeeze(1)?; // (B, C)
         let pooled = self.pooler.forward(&first)?.tanh()?;

@@ -185,6 +185,12 @@ pub struct DecoderConfig {
     /// padding id
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pad_token_id: Option<i64>,
+    /// dropout on the attention probabilities in training mode (0 when absent)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_dropout: Option<f64>,
+    /// Phi-3's dropout on the attention and MLP outputs before each residual add
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resid_pdrop: Option<f64>,
 }
 
 /// The Llama family's config: the decoder config.
@@ -294,6 +300,8 @@ impl DecoderConfig {
             hd,
         )?;
         finite("rms_norm_eps", self.rms_norm_eps, 0.0)?;
+        probability("attention_dropout", self.attention_dropout)?;
+        probability("resid_pdrop", self.resid_pdrop)?;
         for i in 0..self.num_hidden_layers.min(1 << 16) {
             let l = self.layer(i)?;
             if !(l.theta.is_finite() && l.theta > 0.0) {
@@ -534,6 +542,16 @@ pub(crate) fn times(what: &str, a: usize, b: usize) -> std::result::Result<usize
 }
 
 /// A finite value of at least `min`.
+/// A dropout probability: absent, or in [0, 1).
+pub(crate) fn probability(name: &str, p: Option<f64>) -> std::result::Result<(), String> {
+    match p {
+        Some(p) if !(0.0..1.0).contains(&p) => {
+            Err(format!("{name} {p} must be a probability in [0, 1)"))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn finite(name: &str, v: f64, min: f64) -> std::result::Result<(), String> {
     if !(v.is_finite() && v >= min) {
         return Err(format!("{name} {v} must be finite and at least {min}"));

@@ -5,8 +5,8 @@
 
 use ember_core::{DType, Error, Result, Tensor};
 use ember_nn::{
-    Activation, AttentionConfig, Conv1D, Embedding, Init, KvCache, LayerNorm, Linear, Module,
-    MultiHeadAttention, PlanLimits, Projection, QkvProjection, VarBuilder, VarStore,
+    Activation, AttentionConfig, Conv1D, Dropout, Embedding, Init, KvCache, LayerNorm, Linear,
+    Module, MultiHeadAttention, PlanLimits, Projection, QkvProjection, VarBuilder, VarStore,
 };
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +84,8 @@ pub struct GptBlock {
     pub c_proj: Projection,
     /// The MLP's activation.
     pub act: Activation,
+    /// GPT-2's `resid_pdrop` on the attention and MLP outputs before each residual add
+    pub resid_dropout: Option<Dropout>,
 }
 
 impl GptBlock {
@@ -120,20 +122,40 @@ impl GptBlock {
             c_fc,
             c_proj,
             act,
+            resid_dropout: None,
         })
+    }
+
+    /// With dropout in training mode (following `vb`'s store): `attn_p` on the attention
+    /// probabilities, `resid_p` on each sublayer's output (GPT-2's `attn_pdrop`,
+    /// `resid_pdrop`); zero adds none.
+    pub fn with_dropout(mut self, vb: &VarBuilder, attn_p: f64, resid_p: f64) -> Result<GptBlock> {
+        if attn_p > 0.0 {
+            self.attn = self.attn.with_dropout(Dropout::new(vb.clone(), attn_p)?);
+        }
+        if resid_p > 0.0 {
+            self.resid_dropout = Some(Dropout::new(vb.clone(), resid_p)?);
+        }
+        Ok(self)
+    }
+
+    fn resid(&self, x: Tensor) -> Result<Tensor> {
+        match &self.resid_dropout {
+            Some(d) => d.forward(&x),
+            None => Ok(x),
+        }
     }
 
     /// The block on `x` `(B, T, C)`, after the positions held in `cache` when given.
     pub fn forward_with(&self, x: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
-        let x = x.add(
-            &self
-                .attn
-                .forward_with(&self.ln_1.forward(x)?, None, cache)?,
-        )?;
+        let a = self
+            .attn
+            .forward_with(&self.ln_1.forward(x)?, None, cache)?;
+        let x = x.add(&self.resid(a)?)?;
         let h = self
             .act
             .forward(&self.c_fc.forward(&self.ln_2.forward(&x)?)?)?; // (B, T, inner)
-        x.add(&self.c_proj.forward(&h)?)
+        x.add(&self.resid(self.c_proj.forward(&h)?)?)
     }
 }
 
@@ -148,6 +170,8 @@ pub struct GptTransformer {
     pub blocks: Vec<GptBlock>,
     /// `ln_f`
     pub ln_f: LayerNorm,
+    /// GPT-2's `embd_pdrop` on the embeddings (training mode)
+    pub embd_dropout: Option<Dropout>,
     /// gradient checkpointing of the blocks (off by default)
     pub checkpointing: ember_nn::Checkpointing,
 }
@@ -195,6 +219,9 @@ impl GptTransformer {
         let (start, end) = (offset as f64, (offset + t) as f64);
         let pos = Tensor::arange(start, end, 1.0, DType::I64, ids.device())?; // (T,)
         let mut x = self.wte.forward(ids)?.add(&self.wpe.forward(&pos)?)?; // (B, T, C)
+        if let Some(d) = &self.embd_dropout {
+            x = d.forward(&x)?;
+        }
         match cache {
             Some(cache) => {
                 for (blk, kv) in self.blocks.iter().zip(cache.iter_mut()) {
@@ -308,6 +335,7 @@ impl Gpt {
             wpe: Embedding { weight: wpe },
             blocks,
             ln_f,
+            embd_dropout: None,
         };
         Ok(Gpt { cfg, model })
     }

@@ -5,12 +5,13 @@ use std::path::Path;
 
 use ember_core::{DType, Device, Error, Result, Tensor};
 use ember_nn::{
-    Activation, Embedding, KvCache, LayerNorm, LoadOptions, VarBuilder, VarStore, build_checked,
+    Activation, Dropout, Embedding, KvCache, LayerNorm, LoadOptions, VarBuilder, VarStore,
+    build_checked,
 };
 use serde::Deserialize;
 
 use crate::CausalLm;
-use crate::config::{divides, finite, positive, times};
+use crate::config::{divides, finite, positive, probability, times};
 use crate::gpt::{GptBlock, GptLayout, GptTransformer};
 
 /// The fields of a GPT-2 `config.json` that Ember uses.
@@ -35,6 +36,15 @@ pub struct Gpt2Config {
     /// MLP activation (`gelu_new` in GPT-2)
     #[serde(default = "default_act")]
     pub activation_function: String,
+    /// dropout on the embeddings (training mode)
+    #[serde(default = "default_dropout")]
+    pub embd_pdrop: f64,
+    /// dropout on the attention probabilities (training mode)
+    #[serde(default = "default_dropout")]
+    pub attn_pdrop: f64,
+    /// dropout on each sublayer's output before its residual add (training mode)
+    #[serde(default = "default_dropout")]
+    pub resid_pdrop: f64,
 }
 
 fn default_eps() -> f64 {
@@ -42,6 +52,9 @@ fn default_eps() -> f64 {
 }
 fn default_act() -> String {
     "gelu_new".into()
+}
+fn default_dropout() -> f64 {
+    0.1
 }
 
 /// GPT-2 with Hugging Face's names (`wte`, `wpe`, `h.{i}.attn.c_attn`, ..., `ln_f`); loads
@@ -75,6 +88,13 @@ impl Gpt2Config {
         times("3 × n_embd", 3, self.n_embd)?;
         self.inner()?;
         finite("layer_norm_epsilon", self.layer_norm_epsilon, 0.0)?;
+        for (name, p) in [
+            ("embd_pdrop", self.embd_pdrop),
+            ("attn_pdrop", self.attn_pdrop),
+            ("resid_pdrop", self.resid_pdrop),
+        ] {
+            probability(name, Some(p))?;
+        }
         Activation::from_hf(&self.activation_function).map_err(|e| e.to_string())?;
         Ok(())
     }
@@ -109,6 +129,8 @@ impl Gpt2 {
             "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_inner": cfg.n_inner,
             "layer_norm_epsilon": cfg.layer_norm_epsilon,
             "activation_function": cfg.activation_function, "tie_word_embeddings": true,
+            "embd_pdrop": cfg.embd_pdrop, "attn_pdrop": cfg.attn_pdrop,
+            "resid_pdrop": cfg.resid_pdrop,
         });
         let store = VarStore::with_seed(device, dtype, seed);
         build_checked(store, |store| Gpt2::build(&cfg, raw.clone(), store))
@@ -128,7 +150,8 @@ impl Gpt2 {
                     (c, cfg.n_head, inner),
                     eps,
                     act,
-                )
+                )?
+                .with_dropout(&vb, cfg.attn_pdrop, cfg.resid_pdrop)
             })
             .collect::<Result<Vec<_>>>()?;
         let model = GptTransformer {
@@ -137,6 +160,10 @@ impl Gpt2 {
             wpe: Embedding::new(vb.pp("wpe"), cfg.n_positions, c)?,
             blocks,
             ln_f: LayerNorm::new(vb.pp("ln_f"), c, eps, true)?,
+            embd_dropout: match cfg.embd_pdrop {
+                0.0 => None,
+                p => Some(Dropout::new(vb.clone(), p)?),
+            },
         };
         drop(vb);
         Ok(Gpt2 {

@@ -125,7 +125,11 @@ pub(crate) fn build_from_dir<M>(
 ) -> Result<M> {
     let ckpt = ember_weights::Checkpoint::open(dir)?;
     let source = ember_nn::CheckpointSource::new(ckpt, opts, dir.display().to_string());
-    ember_nn::build_from(Box::new(source), device, dtype, build, store_of)
+    let model = ember_nn::build_from(Box::new(source), device, dtype, build, &store_of)?;
+    // A pretrained model starts in eval mode, as transformers' from_pretrained leaves it
+    // (dropout off until `train()`; the trainer switches it on).
+    store_of(&model).eval();
+    Ok(model)
 }
 
 /// HF's causal-LM loss of `forward(ids)`: logits at position t predict `labels[t + 1]`;

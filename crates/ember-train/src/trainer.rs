@@ -376,7 +376,8 @@ impl<'a> Trainer<'a> {
         Ok(path)
     }
 
-    /// Trains until `cfg.steps`, evaluating, logging and checkpointing as configured.
+    /// Trains until `cfg.steps` in training mode (dropout on, as transformers' Trainer), evaluating,
+    /// logging and checkpointing as configured.
     ///
     /// The output directory is locked for the run ([`RunDir`]). A fresh run (not resumed)
     /// refuses a directory that holds an earlier run's checkpoints and starts a new
@@ -405,6 +406,9 @@ impl<'a> Trainer<'a> {
             run.check_fresh()?;
             self.truncate_metrics(0)?;
         }
+        // Training mode, as transformers' Trainer sets it (a pretrained model loads in eval
+        // mode); evaluations switch to eval and back.
+        self.store.train();
         let params = self.store.trainable_parameters();
         let units_per_step =
             (self.cfg.batch_size * train.tokens_per_row() * self.cfg.grad_accum.max(1)) as f64;

@@ -39,6 +39,9 @@ fn main() -> Result<()> {
         n_inner: None,
         layer_norm_epsilon: 1e-5,
         activation_function: "gelu_new".into(),
+        embd_pdrop: 0.1,
+        attn_pdrop: 0.1,
+        resid_pdrop: 0.1,
     };
     let model = Gpt2::new(cfg, Device::Cpu, DType::F32, 0)?;
     let opts = GenerateOpts {

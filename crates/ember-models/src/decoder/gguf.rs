@@ -131,13 +131,15 @@ impl DecoderLm {
         let mut source = GgufSource::new(g, &cfg)?;
         source.keep_quantized = keep;
         let raw = written_config(&cfg);
-        build_from(
+        let model = build_from(
             Box::new(source),
             device,
             dtype,
             |store| DecoderLm::build(&cfg, raw.clone(), store),
             |m| &m.store,
-        )
+        )?;
+        model.store.eval(); // as a pretrained model: dropout off until `train()`
+        Ok(model)
     }
 }
 
@@ -225,6 +227,8 @@ fn gguf_config(g: &GgufFile) -> Result<DecoderConfig> {
         bos_token_id: token("bos_token_id"),
         eos_token_id: token("eos_token_id").map(serde_json::Value::from),
         pad_token_id: token("padding_token_id"),
+        attention_dropout: None,
+        resid_pdrop: None,
     };
     if let Some(kind) = value("rope.scaling.type").and_then(GgufValue::as_str) {
         let factor = float("rope.scaling.factor").unwrap_or(1.0);

@@ -4,8 +4,8 @@
 
 use ember_core::{Result, Tensor};
 use ember_nn::{
-    Activation, CachedAttention, GatedMlp, KvCache, Linear, Module, QkvProjection, RmsNorm,
-    RotaryEmbedding, VarBuilder, attend_cached,
+    Activation, CachedAttention, Dropout, GatedMlp, KvCache, Linear, Module, QkvProjection,
+    RmsNorm, RotaryEmbedding, VarBuilder, attend_cached,
 };
 
 use crate::config::{Arch, DecoderConfig};
@@ -62,6 +62,10 @@ pub struct DecoderLayer {
     pub qk_norm: Option<(RmsNorm, RmsNorm)>,
     /// `mlp`
     pub mlp: DecoderMlp,
+    /// dropout on the attention probabilities (`attention_dropout`), in training mode
+    pub attn_dropout: Option<Dropout>,
+    /// Phi-3's `resid_pdrop` on each sublayer's output before its residual add
+    pub resid_dropout: Option<Dropout>,
     rope: RotaryEmbedding,
     heads: usize,
     kv_heads: usize,
@@ -136,7 +140,17 @@ impl DecoderLayer {
         } else {
             (None, norm(vb.pp("post_attention_layernorm"), dim)?, None)
         };
+        // Dropout follows the store's train/eval mode; a zero probability needs no layer.
+        let dropout = |p: Option<f64>| -> Result<Option<Dropout>> {
+            match p.unwrap_or(0.0) {
+                0.0 => Ok(None),
+                p => Dropout::new(vb.clone(), p).map(Some),
+            }
+        };
+        let resid_pdrop = cfg.resid_pdrop.filter(|_| arch == Arch::Phi3);
         Ok(DecoderLayer {
+            attn_dropout: dropout(cfg.attention_dropout)?,
+            resid_dropout: dropout(resid_pdrop)?,
             input_norm: norm(vb.pp("input_layernorm"), dim)?,
             post_attn_norm,
             mlp_norm,
@@ -189,7 +203,10 @@ impl DecoderLayer {
             mask,
             scale: self.scale,
             window: self.window,
-            ..Default::default()
+            dropout_p: match &self.attn_dropout {
+                Some(d) if d.is_active() => d.p,
+                _ => 0.0,
+            },
         };
         let y = attend_cached(&q, k, v, Some(cache), &how)?; // (B, H, T, hd)
         let y = y
@@ -209,10 +226,16 @@ impl DecoderLayer {
         if let Some(n) = &self.post_attn_norm {
             a = n.forward(&a)?;
         }
+        if let Some(d) = &self.resid_dropout {
+            a = d.forward(&a)?;
+        }
         let h = x.add(&a)?;
         let mut m = self.mlp.forward(&self.mlp_norm.forward(&h)?)?;
         if let Some(n) = &self.post_mlp_norm {
             m = n.forward(&m)?;
+        }
+        if let Some(d) = &self.resid_dropout {
+            m = d.forward(&m)?;
         }
         h.add(&m)
     }
