@@ -72,14 +72,16 @@ pub struct Bert {
     pub store: VarStore,
     /// The configuration.
     pub cfg: BertConfig,
-    raw_config: serde_json::Value,
-    word: Embedding,
+    pub(crate) raw_config: serde_json::Value,
+    pub(crate) word: Embedding,
     position: Embedding,
     token_type: Embedding,
     emb_norm: LayerNorm,
     emb_drop: Dropout,
     layers: Vec<Layer>,
-    pooler: Linear,
+    /// `pooler.dense` (absent in the token-classification and masked-LM models, as
+    /// transformers builds them with `add_pooling_layer=False`)
+    pooler: Option<Linear>,
     act: Activation,
 }
 
@@ -143,11 +145,17 @@ impl Bert {
             "attention_probs_dropout_prob": cfg.attention_probs_dropout_prob,
         });
         let store = VarStore::with_seed(device, dtype, seed);
-        build_checked(store, |store| Bert::build(&cfg, raw.clone(), store))
+        build_checked(store, |store| Bert::build(&cfg, raw.clone(), store, true))
     }
 
-    /// Creates the parameters in `store` (initialized, planned or read, as the store does).
-    fn build(cfg: &BertConfig, raw_config: serde_json::Value, store: VarStore) -> Result<Bert> {
+    /// Creates the parameters in `store` (initialized, planned or read, as the store does),
+    /// the pooler when `pooler`.
+    pub(crate) fn build(
+        cfg: &BertConfig,
+        raw_config: serde_json::Value,
+        store: VarStore,
+        pooler: bool,
+    ) -> Result<Bert> {
         let (c, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
         let vb = VarBuilder::new(&store);
         let hidden_drop = || Dropout::new(vb.clone(), cfg.hidden_dropout_prob);
@@ -191,7 +199,10 @@ impl Bert {
         let token_type = Embedding::new(e.pp("token_type_embeddings"), cfg.type_vocab_size, c)?;
         let emb_norm = LayerNorm::new(e.pp("LayerNorm"), c, eps, true)?;
         let emb_drop = hidden_drop()?;
-        let pooler = Linear::new(vb.pp("pooler.dense"), c, c, true)?;
+        let pooler = match pooler {
+            true => Some(Linear::new(vb.pp("pooler.dense"), c, c, true)?),
+            false => None,
+        };
         let act = Activation::from_hf(&cfg.hidden_act)?;
         drop(vb);
         Ok(Bert {
@@ -214,14 +225,33 @@ impl Bert {
     /// checked against the checkpoint's index before any is allocated; each is then read
     /// straight from the file.
     pub fn from_pretrained(dir: impl AsRef<Path>, device: Device, dtype: DType) -> Result<Bert> {
-        let dir = dir.as_ref();
+        Bert::load_body(dir.as_ref(), device, dtype, true)
+    }
+
+    /// The encoder of a checkpoint saved with or without a task head (`bert.`-prefixed or
+    /// not; `cls.*` and `classifier.*` are the heads' to read), with its pooler when `pooler`
+    /// (else a checkpoint's pooler is ignored, as transformers does).
+    pub(crate) fn load_body(
+        dir: &Path,
+        device: Device,
+        dtype: DType,
+        pooler: bool,
+    ) -> Result<Bert> {
         let raw = crate::read_config(dir)?;
         crate::expect_model_type(dir, &raw, "Bert::from_pretrained", &["bert"])?;
         let cfg: BertConfig = crate::typed(dir, &raw)?;
         cfg.check().map_err(|msg| crate::config_error(dir, msg))?;
+        let mut ignore = vec![
+            "embeddings.position_ids".to_string(),
+            "cls.*".into(),
+            "classifier.*".into(),
+        ];
+        if !pooler {
+            ignore.push("pooler.*".into());
+        }
         let opts = LoadOptions {
             strip_prefix: Some("bert.".into()),
-            ignore: vec!["embeddings.position_ids".into(), "cls.*".into()],
+            ignore,
             ..Default::default()
         };
         crate::build_from_dir(
@@ -229,7 +259,7 @@ impl Bert {
             &opts,
             device,
             dtype,
-            |store| Bert::build(&cfg, raw.clone(), store),
+            |store| Bert::build(&cfg, raw.clone(), store, pooler),
             |m| &m.store,
         )
     }
@@ -247,6 +277,29 @@ impl Bert {
         attention_mask: Option<&Tensor>,
         token_types: Option<&Tensor>,
     ) -> Result<(Tensor, Tensor)> {
+        let x = self.hidden(ids, attention_mask, token_types)?;
+        Ok((x.clone(), self.pool(&x)?))
+    }
+
+    /// The pooler output `(B, C)` of hidden states `(B, T, C)`: `tanh(dense(x[:, 0]))`.
+    pub(crate) fn pool(&self, x: &Tensor) -> Result<Tensor> {
+        let Some(pooler) = &self.pooler else {
+            return Err(Error::data(
+                "Bert",
+                "this encoder has no pooler (a token-classification or masked-LM body)",
+            ));
+        };
+        let first = x.narrow(1, 0, 1)?.squeeze(1)?; // (B, C)
+        pooler.forward(&first)?.tanh()
+    }
+
+    /// The last hidden states `(B, T, C)` (see [`Bert::forward`]).
+    pub fn hidden(
+        &self,
+        ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        token_types: Option<&Tensor>,
+    ) -> Result<Tensor> {
         if ids.rank() != 2 {
             return Err(Error::shape(
                 "Bert",
@@ -305,15 +358,13 @@ impl Bert {
             let f = l.out.forward(&self.act.forward(&l.inter.forward(&x)?)?)?;
             x = l.out_norm.forward(&x.add(&l.out_drop.forward(&f)?)?)?;
         }
-        let first = x.narrow(1, 0, 1)?.squeeze(1)?; // (B, C)
-        let pooled = self.pooler.forward(&first)?.tanh()?;
-        Ok((x, pooled))
+        Ok(x)
     }
 
     /// Sentence embeddings as sentence-transformers: mean of the hidden states over the
     /// attention mask, then L2 normalization. `(B, C)`.
     pub fn embed(&self, ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
-        let (hidden, _) = self.forward(ids, Some(attention_mask), None)?;
+        let hidden = self.hidden(ids, Some(attention_mask), None)?;
         let m = attention_mask.to_dtype(hidden.dtype())?.unsqueeze(-1)?; // (B, T, 1)
         let summed = hidden.mul(&m)?.sum(&[1], false)?;
         let pooled = summed.div(&m.sum(&[1], false)?.clamp(Some(1e-9), None)?)?;

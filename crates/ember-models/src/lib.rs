@@ -9,6 +9,7 @@
 
 mod auto;
 mod bert;
+mod bert_heads;
 mod chat;
 mod config;
 mod decoder;
@@ -19,6 +20,9 @@ mod tokenizer;
 
 pub use auto::{AutoModel, AutoModelForCausalLM, causal_lm_types};
 pub use bert::{Bert, BertConfig};
+pub use bert_heads::{
+    BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, HeadOutput,
+};
 pub use chat::{ChatSession, ChatTemplate, RenderLimits, chat_prompt};
 pub use config::{Arch, DecoderConfig, LayerAttention, LlamaConfig};
 pub use decoder::{DecoderLayer, DecoderLm, DecoderMlp, Llama};
