@@ -17,13 +17,15 @@ import sys
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import (AutoModelForMaskedLM, AutoModelForSequenceClassification,
+from transformers import (AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification,
                           AutoModelForTokenClassification, BertConfig, BertForMaskedLM,
                           BertForSequenceClassification, BertForTokenClassification)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "models")
 AUTO = {"seq": AutoModelForSequenceClassification, "tok": AutoModelForTokenClassification,
-        "mlm": AutoModelForMaskedLM}
+        "mlm": AutoModelForMaskedLM, "causal-seq": AutoModelForSequenceClassification}
+# Sequence classifiers on the causal tiny models: (name, base model, pad token id).
+CAUSAL = [("gpt2", "tiny-gpt2", 0), ("llama", "tiny-llama", 0), ("gemma3", "tiny-gemma3", 0)]
 
 
 def inputs():
@@ -38,8 +40,11 @@ def check(kind, path, logits_file):
     model = AUTO[kind].from_pretrained(path).eval()
     ref = load_file(logits_file)
     with torch.no_grad():
-        out = model(input_ids=ref["ids"], attention_mask=ref["mask"],
-                    token_type_ids=ref["types"]).logits
+        if kind == "causal-seq":
+            out = model(input_ids=ref["ids"], attention_mask=ref["mask"]).logits
+        else:
+            out = model(input_ids=ref["ids"], attention_mask=ref["mask"],
+                        token_type_ids=ref["types"]).logits
     diff = float((out - ref["logits"]).abs().max())
     print(f"transformers on Ember's {kind} head: max |diff| {diff:.3e}")
     sys.exit(0 if diff <= 1e-5 else 1)
@@ -84,6 +89,31 @@ def main():
             print(name, "loss", float(out.loss))
     save_file({k: v.contiguous() for k, v in ref.items()},
               os.path.join(ROOT, "tiny-bert-heads_ref.safetensors"))
+    causal()
+
+
+def causal():
+    """XForSequenceClassification on the causal tiny models: right-padded rows, the score of
+    each row's last real token, cross-entropy with 3 labels."""
+    torch.manual_seed(1)
+    ids = torch.tensor([[5, 17, 9, 30, 12, 4], [8, 21, 3, 0, 0, 0]])
+    mask = (ids != 0).long()
+    labels = torch.tensor([1, 2])
+    ref = {"ids": ids, "mask": mask, "labels": labels}
+    for name, base, pad in CAUSAL:
+        path = os.path.join(ROOT, base)
+        cfg = AutoConfig.from_pretrained(path, num_labels=3, pad_token_id=pad)
+        model = AutoModelForSequenceClassification.from_config(cfg).eval()
+        model.save_pretrained(os.path.join(ROOT, f"{base}-seq"))
+        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        out.loss.backward()
+        ref[f"{name}.logits"] = out.logits.detach()
+        ref[f"{name}.loss"] = out.loss.detach().reshape(1)
+        for n, p in model.named_parameters():
+            ref[f"{name}.grad.{n}"] = p.grad.detach().clone()
+        print(name, type(model).__name__, "loss", float(out.loss))
+    save_file({k: v.contiguous() for k, v in ref.items()},
+              os.path.join(ROOT, "causal-seq_ref.safetensors"))
 
 
 if __name__ == "__main__":

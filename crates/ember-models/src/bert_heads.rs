@@ -28,15 +28,15 @@ pub struct HeadOutput {
 }
 
 /// A head's own parameters, apart from the encoder's.
-struct Head {
-    store: VarStore,
+pub(crate) struct Head {
+    pub(crate) store: VarStore,
     /// Names of parameters the checkpoint lacked (initialized as transformers does).
-    newly_initialized: Vec<String>,
+    pub(crate) newly_initialized: Vec<String>,
 }
 
 /// Loads the head named by `names` (its parameters) from `dir`'s checkpoint, or creates it
 /// with `build` from a generator when the checkpoint has none of them.
-fn load_head<M>(
+pub(crate) fn load_head<M>(
     dir: &Path,
     names: &[&str],
     device: Device,
@@ -67,7 +67,7 @@ fn load_head<M>(
 }
 
 /// `id2label` of a config (by id), else `num_labels` labels named `LABEL_i`, else two.
-fn labels_of(raw: &Value, num_labels: Option<usize>) -> Result<Vec<String>> {
+pub(crate) fn labels_of(raw: &Value, num_labels: Option<usize>) -> Result<Vec<String>> {
     let bad = |msg: String| Error::data("config.json", msg);
     if let Some(n) = num_labels {
         if n == 0 || n > 1 << 20 {
@@ -95,7 +95,7 @@ fn labels_of(raw: &Value, num_labels: Option<usize>) -> Result<Vec<String>> {
 }
 
 /// The config of a head model: the encoder's with the class and the labels.
-fn head_config(raw: &Value, class: &str, labels: &[String]) -> Value {
+pub(crate) fn head_config(raw: &Value, class: &str, labels: &[String]) -> Value {
     let mut cfg = raw.clone();
     cfg["architectures"] = json!([class]);
     if !labels.is_empty() {
@@ -117,11 +117,15 @@ fn head_config(raw: &Value, class: &str, labels: &[String]) -> Value {
 
 /// Writes `config` and every parameter (the encoder's as `bert.*`) as transformers saves them.
 fn save(dir: &Path, config: &Value, bert: &Bert, head: &VarStore) -> Result<()> {
+    save_named(dir, config, &named_parameters(bert, head))
+}
+
+/// Writes `config.json` and `model.safetensors` holding `named` parameters.
+pub(crate) fn save_named(dir: &Path, config: &Value, named: &[(String, Param)]) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let text = serde_json::to_string_pretty(config)
         .map_err(|e| Error::data("save_pretrained", e.to_string()))?;
     ember_weights::write_atomic(&dir.join("config.json"), text.as_bytes())?;
-    let named = named_parameters(bert, head);
     let tensors: Vec<(String, Tensor)> =
         named.iter().map(|(n, p)| (n.clone(), p.tensor())).collect();
     let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
@@ -289,29 +293,35 @@ impl BertForSequenceClassification {
     }
 
     fn loss(&self, logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-        let n = self.labels.len();
-        let kind = match self.config.get("problem_type").and_then(Value::as_str) {
-            Some(k) => k.to_string(),
-            None if n == 1 => "regression".into(),
-            None if !labels.dtype().is_float() => "single_label_classification".into(),
-            None => "multi_label_classification".into(),
-        };
-        match kind.as_str() {
-            "regression" if n == 1 => loss::mse(&logits.reshape(&[-1])?, &labels.reshape(&[-1])?),
-            "regression" => loss::mse(logits, labels),
-            "single_label_classification" => loss::cross_entropy(logits, labels),
-            "multi_label_classification" => loss::binary_cross_entropy_with_logits(logits, labels),
-            other => Err(Error::data(
-                "BertForSequenceClassification",
-                format!(
-                    "problem_type {other:?} is not regression, single_label_classification or \
-                     multi_label_classification"
-                ),
-            )),
-        }
+        sequence_loss(&self.config, logits, labels)
     }
 
     common_methods!();
+}
+
+/// A sequence classifier's loss as transformers picks it: `problem_type`, else regression
+/// for one label, single-label for integer labels, multi-label for float ones.
+pub(crate) fn sequence_loss(config: &Value, logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let n = *logits.dims().last().unwrap_or(&0);
+    let kind = match config.get("problem_type").and_then(Value::as_str) {
+        Some(k) => k.to_string(),
+        None if n == 1 => "regression".into(),
+        None if !labels.dtype().is_float() => "single_label_classification".into(),
+        None => "multi_label_classification".into(),
+    };
+    match kind.as_str() {
+        "regression" if n == 1 => loss::mse(&logits.reshape(&[-1])?, &labels.reshape(&[-1])?),
+        "regression" => loss::mse(logits, labels),
+        "single_label_classification" => loss::cross_entropy(logits, labels),
+        "multi_label_classification" => loss::binary_cross_entropy_with_logits(logits, labels),
+        other => Err(Error::data(
+            "ForSequenceClassification",
+            format!(
+                "problem_type {other:?} is not regression, single_label_classification or \
+                 multi_label_classification"
+            ),
+        )),
+    }
 }
 
 /// `BertForTokenClassification`: dropout and `classifier` on every token's hidden state; the

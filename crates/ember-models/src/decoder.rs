@@ -140,6 +140,41 @@ impl DecoderLm {
         )
     }
 
+    /// The transformer of a task-head checkpoint (`model.*`, the head's names ignored): no
+    /// language-model head is built; `raw` is the directory's config.json.
+    pub(crate) fn load_body(
+        dir: &Path,
+        raw: &serde_json::Value,
+        device: Device,
+        dtype: DType,
+    ) -> Result<DecoderLm> {
+        let types = Arch::ALL.map(Arch::model_type);
+        crate::expect_model_type(dir, raw, "DecoderLm::from_pretrained", &types)?;
+        let mut cfg = DecoderConfig::from_value(dir, raw)?;
+        cfg.tie_word_embeddings = Some(true); // the embedding table, and no lm_head
+        let opts = LoadOptions {
+            ignore: vec![
+                "*.rotary_emb.inv_freq".into(),
+                "lm_head.weight".into(),
+                "score.*".into(),
+            ],
+            ..Default::default()
+        };
+        crate::build_from_dir(
+            dir,
+            &opts,
+            device,
+            dtype,
+            |store| DecoderLm::build(&cfg, raw.clone(), store),
+            |m| &m.store,
+        )
+    }
+
+    /// The final norm's output `(B, T, C)` for ids `(B, T)` (no cache).
+    pub(crate) fn last_hidden(&self, ids: &Tensor) -> Result<Tensor> {
+        self.norm.forward(&self.hidden(ids, &mut self.new_cache())?)
+    }
+
     /// Writes `config.json` and `model.safetensors` (HF names) so transformers loads it back.
     pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
         crate::save_dir(dir.as_ref(), &self.raw_config, &self.store)

@@ -203,6 +203,37 @@ impl Gpt2 {
         )
     }
 
+    /// The transformer of a task-head checkpoint (`transformer.*`, the head's names ignored).
+    pub(crate) fn load_body(dir: &Path, device: Device, dtype: DType) -> Result<Gpt2> {
+        let raw = crate::read_config(dir)?;
+        crate::expect_model_type(dir, &raw, "Gpt2::from_pretrained", &["gpt2"])?;
+        let cfg: Gpt2Config = crate::typed(dir, &raw)?;
+        cfg.check().map_err(|msg| crate::config_error(dir, msg))?;
+        let opts = LoadOptions {
+            strip_prefix: Some("transformer.".into()),
+            ignore: vec![
+                "*.attn.bias".into(),
+                "*.attn.masked_bias".into(),
+                "lm_head.weight".into(),
+                "score.*".into(),
+            ],
+            ..Default::default()
+        };
+        crate::build_from_dir(
+            dir,
+            &opts,
+            device,
+            dtype,
+            |store| Gpt2::build(&cfg, raw.clone(), store),
+            |m| &m.store,
+        )
+    }
+
+    /// `ln_f`'s output `(B, T, C)` for ids `(B, T)`.
+    pub(crate) fn last_hidden(&self, ids: &Tensor) -> Result<Tensor> {
+        self.model.hidden(ids, None)
+    }
+
     /// Writes `config.json` and `model.safetensors` (HF names, no `transformer.` prefix, as
     /// `GPT2Model` saves) so transformers loads the directory back.
     pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {

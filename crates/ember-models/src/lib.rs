@@ -8,8 +8,10 @@
 #![warn(missing_docs)]
 
 mod auto;
+mod auto_heads;
 mod bert;
 mod bert_heads;
+mod causal_heads;
 mod chat;
 mod config;
 mod decoder;
@@ -19,10 +21,14 @@ mod gpt2;
 mod tokenizer;
 
 pub use auto::{AutoModel, AutoModelForCausalLM, causal_lm_types};
+pub use auto_heads::{
+    AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+};
 pub use bert::{Bert, BertConfig};
 pub use bert_heads::{
     BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, HeadOutput,
 };
+pub use causal_heads::CausalForSequenceClassification;
 pub use chat::{ChatSession, ChatTemplate, RenderLimits, chat_prompt};
 pub use config::{Arch, DecoderConfig, LayerAttention, LlamaConfig};
 pub use decoder::{DecoderLayer, DecoderLm, DecoderMlp, Llama};

@@ -194,3 +194,92 @@ fn heads_match_transformers_and_round_trip() {
     transformers_reloads("seq", &dir, &x, &logits);
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn causal_sequence_classifiers_match_transformers() {
+    use ember_models::AutoModelForSequenceClassification as Auto;
+    let r = Checkpoint::open(models().join("causal-seq_ref.safetensors")).unwrap();
+    let get = |k: &str| r.load(k, Device::Cpu, None).unwrap();
+    let (ids, mask, labels) = (get("ids"), get("mask"), get("labels"));
+    let tmp = std::env::temp_dir().join(format!("ember-causal-heads-{}", std::process::id()));
+    for (name, base) in [
+        ("gpt2", "tiny-gpt2"),
+        ("llama", "tiny-llama"),
+        ("gemma3", "tiny-gemma3"),
+    ] {
+        let dir = models().join(format!("{base}-seq"));
+        let model = Auto::from_pretrained(&dir, Device::Cpu, DType::F32).unwrap();
+        let out = model.forward(&ids, Some(&mask), Some(&labels)).unwrap();
+        let dl = max_diff(&out.logits, &get(&format!("{name}.logits")));
+        let loss = out.loss.unwrap();
+        let dloss = max_diff(&loss.reshape(&[1]).unwrap(), &get(&format!("{name}.loss")));
+        let grads = loss.backward().unwrap();
+        let (mut worst, mut n) = (0.0f32, 0);
+        for (pname, p) in model.named_parameters() {
+            let want = get(&format!("{name}.grad.{pname}"));
+            let got = grads
+                .get(&p.tensor())
+                .unwrap_or_else(|| panic!("{name}: no grad of {pname}"));
+            let d = max_diff(got, &want);
+            assert!(d < 1e-5, "{name}: gradient of {pname} differs by {d}");
+            worst = worst.max(d);
+            n += 1;
+        }
+        let want_n = r
+            .names()
+            .iter()
+            .filter(|k| k.starts_with(&format!("{name}.grad.")))
+            .count();
+        assert_eq!(n, want_n, "{name}: every parameter's gradient");
+        eprintln!("{name}: logits {dl:e}, loss {dloss:e}, {n} gradients within {worst:e}");
+        assert!(
+            dl < 1e-5 && dloss < 1e-5,
+            "{name}: logits {dl}, loss {dloss}"
+        );
+
+        let saved = tmp.join(name);
+        model.save_pretrained(&saved).unwrap();
+        let again = Auto::from_pretrained(&saved, Device::Cpu, DType::F32).unwrap();
+        let back = again.forward(&ids, Some(&mask), None).unwrap().logits;
+        assert_eq!(
+            back.to_vec::<f32>().unwrap(),
+            out.logits.to_vec::<f32>().unwrap()
+        );
+        let types = Tensor::zeros(ids.dims(), DType::I64, Device::Cpu).unwrap();
+        transformers_reloads(
+            "causal-seq",
+            &saved,
+            &[ids.clone(), mask.clone(), types],
+            &out.logits,
+        );
+    }
+    // A language model's checkpoint gets a new score; left padding and a missing pad id are
+    // errors that say why.
+    let fresh =
+        Auto::from_pretrained_with_labels(models().join("tiny-llama"), 2, Device::Cpu, DType::F32)
+            .unwrap();
+    let Auto::Causal(inner) = &fresh else {
+        panic!("llama is causal")
+    };
+    assert_eq!(inner.newly_initialized(), ["score.weight"]);
+    assert_eq!(
+        fresh.forward(&ids, None, None).unwrap().logits.dims(),
+        &[2, 2]
+    );
+    let left = Tensor::from_vec(
+        vec![0i64, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1],
+        &[2, 6],
+        Device::Cpu,
+    )
+    .unwrap();
+    let err = fresh
+        .forward(&ids, Some(&left), None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("right padding"), "{err}");
+    let gpt2 = Auto::from_pretrained(models().join("tiny-gpt2"), Device::Cpu, DType::F32).unwrap();
+    let err = gpt2.forward(&ids, None, None).err().unwrap().to_string();
+    assert!(err.contains("pad_token_id"), "{err}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
