@@ -466,6 +466,16 @@ case("silu_mul", [rn(7, 33), rn(7, 33)], lambda a, b: FN.silu(a) * b)
 case("silu_mul", [3 * rn(2, 5, 9), rn(2, 5, 9)], lambda a, b: FN.silu(a) * b,
      views=[["narrow", 2, 1, 7], ["narrow", 2, 0, 7]])
 
+# ---------------------------------------------------------------- soft-target cross-entropy
+# Probability targets of the logits' shape (appended last, so earlier cases keep their draws).
+soft = torch.softmax(rn(7, 33), -1)
+case("cross_entropy", [rn(7, 33), soft], lambda x, t: FN.cross_entropy(x, t),
+     args={"reduction": "mean", "smoothing": 0.0}, name="cross_entropy_soft_mean")
+case("cross_entropy", [rn(7, 33), soft], lambda x, t: FN.cross_entropy(x, t, reduction="sum",
+     label_smoothing=0.1), args={"reduction": "sum", "smoothing": 0.1}, name="cross_entropy_soft_sum")
+case("cross_entropy", [rn(7, 33), soft], lambda x, t: FN.cross_entropy(x, t, reduction="none"),
+     args={"reduction": "none", "smoothing": 0.0}, name="cross_entropy_soft_none")
+
 os.makedirs(ROOT, exist_ok=True)
 save_file(tensors, os.path.join(ROOT, "ops.safetensors"))
 with open(os.path.join(ROOT, "ops.json"), "w") as f:

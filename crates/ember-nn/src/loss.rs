@@ -6,12 +6,17 @@ use ember_core::{CrossEntropyOpts, Error, Result, Tensor};
 use crate::Param;
 
 /// Cross-entropy of logits `(N, C)` (or `(B, T, C)`, flattened) and I64 targets, ignoring
-/// targets equal to -100 and averaging over the rest, as `F.cross_entropy` and HF's losses.
+/// targets equal to -100 and averaging over the rest, as `F.cross_entropy` and HF's losses;
+/// float targets of the logits' shape are probabilities (soft targets, as PyTorch).
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let c = *logits.dims().last().unwrap_or(&0);
+    let c = *logits.dims().last().unwrap_or(&0) as isize;
+    let targets = match targets.dtype().is_float() && targets.dims() == logits.dims() {
+        true => targets.reshape(&[-1, c])?,
+        false => targets.reshape(&[-1])?,
+    };
     logits
-        .reshape(&[-1, c as isize])?
-        .cross_entropy(&targets.reshape(&[-1])?, CrossEntropyOpts::default())
+        .reshape(&[-1, c])?
+        .cross_entropy(&targets, CrossEntropyOpts::default())
 }
 
 /// `cross_entropy(linear(x, weight, bias), targets)` for inputs `(.., K)` and a weight

@@ -8,7 +8,10 @@ use crate::{CrossEntropyOpts, DType, Error, Reduction, Result, Tensor};
 
 impl Tensor {
     /// Cross-entropy between logits `(N, C)` and I64 class targets `(N,)`, as
-    /// `torch.nn.functional.cross_entropy` (ignore_index, reduction, label smoothing).
+    /// `torch.nn.functional.cross_entropy` (ignore_index, reduction, label smoothing); or, with
+    /// float targets of the logits' shape, probabilities (soft targets, as PyTorch:
+    /// `-Σ_c t·log_softmax(x)` per row, label smoothing mixing the uniform distribution in,
+    /// no ignored index; differentiable in both).
     ///
     /// ```
     /// # use ember_core::{Tensor, Device, CrossEntropyOpts};
@@ -37,6 +40,9 @@ impl Tensor {
             ));
         }
         let (n, c) = (self.dims()[0], self.dims()[1]);
+        if targets.dtype().is_float() && targets.dims() == self.dims() {
+            return soft_cross_entropy(self, targets, &opts, in_f32);
+        }
         let t = checked_targets(OP, targets, n, c, &opts)?;
         self.fused(
             &[self],
@@ -111,6 +117,38 @@ impl Tensor {
             weight: w.graph_handle(),
             grads,
         }))
+    }
+}
+
+/// Cross-entropy with probability targets `(N, C)`, composed from differentiable ops (the
+/// reference and only path): `-Σ_c t'·log_softmax(x)` per row, `t' = t(1-ε) + ε/C`.
+fn soft_cross_entropy(
+    logits: &Tensor,
+    targets: &Tensor,
+    opts: &CrossEntropyOpts,
+    in_f32: bool,
+) -> Result<Tensor> {
+    const OP: &str = "cross_entropy";
+    if !(0.0..=1.0).contains(&opts.label_smoothing) {
+        return Err(Error::data(
+            OP,
+            format!("label_smoothing {} is outside [0, 1]", opts.label_smoothing),
+        ));
+    }
+    let dtype = match in_f32 {
+        true => DType::F32,
+        false => crate::DType::promote(logits.dtype(), targets.dtype()),
+    };
+    let (x, mut t) = (logits.to_dtype(dtype)?, targets.to_dtype(dtype)?);
+    if opts.label_smoothing > 0.0 {
+        let (eps, c) = (opts.label_smoothing, logits.dims()[1] as f64);
+        t = t.mul_scalar(1.0 - eps)?.add_scalar(eps / c)?;
+    }
+    let rows = t.mul(&x.log_softmax(-1)?)?.sum(&[-1], false)?.neg()?; // (N,)
+    match opts.reduction {
+        Reduction::Mean => rows.mean(&[], false),
+        Reduction::Sum => rows.sum(&[], false),
+        Reduction::None => Ok(rows),
     }
 }
 
