@@ -21,6 +21,7 @@
 //! `ember::Error` becomes a Python exception of the fitting type: no input from Python takes
 //! the interpreter down.
 
+mod conv;
 mod convert;
 mod creation;
 mod errors;
@@ -90,6 +91,14 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(functional::scaled_dot_product_attention, m)?,
         wrap_pyfunction!(functional::gelu, m)?,
         wrap_pyfunction!(functional::multinomial, m)?,
+        wrap_pyfunction!(conv::conv1d, m)?,
+        wrap_pyfunction!(conv::conv2d, m)?,
+        wrap_pyfunction!(conv::max_pool1d, m)?,
+        wrap_pyfunction!(conv::max_pool2d, m)?,
+        wrap_pyfunction!(conv::avg_pool1d, m)?,
+        wrap_pyfunction!(conv::avg_pool2d, m)?,
+        wrap_pyfunction!(conv::adaptive_avg_pool1d, m)?,
+        wrap_pyfunction!(conv::adaptive_avg_pool2d, m)?,
         wrap_pyfunction!(files::save_file, m)?,
         wrap_pyfunction!(files::load_file, m)?,
         wrap_pyfunction!(train::grad, m)?,

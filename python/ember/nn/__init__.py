@@ -1,6 +1,17 @@
 """``ember.nn``: modules, parameters, layers and losses with ``torch.nn``'s names."""
 
 from . import functional
+from .conv import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    Flatten,
+    MaxPool1d,
+    MaxPool2d,
+)
 from .layers import (
     GELU,
     CrossEntropyLoss,
@@ -23,7 +34,8 @@ from .module import Module, Parameter
 from . import utils
 
 __all__ = [
-    "GELU", "CrossEntropyLoss", "Dropout", "Embedding", "Identity", "LayerNorm", "Linear",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d", "Conv1d", "Conv2d",
+    "Flatten", "MaxPool1d", "MaxPool2d", "GELU", "CrossEntropyLoss", "Dropout", "Embedding", "Identity", "LayerNorm", "Linear",
     "Module", "ModuleDict", "ModuleList", "MSELoss", "Parameter", "ReLU", "RMSNorm",
     "Sequential", "Sigmoid", "SiLU", "Tanh", "functional", "utils",
 ]

@@ -3,17 +3,26 @@ keyword arguments; the heavy ones are Ember's fused kernels."""
 
 from .. import _ember
 from .._ember import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
     cross_entropy,
     embedding,
     gelu,
     layer_norm,
     linear,
+    max_pool1d,
+    max_pool2d,
     rms_norm,
     scaled_dot_product_attention,
 )
 
 __all__ = [
-    "cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "linear", "log_softmax",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d",
+    "max_pool1d", "max_pool2d", "cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "linear", "log_softmax",
     "mse_loss", "relu", "rms_norm", "scaled_dot_product_attention", "sigmoid", "silu",
     "softmax", "tanh",
 ]
