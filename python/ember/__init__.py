@@ -19,6 +19,7 @@ from ._ember import (
     bfloat16,
     bool,
     cat,
+    checkpoint,
     dtype,
     eye,
     float16,

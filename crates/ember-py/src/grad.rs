@@ -157,3 +157,37 @@ impl PyAutocast {
 pub(crate) fn is_grad_enabled() -> bool {
     ember::is_grad_enabled()
 }
+
+/// `ember.checkpoint(function, x)`, as `torch.utils.checkpoint.checkpoint`: `function(x)` with
+/// its activations freed after the forward and recomputed (calling `function` again, with the
+/// same random state, so dropout repeats) in the backward. `function` takes and returns an
+/// `ember.Tensor` and may use parameters; a tracked non-leaf tensor from outside must come in
+/// through `x`. An exception raised in the recomputation comes back from `backward()`.
+#[pyfunction]
+pub(crate) fn checkpoint(
+    py: Python<'_>,
+    function: Py<PyAny>,
+    x: PyRef<'_, crate::tensor::PyTensor>,
+) -> PyResult<crate::tensor::PyTensor> {
+    use crate::tensor::PyTensor;
+    let f = move |x: &Tensor| -> ember::Result<Tensor> {
+        Python::attach(|py| {
+            let fail = |msg: String| ember::Error::data("checkpoint", msg);
+            let out = function
+                .call1(py, (PyTensor::new(x.clone()),))
+                .map_err(|e| fail(format!("the checkpointed function raised: {e}")))?;
+            let t = out
+                .bind(py)
+                .cast::<PyTensor>()
+                .map_err(|_| fail("the checkpointed function must return an ember.Tensor".into()))?
+                .borrow()
+                .t
+                .clone();
+            Ok(t)
+        })
+    };
+    let x = x.t.clone();
+    Ok(PyTensor::new(crate::errors::run(py, move || {
+        ember::checkpoint(f, &x)
+    })?))
+}

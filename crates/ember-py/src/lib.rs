@@ -66,6 +66,7 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ops::table_ops, m)?)?;
     m.add_function(wrap_pyfunction!(ops::scalar_ops, m)?)?;
     m.add_function(wrap_pyfunction!(grad::is_grad_enabled, m)?)?;
+    m.add_function(wrap_pyfunction!(grad::checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(creation::tensor, m)?)?;
     m.add_function(wrap_pyfunction!(creation::zeros, m)?)?;
     m.add_function(wrap_pyfunction!(creation::ones, m)?)?;

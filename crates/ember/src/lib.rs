@@ -39,8 +39,8 @@ pub use ember_core::{
     AttentionOpts, AutocastGuard, Backward, BinaryFn, CompareFn, ConvOpts, CrossEntropyOpts, DType,
     Device, ELLIPSIS, Element, EnableGradGuard, Error, Generator, GradcheckReport, Gradients, Impl,
     Indexer, IoError, Ix, KernelUse, NEW_AXIS, NoGradGuard, OpKind, Operand, PadMode, PoolOpts,
-    ReduceFn, Reduction, Result, Tensor, TensorId, UnaryFn, amx_peak, bf16, cpu_kernels,
-    enable_grad, f16, gradcheck, is_grad_enabled, manual_seed, no_grad, trace_kernels,
+    ReduceFn, Reduction, Result, Tensor, TensorId, UnaryFn, amx_peak, bf16, checkpoint,
+    cpu_kernels, enable_grad, f16, gradcheck, is_grad_enabled, manual_seed, no_grad, trace_kernels,
 };
 /// Models with Hugging Face configs and names, and generation (the `ember-models` crate).
 pub use ember_models as models;
