@@ -1,6 +1,7 @@
 """``ember.nn``: modules, parameters, layers and losses with ``torch.nn``'s names."""
 
 from . import functional
+from .attention import MultiheadAttention
 from .conv import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -35,7 +36,7 @@ from . import utils
 
 __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d", "Conv1d", "Conv2d",
-    "Flatten", "MaxPool1d", "MaxPool2d", "GELU", "CrossEntropyLoss", "Dropout", "Embedding", "Identity", "LayerNorm", "Linear",
+    "Flatten", "MaxPool1d", "MaxPool2d", "MultiheadAttention", "GELU", "CrossEntropyLoss", "Dropout", "Embedding", "Identity", "LayerNorm", "Linear",
     "Module", "ModuleDict", "ModuleList", "MSELoss", "Parameter", "ReLU", "RMSNorm",
     "Sequential", "Sigmoid", "SiLU", "Tanh", "functional", "utils",
 ]
