@@ -21,6 +21,7 @@ from ._ember import (
     cat,
     checkpoint,
     dtype,
+    einsum,
     eye,
     float16,
     float32,
@@ -42,6 +43,7 @@ from ._ember import (
     save_file,
     stack,
     tensor,
+    where,
     zeros,
     zeros_like,
 )

@@ -31,6 +31,7 @@ mod grad;
 mod index;
 mod methods;
 mod models;
+mod more_ops;
 mod ops;
 mod share;
 mod tensor;
@@ -93,6 +94,12 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(functional::gelu, m)?,
         wrap_pyfunction!(functional::multinomial, m)?,
         wrap_pyfunction!(conv::conv1d, m)?,
+        wrap_pyfunction!(more_ops::where_, m)?,
+        wrap_pyfunction!(more_ops::einsum, m)?,
+        wrap_pyfunction!(more_ops::one_hot, m)?,
+        wrap_pyfunction!(more_ops::pad, m)?,
+        wrap_pyfunction!(more_ops::adaptive_max_pool1d, m)?,
+        wrap_pyfunction!(more_ops::adaptive_max_pool2d, m)?,
         wrap_pyfunction!(conv::conv2d, m)?,
         wrap_pyfunction!(conv::max_pool1d, m)?,
         wrap_pyfunction!(conv::max_pool2d, m)?,

@@ -5,6 +5,8 @@ from .. import _ember
 from .._ember import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
     avg_pool1d,
     avg_pool2d,
     conv1d,
@@ -16,12 +18,15 @@ from .._ember import (
     linear,
     max_pool1d,
     max_pool2d,
+    one_hot,
+    pad,
     rms_norm,
     scaled_dot_product_attention,
 )
 
 __all__ = [
-    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "one_hot", "pad", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d",
     "max_pool1d", "max_pool2d", "cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "linear", "log_softmax",
     "mse_loss", "relu", "rms_norm", "scaled_dot_product_attention", "sigmoid", "silu",
     "softmax", "tanh",
