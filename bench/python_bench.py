@@ -7,7 +7,9 @@
   ``torch.nn`` (the same modules), AdamW, tokens per second;
 - ``smollm2-generate-py``: SmolLM2-135M Q4_1 greedy decoding from Python
   (``AutoModelForCausalLM.generate``), tokens per second, to set beside the Rust
-  ``smollm2-q4_1-decode`` row of ``ember-bench``.
+  ``smollm2-q4_1-decode`` row of ``ember-bench``;
+- ``gpt2-generate-py``: GPT-2 124M decode tokens/s through ``model.generate``, the same
+  measurement as ``ember-bench gpt2-generate`` (which writes the model directory it reads).
 
     python bench/python_bench.py [--threads 2] [--repeats 5]
 
@@ -143,6 +145,34 @@ def generate(n=64):
     return len(out) / (time.perf_counter() - t)
 
 
+def gpt2_generate(repeats):
+    """GPT-2 124M (random) from the directory ``ember-bench gpt2-generate`` writes, greedy
+    after a 128-token prompt through ``model.generate``: decode tokens/s over 32 new tokens,
+    a 1-token generation (the prefill) timed apart and taken off, as the Rust workload."""
+    import tempfile
+
+    import ember
+
+    path = os.path.join(tempfile.gettempdir(), "ember-bench-gpt2-124m")
+    if not os.path.exists(os.path.join(path, "model.safetensors")):
+        return None
+    m = ember.models.AutoModelForCausalLM.from_pretrained(path)
+    prompt = [i * 389 % 50257 for i in range(128)]
+
+    def timed(n):
+        t = time.perf_counter()
+        out = m.generate(prompt, max_new_tokens=n, stop_tokens=[])
+        assert len(out) == n
+        return time.perf_counter() - t
+
+    timed(33)
+    runs = []
+    for _ in range(repeats):
+        one, full = timed(1), timed(33)
+        runs.append(32 / (full - one))
+    return statistics.median(runs)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -159,6 +189,9 @@ def main():
         if args.framework == "ember":
             g = generate()
             print(f"smollm2-generate-py {g:.1f}" if g else "smollm2-generate-py n/a (asset missing)")
+            g = gpt2_generate(args.repeats)
+            print(f"gpt2-generate-py {g:.1f}" if g else
+                  "gpt2-generate-py n/a (run `ember-bench gpt2-generate` first: it writes the model)")
         return
     import subprocess
 

@@ -37,7 +37,9 @@ struct Args {
     /// nanogpt-1024, gpt2-prefill, gpt2-decode, gpt2-train, gpt2-train-1024; Ember in bf16
     /// (bf16 matrices, bf16 autocast for training, bf16 weights for inference) against
     /// PyTorch in bf16: gemm2048-bf16, nanogpt-bf16, gpt2-prefill-bf16, gpt2-decode-bf16,
-    /// gpt2-train-bf16; the load times load-gpt2, load-minilm, load-smollm2 (Ember only); and
+    /// gpt2-train-bf16; the load times load-gpt2, load-minilm, load-smollm2 (Ember only);
+    /// gpt2-generate (Ember only, not in the default set: GPT-2 124M through `generate`, as
+    /// bench/python_bench.py measures it from Python); and
     /// fine-tuning against PyTorch + peft: ft-smollm2-full, ft-smollm2-lora (4 × 256, LoRA r = 8
     /// on q/k/v/o), ft-gpt2-512, ft-gpt2-512-ckpt (4 × 512, gradient checkpointing).
     #[arg(long)]
@@ -95,6 +97,7 @@ fn run_worker(name: &str, repeats: usize, device: Device) -> Result<Value> {
         "gpt2-prefill-bf16" => workloads::gpt2_prefill(DType::BF16, repeats, device)?,
         "gpt2-decode" => workloads::gpt2_decode(DType::F32, repeats, device)?,
         "gpt2-decode-bf16" => workloads::gpt2_decode(DType::BF16, repeats, device)?,
+        "gpt2-generate" => loads::gpt2_generate(repeats)?,
         "gpt2-train" => workloads::gpt2_train(128, 4, None, repeats, device)?,
         "gpt2-train-bf16" => workloads::gpt2_train(128, 4, bf16, repeats, device)?,
         "gpt2-train-1024" => workloads::gpt2_train(1024, 1, None, repeats, device)?,
