@@ -102,7 +102,7 @@ for _kind, _name in _ember.table_ops():
 del _kind, _name
 
 
-from . import amp, models, nn, optim, train  # noqa: E402
+from . import amp, models, nn, optim, peft, train  # noqa: E402
 
 
 def softmax(input, dim):
