@@ -2,6 +2,7 @@
 
 from . import functional
 from .attention import MultiheadAttention
+from .block import Block
 from .conv import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -36,7 +37,7 @@ from . import utils
 
 __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d", "Conv1d", "Conv2d",
-    "Flatten", "MaxPool1d", "MaxPool2d", "MultiheadAttention", "GELU", "CrossEntropyLoss", "Dropout", "Embedding", "Identity", "LayerNorm", "Linear",
+    "Block", "Flatten", "MaxPool1d", "MaxPool2d", "MultiheadAttention", "GELU", "CrossEntropyLoss", "Dropout", "Embedding", "Identity", "LayerNorm", "Linear",
     "Module", "ModuleDict", "ModuleList", "MSELoss", "Parameter", "ReLU", "RMSNorm",
     "Sequential", "Sigmoid", "SiLU", "Tanh", "functional", "utils",
 ]
