@@ -4,6 +4,7 @@
 /// (16 independent chains), the best of 5 rounds of each: about 1 on AMD Zen 4/5, about 4 on
 /// Intel's AMX cores. `f64::INFINITY` unless `has_bf16` says the CPU has AVX512_BF16 (and
 /// it is x86_64).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 pub(crate) fn dot_cost_ratio(has_bf16: bool) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if has_bf16 {

@@ -6,6 +6,11 @@
 //! panels of [`MR`] rows by [`KC`] pairs, and a 6×64 register-tiled microkernel multiplies
 //! one panel of each. Few-row products (decoding) and CPUs without AVX512_BF16 are the
 //! caller's (`cpu::matmul`: `stream`, or the f32 GEMM on widened operands).
+// Off x86_64 (the wasm32 build) only the entry points remain: the packed path is x86's.
+#![cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(dead_code, unused_imports, unused_variables)
+)]
 
 use std::cell::Cell;
 use std::mem::MaybeUninit;

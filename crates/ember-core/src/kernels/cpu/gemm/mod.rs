@@ -48,6 +48,7 @@ impl<E: Copy> Mat<'_, E> {
 
     /// Columns from `p0` on (a range along `k` for `a`), or with `along_rows` rows from `p0`
     /// on (along `k` for `b`), as a view of the same storage.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn skip_k(&self, p0: usize, along_rows: bool) -> Self {
         let step = if along_rows { self.rs } else { self.cs };
         Mat {

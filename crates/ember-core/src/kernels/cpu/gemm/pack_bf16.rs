@@ -1,5 +1,6 @@
 //! Packing for the bf16 GEMM (`gemm::bf16`): panels of [`MR`] rows of `a` and of [`NR`]
 //! columns of `b`, each lane a pair of bf16 along `k` (what one `vdpbf16ps` lane multiplies).
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 use super::super::simd::simd_kernel;
 use super::Mat;
