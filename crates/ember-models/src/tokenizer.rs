@@ -66,11 +66,36 @@ impl Tokenizer {
             _ => {}
         }
         let text = ember_weights::read_text(path, MAX_TOKENIZER_FILE, "tokenizer.json")?;
+        Tokenizer::parse(&text, &path.display().to_string())
+    }
+
+    /// A `tokenizer.json` held in memory (a download, as in the browser), checked as
+    /// [`Tokenizer::from_file`] checks a file; `name` stands for the path in errors.
+    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Tokenizer> {
+        if bytes.len() as u64 > MAX_TOKENIZER_FILE {
+            return Err(Error::Format {
+                format: "tokenizer.json",
+                path: name.to_string(),
+                msg: format!(
+                    "{} bytes is more than the {MAX_TOKENIZER_FILE} a tokenizer.json may have",
+                    bytes.len()
+                ),
+            });
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| Error::Format {
+            format: "tokenizer.json",
+            path: name.to_string(),
+            msg: format!("not UTF-8: {e}"),
+        })?;
+        Tokenizer::parse(text, name)
+    }
+
+    fn parse(text: &str, path: &str) -> Result<Tokenizer> {
         let parse = || {
             text.parse::<tokenizers::Tokenizer>()
                 .map_err(|e| Error::Format {
                     format: "tokenizer.json",
-                    path: path.display().to_string(),
+                    path: path.to_string(),
                     msg: e.to_string(),
                 })
         };

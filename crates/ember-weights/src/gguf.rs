@@ -130,7 +130,7 @@ pub struct GgufTensorInfo {
 /// An opened GGUF file: metadata and tensor infos parsed and checked, data memory-mapped.
 pub struct GgufFile {
     path: PathBuf,
-    map: Arc<Mmap>,
+    map: Arc<Storage>,
     /// The format version (2 or 3).
     pub version: u32,
     /// Metadata key–value pairs.
@@ -269,7 +269,30 @@ impl GgufFile {
         })?;
         Ok(GgufFile {
             path: path.to_path_buf(),
-            map: Arc::new(map),
+            map: Arc::new(Storage::Mapped(map)),
+            version,
+            metadata,
+            tensors,
+        })
+    }
+
+    /// Reads and checks a GGUF file held in memory (a download, where there is no file to
+    /// map, as in the browser); `name` stands for the path in errors and [`GgufFile::path`].
+    ///
+    /// ```
+    /// # use ember_weights::GgufFile;
+    /// assert!(GgufFile::from_bytes(b"not a gguf".to_vec(), "download.gguf").is_err());
+    /// ```
+    pub fn from_bytes(bytes: Vec<u8>, name: impl Into<PathBuf>) -> Result<GgufFile> {
+        let path = name.into();
+        let (version, metadata, tensors) = parse(&bytes).map_err(|msg| Error::Format {
+            format: FORMAT,
+            path: path.display().to_string(),
+            msg,
+        })?;
+        Ok(GgufFile {
+            path,
+            map: Arc::new(Storage::Owned(bytes)),
             version,
             metadata,
             tensors,
@@ -314,7 +337,7 @@ impl GgufFile {
 #[derive(Clone)]
 pub struct GgufTensors {
     path: PathBuf,
-    map: Arc<Mmap>,
+    map: Arc<Storage>,
     /// Tensor infos in file order.
     pub tensors: Vec<GgufTensorInfo>,
 }
@@ -346,8 +369,25 @@ fn find<'a>(path: &Path, tensors: &'a [GgufTensorInfo], name: &str) -> Result<&'
         })
 }
 
-/// The mapped file as bytes a [`QTensor`] can share.
-struct MapBytes(Arc<Mmap>);
+/// A GGUF file's bytes: memory-mapped from a file, or held (read from elsewhere, e.g. a
+/// download in the browser, where there is no file to map).
+enum Storage {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Storage {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Storage::Mapped(m) => m,
+            Storage::Owned(v) => v,
+        }
+    }
+}
+
+/// The file's bytes as a [`QTensor`] can share them.
+struct MapBytes(Arc<Storage>);
 
 impl AsRef<[u8]> for MapBytes {
     fn as_ref(&self) -> &[u8] {
@@ -357,7 +397,7 @@ impl AsRef<[u8]> for MapBytes {
 
 fn load_quantized(
     path: &Path,
-    map: &Arc<Mmap>,
+    map: &Arc<Storage>,
     tensors: &[GgufTensorInfo],
     name: &str,
 ) -> Result<Option<QTensor>> {
@@ -380,7 +420,7 @@ fn load_quantized(
 
 fn load_tensor(
     path: &Path,
-    map: &Mmap,
+    map: &[u8],
     tensors: &[GgufTensorInfo],
     name: &str,
     device: Device,

@@ -1,0 +1,56 @@
+//! Models and tokenizers from bytes held in memory (a download, as in the browser, where no
+//! file can be mapped): SmolLM2's GGUF read from a `Vec<u8>` gives the same tokenizer ids and
+//! greedy tokens as the memory-mapped file; MiniLM's `tokenizer.json` from bytes encodes as
+//! from the file; junk bytes are errors naming the stand-in name.
+
+use ember_core::{DType, Device};
+use ember_models::{AutoModelForCausalLM, GenerateOpts, Tokenizer, generate};
+use ember_testing::asset;
+use ember_weights::GgufFile;
+
+#[test]
+fn a_gguf_from_bytes_runs_as_the_mapped_file() {
+    let Some(path) = asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let mapped = GgufFile::open(&path).unwrap();
+    let held = GgufFile::from_bytes(std::fs::read(&path).unwrap(), "download.gguf").unwrap();
+    assert_eq!(held.path().to_str(), Some("download.gguf"));
+    let (t1, t2) = (
+        Tokenizer::from_gguf(&mapped).unwrap(),
+        Tokenizer::from_gguf(&held).unwrap(),
+    );
+    let text = "The capital of France is";
+    let ids = t1.encode(text, false).unwrap();
+    assert_eq!(t2.encode(text, false).unwrap(), ids);
+    let opts = GenerateOpts {
+        max_new_tokens: 8,
+        ..Default::default()
+    };
+    let run = |g: &GgufFile| {
+        let m = AutoModelForCausalLM::from_gguf(g, Device::Cpu, DType::F32).unwrap();
+        generate(&m, &ids, Device::Cpu, &opts, |_| {}).unwrap()
+    };
+    assert_eq!(run(&held), run(&mapped));
+    let err = GgufFile::from_bytes(b"GGUF\x03\0\0\0trunc".to_vec(), "bad.gguf")
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("bad.gguf"), "{err}");
+}
+
+#[test]
+fn a_tokenizer_json_from_bytes_encodes_as_the_file() {
+    let Some(path) = asset("minilm/tokenizer.json") else {
+        return;
+    };
+    let file = Tokenizer::from_file(&path).unwrap();
+    let held = Tokenizer::from_bytes(&std::fs::read(&path).unwrap(), "tokenizer.json").unwrap();
+    for text in ["A man is eating food.", "naïve café, 1234!"] {
+        assert_eq!(
+            held.encode(text, true).unwrap(),
+            file.encode(text, true).unwrap()
+        );
+    }
+    assert!(Tokenizer::from_bytes(b"{not json", "t.json").is_err());
+    assert!(Tokenizer::from_bytes(&[0xff, 0xfe], "t.json").is_err());
+}
