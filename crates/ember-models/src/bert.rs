@@ -228,6 +228,49 @@ impl Bert {
         Bert::load_body(dir.as_ref(), device, dtype, true)
     }
 
+    /// A BERT from bytes held in memory (a download, as in the browser): `config.json`'s text
+    /// and a `model.safetensors` (with or without the `bert.` prefix), checked as
+    /// [`Bert::from_pretrained`] checks files.
+    pub fn from_bytes(
+        config: &[u8],
+        weights: Vec<u8>,
+        device: Device,
+        dtype: DType,
+    ) -> Result<Bert> {
+        let dir = Path::new("(in memory)");
+        if config.len() > 16 << 20 {
+            return Err(crate::config_error(
+                dir,
+                format!("config.json of {} bytes", config.len()),
+            ));
+        }
+        let raw: serde_json::Value =
+            serde_json::from_slice(config).map_err(|e| crate::config_error(dir, e.to_string()))?;
+        crate::expect_model_type(dir, &raw, "Bert::from_bytes", &["bert"])?;
+        let cfg: BertConfig = crate::typed(dir, &raw)?;
+        cfg.check().map_err(|msg| crate::config_error(dir, msg))?;
+        let opts = LoadOptions {
+            strip_prefix: Some("bert.".into()),
+            ignore: vec![
+                "embeddings.position_ids".into(),
+                "cls.*".into(),
+                "classifier.*".into(),
+            ],
+            ..Default::default()
+        };
+        let ckpt = ember_weights::Checkpoint::from_bytes(weights, "model.safetensors")?;
+        let source = ember_nn::CheckpointSource::new(ckpt, &opts, "model.safetensors (in memory)");
+        let model = ember_nn::build_from(
+            Box::new(source),
+            device,
+            dtype,
+            |store| Bert::build(&cfg, raw.clone(), store, true),
+            |m| &m.store,
+        )?;
+        model.store.eval();
+        Ok(model)
+    }
+
     /// The encoder of a checkpoint saved with or without a task head (`bert.`-prefixed or
     /// not; `cls.*` and `classifier.*` are the heads' to read), with its pooler when `pooler`
     /// (else a checkpoint's pooler is ignored, as transformers does).

@@ -54,3 +54,27 @@ fn a_tokenizer_json_from_bytes_encodes_as_the_file() {
     assert!(Tokenizer::from_bytes(b"{not json", "t.json").is_err());
     assert!(Tokenizer::from_bytes(&[0xff, 0xfe], "t.json").is_err());
 }
+
+#[test]
+fn minilm_from_bytes_embeds_as_from_its_directory() {
+    use ember_core::Tensor;
+    use ember_models::Bert;
+    let Some(dir) = asset("minilm") else { return };
+    let from_dir = Bert::from_pretrained(&dir, Device::Cpu, DType::F32).unwrap();
+    let config = std::fs::read(dir.join("config.json")).unwrap();
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let held = Bert::from_bytes(&config, weights, Device::Cpu, DType::F32).unwrap();
+    let ids = Tensor::from_vec(
+        vec![101i64, 1037, 2158, 2003, 5983, 2833, 1012, 102],
+        &[1, 8],
+        Device::Cpu,
+    )
+    .unwrap();
+    let mask = Tensor::ones(&[1, 8], DType::I64, Device::Cpu).unwrap();
+    let (a, b) = (
+        from_dir.embed(&ids, &mask).unwrap(),
+        held.embed(&ids, &mask).unwrap(),
+    );
+    assert_eq!(a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+    assert!(Bert::from_bytes(b"{}", vec![0; 16], Device::Cpu, DType::F32).is_err());
+}

@@ -12,6 +12,7 @@ use memmap2::Mmap;
 
 use crate::FileKind;
 use crate::quant::dequantize;
+use crate::storage::Storage;
 
 const FORMAT: &str = "gguf";
 /// Bounds that no real file comes near; a header claiming more is hostile or corrupt.
@@ -367,23 +368,6 @@ fn find<'a>(path: &Path, tensors: &'a [GgufTensorInfo], name: &str) -> Result<&'
             op: "gguf load",
             msg: format!("tensor {name} is not in {}", path.display()),
         })
-}
-
-/// A GGUF file's bytes: memory-mapped from a file, or held (read from elsewhere, e.g. a
-/// download in the browser, where there is no file to map).
-enum Storage {
-    Mapped(Mmap),
-    Owned(Vec<u8>),
-}
-
-impl std::ops::Deref for Storage {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Storage::Mapped(m) => m,
-            Storage::Owned(v) => v,
-        }
-    }
 }
 
 /// The file's bytes as a [`QTensor`] can share them.

@@ -20,6 +20,7 @@ mod kind;
 mod npy;
 mod quant;
 mod safetensors_io;
+mod storage;
 mod text;
 
 pub use atomic::write_atomic;

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use ember_core::{DType, Device, Error, Result, Tensor, bf16, f16};
 use memmap2::Mmap;
+
+use crate::storage::Storage;
 use safetensors::{Dtype, SafeTensors, View};
 
 use crate::atomic::write_atomic;
@@ -40,7 +42,7 @@ struct Entry {
 
 struct Mapped {
     path: PathBuf,
-    map: Mmap,
+    map: Storage,
 }
 
 /// A safetensors checkpoint, opened lazily: tensors are read from the memory map only when
@@ -157,40 +159,34 @@ impl Checkpoint {
             // SAFETY: the map is read-only; like every mmap-based loader, we assume the file
             // is not truncated or rewritten by another process while the checkpoint is open.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| io_err(path, e))?;
-            let (header_len, meta) =
-                SafeTensors::read_metadata(&map).map_err(|e| format_err(path, format!("{e}")))?;
-            let data_start = 8 + header_len;
-            if let Some(m) = meta.metadata() {
-                metadata.extend(m.clone());
-            }
-            for (name, info) in meta.tensors() {
-                let (s, e) = info.data_offsets;
-                let (start, end) = (data_start + s, data_start + e);
-                if end > map.len() || start > end {
-                    return Err(format_err(
-                        path,
-                        format!("tensor {name}: bytes {start}..{end} outside the file"),
-                    ));
-                }
-                let entry = Entry {
-                    file: i,
-                    stored: info.dtype,
-                    shape: info.shape.clone(),
-                    start,
-                    end,
-                };
-                if entries.insert(name.clone(), entry).is_some() {
-                    return Err(format_err(
-                        path,
-                        format!("tensor {name} appears in two shards"),
-                    ));
-                }
-            }
-            files.push(Mapped {
+            let file = Mapped {
                 path: path.clone(),
-                map,
-            });
+                map: Storage::Mapped(map),
+            };
+            index_file(i, file, &mut files, &mut entries, &mut metadata)?;
         }
+        Ok(Checkpoint {
+            files,
+            entries,
+            metadata,
+        })
+    }
+
+    /// A safetensors file held in memory (a download, as in the browser, where there is no
+    /// file to map), checked as [`Checkpoint::open`] checks a file; `name` stands for the path
+    /// in errors.
+    ///
+    /// ```
+    /// # use ember_weights::Checkpoint;
+    /// assert!(Checkpoint::from_bytes(b"junk".to_vec(), "model.safetensors").is_err());
+    /// ```
+    pub fn from_bytes(bytes: Vec<u8>, name: impl Into<PathBuf>) -> Result<Checkpoint> {
+        let (mut files, mut entries, mut metadata) = (Vec::new(), BTreeMap::new(), HashMap::new());
+        let file = Mapped {
+            path: name.into(),
+            map: Storage::Owned(bytes),
+        };
+        index_file(0, file, &mut files, &mut entries, &mut metadata)?;
         Ok(Checkpoint {
             files,
             entries,
@@ -237,6 +233,49 @@ impl Checkpoint {
         };
         t.to_device(device)
     }
+}
+
+/// Reads file `i`'s header into `entries` and `metadata` (every tensor's byte range checked
+/// against the file) and keeps the file.
+fn index_file(
+    i: usize,
+    file: Mapped,
+    files: &mut Vec<Mapped>,
+    entries: &mut BTreeMap<String, Entry>,
+    metadata: &mut HashMap<String, String>,
+) -> Result<()> {
+    let (path, map) = (&file.path, &file.map);
+    let (header_len, meta) =
+        SafeTensors::read_metadata(map).map_err(|e| format_err(path, format!("{e}")))?;
+    let data_start = 8 + header_len;
+    if let Some(m) = meta.metadata() {
+        metadata.extend(m.clone());
+    }
+    for (name, info) in meta.tensors() {
+        let (s, e) = info.data_offsets;
+        let (start, end) = (data_start + s, data_start + e);
+        if end > map.len() || start > end {
+            return Err(format_err(
+                path,
+                format!("tensor {name}: bytes {start}..{end} outside the file"),
+            ));
+        }
+        let entry = Entry {
+            file: i,
+            stored: info.dtype,
+            shape: info.shape.clone(),
+            start,
+            end,
+        };
+        if entries.insert(name.clone(), entry).is_some() {
+            return Err(format_err(
+                path,
+                format!("tensor {name} appears in two shards"),
+            ));
+        }
+    }
+    files.push(file);
+    Ok(())
 }
 
 fn le<const N: usize, T>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
