@@ -25,7 +25,7 @@ fi
 
 # Seeds: the fixtures' chat templates (template, NUL, a message), model configs, GGUF files,
 # tokenizer files.
-mkdir -p "$corpus"/{chat_template,tokenizer_json,gguf_tokenizer,decoder_config,gguf,safetensors,run_dir}
+mkdir -p "$corpus"/{chat_template,tokenizer_json,gguf_tokenizer,decoder_config,gguf,safetensors,run_dir,numpy}
 python3 - "$corpus" <<'EOF'
 import json, sys
 corpus = sys.argv[1]
@@ -40,6 +40,7 @@ printf '{"step": 3, "precision": "f32", "rng": ["1", "2", "3", "4"], "global_rng
 cp tests/fixtures/tiny.gguf "$corpus/gguf/"
 cp tests/fixtures/tiny.gguf "$corpus/gguf_tokenizer/"
 cp tests/fixtures/nn/linear.safetensors "$corpus/safetensors/" 2>/dev/null || true
+cp tests/fixtures/numpy/*.npy tests/fixtures/numpy/*.npz "$corpus/numpy/"
 if [ -f "$assets/minilm/tokenizer.json" ]; then
     cp "$assets/minilm/tokenizer.json" "$corpus/tokenizer_json/minilm.json"
 fi
