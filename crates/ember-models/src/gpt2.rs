@@ -179,44 +179,28 @@ impl Gpt2 {
     /// config is validated and every parameter checked against the checkpoint's index before
     /// any is allocated; each is then read straight from the file.
     pub fn from_pretrained(dir: impl AsRef<Path>, device: Device, dtype: DType) -> Result<Gpt2> {
-        let dir = dir.as_ref();
-        let raw = crate::read_config(dir)?;
-        crate::expect_model_type(dir, &raw, "Gpt2::from_pretrained", &["gpt2"])?;
-        let cfg: Gpt2Config = crate::typed(dir, &raw)?;
-        cfg.check().map_err(|msg| crate::config_error(dir, msg))?;
-        let opts = LoadOptions {
-            strip_prefix: Some("transformer.".into()),
-            ignore: vec![
-                "*.attn.bias".into(),
-                "*.attn.masked_bias".into(),
-                "lm_head.weight".into(),
-            ],
-            ..Default::default()
-        };
-        crate::build_from_dir(
-            dir,
-            &opts,
-            device,
-            dtype,
-            |store| Gpt2::build(&cfg, raw.clone(), store),
-            |m| &m.store,
-        )
+        Gpt2::load(dir.as_ref(), device, dtype, &[])
     }
 
     /// The transformer of a task-head checkpoint (`transformer.*`, the head's names ignored).
     pub(crate) fn load_body(dir: &Path, device: Device, dtype: DType) -> Result<Gpt2> {
+        Gpt2::load(dir, device, dtype, &["score.*"])
+    }
+
+    /// [`Gpt2::from_pretrained`], also ignoring the checkpoint names `also_ignore`.
+    fn load(dir: &Path, device: Device, dtype: DType, also_ignore: &[&str]) -> Result<Gpt2> {
         let raw = crate::read_config(dir)?;
         crate::expect_model_type(dir, &raw, "Gpt2::from_pretrained", &["gpt2"])?;
         let cfg: Gpt2Config = crate::typed(dir, &raw)?;
         cfg.check().map_err(|msg| crate::config_error(dir, msg))?;
+        let ignore: Vec<String> = ["*.attn.bias", "*.attn.masked_bias", "lm_head.weight"]
+            .iter()
+            .chain(also_ignore)
+            .map(|s| s.to_string())
+            .collect();
         let opts = LoadOptions {
             strip_prefix: Some("transformer.".into()),
-            ignore: vec![
-                "*.attn.bias".into(),
-                "*.attn.masked_bias".into(),
-                "lm_head.weight".into(),
-                "score.*".into(),
-            ],
+            ignore,
             ..Default::default()
         };
         crate::build_from_dir(
