@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Ember's whole test suite on every backend: CPU (burn-flex) and wgpu, then the Python
-# package's tests (scripts/test_python.sh: a release build through pip). Without a GPU the
+# package's tests (scripts/test_python.sh: a release build through pip), then the browser
+# page's (web/test.sh: a wasm build driven in headless Chromium; it needs the assets). Without a GPU the
 # wgpu tests run on Mesa's lavapipe (software Vulkan), which this script installs if missing.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -24,3 +25,11 @@ cargo test --workspace --features embergrad/wgpu "$@"
 
 echo "== the Python package (scripts/test_python.sh)"
 bash scripts/test_python.sh
+
+echo "== the browser page (web/test.sh)"
+if [ -e "${EMBER_ASSETS:-$HOME/.cache/ember/assets}/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" ] \
+    || [ "${EMBER_REQUIRE_ASSETS:-0}" = 1 ]; then
+    bash web/test.sh
+else
+    echo "SKIPPED: the browser tests need the real assets: run bash scripts/fetch_assets.sh" >&2
+fi

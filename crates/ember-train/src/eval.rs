@@ -2,7 +2,7 @@
 //! Any [`Batches`] gives the mean loss of a few random batches; [`WholeSet`] runs over every
 //! example of a [`Dataset`] once, with [`Metric`]s such as [`Accuracy`].
 
-use std::time::Instant;
+use web_time::Instant;
 
 use ember_core::{Device, Error, Generator, Result, Tensor};
 

@@ -25,4 +25,4 @@ pub use loader::DataLoader;
 pub use plot::loss_curve;
 pub use precision::Precision;
 pub use run_dir::RunDir;
-pub use trainer::{NonFinite, Summary, TrainConfig, Trainer};
+pub use trainer::{NonFinite, StepOutcome, StepReport, Summary, TrainConfig, Trainer};

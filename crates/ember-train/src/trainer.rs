@@ -3,15 +3,14 @@
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use web_time::Instant;
 
 use ember_core::{
     AutocastGuard, Device, Error, Generator, Result, Tensor, autocast, global_state, no_grad,
     set_global_state,
 };
-use ember_core::{Backward, Gradients};
 use ember_nn::VarStore;
-use ember_optim::{GradScaler, Optimizer, Schedule, clip_grad_norm};
+use ember_optim::{GradScaler, Optimizer, Schedule};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint;
@@ -20,6 +19,9 @@ use crate::eval::{EvalReport, EvalSettings, LossFn, Validation};
 use crate::plot::loss_curve;
 use crate::precision::Precision;
 use crate::run_dir::RunDir;
+
+mod step;
+pub use step::{StepOutcome, StepReport};
 
 /// What a step with a non-finite loss or gradient norm does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -409,7 +411,6 @@ impl<'a> Trainer<'a> {
         // Training mode, as transformers' Trainer sets it (a pretrained model loads in eval
         // mode); evaluations switch to eval and back.
         self.store.train();
-        let params = self.store.trainable_parameters();
         let units_per_step =
             (self.cfg.batch_size * train.tokens_per_row() * self.cfg.grad_accum.max(1)) as f64;
         let unit = train.unit();
@@ -430,98 +431,22 @@ impl<'a> Trainer<'a> {
         });
         let (mut last_loss, mut last_val) = (f64::NAN, None::<EvalReport>);
         while self.step < self.cfg.steps {
-            let lr = self.schedule.lr(self.step);
-            if !(lr.is_finite() && lr >= 0.0) {
-                return Err(Error::data(
-                    "Trainer::fit",
-                    format!(
-                        "step {}: the schedule gives learning rate {lr}",
-                        self.step + 1
-                    ),
-                ));
-            }
-            self.opt.set_lr(lr);
-            let mut grads = Gradients::default();
-            let mut loss_sum = 0.0;
-            let accum = self.cfg.grad_accum.max(1);
-            for _ in 0..accum {
-                let (x, y) = train.sample(&mut self.rng, self.cfg.batch_size, self.cfg.device)?;
-                let loss = self.forward(loss_fn, &x, &y)?;
-                let dev = self.cfg.device;
-                let (opt, frozen) = (self.opt.as_ref(), self.frozen);
-                crate::usage::sample(dev, [Some(self.store), frozen], opt, Some(&loss), &grads);
-                loss_sum += loss.to_scalar::<f32>()? as f64;
-                let mut scaled = if accum > 1 {
-                    loss.div_scalar(accum as f64)?
-                } else {
-                    loss
-                };
-                if let Some(scaler) = &self.scaler {
-                    scaled = scaler.scale(&scaled)?;
-                }
-                grads.accumulate(scaled.backward()?)?;
-            }
-            let (opt, frozen) = (self.opt.as_ref(), self.frozen);
-            crate::usage::sample(
-                self.cfg.device,
-                [Some(self.store), frozen],
-                opt,
-                None,
-                &grads,
-            );
-            if let Some(scaler) = &mut self.scaler {
-                scaler.unscale(&mut grads, &params)?; // before clipping, as torch
-            }
-            let grad_norm = match self.cfg.clip {
-                Some(max) => clip_grad_norm(&mut grads, &params, max)?,
-                None => clip_grad_norm(&mut grads, &params, f64::INFINITY)?,
-            };
-            let loss = loss_sum / accum as f64;
-            // An overflow under loss scaling is the scaler's business: skip and back off.
-            let overflow = self.scaler.is_some() && loss.is_finite() && !grad_norm.is_finite();
-            let finite = loss.is_finite() && (grad_norm.is_finite() || overflow);
-            if !finite && self.cfg.on_nonfinite == NonFinite::Stop {
-                return Err(Error::data(
-                    "Trainer::fit",
-                    format!(
-                        "step {}: the loss is {loss} and the gradient norm {grad_norm}; the \
-                         weights are unchanged since step {} (lower the learning rate, check \
-                         the data, or set on_nonfinite: NonFinite::Skip)",
-                        self.step + 1,
-                        self.step
-                    ),
-                ));
-            }
-            self.step += 1;
-            // With loss scaling, the scaler decides: it skips a step whose gradients overflowed
-            // and backs off.
-            let overflowed = match &mut self.scaler {
-                Some(scaler) => {
-                    let stepped = finite && scaler.step(self.opt.as_mut(), &grads)?;
-                    scaler.update();
-                    (finite && !stepped).then(|| scaler.scale_value())
-                }
-                None => {
-                    if finite {
-                        self.opt.step(&grads)?;
-                    }
-                    None
-                }
-            };
-            if let Some(scale) = overflowed {
-                self.log(serde_json::json!({
-                    "step": self.step, "skipped": "gradient overflow under loss scaling",
-                    "loss": loss, "loss_scale": scale, "lr": lr,
-                }))?;
-            }
+            let report = self.train_step(train, loss_fn)?;
+            let (lr, loss, grad_norm) = (report.lr, report.loss, report.grad_norm);
+            let finite = report.outcome != StepOutcome::NonFinite;
             if finite {
                 last_loss = loss;
-                self.train_curve.push((self.step, last_loss));
-            } else {
-                self.log(serde_json::json!({
+            }
+            match report.outcome {
+                StepOutcome::Applied => {}
+                StepOutcome::Overflow { loss_scale } => self.log(serde_json::json!({
+                    "step": self.step, "skipped": "gradient overflow under loss scaling",
+                    "loss": loss, "loss_scale": loss_scale, "lr": lr,
+                }))?,
+                StepOutcome::NonFinite => self.log(serde_json::json!({
                     "step": self.step, "skipped": "non-finite loss or gradient norm",
                     "loss": loss, "grad_norm": grad_norm, "lr": lr,
-                }))?;
+                }))?,
             }
             let elapsed = start.elapsed().as_secs_f64();
             let tps = (self.step - first) as f64 * units_per_step / elapsed.max(1e-9);

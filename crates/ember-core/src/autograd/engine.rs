@@ -237,7 +237,7 @@ mod profile {
     //! freeing gradients and in freeing the graph, printed to stderr after every backward pass
     //! (for finding what to optimize).
     use std::collections::BTreeMap;
-    use std::time::Instant;
+    use web_time::Instant;
 
     pub(super) struct Profile(Option<BTreeMap<&'static str, (u32, f64)>>);
 

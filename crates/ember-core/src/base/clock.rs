@@ -23,8 +23,8 @@ pub struct UtcTime {
 impl UtcTime {
     /// Now (the Unix epoch if the clock is before it).
     pub fn now() -> UtcTime {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
+        let secs = web_time::SystemTime::now()
+            .duration_since(web_time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         UtcTime::from_unix(secs)
     }

@@ -24,7 +24,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use web_time::{Duration, Instant};
 
 use minijinja::machinery::{self, Instruction, Instructions};
 use minijinja::value::ValueKind;

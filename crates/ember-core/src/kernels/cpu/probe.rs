@@ -12,7 +12,7 @@ pub(crate) fn dot_cost_ratio(has_bf16: bool) -> f64 {
         let best = |f: &dyn Fn() -> f32| {
             (0..5)
                 .map(|_| {
-                    let t = std::time::Instant::now();
+                    let t = web_time::Instant::now();
                     std::hint::black_box(f());
                     t.elapsed().as_secs_f64()
                 })
