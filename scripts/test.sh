@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Ember's whole test suite on every backend: CPU (burn-flex) and wgpu, then the Python
 # package's tests (scripts/test_python.sh: a release build through pip), then the browser
-# page's (web/test.sh: a wasm build driven in headless Chromium; it needs the assets). Without a GPU the
+# page's: ember-core's tests on wasm32 under Node (scripts/test_wasm.sh), and the page in
+# headless Chromium (web/test.sh; it needs the assets). Without a GPU the
 # wgpu tests run on Mesa's lavapipe (software Vulkan), which this script installs if missing.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -25,6 +26,9 @@ cargo test --workspace --features embergrad/wgpu "$@"
 
 echo "== the Python package (scripts/test_python.sh)"
 bash scripts/test_python.sh
+
+echo "== ember-core's fixtures and kernels on WebAssembly (scripts/test_wasm.sh)"
+bash scripts/test_wasm.sh
 
 echo "== the browser page (web/test.sh)"
 if [ -e "${EMBER_ASSETS:-$HOME/.cache/ember/assets}/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" ] \

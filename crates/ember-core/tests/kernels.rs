@@ -492,6 +492,7 @@ fn kernels_decline_other_dtypes_and_take_strided_views_right() -> Result<()> {
 
 /// This machine picks the AVX-512 kernels; the AVX2 and baseline builds of every kernel must
 /// pass the same tests: the test binary runs itself again with `EMBER_SIMD` capped.
+#[cfg(not(target_family = "wasm"))] // no processes there: scripts/test_wasm.sh reruns it
 #[test]
 fn the_avx2_and_baseline_kernels_pass_too() {
     ember_testing::rerun_with_narrower_simd("the_avx2_and_baseline_kernels_pass_too");

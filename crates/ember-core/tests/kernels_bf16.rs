@@ -328,6 +328,7 @@ fn amx_emulated() -> bool {
 
 /// The AMX bf16 GEMM (its packing, tiling and edges) passes the same tests on the tile
 /// emulator, on any CPU: the binary runs itself again with `EMBER_SIMD=amx-emulated`.
+#[cfg(not(target_family = "wasm"))] // no processes there: scripts/test_wasm.sh reruns it
 #[test]
 fn the_amx_products_pass_on_the_tile_emulator() {
     ember_testing::rerun_with_simd(
@@ -338,6 +339,7 @@ fn the_amx_products_pass_on_the_tile_emulator() {
 
 /// This machine may pick AVX512_BF16; the fallbacks (f32 GEMM on widened operands, AVX2
 /// conversions) must pass the same tests: the binary runs itself again with `EMBER_SIMD`.
+#[cfg(not(target_family = "wasm"))] // no processes there: scripts/test_wasm.sh reruns it
 #[test]
 fn the_fallbacks_without_avx512_pass_too() {
     ember_testing::rerun_with_narrower_simd("the_fallbacks_without_avx512_pass_too");

@@ -133,6 +133,7 @@ fn check_product(
     let b = bias.then(|| randn(g, &[rows]));
     let (y, used) = trace_kernels(|| x.linear_q(&w, b.as_ref()).unwrap());
     // What this run must pick on this CPU (the re-runs cap it with EMBER_SIMD).
+    #[cfg(target_arch = "x86_64")]
     let want = match std::env::var("EMBER_SIMD").as_deref() {
         Ok("amx-emulated") if m > 4 => Some(Impl::CpuInt8Amx),
         Ok("baseline") => Some(Impl::CpuInt8),
@@ -140,6 +141,14 @@ fn check_product(
         Err(_) if std::arch::is_x86_feature_detected!("avx512vnni") => Some(Impl::CpuInt8Vnni),
         _ => None,
     };
+    // WebAssembly (scripts/test_wasm.sh): SIMD128 unless capped to the baseline.
+    #[cfg(target_arch = "wasm32")]
+    let want = match std::env::var("EMBER_SIMD").as_deref() {
+        Ok("baseline") => Some(Impl::CpuInt8),
+        _ => Some(Impl::CpuInt8Simd128),
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "wasm32")))]
+    let want: Option<Impl> = None;
     if let Some(want) = want {
         assert_eq!(used[0].implementation, want, "{format}");
     }
@@ -265,6 +274,7 @@ fn embedding_rows_are_the_dequantized_rows() {
 
 /// The AMX int8 path (its tiles, unpacking and epilogue) passes the same tests on the tile
 /// emulator, on any CPU: the binary runs itself again with `EMBER_SIMD=amx-emulated`.
+#[cfg(not(target_family = "wasm"))] // no processes there: scripts/test_wasm.sh reruns it
 #[test]
 fn the_amx_kernel_passes_on_the_tile_emulator() {
     ember_testing::rerun_with_simd(
@@ -275,6 +285,7 @@ fn the_amx_kernel_passes_on_the_tile_emulator() {
 
 /// The integer kernels a wider CPU never picks (AVX2, portable) pass the same tests: the
 /// binary runs itself again with `EMBER_SIMD` capped.
+#[cfg(not(target_family = "wasm"))] // no processes there: scripts/test_wasm.sh reruns it
 #[test]
 fn the_portable_kernel_passes_too() {
     ember_testing::rerun_with_narrower_simd("the_portable_kernel_passes_too");

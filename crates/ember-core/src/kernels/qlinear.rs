@@ -52,6 +52,8 @@ pub(crate) fn forward(x: &Tensor, w: &QTensor, bias: Option<&Tensor>) -> Result<
                     Int8Dot::Amx(_) => Impl::CpuInt8Amx,
                     Int8Dot::Vnni => Impl::CpuInt8Vnni,
                     Int8Dot::Avx2 => Impl::CpuInt8Avx2,
+                    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                    Int8Dot::Simd128 => Impl::CpuInt8Simd128,
                     Int8Dot::Portable => Impl::CpuInt8,
                 },
             );

@@ -25,6 +25,8 @@ pub enum Impl {
     CpuInt8Amx,
     /// The quantized product on AVX2 (`vpmaddubsw`), for CPUs without AVX512-VNNI.
     CpuInt8Avx2,
+    /// The quantized product on WebAssembly SIMD128.
+    CpuInt8Simd128,
     /// The same quantized product computed portably (no AVX2 on this CPU).
     CpuInt8,
     /// The composed definition from burn primitives (every other device and dtype).

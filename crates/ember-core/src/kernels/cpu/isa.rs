@@ -170,12 +170,20 @@ pub(crate) enum Int8Dot {
     /// AVX2 `vpmaddubsw` + `vpmaddwd`, 8 rows per vector (8-bit codes by sign and magnitude,
     /// so no pair sum saturates).
     Avx2,
+    /// WebAssembly SIMD128 (`i32x4.dot_i16x8_s`), 16 rows per record (builds with
+    /// `-C target-feature=+simd128`).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    Simd128,
     /// Plain Rust.
     Portable,
 }
 
 /// The widest integer dot-product kernel this CPU runs (f16 scales need F16C).
 pub(crate) fn int8_dot() -> Int8Dot {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if cap() > 0 {
+        return Int8Dot::Simd128;
+    }
     let isa = isa();
     match simd_level() {
         2 if isa.avx512_vnni && isa.f16c => Int8Dot::Vnni,

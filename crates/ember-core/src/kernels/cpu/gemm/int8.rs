@@ -1,7 +1,8 @@
 //! Products of f32 activations `(M, K)` with a repacked quantized weight `(N, K)`:
 //! `y = x wᵀ (+ bias)`, the activations quantized to 8-bit blocks first (`pack_int8`).
 //!
-//! Three implementations of the same arithmetic, chosen at run time (and for more than a few
+//! Three implementations of the same arithmetic (and on WebAssembly a fourth, SIMD128:
+//! `int8_simd128`), chosen at run time (and for more than a few
 //! rows, a fourth on AMX tiles: `amx_int8`, bit for bit the VNNI one): AVX512-VNNI
 //! (`vpdpbusd`, 16 rows of the weight per vector) and a portable one, bit for bit, and AVX2
 //! (`vpmaddubsw`, 8 rows per vector; 8-bit codes by sign and magnitude, so it adds one more
@@ -16,7 +17,7 @@ use super::super::spin;
 use super::pack_int8::{ActBlock, Codes, Packed, ROWS, quantize_rows};
 
 /// Activation rows processed together (each decoded weight vector is used this many times).
-const TILE_M: usize = 8;
+pub(super) const TILE_M: usize = 8;
 
 /// `out (m, p.rows) = x (m, p.cols) · wᵀ + bias` with `kernel`.
 pub(crate) fn qlinear(
@@ -70,6 +71,10 @@ pub(crate) fn qlinear(
                     // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/quant.rs.
                     #[cfg(target_arch = "x86_64")]
                     Int8Dot::Avx2 => unsafe { avx2::group(p, g, acts, rows, &mut acc) },
+                    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                    Int8Dot::Simd128 => {
+                        super::int8_simd128::group(p, g, acts, rows, &mut acc);
+                    }
                     _ => portable_group(p, g, acts, rows, &mut acc),
                 }
                 for (mi, acc) in acc.iter().take(rows).enumerate() {

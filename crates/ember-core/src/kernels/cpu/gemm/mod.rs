@@ -9,6 +9,7 @@
 //! | `bf16` | the packed AVX512_BF16 GEMM: 6×64 `vdpbf16ps` microkernel, f32 sums rounded once |
 //! | `pack_bf16` | bf16 panels for it, each lane a pair along `k` |
 //! | `int8` | quantized weights × 8-bit activations: AVX512-VNNI, AVX2 or portable integer dot products |
+//! | `int8_simd128` | the same on WebAssembly SIMD128 (`i32x4.dot_i16x8_s`), the f32 epilogue's FMAs through f64 |
 //! | `pack_int8` | GGML blocks repacked for it (16 rows per record), activations quantized to 8 bits |
 //! | `stream` | products of at most 4 rows (decoding), streaming `b` once, generic over its element |
 //! | `tiles` | the 64-wide tiles of attention's products (AVX-512 FMA kernels) |
@@ -21,6 +22,8 @@ pub(crate) mod amx_int8;
 pub(crate) mod bf16;
 pub(crate) mod f32;
 pub(crate) mod int8;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod int8_simd128;
 pub(crate) mod pack_bf16;
 pub(crate) mod pack_int8;
 pub(crate) mod stream;
