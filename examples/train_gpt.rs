@@ -6,6 +6,9 @@
 //! cargo run --release --example train_gpt -- --text my.txt --steps 500
 //! cargo run --release --example train_gpt -- --resume runs/train_gpt --steps 4000
 //! cargo run --release --example train_gpt -- --precision bf16-mixed --out runs/train_gpt_bf16
+//! # data parallel on 2 MPI ranks (docs/distributed.md):
+//! cargo build --release --example train_gpt --features embergrad/mpi
+//! mpirun -np 2 target/release/examples/train_gpt --distributed
 //! ```
 //!
 //! The model is nanoGPT's, `ember::models::Gpt` (pre-LayerNorm blocks, causal self-attention,
@@ -83,6 +86,21 @@ struct Args {
     /// f32, bf16-mixed (bf16 autocast, f32 master weights) or f16-mixed (with loss scaling).
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     precision: Precision,
+    /// Micro-batches accumulated per optimizer step (per rank when distributed).
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    grad_accum: usize,
+    /// Write a metrics line every this many steps.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    log_every: u64,
+    /// Data parallel over the ranks of the MPI job that started this process (`mpirun`,
+    /// `srun`; needs `--features embergrad/mpi`): each step takes `batch-size × grad-accum`
+    /// sequences on every rank, and only rank 0 writes the run directory.
+    #[arg(long)]
+    distributed: bool,
+    /// Sum gradients in rank order (the same bits on every rank for any number of ranks;
+    /// with 2 ranks MPI's own sum already is).
+    #[arg(long)]
+    rank_order: bool,
 }
 
 fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
@@ -201,6 +219,28 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
+    let group = match args.distributed {
+        true => {
+            let order = match args.rank_order {
+                true => ember::dist::ReduceOrder::RankOrder,
+                false => ember::dist::ReduceOrder::Fast,
+            };
+            Some(ember::dist::init(order)?)
+        }
+        false => None,
+    };
+    let main_rank = group.as_ref().is_none_or(|g| g.is_main());
+    // Only rank 0 of a distributed run reports.
+    macro_rules! say {
+        ($($arg:tt)*) => {
+            if main_rank {
+                println!($($arg)*);
+            }
+        };
+    }
+    if let Some(g) = &group {
+        eprintln!("rank {} of {}", g.rank(), g.world_size());
+    }
     let out = args.resume.clone().unwrap_or_else(|| args.out.clone());
     if args.resume.is_some() && !out.is_dir() {
         return Err(Error::data(
@@ -211,8 +251,9 @@ fn run(args: Args) -> Result<()> {
             ),
         ));
     }
-    let run_dir = RunDir::open(&out)?; // locked until the run ends
-    if args.resume.is_none() {
+    // Locked until the run ends; a distributed run's other ranks only read it.
+    let run_dir = main_rank.then(|| RunDir::open(&out)).transpose()?;
+    if let (Some(run_dir), None) = (&run_dir, &args.resume) {
         run_dir.check_fresh()?;
     }
 
@@ -222,7 +263,7 @@ fn run(args: Args) -> Result<()> {
         None => default_text()?,
     };
     let vocab: Vec<char> = if args.resume.is_some() {
-        run_dir.read_json("vocab.json")?
+        RunDir::read_json_in(&out, "vocab.json")?
     } else {
         let mut chars: Vec<char> = text.chars().collect();
         chars.sort_unstable();
@@ -238,7 +279,7 @@ fn run(args: Args) -> Result<()> {
         .chars()
         .filter_map(|c| index.get(&c).copied())
         .collect();
-    println!(
+    say!(
         "{} characters, vocabulary of {} (a uniform guess scores {:.2} nats)",
         text.chars().count(),
         vocab.len(),
@@ -247,7 +288,7 @@ fn run(args: Args) -> Result<()> {
 
     // Model: a fresh one, or the shape of the run being resumed.
     let cfg: GptConfig = if args.resume.is_some() {
-        run_dir.read_json("config.json")?
+        RunDir::read_json_in(&out, "config.json")?
     } else {
         GptConfig {
             vocab_size: vocab.len(),
@@ -272,14 +313,14 @@ fn run(args: Args) -> Result<()> {
     cfg.validate()?;
     check_memory(&cfg, args.batch_size, args.device)?;
     let (train, val) = TokenStream::new(ids, cfg.block_size)?.split(0.9)?;
-    if args.resume.is_none() {
+    if let (Some(run_dir), None) = (&run_dir, &args.resume) {
         run_dir.write_json("vocab.json", &vocab)?;
         run_dir.write_json("config.json", &cfg)?;
     }
     manual_seed(args.seed);
     let store = VarStore::with_seed(args.device, DType::F32, args.seed);
     let model = Gpt::checked(&store, cfg.clone())?; // nanoGPT's model
-    println!(
+    say!(
         "GPT: {} layers, {} heads, width {}, context {}: {} parameters on {}",
         cfg.n_layer,
         cfg.n_head,
@@ -306,7 +347,10 @@ fn run(args: Args) -> Result<()> {
         clip: Some(1.0),
         eval_every: args.eval_every,
         eval_batches: args.eval_batches,
-        log_every: 10,
+        log_every: args.log_every,
+        grad_accum: args.grad_accum,
+        progress: main_rank,
+        distributed: group.clone(),
         checkpoint_every: args.eval_every,
         out_dir: out.clone(),
         seed: args.seed,
@@ -317,7 +361,7 @@ fn run(args: Args) -> Result<()> {
     let mut trainer = Trainer::new(&store, Box::new(opt), schedule, tcfg);
     if args.resume.is_some() {
         trainer.resume(&out)?;
-        println!("resumed at step {}", trainer.step());
+        say!("resumed at step {}", trainer.step());
     }
 
     // Train: cross-entropy of the next character at every position.
@@ -325,7 +369,7 @@ fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let summary = trainer.fit(&train, Some(&val), &loss_fn)?;
     let secs = start.elapsed().as_secs_f64();
-    println!(
+    say!(
         "done: {} steps, train loss {:.4}, val loss {:.4}, {:.0} {}/s, {:.1} s",
         summary.steps,
         summary.train_loss,
@@ -334,13 +378,16 @@ fn run(args: Args) -> Result<()> {
         summary.unit,
         secs
     );
-    println!(
+    say!(
         "wrote {}, {} and {}",
         out.join("metrics.jsonl").display(),
         out.join("loss.png").display(),
         out.join("checkpoints").display()
     );
 
+    if !main_rank {
+        return Ok(());
+    }
     // Sample: continue a newline with `sample_chars` characters.
     let mut g = Generator::new(args.seed);
     let start_id = index.get(&'\n').copied().unwrap_or(0);
@@ -352,9 +399,10 @@ fn run(args: Args) -> Result<()> {
         &mut g,
     )?;
     let sample: String = sampled.iter().map(|&i| vocab[i as usize]).collect();
-    println!(
+    say!(
         "--- sample ({} characters, temperature {}) ---\n{sample}",
-        args.sample_chars, args.temperature
+        args.sample_chars,
+        args.temperature
     );
     Ok(())
 }

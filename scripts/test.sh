@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Ember's whole test suite on every backend: CPU (burn-flex) and wgpu, then the Python
-# package's tests (scripts/test_python.sh: a release build through pip), then the browser
+# package's tests (scripts/test_python.sh: a release build through pip), data parallel on
+# MPI (scripts/test_distributed.sh; installs OpenMPI when missing), then the browser
 # page's: ember-core's tests on wasm32 under Node (scripts/test_wasm.sh), and the page in
 # headless Chromium (web/test.sh; it needs the assets). Without a GPU the
 # wgpu tests run on Mesa's lavapipe (software Vulkan), which this script installs if missing.
@@ -26,6 +27,9 @@ cargo test --workspace --features embergrad/wgpu "$@"
 
 echo "== the Python package (scripts/test_python.sh)"
 bash scripts/test_python.sh
+
+echo "== data parallel on MPI, 2 and 3 ranks on loopback (scripts/test_distributed.sh)"
+bash scripts/test_distributed.sh
 
 echo "== ember-core's fixtures and kernels on WebAssembly (scripts/test_wasm.sh)"
 bash scripts/test_wasm.sh

@@ -123,7 +123,13 @@ impl RunDir {
 
     /// Reads `name` as JSON into `T`.
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
-        let path = self.join(name);
+        RunDir::read_json_in(&self.join(""), name)
+    }
+
+    /// [`RunDir::read_json`] without taking the lock: for the ranks of a distributed run other
+    /// than 0, which read what rank 0 holds locked.
+    pub fn read_json_in<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
+        let path = dir.join(name);
         let text = ember_weights::read_text(&path, MAX_JSON, "run directory JSON")?;
         serde_json::from_str(&text).map_err(|e| Error::Format {
             format: "json",

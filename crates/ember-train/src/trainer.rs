@@ -3,12 +3,14 @@
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use web_time::Instant;
 
 use ember_core::{
     AutocastGuard, Device, Error, Generator, Result, Tensor, autocast, global_state, no_grad,
     set_global_state,
 };
+use ember_dist::ProcessGroup;
 use ember_nn::VarStore;
 use ember_optim::{GradScaler, Optimizer, Schedule};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -67,6 +69,11 @@ pub struct TrainConfig {
     pub on_nonfinite: NonFinite,
     /// f32, or mixed precision with f32 master weights.
     pub precision: Precision,
+    /// Data parallel over these processes (`ember_dist::init`): each step's
+    /// `grad_accum × world_size` micro-batches are drawn on every rank from the same seeded
+    /// sampler, rank `r` computes those numbered `r, r + world, ...`, and the gradients are
+    /// summed over the ranks; only rank 0 writes the run directory. `None`: this process alone.
+    pub distributed: Option<Arc<dyn ProcessGroup>>,
 }
 
 impl Default for TrainConfig {
@@ -87,6 +94,7 @@ impl Default for TrainConfig {
             progress: true,
             on_nonfinite: NonFinite::Stop,
             precision: Precision::F32,
+            distributed: None,
         }
     }
 }
@@ -143,6 +151,8 @@ pub struct Trainer<'a> {
     val_curve: Vec<(u64, f64)>,
     run: Option<RunDir>,
     resumed: bool,
+    /// Whether a distributed run's parameters were broadcast from rank 0 yet.
+    synced: bool,
     /// Loss scaling, for `Precision::F16Mixed`.
     scaler: Option<GradScaler>,
     /// Frozen parameters beside the trained store, counted in the memory samples.
@@ -194,6 +204,7 @@ impl<'a> Trainer<'a> {
             val_curve: Vec::new(),
             run: None,
             resumed: false,
+            synced: false,
             scaler,
             frozen: None,
         }
@@ -226,6 +237,11 @@ impl<'a> Trainer<'a> {
             .transpose()
     }
 
+    /// True unless this is a rank other than 0 of a distributed run (those write nothing).
+    pub(crate) fn is_main(&self) -> bool {
+        self.cfg.distributed.as_ref().is_none_or(|g| g.is_main())
+    }
+
     /// The output directory, locked for this process on first use.
     fn run_dir(&mut self) -> Result<RunDir> {
         if self.run.is_none() {
@@ -240,6 +256,9 @@ impl<'a> Trainer<'a> {
     /// Keeps the records of `metrics.jsonl` up to `step` (and drops a torn last line), so a
     /// resumed run's log continues as one ordered record.
     fn truncate_metrics(&mut self, step: u64) -> Result<()> {
+        if !self.is_main() {
+            return Ok(());
+        }
         let run = self.run_dir()?;
         let path = run.join("metrics.jsonl");
         if !path.exists() {
@@ -273,7 +292,9 @@ impl<'a> Trainer<'a> {
     ///
     /// The output directory's `metrics.jsonl` is truncated to the resumed step.
     pub fn resume(&mut self, dir: &Path) -> Result<()> {
-        self.run_dir()?;
+        if self.is_main() {
+            self.run_dir()?;
+        }
         let dir = if dir.join("trainer.json").exists() {
             dir.to_path_buf()
         } else {
@@ -361,6 +382,9 @@ impl<'a> Trainer<'a> {
     /// Appends one line to `metrics.jsonl` (one write, so a kill tears at most the last
     /// line, which a resume drops).
     fn log(&self, record: serde_json::Value) -> Result<()> {
+        if !self.is_main() {
+            return Ok(());
+        }
         let path = self.cfg.out_dir.join("metrics.jsonl");
         let mut f = OpenOptions::new()
             .create(true)
@@ -403,16 +427,20 @@ impl<'a> Trainer<'a> {
                 ),
             ));
         }
-        let run = self.run_dir()?;
-        if self.step == 0 && !self.resumed {
-            run.check_fresh()?;
-            self.truncate_metrics(0)?;
+        if self.is_main() {
+            let run = self.run_dir()?;
+            if self.step == 0 && !self.resumed {
+                run.check_fresh()?;
+                self.truncate_metrics(0)?;
+            }
         }
         // Training mode, as transformers' Trainer sets it (a pretrained model loads in eval
         // mode); evaluations switch to eval and back.
         self.store.train();
+        let world = self.cfg.distributed.as_ref().map_or(1, |g| g.world_size());
         let units_per_step =
-            (self.cfg.batch_size * train.tokens_per_row() * self.cfg.grad_accum.max(1)) as f64;
+            (self.cfg.batch_size * train.tokens_per_row() * self.cfg.grad_accum.max(1) * world)
+                as f64;
         let unit = train.unit();
         let (per_s_key, short) = match unit {
             "rows" => ("rows_per_s", "rows/s"),
@@ -497,14 +525,21 @@ impl<'a> Trainer<'a> {
             }
             let ckpt_now = self.cfg.checkpoint_every > 0
                 && self.step.is_multiple_of(self.cfg.checkpoint_every);
-            if ckpt_now || self.step == self.cfg.steps {
+            if (ckpt_now || self.step == self.cfg.steps) && self.is_main() {
                 self.save_checkpoint()?;
             }
         }
         if let Some(b) = bar {
             b.finish();
         }
-        self.plot()?;
+        if let Some(g) = &self.cfg.distributed {
+            // DDP keeps the ranks' weights equal by construction; a check costs one hash.
+            let params = self.store.trainable_parameters();
+            ember_dist::ddp::check_parameters_equal(&params, g.as_ref())?;
+        }
+        if self.is_main() {
+            self.plot()?;
+        }
         let elapsed = start.elapsed().as_secs_f64();
         Ok(Summary {
             steps: self.step,

@@ -79,14 +79,16 @@ fn kind_of(head: &[u8], len: u64) -> FileKind {
     if head.starts_with(b"\x93NUMPY") {
         return FileKind::Npy;
     }
-    if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
-        return FileKind::Pickle;
-    }
+    // Safetensors before pickle: a header of 0x280..0x5ff bytes starts with a pickle's
+    // protocol marker (0x80, then 2..=5).
     if head.len() >= 9 {
         let header = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
         if head[8] == b'{' && header.checked_add(8).is_some_and(|end| end <= len) {
             return FileKind::Safetensors;
         }
+    }
+    if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
+        return FileKind::Pickle;
     }
     match head.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{' | b'[') => FileKind::Json,
@@ -180,5 +182,10 @@ mod tests {
         assert_eq!(kind_of(b"\x80\x02}q", 10), FileKind::Pickle);
         assert_eq!(kind_of(b"\x93NUMPY\x01\0", 10), FileKind::Npy);
         assert_eq!(kind_of(b"", 0), FileKind::Other);
+        // A safetensors header of 0x580 bytes starts 80 05, like pickle protocol 5 (a
+        // 20-step checkpoint of train_gpt's model was refused as a pickle).
+        let mut st = 0x580u64.to_le_bytes().to_vec();
+        st.push(b'{');
+        assert_eq!(kind_of(&st, 0x588), FileKind::Safetensors);
     }
 }

@@ -42,6 +42,9 @@ pub use ember_core::{
     ReduceFn, Reduction, Result, Tensor, TensorId, UnaryFn, amx_peak, bf16, checkpoint,
     cpu_kernels, enable_grad, f16, gradcheck, is_grad_enabled, manual_seed, no_grad, trace_kernels,
 };
+/// Data parallel across processes: process groups (MPI with the `mpi` feature) and DDP's
+/// gradient sums (the `ember-dist` crate).
+pub use ember_dist as dist;
 /// Models with Hugging Face configs and names, and generation (the `ember-models` crate).
 pub use ember_models as models;
 /// Layers, the parameter store and losses (the `ember-nn` crate).

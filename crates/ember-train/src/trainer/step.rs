@@ -64,9 +64,25 @@ impl Trainer<'_> {
         let params = self.store.trainable_parameters();
         let mut grads = Gradients::default();
         let mut loss_sum = 0.0;
-        let accum = self.cfg.grad_accum.max(1);
-        for _ in 0..accum {
+        let group = self.cfg.distributed.clone();
+        let (rank, world) = group
+            .as_ref()
+            .map_or((0, 1), |g| (g.rank(), g.world_size()));
+        if let Some(g) = &group
+            && !self.synced
+        {
+            // DDP's start: rank 0's weights everywhere, checked.
+            ember_dist::ddp::broadcast_parameters(&params, g.as_ref())?;
+            self.synced = true;
+        }
+        // Every rank draws all the step's micro-batches (the sampler stays in step) and
+        // computes its own: as one process accumulating `accum × world` of them.
+        let accum = self.cfg.grad_accum.max(1) * world;
+        for j in 0..accum {
             let (x, y) = train.sample(&mut self.rng, self.cfg.batch_size, self.cfg.device)?;
+            if j % world != rank {
+                continue;
+            }
             let loss = self.forward(loss_fn, &x, &y)?;
             let dev = self.cfg.device;
             let (opt, frozen) = (self.opt.as_ref(), self.frozen);
@@ -92,6 +108,13 @@ impl Trainer<'_> {
         );
         if let Some(scaler) = &mut self.scaler {
             scaler.unscale(&mut grads, &params)?; // before clipping, as torch
+        }
+        if let Some(g) = &group {
+            let bucket = ember_dist::ddp::BUCKET_BYTES;
+            ember_dist::ddp::all_reduce_gradients(&mut grads, &params, g.as_ref(), bucket)?;
+            let mut total = [loss_sum];
+            g.all_reduce_sum_f64(&mut total)?;
+            loss_sum = total[0];
         }
         let grad_norm =
             clip_grad_norm(&mut grads, &params, self.cfg.clip.unwrap_or(f64::INFINITY))?;
