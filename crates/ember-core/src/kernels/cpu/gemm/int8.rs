@@ -14,10 +14,7 @@
 use super::super::isa::Int8Dot;
 use super::super::par::Out;
 use super::super::spin;
-use super::pack_int8::{ActBlock, Codes, Packed, ROWS, quantize_rows};
-
-/// Activation rows processed together (each decoded weight vector is used this many times).
-pub(super) const TILE_M: usize = 8;
+use super::pack_int8::{ActBlock, Codes, Packed, ROWS, TILE_M, quantize_rows};
 
 /// `out (m, p.rows) = x (m, p.cols) · wᵀ + bias` with `kernel`.
 pub(crate) fn qlinear(

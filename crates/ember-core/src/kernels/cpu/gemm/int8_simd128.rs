@@ -11,8 +11,7 @@
 
 use core::arch::wasm32::*;
 
-use super::int8::TILE_M;
-use super::pack_int8::{ActBlock, Codes, Packed, ROWS};
+use super::pack_int8::{ActBlock, Codes, Packed, ROWS, TILE_M};
 
 /// `fma(x, y, acc)` for four lanes, through f64.
 #[inline(always)]

@@ -20,6 +20,10 @@ use crate::base::quant::{QFormat, QTensor, codec};
 /// Rows per record (the lanes of a 512-bit vector of i32).
 pub(crate) const ROWS: usize = 16;
 
+/// Activation rows the integer kernels process together (each decoded weight vector is used
+/// this many times).
+pub(crate) const TILE_M: usize = 8;
+
 /// How a record stores its codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Codes {
