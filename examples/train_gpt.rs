@@ -101,6 +101,10 @@ struct Args {
     /// with 2 ranks MPI's own sum already is).
     #[arg(long)]
     rank_order: bool,
+    /// Sum the gradients after the backward instead of during it (to measure what the
+    /// overlap saves).
+    #[arg(long)]
+    no_overlap: bool,
 }
 
 fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
@@ -350,7 +354,10 @@ fn run(args: Args) -> Result<()> {
         log_every: args.log_every,
         grad_accum: args.grad_accum,
         progress: main_rank,
-        distributed: group.clone(),
+        distributed: group.clone().map(|g| ember::dist::Ddp {
+            overlap: !args.no_overlap,
+            ..ember::dist::Ddp::new(g)
+        }),
         checkpoint_every: args.eval_every,
         out_dir: out.clone(),
         seed: args.seed,

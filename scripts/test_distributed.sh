@@ -61,6 +61,20 @@ run single "$bin" "${flags[@]}" --steps 50 --batch-size 8 --grad-accum 2
 run ranks2 "${mpi[@]}" -np 2 "$bin" "${flags[@]}" --steps 50 --batch-size 8 --distributed
 compare single ranks2 exact
 
+echo "== the sums overlapped with the backward (the default) or after it: the same bits"
+run ranks2_after "${mpi[@]}" -np 2 "$bin" "${flags[@]}" --steps 50 --batch-size 8 --distributed \
+    --no-overlap
+compare ranks2 ranks2_after exact
+python3 - "$work" <<'PY'
+import json, sys
+for run in ("ranks2", "ranks2_after"):
+    recs = [json.loads(l) for l in open(f"{sys.argv[1]}/{run}/metrics.jsonl") if "comm_wait_s" in l]
+    wait = sum(r["comm_wait_s"] for r in recs[5:])
+    steps = recs[-1]["elapsed_s"] - recs[4]["elapsed_s"]
+    print(f"{run}: waiting for gradient sums {wait / len(recs[5:]) * 1e3:.2f} ms a step, "
+          f"{100 * wait / steps:.1f}% of the step (rank 0, steps 6-50)")
+PY
+
 echo "== 2 ranks against one process with the doubled batch"
 run doubled "$bin" "${flags[@]}" --steps 50 --batch-size 16
 compare doubled ranks2 close

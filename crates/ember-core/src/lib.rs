@@ -37,8 +37,8 @@ pub mod usage;
 
 pub use autocast::{AutocastGuard, autocast, autocast_off};
 pub use autograd::{
-    Backward, EnableGradGuard, GradcheckReport, Gradients, NoGradGuard, OpKind, checkpoint,
-    enable_grad, gradcheck, is_grad_enabled, no_grad,
+    Backward, EnableGradGuard, GradcheckReport, Gradients, LeafHook, NoGradGuard, OpKind,
+    checkpoint, enable_grad, gradcheck, is_grad_enabled, no_grad,
 };
 pub use base::device::Device;
 pub use base::dtype::{DType, Element};

@@ -43,6 +43,16 @@ pub trait ProcessGroup: Debug + Send + Sync {
     /// Returns once every rank has called it.
     fn barrier(&self) -> Result<()>;
 
+    /// Starts [`ProcessGroup::all_reduce_sum`] on `buf` and returns at once where the backend
+    /// can (MPI in [`ReduceOrder::Fast`]), so computation overlaps the communication; the sum
+    /// is collected with [`PendingSum::wait`]. Ranks must start their sums in the same order.
+    /// By default the sum runs here, blocking.
+    fn start_all_reduce_sum(&self, buf: Vec<f32>) -> Result<Box<dyn PendingSum + '_>> {
+        let mut buf = buf;
+        self.all_reduce_sum(&mut buf)?;
+        Ok(Box::new(Summed(buf)))
+    }
+
     /// A bf16 sum: widened to f32, summed, rounded back once.
     fn all_reduce_sum_bf16(&self, buf: &mut [bf16]) -> Result<()> {
         let mut wide: Vec<f32> = buf.iter().map(|v| v.to_f32()).collect();
@@ -56,6 +66,27 @@ pub trait ProcessGroup: Debug + Send + Sync {
     /// True on rank 0, the rank that writes logs, plots and checkpoints.
     fn is_main(&self) -> bool {
         self.rank() == 0
+    }
+}
+
+/// A sum started by [`ProcessGroup::start_all_reduce_sum`].
+pub trait PendingSum {
+    /// Lets the backend progress the sum without waiting (MPI moves non-blocking
+    /// collectives forward only inside its calls); returns whether it is done.
+    fn poll(&mut self) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// Waits for the sum and returns it.
+    fn wait(self: Box<Self>) -> Result<Vec<f32>>;
+}
+
+/// A sum already computed.
+struct Summed(Vec<f32>);
+
+impl PendingSum for Summed {
+    fn wait(self: Box<Self>) -> Result<Vec<f32>> {
+        Ok(self.0)
     }
 }
 

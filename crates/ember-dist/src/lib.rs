@@ -21,7 +21,9 @@ pub mod ddp;
 mod group;
 #[cfg(feature = "mpi")]
 mod mpi_group;
+mod reducer;
 
-pub use group::{ProcessGroup, ReduceOrder, SingleProcess, init, launched_by_mpi};
+pub use group::{PendingSum, ProcessGroup, ReduceOrder, SingleProcess, init, launched_by_mpi};
 #[cfg(feature = "mpi")]
 pub use mpi_group::MpiGroup;
+pub use reducer::{Ddp, Reducer};

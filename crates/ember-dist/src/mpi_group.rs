@@ -13,7 +13,7 @@ use mpi::request::{Request, StaticScope};
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
-use crate::group::{ProcessGroup, ReduceOrder};
+use crate::group::{PendingSum, ProcessGroup, ReduceOrder};
 
 /// How long a collective waits for the other ranks, unless `EMBER_DIST_TIMEOUT_S` says.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -288,5 +288,83 @@ impl ProcessGroup for MpiGroup {
 
     fn barrier(&self) -> Result<()> {
         self.comm(|comm| self.wait(comm.immediate_barrier(), "barrier"))
+    }
+
+    fn start_all_reduce_sum(&self, buf: Vec<f32>) -> Result<Box<dyn PendingSum + '_>> {
+        if self.order == ReduceOrder::RankOrder {
+            let mut buf = buf;
+            self.all_reduce_sum(&mut buf)?;
+            return Ok(Box::new(Started {
+                group: self,
+                req: None,
+                send: None,
+                recv: None,
+                done: Some(buf),
+            }));
+        }
+        self.comm(|comm| {
+            let n = buf.len();
+            let (send, s) = Lent::new(buf);
+            let (recv, r) = Lent::new(vec![0f32; n]);
+            let req = comm.immediate_all_reduce_into(StaticScope, &*s, r, SystemOperation::sum());
+            Ok(Box::new(Started {
+                group: self,
+                req: Some(req),
+                send: Some(send),
+                recv: Some(recv),
+                done: None,
+            }) as Box<dyn PendingSum + '_>)
+        })
+    }
+}
+
+/// A non-blocking sum in flight (or one computed at once, in rank order).
+struct Started<'g> {
+    group: &'g MpiGroup,
+    req: Option<Request<'static, [f32], StaticScope>>,
+    send: Option<Lent<f32>>,
+    recv: Option<Lent<f32>>,
+    done: Option<Vec<f32>>,
+}
+
+impl PendingSum for Started<'_> {
+    fn poll(&mut self) -> Result<bool> {
+        let _serial = state();
+        match self.req.take().map(Request::test) {
+            None | Some(Ok(_)) => Ok(true),
+            Some(Err(pending)) => {
+                self.req = Some(pending);
+                Ok(false)
+            }
+        }
+    }
+
+    fn wait(mut self: Box<Self>) -> Result<Vec<f32>> {
+        if let Some(done) = self.done.take() {
+            return Ok(done);
+        }
+        if let Some(req) = self.req.take() {
+            let _serial = state();
+            self.group.wait(req, "all_reduce_sum")?;
+        }
+        match (self.send.take(), self.recv.take()) {
+            // SAFETY: the all-reduce completed (tested or waited above); its references went
+            // with the request.
+            (Some(send), Some(recv)) => unsafe {
+                drop(send.take());
+                Ok(recv.take())
+            },
+            _ => Err(dist_error("all_reduce_sum", "the sum was collected twice")),
+        }
+    }
+}
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        // Dropped before completing (an error elsewhere): MPI may still use the buffers, which
+        // stay leaked with the request.
+        if let Some(req) = self.req.take() {
+            std::mem::forget(req);
+        }
     }
 }

@@ -3,14 +3,13 @@
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use web_time::Instant;
 
 use ember_core::{
     AutocastGuard, Device, Error, Generator, Result, Tensor, autocast, global_state, no_grad,
     set_global_state,
 };
-use ember_dist::ProcessGroup;
+use ember_dist::Ddp;
 use ember_nn::VarStore;
 use ember_optim::{GradScaler, Optimizer, Schedule};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -69,11 +68,12 @@ pub struct TrainConfig {
     pub on_nonfinite: NonFinite,
     /// f32, or mixed precision with f32 master weights.
     pub precision: Precision,
-    /// Data parallel over these processes (`ember_dist::init`): each step's
-    /// `grad_accum × world_size` micro-batches are drawn on every rank from the same seeded
-    /// sampler, rank `r` computes those numbered `r, r + world, ...`, and the gradients are
-    /// summed over the ranks; only rank 0 writes the run directory. `None`: this process alone.
-    pub distributed: Option<Arc<dyn ProcessGroup>>,
+    /// Data parallel (`Ddp::new(ember_dist::init(..)?)`): each step's `grad_accum ×
+    /// world_size` micro-batches are drawn on every rank from the same seeded sampler, rank
+    /// `r` computes those numbered `r, r + world, ...`, and the gradients are summed over the
+    /// ranks (during the last backward when `overlap`); only rank 0 writes the run directory.
+    /// `None`: this process alone.
+    pub distributed: Option<Ddp>,
 }
 
 impl Default for TrainConfig {
@@ -239,7 +239,10 @@ impl<'a> Trainer<'a> {
 
     /// True unless this is a rank other than 0 of a distributed run (those write nothing).
     pub(crate) fn is_main(&self) -> bool {
-        self.cfg.distributed.as_ref().is_none_or(|g| g.is_main())
+        self.cfg
+            .distributed
+            .as_ref()
+            .is_none_or(|d| d.group.is_main())
     }
 
     /// The output directory, locked for this process on first use.
@@ -437,7 +440,11 @@ impl<'a> Trainer<'a> {
         // Training mode, as transformers' Trainer sets it (a pretrained model loads in eval
         // mode); evaluations switch to eval and back.
         self.store.train();
-        let world = self.cfg.distributed.as_ref().map_or(1, |g| g.world_size());
+        let world = self
+            .cfg
+            .distributed
+            .as_ref()
+            .map_or(1, |d| d.group.world_size());
         let units_per_step =
             (self.cfg.batch_size * train.tokens_per_row() * self.cfg.grad_accum.max(1) * world)
                 as f64;
@@ -480,10 +487,15 @@ impl<'a> Trainer<'a> {
             let tps = (self.step - first) as f64 * units_per_step / elapsed.max(1e-9);
             let log_now = self.step.is_multiple_of(self.cfg.log_every.max(1));
             if finite && (log_now || self.step == self.cfg.steps) {
-                self.log(serde_json::json!({
+                let mut record = serde_json::json!({
                     "step": self.step, "loss": last_loss, "ppl": last_loss.exp(), "lr": lr,
                     "grad_norm": grad_norm, per_s_key: tps, "elapsed_s": elapsed,
-                }))?;
+                });
+                if self.cfg.distributed.is_some() {
+                    // The time this step waited for gradient sums (rank 0's).
+                    record["comm_wait_s"] = serde_json::json!(report.comm_wait_s);
+                }
+                self.log(record)?;
                 let msg = format!("loss {last_loss:.4} lr {lr:.2e} {tps:.0} {short}");
                 match &bar {
                     Some(b) => b.set_message(msg),
@@ -532,10 +544,10 @@ impl<'a> Trainer<'a> {
         if let Some(b) = bar {
             b.finish();
         }
-        if let Some(g) = &self.cfg.distributed {
+        if let Some(d) = &self.cfg.distributed {
             // DDP keeps the ranks' weights equal by construction; a check costs one hash.
             let params = self.store.trainable_parameters();
-            ember_dist::ddp::check_parameters_equal(&params, g.as_ref())?;
+            ember_dist::ddp::check_parameters_equal(&params, d.group.as_ref())?;
         }
         if self.is_main() {
             self.plot()?;

@@ -73,7 +73,16 @@ pub trait Backward {
     /// As [`Backward::backward_with`], keeping the graph for another backward pass
     /// (`retain_graph=True`).
     fn backward_retain(&self, grad: &Tensor) -> Result<Gradients>;
+
+    /// As [`Backward::backward`], calling `on_final(leaf, gradient)` for each leaf as soon as
+    /// its gradient is complete (no later rule adds to it), while the rest of the backward is
+    /// still to run: what data-parallel training needs to start summing gradients early
+    /// (PyTorch's gradient hooks). An error from `on_final` ends the backward and is returned.
+    fn backward_with_hook(&self, on_final: &mut LeafHook<'_>) -> Result<Gradients>;
 }
+
+/// A callback of [`Backward::backward_with_hook`]: `(leaf, its complete gradient)`.
+pub type LeafHook<'a> = dyn FnMut(&Tensor, &Tensor) -> Result<()> + 'a;
 
 impl Backward for Tensor {
     fn backward(&self) -> Result<Gradients> {
@@ -87,15 +96,28 @@ impl Backward for Tensor {
             });
         }
         let seed = self.detach().ones_like()?;
-        run(self, seed, false)
+        run(self, seed, false, None)
+    }
+
+    fn backward_with_hook(&self, on_final: &mut LeafHook<'_>) -> Result<Gradients> {
+        if self.numel() != 1 {
+            return Err(Error::Autograd {
+                msg: format!(
+                    "the output has shape {:?}; backward_with_hook() needs a single element",
+                    self.dims()
+                ),
+            });
+        }
+        let seed = self.detach().ones_like()?;
+        run(self, seed, false, Some(on_final))
     }
 
     fn backward_with(&self, grad: &Tensor) -> Result<Gradients> {
-        run(self, checked_seed(self, grad)?, false)
+        run(self, checked_seed(self, grad)?, false, None)
     }
 
     fn backward_retain(&self, grad: &Tensor) -> Result<Gradients> {
-        run(self, checked_seed(self, grad)?, true)
+        run(self, checked_seed(self, grad)?, true, None)
     }
 }
 
@@ -142,7 +164,30 @@ fn reverse_topological(root: &Tensor) -> Vec<(Tensor, Op)> {
     post
 }
 
-fn run(root: &Tensor, seed: Tensor, retain: bool) -> Result<Gradients> {
+/// For each node of `nodes`, the leaves whose gradient is complete once it has run (the last
+/// node that takes them as input).
+fn final_leaves(nodes: &[(Tensor, Op)]) -> Vec<Vec<Tensor>> {
+    let mut last: HashMap<TensorId, (usize, Tensor)> = HashMap::new();
+    for (i, (_, op)) in nodes.iter().enumerate() {
+        for input in op.inputs() {
+            if input.is_tracked() && input.grad_op().is_none() {
+                last.insert(input.id(), (i, input.clone()));
+            }
+        }
+    }
+    let mut finals = vec![Vec::new(); nodes.len()];
+    for (i, leaf) in last.into_values() {
+        finals[i].push(leaf);
+    }
+    finals
+}
+
+fn run(
+    root: &Tensor,
+    seed: Tensor,
+    retain: bool,
+    mut on_final: Option<&mut LeafHook<'_>>,
+) -> Result<Gradients> {
     // Backward rules run in the dtypes the forward recorded, never re-cast by autocast.
     let _no_autocast = crate::base::autocast_mode::autocast_off();
     if !root.is_tracked() {
@@ -159,10 +204,22 @@ fn run(root: &Tensor, seed: Tensor, retain: bool) -> Result<Gradients> {
     }
     let _guard = no_grad();
     let nodes = reverse_topological(root);
+    let finals = match on_final {
+        Some(_) => final_leaves(&nodes),
+        None => Vec::new(),
+    };
     let mut profile = profile::Profile::from_env();
     let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
     grads.insert(root.id(), seed);
-    for (out, op) in &nodes {
+    for (i, (out, op)) in nodes.iter().enumerate() {
+        if let (Some(hook), Some(done)) = (on_final.as_deref_mut(), i.checked_sub(1)) {
+            // The leaves completed by the previous node (whether or not a gradient reached it).
+            for leaf in &finals[done] {
+                if let Some(g) = grads.get(&leaf.id()) {
+                    hook(leaf, g)?;
+                }
+            }
+        }
         let Some(g) = grads.remove(&out.id()) else {
             continue;
         };
@@ -196,6 +253,13 @@ fn run(root: &Tensor, seed: Tensor, retain: bool) -> Result<Gradients> {
         let started = profile.start();
         drop(g);
         profile.record("(free output gradients)", started);
+    }
+    if let (Some(hook), Some(last)) = (on_final, finals.last()) {
+        for leaf in last {
+            if let Some(g) = grads.get(&leaf.id()) {
+                hook(leaf, g)?;
+            }
+        }
     }
     let started = profile.start();
     if !retain {

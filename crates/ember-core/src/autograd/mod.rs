@@ -15,7 +15,7 @@ mod rules;
 
 pub(crate) use checkpoint::Checkpointed;
 pub use checkpoint::checkpoint;
-pub use engine::{Backward, Gradients};
+pub use engine::{Backward, Gradients, LeafHook};
 pub use gradcheck::{GradcheckReport, gradcheck};
 pub(crate) use graph::Track;
 pub use graph::{EnableGradGuard, NoGradGuard, enable_grad, is_grad_enabled, no_grad};

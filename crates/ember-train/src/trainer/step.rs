@@ -3,6 +3,7 @@
 //! stepping between messages, a notebook).
 
 use ember_core::{Backward, Error, Gradients, Result};
+
 use ember_optim::clip_grad_norm;
 
 use super::{NonFinite, Trainer};
@@ -37,6 +38,9 @@ pub struct StepReport {
     pub grad_norm: f64,
     /// Whether the update was applied.
     pub outcome: StepOutcome,
+    /// Seconds spent waiting for the gradient sums of a distributed step (0 in one process):
+    /// with overlap, what the backward did not hide.
+    pub comm_wait_s: f64,
 }
 
 impl Trainer<'_> {
@@ -64,7 +68,8 @@ impl Trainer<'_> {
         let params = self.store.trainable_parameters();
         let mut grads = Gradients::default();
         let mut loss_sum = 0.0;
-        let group = self.cfg.distributed.clone();
+        let ddp = self.cfg.distributed.clone();
+        let group = ddp.as_ref().map(|d| d.group.clone());
         let (rank, world) = group
             .as_ref()
             .map_or((0, 1), |g| (g.rank(), g.world_size()));
@@ -75,6 +80,8 @@ impl Trainer<'_> {
             ember_dist::ddp::broadcast_parameters(&params, g.as_ref())?;
             self.synced = true;
         }
+        let mut comm_wait = web_time::Duration::ZERO;
+        let mut reduced = false;
         // Every rank draws all the step's micro-batches (the sampler stays in step) and
         // computes its own: as one process accumulating `accum × world` of them.
         let accum = self.cfg.grad_accum.max(1) * world;
@@ -96,7 +103,38 @@ impl Trainer<'_> {
             if let Some(scaler) = &self.scaler {
                 scaled = scaler.scale(&scaled)?;
             }
-            grads.accumulate(scaled.backward()?)?;
+            match &ddp {
+                // The rank's last micro-batch: gradients summed over the ranks as they
+                // complete, during the backward.
+                Some(d) if d.overlap && j + world >= accum => {
+                    let earlier = std::mem::take(&mut grads);
+                    let mut reducer = ember_dist::Reducer::new(
+                        &params,
+                        d.group.as_ref(),
+                        d.bucket_bytes,
+                        earlier,
+                    );
+                    scaled.backward_with_hook(&mut |leaf, g| reducer.on_final(leaf, g))?;
+                    let (summed, waited) = reducer.finish()?;
+                    (grads, comm_wait, reduced) = (summed, waited, true);
+                }
+                _ => grads.accumulate(scaled.backward()?)?,
+            }
+        }
+        if let (Some(d), false) = (&ddp, reduced) {
+            let started = web_time::Instant::now();
+            ember_dist::ddp::all_reduce_gradients(
+                &mut grads,
+                &params,
+                d.group.as_ref(),
+                d.bucket_bytes,
+            )?;
+            comm_wait = started.elapsed();
+        }
+        if let Some(g) = &group {
+            let mut total = [loss_sum];
+            g.all_reduce_sum_f64(&mut total)?;
+            loss_sum = total[0];
         }
         let (opt, frozen) = (self.opt.as_ref(), self.frozen);
         crate::usage::sample(
@@ -108,13 +146,6 @@ impl Trainer<'_> {
         );
         if let Some(scaler) = &mut self.scaler {
             scaler.unscale(&mut grads, &params)?; // before clipping, as torch
-        }
-        if let Some(g) = &group {
-            let bucket = ember_dist::ddp::BUCKET_BYTES;
-            ember_dist::ddp::all_reduce_gradients(&mut grads, &params, g.as_ref(), bucket)?;
-            let mut total = [loss_sum];
-            g.all_reduce_sum_f64(&mut total)?;
-            loss_sum = total[0];
         }
         let grad_norm =
             clip_grad_norm(&mut grads, &params, self.cfg.clip.unwrap_or(f64::INFINITY))?;
@@ -164,6 +195,7 @@ impl Trainer<'_> {
             lr,
             grad_norm,
             outcome,
+            comm_wait_s: comm_wait.as_secs_f64(),
         })
     }
 }
