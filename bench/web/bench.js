@@ -161,7 +161,8 @@ async function run(side, { repeats = 3, warmup = 1, batch = DEFAULT_BATCH, onPro
     rows = p.rows;
   }
   const sorted = [...runsMs].sort((a, b) => a - b);
-  const median = sorted[Math.floor(sorted.length / 2)];
+  const mid = Math.floor(sorted.length / 2); // the median pass (mean of the middle two if even)
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
   return {
     side,
     passages: list.length,

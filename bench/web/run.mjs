@@ -156,7 +156,12 @@ function maxAbsDiff(a, b) {
   return { worst, where };
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The middle value (the mean of the two middle ones for an even count). */
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -200,7 +205,7 @@ async function main() {
     server.kill();
   }
 
-  // Summary over rounds: the median of each side's per-round medians.
+  // Summary over rounds: the median of each side's per-round medians (their mean for 2 rounds).
   const rate = (side) => median(report.rounds.map((r) => r[side].passages_per_s_median));
   const first = report.rounds[0];
   const ember = rate('ember');
