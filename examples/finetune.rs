@@ -96,6 +96,13 @@ struct Args {
     /// f32, bf16-mixed or f16-mixed (f32 master weights).
     #[arg(long, default_value = "f32")]
     precision: Precision,
+    /// Micro-batches accumulated per optimizer step (per rank when distributed).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    grad_accum: u32,
+    /// Data parallel over the ranks of the MPI job that started this process (needs
+    /// `--features embergrad/mpi`; docs/distributed.md): only rank 0 writes and saves.
+    #[arg(long)]
+    distributed: bool,
 }
 
 fn load(path: &Path, device: Device) -> Result<(AutoModelForCausalLM, Tokenizer)> {
@@ -118,6 +125,19 @@ fn main() {
 
 fn run(args: Args) -> Result<()> {
     let (batch_size, block) = (args.batch_size as usize, args.block as usize);
+    let group = match args.distributed {
+        true => Some(ember::dist::init(ember::dist::ReduceOrder::Fast)?),
+        false => None,
+    };
+    let main_rank = group.as_ref().is_none_or(|g| g.is_main());
+    // Only rank 0 of a distributed run reports.
+    macro_rules! say {
+        ($($arg:tt)*) => {
+            if main_rank {
+                println!($($arg)*);
+            }
+        };
+    }
     let model_path = match &args.model {
         Some(p) => p.clone(),
         None => ember::assets::path(ember::assets::SMOLLM2_GGUF)?,
@@ -142,7 +162,7 @@ fn run(args: Args) -> Result<()> {
                     .collect(),
             );
             let lora = Lora::apply(model.store(), cfg, args.seed)?;
-            println!(
+            say!(
                 "LoRA r = {r} on {} modules: {} trainable parameters",
                 lora.modules().len(),
                 lora.store.num_parameters()
@@ -153,7 +173,7 @@ fn run(args: Args) -> Result<()> {
     };
     // What trains: the adapters, or every weight.
     let trained = lora.as_ref().map_or(model.store(), |l| &l.store);
-    println!(
+    say!(
         "{}: {} ({} parameters) on {}",
         model_path.display(),
         model.model_type(),
@@ -164,7 +184,7 @@ fn run(args: Args) -> Result<()> {
     // Data: the text's tokens; the first 90% trains, the rest validates.
     let text = std::fs::read_to_string(&text_path).map_err(|e| Error::io(&text_path, e))?;
     let ids = tok.encode(&text, false)?;
-    println!("{}: {} tokens", text_path.display(), ids.len());
+    say!("{}: {} tokens", text_path.display(), ids.len());
     if block > model.max_positions() {
         return Err(Error::data(
             "finetune",
@@ -220,33 +240,42 @@ fn run(args: Args) -> Result<()> {
         seed: args.seed,
         device: args.device,
         precision: args.precision,
+        grad_accum: args.grad_accum as usize,
+        progress: main_rank,
+        distributed: group.map(ember::dist::Ddp::new),
         ..Default::default()
     };
-    // The run directory: locked until the end, and not mixed with an earlier run.
-    let run_dir = RunDir::open(&args.out.join("run"))?; // locked until the end
-    if args.overwrite {
-        let old = run_dir.join("checkpoints");
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    // The run directory: locked until the end, and not mixed with an earlier run (rank 0's).
+    let run_dir = main_rank
+        .then(|| RunDir::open(&args.out.join("run")))
+        .transpose()?;
+    if let Some(run_dir) = &run_dir {
+        if args.overwrite {
+            let old = run_dir.join("checkpoints");
+            if old.exists() {
+                std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+            }
         }
+        run_dir.check_fresh()?;
     }
-    run_dir.check_fresh()?;
     let mut trainer = Trainer::new(trained, Box::new(opt), schedule, cfg);
     if lora.is_some() {
         trainer = trainer.with_frozen(model.store());
     }
     let before = trainer.evaluate(&val, &loss_fn)?.loss;
-    println!("validation loss before: {before:.4}");
+    say!("validation loss before: {before:.4}");
     let summary = trainer.fit(&train, Some(&val), &loss_fn)?;
     let after = summary.val_loss.unwrap_or(f64::NAN);
-    println!(
+    say!(
         "validation loss after {} steps: {after:.4} (before {before:.4}); {:.0} {}/s",
-        summary.steps, summary.per_s, summary.unit
+        summary.steps,
+        summary.per_s,
+        summary.unit
     );
 
     let peak = ember::usage::peak(args.device);
     let mb = |b: u64| b as f64 / 1e6;
-    println!(
+    say!(
         "peak memory (Ember's tensors): {:.1} MB = parameters {:.1} + gradients {:.1} + \
          optimizer {:.1} + activations {:.1}",
         mb(peak.total()),
@@ -257,6 +286,9 @@ fn run(args: Args) -> Result<()> {
     );
 
     drop(trainer);
+    if !main_rank {
+        return Ok(());
+    }
     // Save in Hugging Face's layout (the adapter in peft's), then generate from the saved
     // directory.
     let files = AdapterFiles {
@@ -266,14 +298,12 @@ fn run(args: Args) -> Result<()> {
     let adapter = (lora.is_some() && !args.merge).then(|| args.out.join("adapter"));
     if let Some(lora) = lora {
         lora.save(&args.out.join("adapter"), &files)?;
-        println!(
+        say!(
             "saved the adapter in peft's layout: {}",
             args.out.join("adapter").display()
         );
         if !args.merge {
-            println!(
-                "(the model saved below is the base; --merge saves it with the adapter merged)"
-            );
+            say!("(the model saved below is the base; --merge saves it with the adapter merged)");
             lora.unload();
         } else {
             lora.merge_and_unload()?;
@@ -281,7 +311,7 @@ fn run(args: Args) -> Result<()> {
     }
     model.save_pretrained(&args.out)?;
     tok.save(args.out.join("tokenizer.json"))?;
-    println!(
+    say!(
         "saved {} (config.json, model.safetensors, tokenizer.json)",
         args.out.display()
     );
@@ -311,6 +341,6 @@ fn run(args: Args) -> Result<()> {
         Ok(Flow::Continue)
     })?;
     print!("{}", stream.finish()?);
-    println!();
+    say!();
     Ok(())
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Data parallel on MPI (issue 31), on loopback: train_gpt under `mpirun -np 2` against one
 # process with gradient accumulation 2 (bit-identical losses at every step and byte-identical
-# checkpoints), against one process with the doubled batch (close), 3 oversubscribed ranks in
+# checkpoints; also with bf16 autocast, and LoRA with gradient checkpointing on SmolLM2), against
+# one process with the doubled batch (close), 3 oversubscribed ranks in
 # rank order (the trainer checks every rank's weights are equal), a resumed 2-rank run against
 # an uninterrupted one, and a rank killed with SIGKILL (the job ends with an error, no hang).
 #
@@ -28,8 +29,9 @@ fi
 
 echo "== the mpi feature: lints, then train_gpt with it"
 cargo clippy -q -p embergrad-dist -p embergrad --all-targets --features embergrad/mpi -- -D warnings
-cargo build -q -p embergrad --example train_gpt --features embergrad/mpi
+cargo build -q -p embergrad --example train_gpt --example finetune --features embergrad/mpi
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/train_gpt"
+finetune="${CARGO_TARGET_DIR:-target}/debug/examples/finetune"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The text: the first play of the asset cache, or a generated one without assets.
@@ -97,6 +99,25 @@ timeout 600 "${mpi[@]}" -np 2 "$bin" "${flags[@]}" --steps 30 --batch-size 8 --d
     --resume "$work/resumed" > "$work/resumed2.log" 2>&1 \
     || { cat "$work/resumed2.log"; exit 1; }
 compare straight resumed exact
+
+echo "== LoRA on SmolLM2 with gradient checkpointing: 2 ranks against accumulation 2"
+smollm2="${EMBER_ASSETS:-$HOME/.cache/ember/assets}/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ -e "$smollm2" ]; then
+    ft=(--lora 8 --checkpointing --steps 4 --batch-size 2 --block 32 --eval-batches 1
+        --max-new-tokens 1)
+    timeout 900 "$finetune" "${ft[@]}" --grad-accum 2 --out "$work/ft_single" \
+        > "$work/ft_single.log" 2>&1 || { cat "$work/ft_single.log"; exit 1; }
+    timeout 900 "${mpi[@]}" -np 2 "$finetune" "${ft[@]}" --distributed --out "$work/ft_ranks2" \
+        > "$work/ft_ranks2.log" 2>&1 || { cat "$work/ft_ranks2.log"; exit 1; }
+    python3 scripts/compare_runs.py "$work/ft_single/run" "$work/ft_ranks2/run" exact
+    cmp "$work/ft_single/adapter/adapter_model.safetensors" \
+        "$work/ft_ranks2/adapter/adapter_model.safetensors"
+    echo "the saved adapters are byte-identical"
+elif [ "${EMBER_REQUIRE_ASSETS:-0}" = 1 ]; then
+    echo "FAILED: $smollm2 is missing (EMBER_REQUIRE_ASSETS=1)" >&2; exit 1
+else
+    echo "SKIPPED: LoRA + checkpointing needs SmolLM2: run bash scripts/fetch_assets.sh" >&2
+fi
 
 echo "== a rank killed with SIGKILL mid-run ends the job with an error"
 start=$(date +%s)

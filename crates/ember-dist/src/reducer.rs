@@ -170,14 +170,16 @@ impl<'g> Reducer<'g> {
         Ok(())
     }
 
-    /// Fills what the backward never reached (earlier micro-batches' gradients, or zeros),
-    /// waits for every sum and returns the summed gradients with the time spent waiting.
-    pub fn finish(mut self) -> Result<(Gradients, Duration)> {
+    /// Fills what the hook was not told about from `local` (the gradients the backward
+    /// returned; the hook reports every leaf an op consumed, so normally nothing) plus the
+    /// earlier micro-batches' (or zeros), waits for every sum and returns the summed
+    /// gradients with the time spent waiting.
+    pub fn finish(mut self, mut local: Gradients) -> Result<(Gradients, Duration)> {
         for i in 0..self.params.len() {
             if !self.filled[i] {
                 let t = self.params[i].tensor();
                 let (b, start, _) = self.slots[&t.id()];
-                let g = self.with_earlier(&t, None)?;
+                let g = self.with_earlier(&t, local.remove(&t))?;
                 self.fill(b, start, i, g)?;
             }
         }

@@ -114,8 +114,9 @@ impl Trainer<'_> {
                         d.bucket_bytes,
                         earlier,
                     );
-                    scaled.backward_with_hook(&mut |leaf, g| reducer.on_final(leaf, g))?;
-                    let (summed, waited) = reducer.finish()?;
+                    let local =
+                        scaled.backward_with_hook(&mut |leaf, g| reducer.on_final(leaf, g))?;
+                    let (summed, waited) = reducer.finish(local)?;
                     (grads, comm_wait, reduced) = (summed, waited, true);
                 }
                 _ => grads.accumulate(scaled.backward()?)?,
