@@ -217,9 +217,9 @@ impl Chat {
         })
     }
 
-    fn model(&self) -> &'static ChatModel {
-        // SAFETY: as in `new`: the model lives until `Drop`, and `self` is not dropped while
-        // this borrow is used (methods take `&self`/`&mut self`).
+    /// The model, borrowed for as long as `self` is.
+    fn model(&self) -> &ChatModel {
+        // SAFETY: as in `new`: the model lives until `Drop`, which `&self` outlives.
         unsafe { self.model.as_ref() }
     }
 
@@ -231,7 +231,10 @@ impl Chat {
         max_new_tokens: usize,
         on_piece: &js_sys::Function,
     ) -> Result<String, JsError> {
-        let model = self.model();
+        // SAFETY: the model lives until `Drop`; this borrow ends with the call, while `self`
+        // (and so the model) is alive. It is taken from the pointer, not through `self`, so
+        // the session can be borrowed mutably beside it.
+        let model: &ChatModel = unsafe { self.model.as_ref() };
         model
             .send(&mut self.session, message, max_new_tokens, |piece| {
                 on_piece
@@ -245,7 +248,10 @@ impl Chat {
     /// Forgets the conversation (and its cache); a new system message when given.
     pub fn reset(&mut self, system: Option<String>) -> Result<(), JsError> {
         let system = system.unwrap_or_else(|| self.system.clone());
-        let fresh = self.model().session(&system).map_err(js_error)?;
+        // SAFETY: the new session borrows the model as the old one did: until `Drop`, which
+        // drops the session before freeing the model.
+        let model: &'static ChatModel = unsafe { self.model.as_ref() };
+        let fresh = model.session(&system).map_err(js_error)?;
         *self.session = fresh;
         self.system = system;
         Ok(())
