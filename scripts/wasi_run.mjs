@@ -1,5 +1,6 @@
 // Runs a wasm32-wasip1 program (a test binary) under Node's WASI, as cargo's runner:
-//   CARGO_TARGET_WASM32_WASIP1_RUNNER="node scripts/wasi_run.mjs" cargo test --target wasm32-wasip1
+//   CARGO_TARGET_WASM32_WASIP1_RUNNER="node --single-threaded-gc scripts/wasi_run.mjs" \
+//       cargo test --target wasm32-wasip1   (scripts/test_wasm.sh says why one GC thread)
 // The whole file system is visible (tests read fixtures by absolute path), EMBER_* and
 // RUST_* variables pass through, and the exit code is the program's.
 import { readFile } from 'node:fs/promises';
