@@ -22,7 +22,7 @@ export RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 \
 mpi=(mpirun --oversubscribe --bind-to none --mca btl self,vader --mca oob_tcp_if_include lo
     -x RAYON_NUM_THREADS -np 2)
 
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores;" \
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc --all) cores;" \
     "load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%F)"
 
 ember() { # ember NAME WARMUP STEPS TRAIN_GPT_FLAGS...: prints tokens/s and the wait share
