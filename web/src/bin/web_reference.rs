@@ -58,9 +58,16 @@ fn run() -> ember::Result<()> {
     let embedding = index.embed(&[SENTENCE])?;
     let speeches = split_speeches(&text(&assets.join("hamlet.txt"))?, MIN_WORDS);
     let texts: Vec<&str> = speeches.iter().map(|s| s.text.as_str()).collect();
-    for chunk in texts.chunks(16) {
+    let started = std::time::Instant::now();
+    for chunk in texts.chunks(8) {
         index.add(chunk)?;
     }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "search: embedded {} speeches in batches of 8 in {secs:.2} s ({:.1} passages/s natively)",
+        texts.len(),
+        texts.len() as f64 / secs
+    );
     let top = index.rank(QUERY, 3)?;
     let best = &speeches[top[0].index];
     println!(
