@@ -144,50 +144,6 @@ fn check_memory(cfg: &GptConfig, batch: usize, device: Device) -> Result<()> {
     .map(|_| ())
 }
 
-/// `n` characters sampled after `context`, one at a time, at `temperature` (0: greedy).
-fn sample(
-    gpt: &Gpt,
-    context: &[i64],
-    n: usize,
-    temperature: f64,
-    g: &mut Generator,
-) -> Result<Vec<i64>> {
-    let _no_grad = no_grad();
-    let device = gpt.model.wte.weight.tensor().device();
-    let mut ids = context.to_vec();
-    for _ in 0..n {
-        let window = &ids[ids.len().saturating_sub(gpt.cfg.block_size)..];
-        let x = Tensor::from_slice(window, &[1, window.len()], device)?;
-        let logits = gpt.forward(&x)?.narrow(1, window.len() - 1, 1)?; // (1, 1, V)
-        if temperature == 0.0 {
-            ids.push(logits.argmax(-1, false)?.reshape(&[-1])?.to_vec::<i64>()?[0]);
-            continue;
-        }
-        let probs = logits
-            .div_scalar(temperature)?
-            .softmax(-1)?
-            .to_vec::<f32>()?;
-        if probs.iter().any(|p| !p.is_finite()) {
-            return Err(Error::data(
-                "sample",
-                "the model's probabilities are not finite",
-            ));
-        }
-        // Inverse-CDF draw from the categorical distribution.
-        let mut u = g.uniform() as f32;
-        let mut next = probs.len() - 1;
-        for (i, p) in probs.iter().enumerate() {
-            if u < *p {
-                next = i;
-                break;
-            }
-            u -= p;
-        }
-        ids.push(next as i64);
-    }
-    Ok(ids[context.len()..].to_vec())
-}
-
 /// A text file, after checking that it and its ids (8 bytes a character) fit in memory.
 fn read_text(path: &std::path::Path) -> Result<String> {
     let len = std::fs::metadata(path)
@@ -398,8 +354,7 @@ fn run(args: Args) -> Result<()> {
     // Sample: continue a newline with `sample_chars` characters.
     let mut g = Generator::new(args.seed);
     let start_id = index.get(&'\n').copied().unwrap_or(0);
-    let sampled = sample(
-        &model,
+    let sampled = model.sample(
         &[start_id],
         args.sample_chars as usize,
         args.temperature,

@@ -235,13 +235,12 @@ impl TrainSession {
                 ),
             ));
         }
-        let _no_grad = no_grad();
         let store = self.store();
         let was_training = store.is_training();
         store.eval();
         let mut g = Generator::new(self.opts.seed ^ self.trainer.step());
         let start = self.index.get(&'\n').copied().unwrap_or(0);
-        let out = sample_ids(&self.model, start, n, temperature, &mut g);
+        let out = self.model.sample(&[start], n, temperature, &mut g);
         if was_training {
             store.train();
         }
@@ -265,45 +264,4 @@ impl Drop for TrainSession {
         // gone (the model holds parameter handles, not the store), so it is freed once.
         drop(unsafe { Box::from_raw(self.store.as_ptr()) });
     }
-}
-
-/// Characters sampled one at a time from the model's next-character distribution.
-fn sample_ids(
-    gpt: &Gpt,
-    start: i64,
-    n: usize,
-    temperature: f64,
-    g: &mut Generator,
-) -> Result<Vec<i64>> {
-    let mut ids = vec![start];
-    for _ in 0..n {
-        let window = &ids[ids.len().saturating_sub(gpt.cfg.block_size)..];
-        let x = Tensor::from_slice(window, &[1, window.len()], Device::Cpu)?;
-        let logits = gpt.forward(&x)?.narrow(1, window.len() - 1, 1)?; // (1, 1, V)
-        if temperature == 0.0 {
-            ids.push(logits.argmax(-1, false)?.reshape(&[-1])?.to_vec::<i64>()?[0]);
-            continue;
-        }
-        let probs = logits
-            .div_scalar(temperature)?
-            .softmax(-1)?
-            .to_vec::<f32>()?;
-        if probs.iter().any(|p| !p.is_finite()) {
-            return Err(Error::data(
-                "Train::sample",
-                "the probabilities are not finite",
-            ));
-        }
-        let mut u = g.uniform() as f32;
-        let mut next = probs.len() - 1;
-        for (i, p) in probs.iter().enumerate() {
-            if u < *p {
-                next = i;
-                break;
-            }
-            u -= p;
-        }
-        ids.push(next as i64);
-    }
-    Ok(ids[1..].to_vec())
 }

@@ -3,7 +3,7 @@
 //! to the token embedding. [`Gpt`] is nanoGPT's (Linear layout, its parameter names, optional
 //! biases); [`crate::Gpt2`] builds the same blocks in Hugging Face's Conv1D layout.
 
-use ember_core::{DType, Error, Result, Tensor};
+use ember_core::{DType, Error, Generator, Result, Tensor, no_grad};
 use ember_nn::{
     Activation, AttentionConfig, Conv1D, Dropout, Embedding, Init, KvCache, LayerNorm, Linear,
     Module, MultiHeadAttention, PlanLimits, Projection, QkvProjection, VarBuilder, VarStore,
@@ -362,6 +362,50 @@ impl Gpt {
     pub fn loss(&self, idx: &Tensor, targets: &Tensor) -> Result<Tensor> {
         let h = self.model.hidden(idx, None)?; // (B, T, C)
         ember_nn::loss::linear_cross_entropy(&h, &self.model.wte.weight, None, targets)
+    }
+
+    /// `n` tokens sampled one at a time after `context` (its last `block_size` tokens seen),
+    /// at `temperature` (0: greedy), by inverse-CDF draws from `g`; without gradients.
+    pub fn sample(
+        &self,
+        context: &[i64],
+        n: usize,
+        temperature: f64,
+        g: &mut Generator,
+    ) -> Result<Vec<i64>> {
+        let _no_grad = no_grad();
+        let device = self.model.wte.weight.tensor().device();
+        let mut ids = context.to_vec();
+        for _ in 0..n {
+            let window = &ids[ids.len().saturating_sub(self.cfg.block_size)..];
+            let x = Tensor::from_slice(window, &[1, window.len()], device)?;
+            let logits = self.forward(&x)?.narrow(1, window.len() - 1, 1)?; // (1, 1, V)
+            if temperature == 0.0 {
+                ids.push(logits.argmax(-1, false)?.reshape(&[-1])?.to_vec::<i64>()?[0]);
+                continue;
+            }
+            let probs = logits
+                .div_scalar(temperature)?
+                .softmax(-1)?
+                .to_vec::<f32>()?;
+            if probs.iter().any(|p| !p.is_finite()) {
+                return Err(Error::data(
+                    "Gpt::sample",
+                    "the model's probabilities are not finite",
+                ));
+            }
+            let mut u = g.uniform() as f32;
+            let mut next = probs.len() - 1;
+            for (i, p) in probs.iter().enumerate() {
+                if u < *p {
+                    next = i;
+                    break;
+                }
+                u -= p;
+            }
+            ids.push(next as i64);
+        }
+        Ok(ids[context.len()..].to_vec())
     }
 }
 
