@@ -7,6 +7,7 @@ use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
+use ember::Device;
 use wasm_bindgen::prelude::*;
 
 use crate::chat::ChatModel;
@@ -63,25 +64,69 @@ pub fn split_speeches(text: &str, min_words: usize) -> Result<String, JsError> {
     to_json(&split(text, min_words))
 }
 
-/// MiniLM search over passages (see [`SearchIndex`]).
+/// MiniLM search over passages (see [`SearchIndex`]), on the CPU or on WebGPU.
 #[wasm_bindgen]
 pub struct Search {
     index: SearchIndex,
 }
 
+/// `"cpu"` or `"webgpu"` (the browser's default adapter, opened without blocking).
+async fn open_device(name: &str) -> Result<(Device, String), JsError> {
+    let device = match name {
+        "cpu" => Device::Cpu,
+        "webgpu" => Device::Wgpu(0),
+        other => {
+            return Err(JsError::new(&format!(
+                "unknown device {other:?}: expected \"cpu\" or \"webgpu\""
+            )));
+        }
+    };
+    let adapter = device.init_async().await.map_err(js_error)?;
+    Ok((device, adapter))
+}
+
 #[wasm_bindgen]
 impl Search {
-    /// MiniLM from its `config.json`, `model.safetensors` and `tokenizer.json` bytes.
+    /// MiniLM on the CPU from its `config.json`, `model.safetensors` and `tokenizer.json`
+    /// bytes.
     #[wasm_bindgen(constructor)]
     pub fn new(config: &[u8], weights: Vec<u8>, tokenizer: &[u8]) -> Result<Search, JsError> {
-        let index = SearchIndex::new(config, weights, tokenizer).map_err(js_error)?;
+        let index = SearchIndex::new(config, weights, tokenizer, Device::Cpu).map_err(js_error)?;
         Ok(Search { index })
+    }
+
+    /// MiniLM on `device` (`"cpu"` or `"webgpu"`), opening the device first. On WebGPU
+    /// use the `_async` methods: a GPU is read back only asynchronously in a browser.
+    pub async fn open(
+        config: Vec<u8>,
+        weights: Vec<u8>,
+        tokenizer: Vec<u8>,
+        device: String,
+    ) -> Result<Search, JsError> {
+        let (device, _) = open_device(&device).await?;
+        let index = SearchIndex::new(&config, weights, &tokenizer, device).map_err(js_error)?;
+        Ok(Search { index })
+    }
+
+    /// The adapter behind `device` (`"cpu"` or `"webgpu"`), opening it if needed.
+    pub async fn adapter(device: String) -> Result<String, JsError> {
+        Ok(open_device(&device).await?.1)
+    }
+
+    /// Where the model runs (`cpu` or `wgpu:0`).
+    pub fn device(&self) -> String {
+        self.index.device().to_string()
     }
 
     /// Embeds `texts` and keeps them as passages.
     pub fn add(&mut self, texts: Vec<String>) -> Result<(), JsError> {
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         self.index.add(&texts).map_err(js_error)
+    }
+
+    /// Keeps embeddings from [`Search::embed_async`] as passages.
+    pub fn add_embeddings(&mut self, embeddings: Vec<f32>) -> Result<(), JsError> {
+        self.index.add_embeddings(embeddings).map_err(js_error)
     }
 
     /// Passages kept.
@@ -106,9 +151,20 @@ impl Search {
         self.index.embed(&texts).map_err(js_error)
     }
 
+    /// [`Search::embed`] on any device (a promise).
+    pub async fn embed_async(&self, texts: Vec<String>) -> Result<Vec<f32>, JsError> {
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        self.index.embed_async(&texts).await.map_err(js_error)
+    }
+
     /// The `k` best passages for `query` as JSON `[{"index", "score"}]`.
     pub fn rank(&self, query: &str, k: usize) -> Result<String, JsError> {
         to_json(&self.index.rank(query, k).map_err(js_error)?)
+    }
+
+    /// [`Search::rank`] on any device (a promise).
+    pub async fn rank_async(&self, query: String, k: usize) -> Result<String, JsError> {
+        to_json(&self.index.rank_async(&query, k).await.map_err(js_error)?)
     }
 }
 

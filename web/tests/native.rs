@@ -3,6 +3,7 @@
 //! pieces adding up to its reply (the real-asset tests skip loudly without the assets and
 //! fail under EMBER_REQUIRE_ASSETS=1).
 
+use ember::Device;
 use ember_testing::asset;
 use ember_web::chat::ChatModel;
 use ember_web::search::{MAX_TOKENS, SearchIndex, Speech, split_speeches};
@@ -122,6 +123,7 @@ fn minilm() -> Option<SearchIndex> {
             &read("config.json"),
             read("model.safetensors"),
             &read("tokenizer.json"),
+            Device::Cpu,
         )
         .unwrap(),
     )
@@ -157,6 +159,20 @@ fn search_ranks_by_meaning_and_truncates_long_passages() {
     let e = index.embed(&[long.as_str()]).unwrap();
     let norm: f32 = e.iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((norm - 1.0).abs() < 1e-5);
+    // The async path (WebGPU's in the browser) gives the same values; on the CPU its read is
+    // ready at the first poll.
+    {
+        let mut future = std::pin::pin!(index.embed_async(&passages));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let std::task::Poll::Ready(async_rows) = future.as_mut().poll(&mut cx) else {
+            panic!("a CPU read was not ready at once");
+        };
+        assert_eq!(async_rows.unwrap(), together);
+    }
+    // Embeddings kept by hand must be whole rows.
+    assert!(index.add_embeddings(vec![0.0; index.dim() + 1]).is_err());
+    index.add_embeddings(together).unwrap();
+    assert_eq!(index.len(), 8);
 }
 
 #[test]

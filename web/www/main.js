@@ -67,6 +67,14 @@ class ModelWorker {
     }
   }
 
+  /** Ends the worker (its model is dropped with it); pending requests fail. */
+  stop() {
+    if (this.worker) this.worker.terminate();
+    this.worker = null;
+    for (const { reject } of this.pending.values()) reject(new Error(`${this.name} was stopped`));
+    this.pending.clear();
+  }
+
   /** The wasm instance trapped: end the worker, fail what was pending, tell the panel. */
   crashed(message) {
     if (this.worker) this.worker.terminate();
@@ -130,6 +138,7 @@ const searchWorker = new ModelWorker('search', (error) => {
   showError('search', error);
   setStatus('search', 'error', 'crashed: load again');
   $('search-load').disabled = false;
+  $('search-device').disabled = false;
   $('search-query').disabled = true;
   $('search-go').disabled = true;
 });
@@ -137,9 +146,11 @@ const searchWorker = new ModelWorker('search', (error) => {
 async function loadSearch() {
   clearError('search');
   $('search-load').disabled = true;
+  $('search-device').disabled = true;
   setStatus('search', 'loading', 'downloading MiniLM and Hamlet…');
   try {
-    const info = await searchWorker.call('search-load', {}, (ev) => {
+    const device = $('search-device').value;
+    const info = await searchWorker.call('search-load', { device }, (ev) => {
       if (ev.type === 'download') {
         showDownload('search', ev);
       } else if (ev.type === 'speeches') {
@@ -153,12 +164,13 @@ async function loadSearch() {
     });
     const status = $('status-search');
     status.dataset.count = info.count;
+    status.dataset.adapter = info.adapter;
     status.dataset.passagesPerS = info.passages_per_s;
     setStatus(
       'search',
       'ready',
       `${info.count} speeches embedded in ${info.seconds.toFixed(1)} s ` +
-        `(${info.passages_per_s.toFixed(1)} passages/s)`,
+        `(${info.passages_per_s.toFixed(1)} passages/s on ${info.adapter})`,
     );
     $('search-query').disabled = false;
     $('search-go').disabled = false;
@@ -166,6 +178,7 @@ async function loadSearch() {
   } catch (error) {
     failed('search', error);
     $('search-load').disabled = false;
+    $('search-device').disabled = false;
   }
 }
 
@@ -534,6 +547,18 @@ const emberDebug = {
   async embed(texts) {
     const { rows } = await searchWorker.call('embed', { texts });
     return rows;
+  },
+  /**
+   * MiniLM on WebGPU in a worker of its own, without touching the panel: the adapter's
+   * description and the embeddings of `texts` ({adapter, rows: number[][]}).
+   */
+  async webgpuEmbed(texts) {
+    const worker = new ModelWorker('webgpu-check', () => {});
+    try {
+      return await worker.call('webgpu-embed', { texts });
+    } finally {
+      worker.stop();
+    }
   },
   /** Train options merged over the form's fields when Start is pressed. */
   trainOptions: {},

@@ -165,6 +165,13 @@ const search = { index: null, speeches: [] };
 const training = { run: null, text: null, running: false, stopRequested: false, lastSample: -1 };
 const chat = { model: null };
 
+/** `(N, dim)` row-major values as N plain arrays. */
+function toRows(flat, dim) {
+  const rows = [];
+  for (let r = 0; r < flat.length / dim; r++) rows.push(Array.from(flat.subarray(r * dim, (r + 1) * dim)));
+  return rows;
+}
+
 /** Frees a wasm-bindgen object's Rust side, if it has one. */
 function release(object) {
   if (object && typeof object.free === 'function') object.free();
@@ -215,7 +222,7 @@ const handlers = {
    * Events: download; `{type: 'speeches', total}`; `{type: 'embedded', done, total}`.
    * Value: `{count, dim, seconds, passages_per_s}`.
    */
-  async 'search-load'(id) {
+  async 'search-load'(id, { device = 'cpu' }) {
     if (search.index) throw new Error('the search model is already loaded');
     const config = await download(id, 'minilm/config.json');
     const tokenizer = await download(id, 'minilm/tokenizer.json');
@@ -224,12 +231,15 @@ const handlers = {
     const speeches = JSON.parse(wasm.split_speeches(play, MIN_WORDS));
     event(id, { type: 'speeches', total: speeches.length });
 
-    const index = new wasm.Search(config, weights, tokenizer);
+    // On WebGPU the embeddings are read back asynchronously, so the async methods are used
+    // on either device (on the CPU their promises are settled at once).
+    const adapter = await wasm.Search.adapter(device);
+    const index = await wasm.Search.open(config, weights, tokenizer, device);
     const t0 = performance.now();
     try {
       for (let start = 0; start < speeches.length; start += EMBED_BATCH) {
         const batch = speeches.slice(start, start + EMBED_BATCH).map((s) => s.text);
-        index.add(batch);
+        index.add_embeddings(await index.embed_async(batch));
         event(id, { type: 'embedded', done: start + batch.length, total: speeches.length });
         await yieldToMessages();
       }
@@ -243,16 +253,17 @@ const handlers = {
     return {
       count: index.len(),
       dim: index.dim(),
+      adapter,
       seconds,
       passages_per_s: speeches.length / seconds,
     };
   },
 
   /** The `k` speeches closest to `query`. Value: `{results: [{index, score, speaker, text}], ms}`. */
-  'search-rank'(id, { query, k }) {
+  async 'search-rank'(id, { query, k }) {
     if (!search.index) throw new Error('load the search model first');
     const t0 = performance.now();
-    const hits = JSON.parse(search.index.rank(query, k));
+    const hits = JSON.parse(await search.index.rank_async(query, k));
     const ms = performance.now() - t0;
     const results = hits.map(({ index, score }) => ({ index, score, ...search.speeches[index] }));
     return { results, ms };
@@ -262,13 +273,29 @@ const handlers = {
    * Test hook (window.emberDebug.embed): the raw embeddings of `texts`.
    * Value: `{dim, rows: number[][]}` (plain arrays of the f32 values).
    */
-  embed(id, { texts }) {
+  async embed(id, { texts }) {
     if (!search.index) throw new Error('load the search model first');
-    const flat = search.index.embed(texts);
-    const dim = search.index.dim();
-    const rows = [];
-    for (let r = 0; r < texts.length; r++) rows.push(Array.from(flat.subarray(r * dim, (r + 1) * dim)));
-    return { dim, rows };
+    return { dim: search.index.dim(), rows: toRows(await search.index.embed_async(texts), search.index.dim()) };
+  },
+
+  /**
+   * Test hook (window.emberDebug.webgpuEmbed): MiniLM on WebGPU, the embeddings of `texts`.
+   * Value: `{adapter, dim, rows: number[][], ms}`.
+   */
+  async 'webgpu-embed'(id, { texts }) {
+    const config = await download(id, 'minilm/config.json');
+    const tokenizer = await download(id, 'minilm/tokenizer.json');
+    const weights = await download(id, 'minilm/model.safetensors');
+    const adapter = await wasm.Search.adapter('webgpu');
+    const index = await wasm.Search.open(config, weights, tokenizer, 'webgpu');
+    try {
+      const t0 = performance.now();
+      const flat = await index.embed_async(texts);
+      const ms = performance.now() - t0;
+      return { adapter, dim: index.dim(), rows: toRows(flat, index.dim()), ms };
+    } finally {
+      release(index);
+    }
   },
 
   /**

@@ -260,6 +260,18 @@ impl Tensor {
         prim::download::<T>(self.detach().to_dtype(T::DTYPE)?.prim())
     }
 
+    /// [`Tensor::to_vec`] for devices whose reads complete later: WebGPU in a browser, where
+    /// a synchronous read is an error. Converts to `T` on the host. On other devices the
+    /// future is ready at once.
+    pub async fn to_vec_async<T: Element>(&self) -> Result<Vec<T>> {
+        let t = if T::DTYPE == DType::Bool {
+            self.detach().to_dtype(DType::Bool)? // x != 0, as `to_dtype`
+        } else {
+            self.detach()
+        };
+        prim::download_async::<T>(t.prim()).await
+    }
+
     /// The single value of a one-element tensor.
     pub fn to_scalar<T: Element>(&self) -> Result<T> {
         if self.numel() != 1 {

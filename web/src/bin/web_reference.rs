@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ember::Error;
+use ember::{Device, Error};
 use ember_web::chat::ChatModel;
 use ember_web::search::{SearchIndex, split_speeches};
 use ember_web::train::{TrainOptions, TrainSession};
@@ -54,6 +54,7 @@ fn run() -> ember::Result<()> {
         &read(&minilm.join("config.json"))?,
         read(&minilm.join("model.safetensors"))?,
         &read(&minilm.join("tokenizer.json"))?,
+        Device::Cpu,
     )?;
     let embedding = index.embed(&[SENTENCE])?;
     let speeches = split_speeches(&text(&assets.join("hamlet.txt"))?, MIN_WORDS);

@@ -52,6 +52,30 @@ impl Device {
         self.dispatch().map(|_| ())
     }
 
+    /// Opens the device without blocking and returns its adapter's name: on the web, WebGPU
+    /// opens only this way, so await it once before using `Wgpu(i)` there (elsewhere the
+    /// device also opens on first use).
+    pub async fn init_async(self) -> Result<String> {
+        match self {
+            Device::Cpu => Ok(self.adapter_name()),
+            Device::Wgpu(i) => {
+                wgpu_rt::open_async(i)
+                    .await
+                    .map(|info| info.name)
+                    .map_err(|reason| Error::DeviceUnavailable {
+                        device: self,
+                        reason,
+                    })
+            }
+        }
+    }
+
+    /// False where values can be read back only asynchronously ([`crate::Tensor::to_vec_async`]):
+    /// WebGPU in a browser. Ops that would read on the host work around it there.
+    pub fn reads_synchronously(self) -> bool {
+        !(cfg!(target_family = "wasm") && matches!(self, Device::Wgpu(_)))
+    }
+
     /// A human-readable name of the hardware behind the device (the wgpu adapter's name).
     pub fn adapter_name(self) -> String {
         match self {
@@ -91,7 +115,17 @@ impl Device {
                 if dtype == DType::Bool {
                     return Ok(());
                 }
-                let usage = Dispatch::dtype_usage(&device, dtype.burn_host());
+                // Without 64-bit integers (WGSL) I64 is stored as i32 (`prim::int_store`).
+                let host = match dtype {
+                    DType::I64
+                        if !Dispatch::dtype_usage(&device, burn_backend::DType::I64)
+                            .contains(DTypeUsage::Arithmetic) =>
+                    {
+                        burn_backend::DType::I32
+                    }
+                    _ => dtype.burn_host(),
+                };
+                let usage = Dispatch::dtype_usage(&device, host);
                 if usage.contains(DTypeUsage::Arithmetic) {
                     Ok(())
                 } else {
@@ -153,10 +187,12 @@ impl std::str::FromStr for Device {
 mod wgpu_rt {
     //! Opening wgpu adapters once, with errors instead of panics.
     use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
+    use std::sync::{Mutex, MutexGuard, OnceLock};
 
     use burn_dispatch::DispatchDevice;
-    use burn_dispatch::devices::wgpu::{AutoGraphicsApi, RuntimeOptions, try_init_setup};
+    use burn_dispatch::devices::wgpu::{
+        AutoGraphicsApi, RuntimeOptions, WgpuInitError, WgpuSetup, try_init_setup_async,
+    };
     use burn_dispatch::devices::{CubeDevice, WgpuDevice, WgpuDeviceKind};
 
     #[derive(Clone)]
@@ -175,25 +211,66 @@ mod wgpu_rt {
         }
     }
 
-    pub fn open(ordinal: usize) -> Result<Info, String> {
+    fn opened() -> MutexGuard<'static, Opened> {
         static OPENED: OnceLock<Mutex<Opened>> = OnceLock::new();
-        let mut opened = OPENED
+        OPENED
             .get_or_init(Default::default)
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        opened
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn describe(
+        setup: Result<WgpuSetup, WgpuInitError>,
+        device: WgpuDevice,
+    ) -> Result<Info, String> {
+        let setup = setup.map_err(|e| format!("no wgpu adapter could be opened: {e}"))?;
+        let info = setup.adapter.get_info();
+        // A browser may not name its adapter.
+        let name = match info.name.as_str() {
+            "" => format!("{:?} adapter", info.device_type),
+            named => named.to_string(),
+        };
+        Ok(Info {
+            name: format!("{name} ({:?})", setup.backend),
+            device,
+        })
+    }
+
+    /// The adapter, opened on first use (the lock is held while opening, so it opens once).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn open(ordinal: usize) -> Result<Info, String> {
+        use burn_dispatch::devices::wgpu::try_init_setup;
+        opened()
             .entry(ordinal)
             .or_insert_with(|| {
                 let device = selector(ordinal);
-                let setup = try_init_setup::<AutoGraphicsApi>(&device, RuntimeOptions::default())
-                    .map_err(|e| format!("no wgpu adapter could be opened: {e}"))?;
-                let info = setup.adapter.get_info();
-                Ok(Info {
-                    name: format!("{} ({:?})", info.name, setup.backend),
-                    device,
-                })
+                let setup = try_init_setup::<AutoGraphicsApi>(&device, RuntimeOptions::default());
+                describe(setup, device)
             })
             .clone()
+    }
+
+    /// On the web an adapter opens asynchronously: only one [`open_async`] opened is here.
+    #[cfg(target_family = "wasm")]
+    pub fn open(ordinal: usize) -> Result<Info, String> {
+        opened().get(&ordinal).cloned().unwrap_or_else(|| {
+            Err("on the web the WebGPU adapter opens asynchronously: \
+                 await Device::init_async first"
+                .to_string())
+        })
+    }
+
+    /// Opens the adapter without blocking (the only way on the web). The first result for an
+    /// ordinal is kept.
+    pub async fn open_async(ordinal: usize) -> Result<Info, String> {
+        if let Some(done) = opened().get(&ordinal) {
+            return done.clone();
+        }
+        let device = selector(ordinal);
+        let setup =
+            try_init_setup_async::<AutoGraphicsApi>(&device, RuntimeOptions::default()).await;
+        let result = describe(setup, device);
+        opened().entry(ordinal).or_insert(result).clone()
     }
 
     pub fn dispatch(ordinal: usize) -> Result<DispatchDevice, String> {
@@ -213,6 +290,10 @@ mod wgpu_rt {
 
     pub fn open(_ordinal: usize) -> Result<Info, String> {
         Err(NOT_BUILT.to_string())
+    }
+
+    pub async fn open_async(ordinal: usize) -> Result<Info, String> {
+        open(ordinal)
     }
 
     pub fn dispatch(_ordinal: usize) -> Result<DispatchDevice, String> {

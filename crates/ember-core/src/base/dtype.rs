@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use burn_backend::{DType as BurnDType, FloatDType, IntDType};
+use burn_backend::{DType as BurnDType, FloatDType};
 use half::{bf16, f16};
 
 /// The element type of a tensor, chosen at run time.
@@ -132,8 +132,6 @@ impl DType {
         })
     }
 }
-
-pub(crate) const INT: IntDType = IntDType::I64;
 
 impl fmt::Display for DType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -5,15 +5,12 @@
 //! panics (or silently computes garbage on some backends) when those do not hold.
 //! A [`Prim`] always has rank >= 1; Ember keeps rank-0 tensors as `[1]` primitives.
 
-use std::any::Any;
-
 use burn_backend::ops::{ActivationOps, BoolTensorOps, FloatTensorOps, IntTensorOps};
-use burn_backend::{Scalar, Shape, Slice, TensorData, TensorMetadata, read_sync};
+use burn_backend::{Scalar, Shape, Slice, TensorMetadata};
 use burn_dispatch::{Dispatch, DispatchTensor};
 use burn_std::IndexingUpdateOp;
 
-use crate::base::dtype::INT;
-use crate::{DType, Device, Element, Error, Result};
+use crate::{DType, Device, Result};
 
 type B = Dispatch;
 
@@ -88,99 +85,20 @@ fn bool_store_of(p: &DispatchTensor) -> burn_backend::BoolDType {
 
 // ---------------------------------------------------------------- host I/O and creation
 
-/// Uploads host values with a shape (product of `shape` == `values.len()`, checked by caller).
-pub(crate) fn from_vec<E: Element + burn_backend::Element>(
-    values: Vec<E>,
-    shape: &[usize],
-    device: Device,
-) -> Result<Prim> {
-    let data = TensorData::new(values, Shape::from(shape.to_vec()));
-    from_data(data, E::DTYPE, device)
-}
-
-/// Uploads host values of any [`Element`] type (`values.len()` equals the product of `shape`,
-/// checked by callers). Bool storage differs per backend (native, u8, u32): bools go up as
-/// I64 and are compared.
-pub(crate) fn upload<E: Element>(values: Vec<E>, shape: &[usize], device: Device) -> Result<Prim> {
-    let values: Box<dyn Any> = Box::new(values);
-    match E::DTYPE {
-        DType::F32 => from_vec(host::<f32>(values)?, shape, device),
-        DType::F64 => from_vec(host::<f64>(values)?, shape, device),
-        DType::F16 => from_vec(host::<half::f16>(values)?, shape, device),
-        DType::BF16 => from_vec(host::<half::bf16>(values)?, shape, device),
-        DType::I64 => from_vec(host::<i64>(values)?, shape, device),
-        DType::Bool => {
-            let ints: Vec<i64> = host::<bool>(values)?.into_iter().map(i64::from).collect();
-            Ok(cast(from_vec(ints, shape, device)?, DType::Bool))
-        }
-    }
-}
-
-/// Reads a primitive of dtype `E::DTYPE` back to the host.
-pub(crate) fn download<E: Element>(p: Prim) -> Result<Vec<E>> {
-    fn read<T: burn_backend::Element>(p: Prim) -> Result<Vec<T>> {
-        into_data(p)?
-            .try_into_vec::<T>()
-            .map_err(|e| Error::Backend {
-                op: "to_vec",
-                msg: format!("{e:?}"),
-            })
-    }
-    let values: Box<dyn Any> = match E::DTYPE {
-        DType::F32 => Box::new(read::<f32>(p)?),
-        DType::F64 => Box::new(read::<f64>(p)?),
-        DType::F16 => Box::new(read::<half::f16>(p)?),
-        DType::BF16 => Box::new(read::<half::bf16>(p)?),
-        DType::I64 => Box::new(read::<i64>(p)?),
-        DType::Bool => {
-            let ints = read::<i64>(cast(p, DType::I64))?;
-            Box::new(ints.into_iter().map(|v| v != 0).collect::<Vec<bool>>())
-        }
-    };
-    host::<E>(values)
-}
-
-/// The `Vec<T>` inside `values` (an [`Element`]'s `DTYPE` names its Rust type, so the
-/// conversion always holds).
-fn host<T: 'static>(values: Box<dyn Any>) -> Result<Vec<T>> {
-    values
-        .downcast::<Vec<T>>()
-        .map(|v| *v)
-        .map_err(|_| Error::internal("to_vec", "an element type does not match its dtype"))
-}
-
-/// Uploads burn host data whose dtype is `dtype`'s host dtype.
-pub fn from_data(data: TensorData, dtype: DType, device: Device) -> Result<Prim> {
-    let dev = device.dispatch()?;
-    Ok(match dtype {
-        DType::I64 => Prim::int(B::int_from_data(data, &dev)),
-        DType::Bool => {
-            let ints = data.convert_dtype(burn_backend::DType::I64);
-            cast(Prim::int(B::int_from_data(ints, &dev)), DType::Bool)
-        }
-        _ => Prim::new(B::float_from_data(data, &dev), dtype),
-    })
-}
-
-/// Reads a primitive back to the host (Bool primitives are read through `Element for bool`).
-pub(crate) fn into_data(p: Prim) -> Result<TensorData> {
-    let res = match p.kind() {
-        Kind::Float => read_sync(B::float_into_data(p.inner)),
-        Kind::Int => read_sync(B::int_into_data(p.inner)),
-        Kind::Bool => read_sync(B::bool_into_data(p.inner)),
-    };
-    res.map_err(|e| Error::Backend {
-        op: "to_vec",
-        msg: format!("{e:?}"),
-    })
-}
+mod host;
+pub use host::from_data;
+pub(crate) use host::{download, download_async, upload};
+use host::{int_store, int_store_of, into_data};
 
 /// A tensor filled with one value.
 pub fn full(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Prim> {
     let dev = device.dispatch()?;
     let shape = Shape::from(shape.to_vec());
     Ok(match dtype {
-        DType::I64 => Prim::int(B::int_full(shape, Scalar::Int(value as i64), &dev, INT)),
+        DType::I64 => {
+            let store = int_store(&dev);
+            Prim::int(B::int_full(shape, Scalar::Int(value as i64), &dev, store))
+        }
         DType::Bool => {
             let store = bool_store(&dev);
             let t = if value != 0.0 {
@@ -362,6 +280,10 @@ pub fn to_device(p: Prim, device: Device) -> Result<Prim> {
     let dtype = p.dtype;
     let t = match p.kind() {
         Kind::Float => B::float_to_device(p.inner, &dev),
+        Kind::Int if int_store_of(&p.inner) != int_store(&dev) => {
+            // e.g. the CPU's i64 to WebGPU's i32: through the host, range-checked.
+            return from_data(into_data(p)?, DType::I64, device);
+        }
         Kind::Int => B::int_to_device(p.inner, &dev),
         // Bool storage differs between backends (native, u8, u32): move as i64.
         Kind::Bool => {
@@ -378,7 +300,10 @@ pub fn cast(p: Prim, to: DType) -> Prim {
         return p;
     }
     match (p.kind(), to) {
-        (Kind::Float, DType::I64) => Prim::int(B::float_into_int(p.inner, INT)),
+        (Kind::Float, DType::I64) => {
+            let store = int_store_of(&p.inner);
+            Prim::int(B::float_into_int(p.inner, store))
+        }
         (Kind::Float, DType::Bool) => {
             let store = bool_store_of(&p.inner);
             Prim::bool(B::float_not_equal_elem(p.inner, Scalar::Float(0.0), store))
@@ -389,7 +314,10 @@ pub fn cast(p: Prim, to: DType) -> Prim {
             Prim::bool(B::int_not_equal_elem(p.inner, Scalar::Int(0), store))
         }
         (Kind::Int, f) => Prim::new(B::int_into_float(p.inner, f.burn_float().unwrap()), f),
-        (Kind::Bool, DType::I64) => Prim::int(B::bool_into_int(p.inner, INT)),
+        (Kind::Bool, DType::I64) => {
+            let store = int_store_of(&p.inner);
+            Prim::int(B::bool_into_int(p.inner, store))
+        }
         (Kind::Bool, f) => Prim::new(B::bool_into_float(p.inner, f.burn_float().unwrap()), f),
     }
 }
@@ -508,11 +436,12 @@ pub fn is_nan(p: Prim) -> Prim {
 /// Index of the max (or min) along `dim`, kept with size 1, as I64.
 pub fn arg_reduce(max: bool, p: Prim, dim: usize) -> Prim {
     let x = p.inner;
+    let store = int_store_of(&x);
     let t = match (p.dtype == DType::I64, max) {
-        (true, true) => B::int_cast(B::int_argmax(x, dim), INT),
-        (true, false) => B::int_cast(B::int_argmin(x, dim), INT),
-        (false, true) => B::float_argmax(x, dim, INT),
-        (false, false) => B::float_argmin(x, dim, INT),
+        (true, true) => B::int_cast(B::int_argmax(x, dim), store),
+        (true, false) => B::int_cast(B::int_argmin(x, dim), store),
+        (false, true) => B::float_argmax(x, dim, store),
+        (false, false) => B::float_argmin(x, dim, store),
     };
     Prim::int(t)
 }

@@ -11,8 +11,12 @@ use crate::base::shape::norm_dim;
 use crate::tensor::Tensor;
 
 impl Tensor {
-    /// Checks that `idx` is an I64 tensor on our device with every value in `0..bound`.
-    fn check_indices(&self, op: &'static str, idx: &Tensor, bound: usize) -> Result<()> {
+    /// Checks that `idx` is an I64 tensor on our device with every value in `0..bound`, and
+    /// returns the indices to use. A device read only asynchronously (WebGPU in a browser)
+    /// cannot be checked on the host without a read: there the indices are clamped into
+    /// `0..bound` on the device instead, so a bad index reads a wrong row, never outside the
+    /// tensor (callers there check their ids on the host before uploading them).
+    fn check_indices(&self, op: &'static str, idx: &Tensor, bound: usize) -> Result<Tensor> {
         self.same_device(op, idx)?;
         if idx.dtype() != DType::I64 {
             return Err(Error::dtype(
@@ -20,6 +24,10 @@ impl Tensor {
                 &[idx.dtype()],
                 format!("indices must be i64, got {}", idx.dtype()),
             ));
+        }
+        if !idx.device().reads_synchronously() {
+            let last = bound.saturating_sub(1) as f64;
+            return idx.clamp(Some(0.0), Some(last));
         }
         let values = idx.to_vec::<i64>()?;
         if let Some(&bad) = values.iter().find(|&&v| v < 0 || v as usize >= bound) {
@@ -30,7 +38,7 @@ impl Tensor {
                 format!("index {bad} is out of range for a dimension of size {bound}"),
             ));
         }
-        Ok(())
+        Ok(idx.clone())
     }
 
     /// Picks entries along `dim` by a 1-D I64 index tensor, as `torch.index_select`.
@@ -52,10 +60,10 @@ impl Tensor {
                 format!("indices must be 1-D, got shape {:?}", idx.dims()),
             ));
         }
-        self.check_indices(OP, idx, self.dims()[d])?;
+        let idx = self.check_indices(OP, idx, self.dims()[d])?;
         let mut out = self.shape();
         out[d] = idx.numel();
-        Ok(self.select_rows(d, idx, out))
+        Ok(self.select_rows(d, &idx, out))
     }
 
     /// `index_select` after validation, recorded for autograd.
@@ -74,7 +82,7 @@ impl Tensor {
         const OP: &str = "gather";
         let d = norm_dim(OP, dim, self.rank())?;
         self.check_index_shape(OP, d, idx)?;
-        self.check_indices(OP, idx, self.dims()[d])?;
+        let idx = &self.check_indices(OP, idx, self.dims()[d])?;
         let src = self.narrow_to(d, idx.dims())?;
         let y = self.wrap(prim::gather(src.prim(), d, idx.prim()), idx.shape());
         Ok(y.record(&[&src], || Op::Gather {
@@ -109,7 +117,7 @@ impl Tensor {
             ));
         }
         self.check_index_shape(OP, d, idx)?;
-        self.check_indices(OP, idx, self.dims()[d])?;
+        let idx = &self.check_indices(OP, idx, self.dims()[d])?;
         let src = src.to_dtype(self.dtype())?;
         if idx.dims() == self.dims() || self.rank() == 0 {
             return Ok(self.scattered(d, idx, &src));
@@ -141,7 +149,7 @@ impl Tensor {
                 format!("the table must be 2-D, got shape {:?}", self.dims()),
             ));
         }
-        self.check_indices(OP, ids, self.dims()[0])?;
+        let ids = self.check_indices(OP, ids, self.dims()[0])?;
         let flat = ids.reshape(&[-1])?;
         let rows = self.select_rows(0, &flat, vec![flat.numel(), self.dims()[1]]);
         let mut out = ids.shape();
