@@ -27,9 +27,12 @@ if ! have_mpi; then
     fi
 fi
 
-echo "== the mpi feature: lints, then train_gpt with it"
-cargo clippy -q -p embergrad-dist -p embergrad --all-targets --features embergrad/mpi -- -D warnings
-cargo build -q -p embergrad --example train_gpt --example finetune --features embergrad/mpi
+echo "== the mpi and nccl features: lints, NCCL's own test, then train_gpt with them"
+# nccl implies mpi; cudarc loads libcuda and libnccl at run time, so no CUDA is needed here.
+cargo clippy -q -p embergrad-dist -p embergrad --all-targets --features embergrad/nccl -- -D warnings
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+    cargo test -q -p embergrad-dist --features nccl --lib -- --nocapture
+cargo build -q -p embergrad --example train_gpt --example finetune --features embergrad/nccl
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/train_gpt"
 finetune="${CARGO_TARGET_DIR:-target}/debug/examples/finetune"
 work=$(mktemp -d)
@@ -136,4 +139,19 @@ fi
 took=$(( $(date +%s) - start ))
 echo "the job ended with status != 0 in ${took} s after the kill: $(grep -m1 -iE 'error|signal|exited' "$work/killed.log")"
 [ "$took" -le 60 ] || { echo "FAILED: took ${took} s (> 60)" >&2; exit 1; }
+echo "== NCCL without GPUs: both ranks stop with an error naming what is missing, no hang"
+if python3 -c "import ctypes; ctypes.CDLL('libcuda.so.1'); ctypes.CDLL('libnccl.so.2')" 2>/dev/null; then
+    echo "SKIPPED: this machine has CUDA and NCCL; the no-GPU error path is not checked here" >&2
+else
+    start=$(date +%s)
+    if EMBER_DIST_BACKEND=nccl timeout 120 "${mpi[@]}" -x EMBER_DIST_BACKEND -np 2 "$bin" \
+        "${flags[@]}" --steps 5 --batch-size 8 --distributed --out "$work/nccl" \
+        > "$work/nccl.log" 2>&1; then
+        cat "$work/nccl.log"; echo "FAILED: an NCCL run without GPUs succeeded" >&2; exit 1
+    fi
+    took=$(( $(date +%s) - start ))
+    grep -q "libcuda.so) was not found" "$work/nccl.log" \
+        || { cat "$work/nccl.log"; echo "FAILED: the error does not name libcuda" >&2; exit 1; }
+    echo "ended in ${took} s: $(grep -m1 "was not found" "$work/nccl.log")"
+fi
 echo "distributed tests passed"

@@ -140,10 +140,22 @@ pub fn launched_by_mpi() -> bool {
 
 /// The group this process belongs to: MPI's world when an MPI launcher started it (with the
 /// `mpi` feature), otherwise this process alone. Under a launcher without the feature it is an
-/// error rather than N copies training alone.
+/// error rather than N copies training alone. `EMBER_DIST_BACKEND=nccl` sums over NCCL on
+/// one GPU per rank instead (the `nccl` feature, [`crate::NcclGroup`]).
 pub fn init(order: ReduceOrder) -> Result<Arc<dyn ProcessGroup>> {
     if !launched_by_mpi() {
         return Ok(Arc::new(SingleProcess));
+    }
+    let backend = std::env::var("EMBER_DIST_BACKEND").unwrap_or_default();
+    match backend.as_str() {
+        "" | "mpi" => {}
+        "nccl" => return nccl(order),
+        other => {
+            return Err(Error::data(
+                "ember_dist::init",
+                format!("EMBER_DIST_BACKEND={other:?}: expected mpi or nccl"),
+            ));
+        }
     }
     #[cfg(feature = "mpi")]
     {
@@ -156,6 +168,28 @@ pub fn init(order: ReduceOrder) -> Result<Arc<dyn ProcessGroup>> {
             "ember_dist::init",
             "started by an MPI launcher, but built without the `mpi` feature: rebuild with \
              `--features embergrad/mpi` (Debian: libopenmpi-dev openmpi-bin libclang-dev)",
+        ))
+    }
+}
+
+/// The NCCL group, where built (its sums have NCCL's order, not [`ReduceOrder::RankOrder`]).
+fn nccl(order: ReduceOrder) -> Result<Arc<dyn ProcessGroup>> {
+    if order == ReduceOrder::RankOrder {
+        return Err(Error::data(
+            "ember_dist::init",
+            "EMBER_DIST_BACKEND=nccl sums in NCCL's order: the rank-order mode needs MPI",
+        ));
+    }
+    #[cfg(feature = "nccl")]
+    {
+        Ok(Arc::new(crate::NcclGroup::world()?))
+    }
+    #[cfg(not(feature = "nccl"))]
+    {
+        Err(Error::data(
+            "ember_dist::init",
+            "EMBER_DIST_BACKEND=nccl, but built without the `nccl` feature: rebuild with \
+             `--features embergrad/nccl`",
         ))
     }
 }

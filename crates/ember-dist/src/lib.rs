@@ -21,9 +21,13 @@ pub mod ddp;
 mod group;
 #[cfg(feature = "mpi")]
 mod mpi_group;
+#[cfg(feature = "nccl")]
+mod nccl_group;
 mod reducer;
 
 pub use group::{PendingSum, ProcessGroup, ReduceOrder, SingleProcess, init, launched_by_mpi};
 #[cfg(feature = "mpi")]
 pub use mpi_group::MpiGroup;
+#[cfg(feature = "nccl")]
+pub use nccl_group::{NcclGroup, nccl_available};
 pub use reducer::{Ddp, Reducer};

@@ -132,6 +132,11 @@ impl MpiGroup {
         })
     }
 
+    /// How long a collective waits for the other ranks.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The same group with collectives giving up after `timeout`.
     pub fn with_timeout(mut self, timeout: Duration) -> MpiGroup {
         self.timeout = timeout;
