@@ -119,6 +119,25 @@ impl BertConfig {
     }
 }
 
+/// How the encoder reads a checkpoint: `bert.`-prefixed or not, the heads' parameters
+/// (`cls.*`, `classifier.*`) and the position-id buffer left to others, and the pooler's
+/// too when the model has none.
+fn body_load_options(pooler: bool) -> LoadOptions {
+    let mut ignore = vec![
+        "embeddings.position_ids".to_string(),
+        "cls.*".into(),
+        "classifier.*".into(),
+    ];
+    if !pooler {
+        ignore.push("pooler.*".into());
+    }
+    LoadOptions {
+        strip_prefix: Some("bert.".into()),
+        ignore,
+        ..Default::default()
+    }
+}
+
 impl Bert {
     /// Training mode (dropout active), as `model.train()`; the same as `store.train()`.
     pub fn train(&self) {
@@ -249,15 +268,7 @@ impl Bert {
         crate::expect_model_type(dir, &raw, "Bert::from_bytes", &["bert"])?;
         let cfg: BertConfig = crate::typed(dir, &raw)?;
         cfg.check().map_err(|msg| crate::config_error(dir, msg))?;
-        let opts = LoadOptions {
-            strip_prefix: Some("bert.".into()),
-            ignore: vec![
-                "embeddings.position_ids".into(),
-                "cls.*".into(),
-                "classifier.*".into(),
-            ],
-            ..Default::default()
-        };
+        let opts = body_load_options(true);
         let ckpt = ember_weights::Checkpoint::from_bytes(weights, "model.safetensors")?;
         let source = ember_nn::CheckpointSource::new(ckpt, &opts, "model.safetensors (in memory)");
         let model = ember_nn::build_from(
@@ -284,19 +295,7 @@ impl Bert {
         crate::expect_model_type(dir, &raw, "Bert::from_pretrained", &["bert"])?;
         let cfg: BertConfig = crate::typed(dir, &raw)?;
         cfg.check().map_err(|msg| crate::config_error(dir, msg))?;
-        let mut ignore = vec![
-            "embeddings.position_ids".to_string(),
-            "cls.*".into(),
-            "classifier.*".into(),
-        ];
-        if !pooler {
-            ignore.push("pooler.*".into());
-        }
-        let opts = LoadOptions {
-            strip_prefix: Some("bert.".into()),
-            ignore,
-            ..Default::default()
-        };
+        let opts = body_load_options(pooler);
         crate::build_from_dir(
             dir,
             &opts,

@@ -221,6 +221,54 @@ pub struct BertForSequenceClassification {
     config: Value,
 }
 
+/// The parts both classifiers are made of: the encoder (with or without its pooler), a
+/// `classifier` on `hidden_size` features (loaded, or new with the labels' count), dropout,
+/// the labels, and the config saved with them (`architecture`'s).
+struct ClassifierParts {
+    bert: Bert,
+    head: Head,
+    linear: Linear,
+    dropout: Dropout,
+    labels: Vec<String>,
+    config: Value,
+}
+
+fn load_classifier(
+    dir: &Path,
+    num_labels: Option<usize>,
+    device: Device,
+    dtype: DType,
+    with_pooler: bool,
+    architecture: &str,
+) -> Result<ClassifierParts> {
+    let bert = Bert::load_body(dir, device, dtype, with_pooler)?;
+    let labels = labels_of(&bert.raw_config, num_labels)?;
+    let (c, n) = (bert.cfg.hidden_size, labels.len());
+    let ((store, linear), newly_initialized) = load_head(
+        dir,
+        &["classifier.weight", "classifier.bias"],
+        device,
+        dtype,
+        |store| {
+            let linear = classifier(&store, c, n)?;
+            Ok((store, linear))
+        },
+        |(s, _)| s,
+    )?;
+    let config = head_config(&bert.raw_config, architecture, &labels);
+    Ok(ClassifierParts {
+        dropout: classifier_dropout(&bert)?,
+        head: Head {
+            store,
+            newly_initialized,
+        },
+        linear,
+        labels,
+        config,
+        bert,
+    })
+}
+
 impl BertForSequenceClassification {
     /// Loads a directory saved by transformers or Ember; an encoder-only checkpoint gets a
     /// new classifier with `id2label`'s labels (two when absent).
@@ -240,36 +288,19 @@ impl BertForSequenceClassification {
     }
 
     fn load(dir: &Path, num_labels: Option<usize>, device: Device, dtype: DType) -> Result<Self> {
-        let bert = Bert::load_body(dir, device, dtype, true)?;
-        let labels = labels_of(&bert.raw_config, num_labels)?;
-        let (c, n) = (bert.cfg.hidden_size, labels.len());
-        let names = ["classifier.weight", "classifier.bias"];
-        let (store, newly_initialized) = load_head(
-            dir,
-            &names,
-            device,
-            dtype,
-            |store| {
-                let linear = classifier(&store, c, n)?;
-                Ok((store, linear))
-            },
-            |(s, _)| s,
-        )?;
-        let (store, linear) = store;
-        let mut config = head_config(&bert.raw_config, "BertForSequenceClassification", &labels);
+        const ARCH: &str = "BertForSequenceClassification";
+        let p = load_classifier(dir, num_labels, device, dtype, true, ARCH)?;
+        let mut config = p.config;
         if num_labels.is_some() {
             config["problem_type"] = Value::Null;
         }
         Ok(BertForSequenceClassification {
-            dropout: classifier_dropout(&bert)?,
-            head: Head {
-                store,
-                newly_initialized,
-            },
-            linear,
-            labels,
+            bert: p.bert,
+            head: p.head,
+            linear: p.linear,
+            dropout: p.dropout,
+            labels: p.labels,
             config,
-            bert,
         })
     }
 
@@ -355,31 +386,15 @@ impl BertForTokenClassification {
     }
 
     fn load(dir: &Path, num_labels: Option<usize>, device: Device, dtype: DType) -> Result<Self> {
-        let bert = Bert::load_body(dir, device, dtype, false)?;
-        let labels = labels_of(&bert.raw_config, num_labels)?;
-        let (c, n) = (bert.cfg.hidden_size, labels.len());
-        let ((store, linear), newly_initialized) = load_head(
-            dir,
-            &["classifier.weight", "classifier.bias"],
-            device,
-            dtype,
-            |store| {
-                let linear = classifier(&store, c, n)?;
-                Ok((store, linear))
-            },
-            |(s, _)| s,
-        )?;
-        let config = head_config(&bert.raw_config, "BertForTokenClassification", &labels);
+        const ARCH: &str = "BertForTokenClassification";
+        let p = load_classifier(dir, num_labels, device, dtype, false, ARCH)?;
         Ok(BertForTokenClassification {
-            dropout: classifier_dropout(&bert)?,
-            head: Head {
-                store,
-                newly_initialized,
-            },
-            linear,
-            labels,
-            config,
-            bert,
+            bert: p.bert,
+            head: p.head,
+            linear: p.linear,
+            dropout: p.dropout,
+            labels: p.labels,
+            config: p.config,
         })
     }
 

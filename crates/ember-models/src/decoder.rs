@@ -120,24 +120,7 @@ impl DecoderLm {
         let dir = dir.as_ref();
         // config.json is read once: parsed for the model, kept to write back.
         let raw = crate::read_config(dir)?;
-        let types = Arch::ALL.map(Arch::model_type);
-        crate::expect_model_type(dir, &raw, "DecoderLm::from_pretrained", &types)?;
-        let cfg = DecoderConfig::from_value(dir, &raw)?;
-        let mut opts = LoadOptions {
-            ignore: vec!["*.rotary_emb.inv_freq".into()],
-            ..Default::default()
-        };
-        if cfg.tied() {
-            opts.ignore.push("lm_head.weight".into());
-        }
-        crate::build_from_dir(
-            dir,
-            &opts,
-            device,
-            dtype,
-            |store| DecoderLm::build(&cfg, raw.clone(), store),
-            |m| &m.store,
-        )
+        DecoderLm::load(dir, &raw, device, dtype, false)
     }
 
     /// The transformer of a task-head checkpoint (`model.*`, the head's names ignored): no
@@ -148,16 +131,31 @@ impl DecoderLm {
         device: Device,
         dtype: DType,
     ) -> Result<DecoderLm> {
+        DecoderLm::load(dir, raw, device, dtype, true)
+    }
+
+    /// The model of `dir` with config `raw`; `body_only` leaves the language-model head out
+    /// (the embedding table stands in for it) and ignores a task head's `score.*`.
+    fn load(
+        dir: &Path,
+        raw: &serde_json::Value,
+        device: Device,
+        dtype: DType,
+        body_only: bool,
+    ) -> Result<DecoderLm> {
         let types = Arch::ALL.map(Arch::model_type);
         crate::expect_model_type(dir, raw, "DecoderLm::from_pretrained", &types)?;
         let mut cfg = DecoderConfig::from_value(dir, raw)?;
-        cfg.tie_word_embeddings = Some(true); // the embedding table, and no lm_head
+        let mut ignore = vec!["*.rotary_emb.inv_freq".to_string()];
+        if body_only {
+            cfg.tie_word_embeddings = Some(true); // the embedding table, and no lm_head
+            ignore.push("score.*".into());
+        }
+        if cfg.tied() {
+            ignore.push("lm_head.weight".into());
+        }
         let opts = LoadOptions {
-            ignore: vec![
-                "*.rotary_emb.inv_freq".into(),
-                "lm_head.weight".into(),
-                "score.*".into(),
-            ],
+            ignore,
             ..Default::default()
         };
         crate::build_from_dir(
