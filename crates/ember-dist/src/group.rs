@@ -141,7 +141,7 @@ pub fn launched_by_mpi() -> bool {
 /// The group this process belongs to: MPI's world when an MPI launcher started it (with the
 /// `mpi` feature), otherwise this process alone. Under a launcher without the feature it is an
 /// error rather than N copies training alone. `EMBER_DIST_BACKEND=nccl` sums over NCCL on
-/// one GPU per rank instead (the `nccl` feature, [`crate::NcclGroup`]).
+/// one GPU per rank instead (the `nccl` feature, `NcclGroup`).
 pub fn init(order: ReduceOrder) -> Result<Arc<dyn ProcessGroup>> {
     if !launched_by_mpi() {
         return Ok(Arc::new(SingleProcess));
