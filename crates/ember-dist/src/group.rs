@@ -82,7 +82,7 @@ pub trait PendingSum {
 }
 
 /// A sum already computed.
-struct Summed(Vec<f32>);
+pub(crate) struct Summed(pub(crate) Vec<f32>);
 
 impl PendingSum for Summed {
     fn wait(self: Box<Self>) -> Result<Vec<f32>> {

@@ -13,7 +13,7 @@ use mpi::request::{Request, StaticScope};
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
-use crate::group::{PendingSum, ProcessGroup, ReduceOrder};
+use crate::group::{PendingSum, ProcessGroup, ReduceOrder, Summed};
 
 /// How long a collective waits for the other ranks, unless `EMBER_DIST_TIMEOUT_S` says.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -299,13 +299,7 @@ impl ProcessGroup for MpiGroup {
         if self.order == ReduceOrder::RankOrder {
             let mut buf = buf;
             self.all_reduce_sum(&mut buf)?;
-            return Ok(Box::new(Started {
-                group: self,
-                req: None,
-                send: None,
-                recv: None,
-                done: Some(buf),
-            }));
+            return Ok(Box::new(Summed(buf)));
         }
         self.comm(|comm| {
             let n = buf.len();
@@ -317,19 +311,17 @@ impl ProcessGroup for MpiGroup {
                 req: Some(req),
                 send: Some(send),
                 recv: Some(recv),
-                done: None,
             }) as Box<dyn PendingSum + '_>)
         })
     }
 }
 
-/// A non-blocking sum in flight (or one computed at once, in rank order).
+/// A non-blocking sum in flight.
 struct Started<'g> {
     group: &'g MpiGroup,
     req: Option<Request<'static, [f32], StaticScope>>,
     send: Option<Lent<f32>>,
     recv: Option<Lent<f32>>,
-    done: Option<Vec<f32>>,
 }
 
 impl PendingSum for Started<'_> {
@@ -345,9 +337,6 @@ impl PendingSum for Started<'_> {
     }
 
     fn wait(mut self: Box<Self>) -> Result<Vec<f32>> {
-        if let Some(done) = self.done.take() {
-            return Ok(done);
-        }
         if let Some(req) = self.req.take() {
             let _serial = state();
             self.group.wait(req, "all_reduce_sum")?;

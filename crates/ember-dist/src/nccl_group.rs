@@ -16,7 +16,7 @@ use cudarc::driver::{CudaContext, CudaEvent, CudaSlice, CudaStream, DeviceRepr};
 use cudarc::nccl::{Comm, Id, NcclType, ReduceOp};
 use ember_core::{Error, Result};
 
-use crate::group::{PendingSum, ProcessGroup, ReduceOrder};
+use crate::group::{PendingSum, ProcessGroup, ReduceOrder, Summed};
 use crate::mpi_group::MpiGroup;
 
 fn nccl_error(what: &str, msg: impl std::fmt::Debug) -> Error {
@@ -197,18 +197,9 @@ impl ProcessGroup for NcclGroup {
 
     fn start_all_reduce_sum(&self, buf: Vec<f32>) -> Result<Box<dyn PendingSum + '_>> {
         if buf.is_empty() {
-            return Ok(Box::new(Ready(buf)));
+            return Ok(Box::new(Summed(buf)));
         }
         Ok(Box::new(self.launch(buf)?))
-    }
-}
-
-/// The sum of an empty buffer.
-struct Ready(Vec<f32>);
-
-impl PendingSum for Ready {
-    fn wait(self: Box<Self>) -> Result<Vec<f32>> {
-        Ok(self.0)
     }
 }
 
