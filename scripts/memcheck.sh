@@ -18,7 +18,7 @@ target="$(rustc -vV | sed -n 's/^host: //p')"
 export CARGO_TARGET_DIR="${EMBER_CACHE:-$HOME/.cache/ember}/asan-target"
 export RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
-tests=(--lib --test kernels --test kernels_bf16 --test quant)
+tests=(--lib --test kernels --test kernels_products --test kernels_bf16 --test quant)
 "${cargo[@]}" test -p embergrad-core --target "$target" "${tests[@]}" --no-run
 for level in avx512 avx2 baseline amx-emulated; do
     echo "== kernel tests under AddressSanitizer, EMBER_SIMD=$level"

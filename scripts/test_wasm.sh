@@ -11,7 +11,7 @@ rustup target list --installed 2>/dev/null | grep -q '^wasm32-wasip1' \
 # memories (SIGSEGV at exit, or a fatal error when memory grows), deterministically for some
 # binaries; with one GC thread it does not.
 export CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings --single-threaded-gc $PWD/scripts/wasi_run.mjs"
-tests=(--test ops_vs_pytorch --test grads_vs_pytorch --test kernels --test kernels_bf16 --test quant)
+tests=(--test ops_vs_pytorch --test grads_vs_pytorch --test kernels --test kernels_products --test kernels_bf16 --test quant)
 for level in default baseline; do
     echo "== ember-core on wasm32 (Node's WASI), EMBER_SIMD=$level"
     if [ "$level" = default ]; then

@@ -4,88 +4,13 @@
 //! the outputs and every input gradient must agree. Sizes exercise vector tails, several
 //! parallel chunks and strided views; inputs reach the saturating range.
 //! (PyTorch agreement of the same paths is checked by the fixture suites, which run f32.)
+//! Products and attention: `tests/kernels_products.rs`.
 
 use ember_core::fused::{AdamStep, adamw_step};
-use ember_core::{
-    AttentionOpts, Backward, CrossEntropyOpts, DType, Device, Generator, Impl, Reduction, Result,
-    Tensor, trace_kernels,
-};
+use ember_core::{CrossEntropyOpts, DType, Device, Impl, Reduction, Result, Tensor, trace_kernels};
 
+use ember_testing::kernels::{check, input, kernel_vs_composed};
 use ember_testing::rng;
-use ember_testing::worst_error as worst;
-
-fn check(name: &str, ours: &Tensor, reference: &Tensor, rtol: f64, atol: f64) -> Result<()> {
-    let w = worst(ours, reference, rtol, atol)?;
-    assert!(
-        w <= 1.0,
-        "{name}: error {w:.3} x tolerance (rtol {rtol}, atol {atol})"
-    );
-    Ok(())
-}
-
-/// Random normals scaled by `spread`, in f32 on the CPU.
-fn input(dims: &[usize], spread: f64) -> Result<Tensor> {
-    rng::randn(dims, DType::F32)?.mul_scalar(spread)
-}
-
-/// Tolerances `(rtol, atol)` of the forward values and of the gradients.
-type Tols = ((f64, f64), (f64, f64));
-
-/// Runs `f` forward and backward (upstream gradient `up`) on `inputs` in f32 and in f64;
-/// checks that the f32 run used the kernel entries `kernels` with an Ember kernel and the f64
-/// run the composed definition, and that values and input gradients agree.
-fn kernel_vs_composed(
-    name: &str,
-    inputs: &[Tensor],
-    f: impl Fn(&[Tensor]) -> Result<Tensor>,
-    kernels: &[&str],
-    ((frtol, fatol), (grtol, gatol)): Tols,
-) -> Result<()> {
-    let run = |dtype: DType| -> Result<(Tensor, Vec<Tensor>, Vec<ember_core::KernelUse>)> {
-        let xs: Vec<Tensor> = inputs
-            .iter()
-            .map(|t| t.to_dtype(dtype)?.requires_grad(true))
-            .collect::<Result<_>>()?;
-        let (out, used) = trace_kernels(|| -> Result<_> {
-            let y = f(&xs)?;
-            // A private generator: tests run in parallel and share the global one.
-            let up = Tensor::randn_with(&mut Generator::new(99), y.dims(), dtype, Device::Cpu)?;
-            let grads = y.backward_with(&up)?;
-            Ok((y, grads))
-        });
-        let (y, grads) = out?;
-        let gs = xs
-            .iter()
-            .map(|x| grads.get(x).cloned().expect("every input gets a gradient"))
-            .collect();
-        Ok((y, gs, used))
-    };
-    let (y32, g32, used32) = run(DType::F32)?;
-    let (y64, g64, used64) = run(DType::F64)?;
-    for entry in kernels {
-        let ours: Vec<Impl> = used32
-            .iter()
-            .filter(|u| u.entry == *entry)
-            .map(|u| u.implementation)
-            .collect();
-        assert!(
-            !ours.is_empty() && ours.iter().all(|i| *i != Impl::Composed),
-            "{name}: f32 must run Ember's kernel for {entry}, ran {ours:?}"
-        );
-        assert!(
-            used64
-                .iter()
-                .filter(|u| u.entry == *entry)
-                .all(|u| u.implementation == Impl::Composed),
-            "{name}: f64 must run the composed definition of {entry}"
-        );
-    }
-    check(name, &y32, &y64, frtol, fatol)?;
-    for (i, (a, b)) in g32.iter().zip(&g64).enumerate() {
-        check(&format!("{name} gradient {i}"), a, b, grtol, gatol)?;
-    }
-    Ok(())
-}
 
 /// Shapes: a vector tail (7), one row, and more than one 16K-element chunk.
 const SHAPES: &[&[usize]] = &[&[7], &[3, 37], &[5, 129, 64]];
@@ -209,87 +134,6 @@ fn softmax_and_log_softmax_match_f64() -> Result<()> {
 }
 
 #[test]
-fn attention_matches_f64_in_both_cpu_kernels() -> Result<()> {
-    rng::seed(7);
-    // (B, H, Hkv, Tq, Tk, D): fewer than 64 queries take the in-place softmax; from 64, the
-    // tiled kernel (tails of both tile sizes, GQA, Tq != Tk).
-    let cases = [
-        (2, 3, 3, 1, 1, 16),
-        (2, 3, 3, 5, 5, 16),
-        (1, 2, 2, 3, 9, 8),
-        (2, 4, 2, 1, 130, 16),
-        (2, 4, 2, 63, 130, 16),
-        (2, 4, 2, 130, 130, 16),
-        (1, 4, 2, 300, 300, 32),
-        (2, 2, 1, 257, 270, 24),
-    ];
-    for (b, h, hkv, tq, tk, d) in cases {
-        let q = input(&[b, h, tq, d], 2.0)?;
-        let k = input(&[b, hkv, tk, d], 2.0)?;
-        let v = input(&[b, hkv, tk, d], 1.0)?;
-        let tiled = tq >= 64;
-        for causal in [false, true] {
-            let opts = AttentionOpts {
-                causal,
-                scale: Some(0.25),
-                ..Default::default()
-            };
-            let name = format!("attention {b}x{h}/{hkv}x{tq}x{tk}x{d} causal={causal}");
-            kernel_vs_composed(
-                &name,
-                &[q.clone(), k.clone(), v.clone()],
-                |x| x[0].scaled_dot_product_attention(&x[1], &x[2], &opts),
-                &["attention", "attention_backward"],
-                ((1e-4, 1e-5), (1e-3, 1e-4)),
-            )?;
-            let (_, used) = trace_kernels(|| q.scaled_dot_product_attention(&k, &v, &opts));
-            let ran: Vec<Impl> = used
-                .iter()
-                .filter(|u| u.entry == "attention")
-                .map(|u| u.implementation)
-                .collect();
-            let want = if tiled {
-                Impl::CpuF32Tiled
-            } else {
-                Impl::CpuF32
-            };
-            assert_eq!(ran, [want], "{name}");
-        }
-    }
-    Ok(())
-}
-
-#[test]
-fn tiled_attention_reads_head_views_of_a_fused_projection() -> Result<()> {
-    rng::seed(12);
-    // nanoGPT's layout: q, k, v are column slices of one (B, T, 3C) projection split into
-    // heads, (B, H, T, D) views with strides (T·3C, D, 3C, 1).
-    let (b, t, h, d) = (2, 150, 4, 16);
-    let qkv = input(&[b, t, 3 * h * d], 1.0)?;
-    let heads = |x: &[Tensor]| -> Result<Vec<Tensor>> {
-        x[0].split(h * d, -1)?
-            .iter()
-            .map(|z| z.reshape_to(&[b, t, h, d])?.transpose(1, 2))
-            .collect()
-    };
-    let opts = AttentionOpts {
-        causal: true,
-        ..Default::default()
-    };
-    kernel_vs_composed(
-        "attention of head views",
-        &[qkv],
-        |x| {
-            let [q, k, v] = <[Tensor; 3]>::try_from(heads(x)?).expect("three parts");
-            let y = q.scaled_dot_product_attention(&k, &v, &opts)?; // (B, H, T, D)
-            y.transpose(1, 2)?.reshape_to(&[b, t, h * d]) // merged heads
-        },
-        &["attention", "attention_backward"],
-        ((1e-4, 1e-5), (1e-3, 1e-4)),
-    )
-}
-
-#[test]
 fn cross_entropy_forward_and_backward_match_f64() -> Result<()> {
     rng::seed(8);
     let (n, c) = (6, 1000);
@@ -387,56 +231,6 @@ fn adamw_matches_f64_and_never_writes_through_a_shared_moment() -> Result<()> {
         check("adamw v", &v, &vr, 1e-5, 1e-7)?;
     }
     Ok(())
-}
-
-#[test]
-fn few_row_matmul_matches_f64_for_row_major_and_transposed_weights() -> Result<()> {
-    rng::seed(6);
-    for m in 1..=5 {
-        for (k, n) in [(1, 1), (7, 33), (100, 3), (768, 300), (50, 2000)] {
-            let a = input(&[m, k], 1.0)?;
-            let b = input(&[k, n], 1.0)?;
-            let bt = input(&[n, k], 1.0)?.transpose(0, 1)?; // (k, n) view of a row-major (n, k)
-            for (name, w) in [("row-major", &b), ("transposed", &bt)] {
-                kernel_vs_composed(
-                    &format!("matmul {m}x{k} @ {name} {k}x{n}"),
-                    &[a.clone(), w.clone()],
-                    |x| x[0].matmul(&x[1]),
-                    &["matmul"],
-                    ((1e-4, 1e-4), (1e-4, 1e-4)),
-                )?;
-            }
-            // The same rows inside a batch of one: (1, m, k) @ (k, n).
-            kernel_vs_composed(
-                "batched rows",
-                &[a.unsqueeze(0)?, b.clone()],
-                |x| x[0].matmul(&x[1]),
-                &["matmul"],
-                ((1e-4, 1e-4), (1e-4, 1e-4)),
-            )?;
-        }
-    }
-    Ok(())
-}
-
-#[test]
-fn batched_few_row_products_match_f64_for_kv_cache_layouts() -> Result<()> {
-    rng::seed(10);
-    // Decode attention: q (1, H, 1, D) against a cache k (1, H, T, D) and v (1, H, T, D).
-    let (h, t, d) = (3, 37, 16);
-    let q = input(&[1, h, 2, d], 1.0)?.narrow(2, 1, 1)?; // a strided view of one query row
-    let k = input(&[1, h, t, d], 1.0)?;
-    let v = input(&[1, h, t, d], 1.0)?;
-    kernel_vs_composed(
-        "decode attention products",
-        &[q, k, v],
-        |x| {
-            let scores = x[0].matmul(&x[1].transpose(-1, -2)?)?; // kᵀ: columns of k's rows
-            scores.softmax(-1)?.matmul(&x[2]) // row-major v
-        },
-        &["matmul"],
-        ((1e-4, 1e-5), (1e-4, 1e-5)),
-    )
 }
 
 #[test]

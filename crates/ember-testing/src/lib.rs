@@ -18,6 +18,7 @@
 mod dispatch;
 pub mod gguf;
 pub mod hostile;
+pub mod kernels;
 pub mod rng;
 
 pub use dispatch::{apply_view, dtype_named, first_week_ops, required_ops, run};

@@ -5,9 +5,10 @@
 //! - f32 on the CPU, no explicit mask, at least 64 queries: tiled with an online softmax
 //!   (`cpu::attention`), memory linear in the sequence; the backward recomputes the
 //!   probabilities from each query's saved log-sum-exp.
-//! - f32 on the CPU, no explicit mask, fewer queries (decoding): the scores of one GEMM
-//!   normalized in place (`cpu::softmax::scaled_softmax`); the probabilities are kept for the
-//!   backward.
+//! - f32 on the CPU, no explicit mask and fewer queries (decoding), or an additive f32 mask
+//!   (BERT's padding): the scores of one GEMM normalized in place, the mask read in place
+//!   (`cpu::softmax::scaled_softmax`, `scaled_masked_softmax`); the probabilities are kept
+//!   for the backward.
 //! - One query per head over fewer key/value heads (grouped-query decoding, nothing tracked):
 //!   each group's queries folded into rows of its kv head, so the cache is read in place
 //!   instead of copied once per query head.
@@ -200,21 +201,34 @@ pub(crate) fn attention_backward(
     ])
 }
 
-/// `softmax(q kᵀ · scale)` (causal when asked) as one GEMM normalized in place, for f32 CPU
-/// tensors without an explicit mask; `None` when that does not apply.
+/// `softmax(q kᵀ · scale + mask)` (causal when asked) as one GEMM normalized in place, for f32
+/// CPU tensors and an f32 mask with contiguous rows (or none); `None` when that does not apply.
 fn probs_in_place(a: &Args, ke: &Tensor) -> Result<Option<Tensor>> {
     let is_cpu_f32 = |t: &Tensor| cpu::storage::is_cpu_f32(&t.prim());
-    if a.mask.is_some() || !is_cpu_f32(a.q) || !is_cpu_f32(ke) {
+    if !is_cpu_f32(a.q) || !is_cpu_f32(ke) {
         return Ok(None);
     }
+    // The mask as a view of the scores' shape (zero strides where it broadcasts).
+    let dims = [a.q.dims()[0], a.q.dims()[1], a.q.dims()[2], ke.dims()[2]];
+    let mask = match a.mask {
+        Some(m) if is_cpu_f32(m) => Some(m.broadcast_to(&dims)?.prim()),
+        Some(_) => return Ok(None),
+        None => None,
+    };
+    let rows = match &mask {
+        Some(m) => match cpu::storage::Rows4::of(m) {
+            Some(r) => Some(r),
+            None => return Ok(None), // rows not contiguous: the composed definition
+        },
+        None => None,
+    };
     let s = a.q.matmul(&ke.transpose(-1, -2)?)?; // (B, H, Tq, Tk)
     let shape = s.shape();
-    Ok(
-        match cpu::softmax::scaled_softmax(s.into_prim(), a.scale, a.causal) {
-            Ok(p) => Some(a.q.wrap(p, shape)),
-            Err(_) => None,
-        },
-    )
+    let p = match &rows {
+        Some(r) => cpu::softmax::scaled_masked_softmax(s.into_prim(), a.scale, a.causal, r),
+        None => cpu::softmax::scaled_softmax(s.into_prim(), a.scale, a.causal),
+    };
+    Ok(p.ok().map(|p| a.q.wrap(p, shape)))
 }
 
 /// The composed probabilities `softmax(q kᵀ · scale + mask)` with `k` already repeated to q's

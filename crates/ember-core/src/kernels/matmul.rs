@@ -1,6 +1,6 @@
 //! Matrix products: forward (batched, equal-rank primitives) and `torch.matmul`'s backward.
 //!
-//! f32 on the CPU: the `gemm` crate called directly, or a few-row product that streams the
+//! f32 on the CPU: the `gemm` crate called directly (Ember's SIMD128 GEMM on WebAssembly), or a few-row product that streams the
 //! weight once (`cpu::matmul`). bf16 on the CPU: Ember's GEMM on AMX tiles, its AVX512_BF16
 //! GEMM where `vdpbf16ps` beats f32 FMAs, or the same streaming (`cpu::matmul::matmul_bf16`);
 //! else the f32 GEMM on widened operands. Elsewhere: burn's primitive.
@@ -13,8 +13,8 @@ use crate::{DType, Result, Tensor};
 
 /// `a (.., m, k) @ b (.., k, n)` for float primitives of equal rank and batch dims.
 pub(crate) fn matmul(a: Prim, b: Prim) -> Prim {
-    if let Some(y) = cpu::matmul(&a, &b) {
-        note("matmul", Impl::CpuF32);
+    if let Some((y, used)) = cpu::matmul(&a, &b) {
+        note("matmul", used);
         return y;
     }
     if let Some((y, used)) = cpu::matmul_bf16(&a, &b) {
@@ -27,7 +27,7 @@ pub(crate) fn matmul(a: Prim, b: Prim) -> Prim {
         // operands (measured within 5% of an f32 product at 2048²: the conversions).
         let wide = |p: Prim| bf16::widen(&p).unwrap_or_else(|| prim::cast(p, DType::F32));
         if let Some(y) =
-            cpu::matmul(&wide(a.clone()), &wide(b.clone())).and_then(|y| bf16::narrow(&y))
+            cpu::matmul(&wide(a.clone()), &wide(b.clone())).and_then(|(y, _)| bf16::narrow(&y))
         {
             note("matmul", Impl::CpuBf16ViaF32);
             return y;
@@ -44,7 +44,7 @@ pub(crate) fn matmul_accumulate(acc: Tensor, a: &Tensor, b: &Tensor) -> Result<T
     let shape = acc.shape();
     match cpu::matmul_add_into(acc.into_prim(), &a.prim(), &b.prim()) {
         Ok(p) => {
-            note("matmul_accumulate", Impl::CpuF32);
+            note("matmul_accumulate", cpu::gemm_impl());
             Ok(a.wrap(p, shape))
         }
         Err(p) => {

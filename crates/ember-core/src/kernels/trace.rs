@@ -8,6 +8,9 @@ use std::cell::RefCell;
 pub enum Impl {
     /// Ember's own f32 CPU kernel (`kernels::cpu`).
     CpuF32,
+    /// Ember's f32 GEMM on WebAssembly SIMD128 (products of more than a few rows in the
+    /// browser build; `CpuF32` natively).
+    CpuF32Simd128,
     /// Ember's tiled CPU attention with an online softmax: memory linear in the sequence.
     CpuF32Tiled,
     /// Ember's bf16 CPU kernel (AVX512_BF16 dot products, f32 accumulation).

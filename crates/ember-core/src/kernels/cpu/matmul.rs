@@ -93,8 +93,18 @@ fn widened_rows<E: Lane>(a: &Mat<E>, m: usize, k: usize) -> Vec<f32> {
     (0..m * k).map(|e| a.at(e / k, e % k).f32()).collect()
 }
 
-/// Batched f32 product (see the module docs).
-pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
+/// What runs f32 products of more than `FEW_ROWS` rows: Ember's SIMD128 GEMM on WebAssembly,
+/// else the `gemm` crate (noted as Ember's f32 kernel).
+pub(crate) fn gemm_impl() -> Impl {
+    if gemm_f32::runs_simd128() {
+        Impl::CpuF32Simd128
+    } else {
+        Impl::CpuF32
+    }
+}
+
+/// Batched f32 product (see the module docs) and the implementation that ran.
+pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<(Prim, Impl)> {
     let (ta, tb) = (flex(a)?, flex(b)?);
     let p = Batch::of(
         ta,
@@ -124,7 +134,7 @@ pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
             }
             out
         };
-        return Some(from_vec(out, p.out_dims()));
+        return Some((from_vec(out, p.out_dims()), Impl::CpuF32));
     }
     let mut out: Vec<f32> = Vec::with_capacity(batch * size);
     let spare = &mut out.spare_capacity_mut()[..batch * size];
@@ -142,9 +152,9 @@ pub(crate) fn matmul(a: &Prim, b: &Prim) -> Option<Prim> {
     }
     // SAFETY: every matrix of the batch was written in full above (`strides_within` refuses
     // empty dims, so each product wrote its `(m, n)` block).
-    // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs and tests/kernels_bf16.rs (products).
+    // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_products.rs and tests/kernels_bf16.rs (products).
     unsafe { out.set_len(batch * size) };
-    Some(from_vec(out, p.out_dims()))
+    Some((from_vec(out, p.out_dims()), gemm_impl()))
 }
 
 /// Batched bf16 product (see the module docs) and the implementation that ran: `None` when
@@ -176,7 +186,7 @@ pub(crate) fn matmul_bf16(a: &Prim, b: &Prim) -> Option<(Prim, Impl)> {
     }
     // SAFETY: each matrix of the batch was written in full: by `few_rows`' narrowing, or by
     // the GEMM's tiles, which cover every row and column.
-    // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs and tests/kernels_bf16.rs (products).
+    // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_products.rs and tests/kernels_bf16.rs (products).
     unsafe { out.set_len(batch * m * n) };
     Some((from_bits(out, p.out_dims()), used))
 }

@@ -1,11 +1,11 @@
-//! Softmax rows: attention's scaled, causal softmax in place, the softmax backward, and
-//! log-softmax forward and backward.
+//! Softmax rows: attention's scaled, causal softmax in place (with or without an additive
+//! mask), the softmax backward, and log-softmax forward and backward.
 
 use rayon::prelude::*;
 
 use super::par::rows_per_task;
 use super::simd::{dot_by, exp, map_rows1, map_rows2, row_len, simd_kernel, sum};
-use super::storage::{owned, unique_values, wrap};
+use super::storage::{Rows4, owned, unique_values, wrap};
 use crate::kernels::prim::Prim;
 
 simd_kernel! {
@@ -114,6 +114,66 @@ pub(crate) fn scaled_softmax(x: Prim, scale: f64, causal: bool) -> Result<Prim, 
         vals.par_chunks_mut(rows * d)
             .enumerate()
             .for_each(|(i, chunk)| softmax_rows(chunk, d, scale as f32, causal, tq, i * rows));
+    }
+    Ok(wrap(t))
+}
+
+simd_kernel! {
+    /// In place on one row: `softmax(scale · x + mask)` over its first `seen` entries, the
+    /// rest (past a causal query's position) zero.
+    fn masked_softmax_row(row: &mut [f32], mask: &[f32], scale: f32, seen: usize) {
+        let (live, masked) = row.split_at_mut(seen);
+        let mut max = f32::NEG_INFINITY;
+        for (v, &m) in live.iter_mut().zip(mask) {
+            *v = *v * scale + m;
+            max = if *v > max { *v } else { max };
+        }
+        for v in live.iter_mut() {
+            *v = exp(*v - max);
+        }
+        let inv = 1.0 / sum(live);
+        for v in live.iter_mut() {
+            *v *= inv;
+        }
+        masked.fill(0.0);
+    }
+}
+
+/// [`scaled_softmax`] of rank-4 scores `x (B, H, Tq, Tk)` with an additive `mask` read in
+/// place, broadcast to `x`'s shape (zero strides where it broadcasts): `softmax(scale · x +
+/// mask)` per row. `x` comes back in `Err` when the kernel does not apply.
+#[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
+pub(crate) fn scaled_masked_softmax(
+    x: Prim,
+    scale: f64,
+    causal: bool,
+    mask: &Rows4,
+) -> Result<Prim, Prim> {
+    let dims = x.dims();
+    let (Some(d), Ok([_, h, tq, _])) = (row_len(&x), <[usize; 4]>::try_from(dims.as_slice()))
+    else {
+        return Err(x);
+    };
+    if mask.dims.as_slice() != dims.as_slice() {
+        return Err(x);
+    }
+    let mut t = owned(x)?;
+    let Some(vals) = unique_values(&mut t) else {
+        return Err(wrap(t));
+    };
+    let rows = rows_per_task(d);
+    let run = |(i, chunk): (usize, &mut [f32])| {
+        for (r, row) in chunk.chunks_exact_mut(d).enumerate() {
+            let r = i * rows + r; // over (B, H, Tq)
+            let (bi, hi, ti) = (r / (h * tq), r / tq % h, r % tq);
+            let seen = if causal { (ti + 1).min(d) } else { d };
+            masked_softmax_row(row, mask.row(bi, hi, ti), scale as f32, seen);
+        }
+    };
+    if vals.len() <= rows * d {
+        run((0, vals));
+    } else {
+        vals.par_chunks_mut(rows * d).enumerate().for_each(run);
     }
     Ok(wrap(t))
 }

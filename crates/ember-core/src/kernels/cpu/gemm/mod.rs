@@ -4,6 +4,7 @@
 //! | file | what |
 //! |---|---|
 //! | `f32` | f32 products through the `gemm` crate (AVX-512 microkernels), batched, into fresh buffers or added into one |
+//! | `f32_simd128` | the f32 GEMM on WebAssembly SIMD128: packed panels, a 4×8 microkernel |
 //! | `amx_bf16` | the bf16 GEMM on AMX tiles (or their emulator): 32×32 blocks of 2×2 tiles, `k` whole |
 //! | `amx_int8` | quantized products on AMX int8 tiles: the integer kernels' sums and epilogue, bit for bit |
 //! | `bf16` | the packed AVX512_BF16 GEMM: 6×64 `vdpbf16ps` microkernel, f32 sums rounded once |
@@ -21,6 +22,8 @@ pub(crate) mod amx_bf16;
 pub(crate) mod amx_int8;
 pub(crate) mod bf16;
 pub(crate) mod f32;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod f32_simd128;
 pub(crate) mod int8;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(crate) mod int8_simd128;

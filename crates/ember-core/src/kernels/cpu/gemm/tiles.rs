@@ -18,7 +18,7 @@ pub(crate) fn tile_dots(s: &mut [f32], a: &[&[f32]], bt: &[f32], n: usize, scale
     #[cfg(target_arch = "x86_64")]
     if fits && super::super::isa::simd_level() == 2 {
         // SAFETY: AVX-512 was detected; `fits` bounds every access of the kernel.
-        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs (attention).
+        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_products.rs (attention).
         unsafe { avx512::dots(s, a, bt, n, scale) };
         return;
     }
@@ -36,7 +36,7 @@ pub(crate) fn tile_weighted(out: &mut [f32], w: usize, wts: &[f32], ld: usize, v
     #[cfg(target_arch = "x86_64")]
     if fits && super::super::isa::simd_level() == 2 {
         // SAFETY: AVX-512 was detected; `fits` bounds every access of the kernel.
-        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs (attention).
+        // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_products.rs (attention).
         unsafe { avx512::weighted(out, w, wts, ld, vecs) };
         return;
     }
@@ -193,13 +193,13 @@ mod avx512 {
         let mut r = 0;
         while r + 4 <= a.len() {
             // SAFETY: the caller's bounds: rows r..r+4 exist, each with n values.
-            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs (attention).
+            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_products.rs (attention).
             unsafe { dots_rows::<4>(s, a, r, bt, n, scale) };
             r += 4;
         }
         while r < a.len() {
             // SAFETY: as above, for one row.
-            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs (attention).
+            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_products.rs (attention).
             unsafe { dots_rows::<1>(s, a, r, bt, n, scale) };
             r += 1;
         }
@@ -223,7 +223,7 @@ mod avx512 {
         let b = bt.as_ptr();
         for j in 0..n {
             // SAFETY: bt holds n rows of BK values; row j of each a row exists (j < n).
-            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs (attention).
+            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_products.rs (attention).
             unsafe {
                 let bj = b.add(j * BK);
                 let cols = [
@@ -244,7 +244,7 @@ mod avx512 {
         for (i, acc) in acc.iter().enumerate() {
             for (c, v) in acc.iter().enumerate() {
                 // SAFETY: s holds a row of BK scores for every row of a.
-                // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs (attention).
+                // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_products.rs (attention).
                 unsafe {
                     _mm512_storeu_ps(
                         s.as_mut_ptr().add((r + i) * BK + 16 * c),
@@ -275,7 +275,7 @@ mod avx512 {
             let mut e = 0;
             while e + 32 <= w {
                 // SAFETY: the caller's bounds; columns e..e+32 are inside each row.
-                // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs (attention).
+                // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_products.rs (attention).
                 unsafe {
                     if step == 4 {
                         weighted_block::<4, 2>(out, w, r, e, wts, ld, vecs);
@@ -287,7 +287,7 @@ mod avx512 {
             }
             while e + 16 <= w {
                 // SAFETY: as above, for 16 columns.
-                // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs (attention).
+                // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_products.rs (attention).
                 unsafe {
                     if step == 4 {
                         weighted_block::<4, 1>(out, w, r, e, wts, ld, vecs);
@@ -329,7 +329,7 @@ mod avx512 {
         let mut acc = [[_mm512_setzero_ps(); NV]; RR];
         for (j, vec) in vecs.iter().enumerate() {
             // SAFETY: each vec has w >= e + 16·NV values; wts holds row r+i's weight j.
-            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs (attention).
+            // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_products.rs (attention).
             unsafe {
                 let mut v = [_mm512_setzero_ps(); NV];
                 for (k, v) in v.iter_mut().enumerate() {
@@ -346,7 +346,7 @@ mod avx512 {
         for (i, acc) in acc.iter().enumerate() {
             for (k, a) in acc.iter().enumerate() {
                 // SAFETY: row r+i of out has w >= e + 16·NV values.
-                // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels.rs (attention).
+                // Exercised under AddressSanitizer (scripts/memcheck.sh) by tests/kernels_products.rs (attention).
                 unsafe {
                     let p = o.add((r + i) * w + e + 16 * k);
                     _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), *a));
