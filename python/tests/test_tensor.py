@@ -167,3 +167,16 @@ def test_errors_are_exceptions_not_panics():
         except Exception:
             pass
     assert not math.isnan(ember.ones(1).item())
+
+
+def test_var_and_std_take_either_correction_spelling():
+    xs = np.arange(12, dtype=np.float32).reshape(3, 4)
+    x = ember.tensor(xs)
+    for method in ("var", "std"):
+        f = getattr(x, method)
+        want = getattr(xs, method)(1, ddof=0)
+        np.testing.assert_allclose(f(1, unbiased=False).numpy(), want, rtol=1e-6)
+        np.testing.assert_allclose(f(1, correction=0).numpy(), want, rtol=1e-6)
+        np.testing.assert_allclose(f(1).numpy(), getattr(xs, method)(1, ddof=1), rtol=1e-6)
+        with pytest.raises(ValueError, match="not both"):
+            f(1, correction=1, unbiased=True)

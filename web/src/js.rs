@@ -68,6 +68,8 @@ pub fn split_speeches(text: &str, min_words: usize) -> Result<String, JsError> {
 #[wasm_bindgen]
 pub struct Search {
     index: SearchIndex,
+    /// The name of the adapter behind the index's device.
+    adapter: String,
 }
 
 /// `"cpu"` or `"webgpu"` (the browser's default adapter, opened without blocking).
@@ -92,7 +94,8 @@ impl Search {
     #[wasm_bindgen(constructor)]
     pub fn new(config: &[u8], weights: Vec<u8>, tokenizer: &[u8]) -> Result<Search, JsError> {
         let index = SearchIndex::new(config, weights, tokenizer, Device::Cpu).map_err(js_error)?;
-        Ok(Search { index })
+        let adapter = Device::Cpu.adapter_name();
+        Ok(Search { index, adapter })
     }
 
     /// MiniLM on `device` (`"cpu"` or `"webgpu"`), opening the device first. On WebGPU
@@ -103,14 +106,14 @@ impl Search {
         tokenizer: Vec<u8>,
         device: String,
     ) -> Result<Search, JsError> {
-        let (device, _) = open_device(&device).await?;
+        let (device, adapter) = open_device(&device).await?;
         let index = SearchIndex::new(&config, weights, &tokenizer, device).map_err(js_error)?;
-        Ok(Search { index })
+        Ok(Search { index, adapter })
     }
 
-    /// The adapter behind `device` (`"cpu"` or `"webgpu"`), opening it if needed.
-    pub async fn adapter(device: String) -> Result<String, JsError> {
-        Ok(open_device(&device).await?.1)
+    /// The name of the adapter the model runs on (the WebGPU adapter's, or the CPU's).
+    pub fn adapter(&self) -> String {
+        self.adapter.clone()
     }
 
     /// Where the model runs (`cpu` or `wgpu:0`).

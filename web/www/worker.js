@@ -233,8 +233,8 @@ const handlers = {
 
     // On WebGPU the embeddings are read back asynchronously, so the async methods are used
     // on either device (on the CPU their promises are settled at once).
-    const adapter = await wasm.Search.adapter(device);
     const index = await wasm.Search.open(config, weights, tokenizer, device);
+    const adapter = index.adapter();
     const t0 = performance.now();
     try {
       for (let start = 0; start < speeches.length; start += EMBED_BATCH) {
@@ -286,8 +286,8 @@ const handlers = {
     const config = await download(id, 'minilm/config.json');
     const tokenizer = await download(id, 'minilm/tokenizer.json');
     const weights = await download(id, 'minilm/model.safetensors');
-    const adapter = await wasm.Search.adapter('webgpu');
     const index = await wasm.Search.open(config, weights, tokenizer, 'webgpu');
+    const adapter = index.adapter();
     try {
       const t0 = performance.now();
       const flat = await index.embed_async(texts);

@@ -38,6 +38,18 @@ fn dims_of(dim: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<isize>> {
     }
 }
 
+/// `var`/`std`'s correction from PyTorch's two spellings: `correction` (default 1, Bessel's)
+/// or the older `unbiased` (`False` is 0); not both.
+fn correction_of(correction: Option<usize>, unbiased: Option<bool>) -> PyResult<usize> {
+    match (correction, unbiased) {
+        (Some(_), Some(_)) => Err(PyValueError::new_err(
+            "var/std: pass correction or unbiased, not both",
+        )),
+        (Some(c), None) => Ok(c),
+        (None, u) => Ok(usize::from(u != Some(false))),
+    }
+}
+
 /// Non-negative sizes.
 fn usizes(v: Vec<isize>, what: &str) -> PyResult<Vec<usize>> {
     v.into_iter()
@@ -152,8 +164,7 @@ impl PyTensor {
         unbiased: Option<bool>,
         keepdim: bool,
     ) -> PyResult<PyTensor> {
-        let dims = dims_of(dim)?;
-        let c = correction.unwrap_or(if unbiased == Some(false) { 0 } else { 1 });
+        let (dims, c) = (dims_of(dim)?, correction_of(correction, unbiased)?);
         op(py, &self.t, move |t| t.var(&dims, c, keepdim))
     }
 
@@ -167,8 +178,7 @@ impl PyTensor {
         unbiased: Option<bool>,
         keepdim: bool,
     ) -> PyResult<PyTensor> {
-        let dims = dims_of(dim)?;
-        let c = correction.unwrap_or(if unbiased == Some(false) { 0 } else { 1 });
+        let (dims, c) = (dims_of(dim)?, correction_of(correction, unbiased)?);
         op(py, &self.t, move |t| t.std(&dims, c, keepdim))
     }
 
