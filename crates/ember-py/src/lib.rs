@@ -10,6 +10,7 @@
 //! | `creation` | `ember.tensor`, `zeros`, `randn`, `arange`, `cat`, ... |
 //! | `share` | zero-copy NumPy: read-only views of tensors, tensors over arrays |
 //! | `functional` | the fused ops of layers and losses, the AdamW step with its moments |
+//! | `heads` | `AutoModelForSequenceClassification`, `…TokenClassification`, `…MaskedLM`: one `TaskModel` |
 //! | `models` | `AutoModelForCausalLM`, tokenizers, chat templates, generation and streaming |
 //! | `files` | safetensors save and load |
 //! | `train` | the Rust GPT, batch sampler, schedule, store AdamW and clipping (runs equal to the Rust example) |
@@ -28,6 +29,7 @@ mod errors;
 mod files;
 mod functional;
 mod grad;
+mod heads;
 mod index;
 mod methods;
 mod models;
@@ -54,6 +56,8 @@ fn _ember(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<models::PyTokenizer>()?;
     m.add_class::<models::PyCausalLm>()?;
     m.add_class::<models::PyAutoModel>()?;
+    m.add_class::<heads::TaskModel>()?;
+    m.add_class::<heads::TaskOutput>()?;
     m.add_class::<models::TextPieces>()?;
     m.add_class::<train::PyGpt>()?;
     m.add_class::<train::PyGradients>()?;

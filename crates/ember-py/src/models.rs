@@ -34,7 +34,7 @@ pub(crate) struct PyTokenizer {
     chat: Option<Arc<ChatTemplate>>,
 }
 
-fn load_tokenizer(py: Python<'_>, path: &Path) -> PyResult<PyTokenizer> {
+pub(crate) fn load_tokenizer(py: Python<'_>, path: &Path) -> PyResult<PyTokenizer> {
     let path = path.to_path_buf();
     let (tok, chat) = run(py, move || {
         if path.extension().is_some_and(|e| e == "gguf") {
