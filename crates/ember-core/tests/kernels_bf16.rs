@@ -5,25 +5,15 @@
 //! must give the same answers, and with `EMBER_SIMD=amx-emulated`, where the products run the
 //! AMX GEMM on the tile emulator.
 
-use ember_core::{AttentionOpts, Backward, DType, Device, Impl, Result, Tensor, trace_kernels};
+use ember_core::{AttentionOpts, Backward, DType, Device, Impl, Result, Tensor};
 
+use ember_testing::kernels::used;
 use ember_testing::rng;
 use ember_testing::worst_error as worst;
 
 /// A bf16 tensor of normals (so the f64 reference sees exactly the bf16 values).
 fn bf16(dims: &[usize]) -> Result<Tensor> {
     rng::randn(dims, DType::F32)?.to_dtype(DType::BF16)
-}
-
-/// The implementations `f` used for kernel entry `entry`.
-fn used<T>(entry: &str, f: impl FnOnce() -> Result<T>) -> Result<(T, Vec<Impl>)> {
-    let (out, uses) = trace_kernels(f);
-    let impls = uses
-        .iter()
-        .filter(|u| u.entry == entry)
-        .map(|u| u.implementation)
-        .collect();
-    Ok((out?, impls))
 }
 
 /// Products of every layout the kernels take, forward and backward, against f64: the

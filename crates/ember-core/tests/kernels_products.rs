@@ -5,7 +5,7 @@
 //! scores, with or without a mask).
 
 use ember_core::{AttentionOpts, DType, Device, Impl, Result, Tensor, trace_kernels};
-use ember_testing::kernels::{input, kernel_vs_composed};
+use ember_testing::kernels::{input, kernel_vs_composed, used};
 use ember_testing::rng;
 
 #[test]
@@ -42,12 +42,9 @@ fn attention_matches_f64_in_both_cpu_kernels() -> Result<()> {
                 &["attention", "attention_backward"],
                 ((1e-4, 1e-5), (1e-3, 1e-4)),
             )?;
-            let (_, used) = trace_kernels(|| q.scaled_dot_product_attention(&k, &v, &opts));
-            let ran: Vec<Impl> = used
-                .iter()
-                .filter(|u| u.entry == "attention")
-                .map(|u| u.implementation)
-                .collect();
+            let (_, ran) = used("attention", || {
+                q.scaled_dot_product_attention(&k, &v, &opts)
+            })?;
             let want = if tiled {
                 Impl::CpuF32Tiled
             } else {
@@ -89,13 +86,9 @@ fn masked_attention_matches_f64_with_the_mask_read_in_place() -> Result<()> {
                 })
             };
             let name = format!("attention with a {mname} mask, causal={causal}");
-            let (_, used) =
-                trace_kernels(|| q.scaled_dot_product_attention(&k, &v, &opts(DType::F32)?));
-            let ran: Vec<Impl> = used
-                .iter()
-                .filter(|u| u.entry == "attention")
-                .map(|u| u.implementation)
-                .collect();
+            let (_, ran) = used("attention", || {
+                q.scaled_dot_product_attention(&k, &v, &opts(DType::F32)?)
+            })?;
             assert_eq!(ran, [want], "{name}");
             let entries: &[&str] = if want == Impl::Composed {
                 &[]
@@ -227,8 +220,8 @@ fn gemm_matches_f64_across_blocks_edges_and_layouts() -> Result<()> {
             ("a @ bᵀ", &a, &bt),
         ] {
             let what = format!("{name}: {m}x{k} @ {k}x{n}");
-            let (_, used) = trace_kernels(|| x.matmul(w));
-            let ran: Vec<Impl> = used.iter().map(|u| u.implementation).collect();
+            let (_, uses) = trace_kernels(|| x.matmul(w));
+            let ran: Vec<Impl> = uses.iter().map(|u| u.implementation).collect();
             assert_eq!(ran, [expected_gemm()], "{what}");
             let tol = (2e-4, 2e-5);
             kernel_vs_composed(

@@ -17,7 +17,7 @@ use pyo3::types::PyDict;
 
 use crate::convert::{device_arg, dtype_arg};
 use crate::errors::run;
-use crate::models::{PyTokenizer, load_tokenizer};
+use crate::models::{PyTokenizer, dir_tokenizer};
 use crate::tensor::PyTensor;
 
 /// The three heads.
@@ -143,14 +143,9 @@ impl TaskModel {
                 _ => Head::Masked(AutoModelForMaskedLM::from_pretrained(&p, device, dtype)?),
             })
         })?;
-        let tokenizer = if path.join("tokenizer.json").exists() {
-            Some(Py::new(py, load_tokenizer(py, &path)?)?)
-        } else {
-            None
-        };
         Ok(TaskModel {
             head: Arc::new(head),
-            tokenizer,
+            tokenizer: dir_tokenizer(py, &path)?,
         })
     }
 

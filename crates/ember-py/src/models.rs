@@ -34,7 +34,7 @@ pub(crate) struct PyTokenizer {
     chat: Option<Arc<ChatTemplate>>,
 }
 
-pub(crate) fn load_tokenizer(py: Python<'_>, path: &Path) -> PyResult<PyTokenizer> {
+fn load_tokenizer(py: Python<'_>, path: &Path) -> PyResult<PyTokenizer> {
     let path = path.to_path_buf();
     let (tok, chat) = run(py, move || {
         if path.extension().is_some_and(|e| e == "gguf") {
@@ -141,6 +141,14 @@ impl PyTokenizer {
     }
 }
 
+/// The tokenizer of a Hugging Face directory, when it has a `tokenizer.json`.
+pub(crate) fn dir_tokenizer(py: Python<'_>, dir: &Path) -> PyResult<Option<Py<PyTokenizer>>> {
+    if !dir.join("tokenizer.json").exists() {
+        return Ok(None);
+    }
+    Ok(Some(Py::new(py, load_tokenizer(py, dir)?)?))
+}
+
 /// An encoder (today BERT: `bert`, e.g. MiniLM) from a Hugging Face directory, with its
 /// tokenizer.
 #[pyclass(name = "AutoModel", module = "ember.models", frozen)]
@@ -163,11 +171,7 @@ impl PyAutoModel {
         let device = device_arg(device)?;
         let p = path.clone();
         let model = run(py, move || AutoModel::from_pretrained(&p, device, dtype))?;
-        let tokenizer = if path.join("tokenizer.json").exists() {
-            Some(Py::new(py, load_tokenizer(py, &path)?)?)
-        } else {
-            None
-        };
+        let tokenizer = dir_tokenizer(py, &path)?;
         Ok(PyAutoModel {
             model: Arc::new(model),
             tokenizer,

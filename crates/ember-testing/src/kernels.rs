@@ -80,3 +80,14 @@ pub fn kernel_vs_composed(
     }
     Ok(())
 }
+
+/// The implementations `f` used for kernel entry `entry`, with `f`'s result.
+pub fn used<T>(entry: &str, f: impl FnOnce() -> Result<T>) -> Result<(T, Vec<Impl>)> {
+    let (out, uses) = trace_kernels(f);
+    let impls = uses
+        .iter()
+        .filter(|u| u.entry == entry)
+        .map(|u| u.implementation)
+        .collect();
+    Ok((out?, impls))
+}

@@ -7,7 +7,7 @@
 //!   probabilities from each query's saved log-sum-exp.
 //! - f32 on the CPU, no explicit mask and fewer queries (decoding), or an additive f32 mask
 //!   (BERT's padding): the scores of one GEMM normalized in place, the mask read in place
-//!   (`cpu::softmax::scaled_softmax`, `scaled_masked_softmax`); the probabilities are kept
+//!   (`cpu::softmax::scaled_softmax`); the probabilities are kept
 //!   for the backward.
 //! - One query per head over fewer key/value heads (grouped-query decoding, nothing tracked):
 //!   each group's queries folded into rows of its kv head, so the cache is read in place
@@ -224,10 +224,7 @@ fn probs_in_place(a: &Args, ke: &Tensor) -> Result<Option<Tensor>> {
     };
     let s = a.q.matmul(&ke.transpose(-1, -2)?)?; // (B, H, Tq, Tk)
     let shape = s.shape();
-    let p = match &rows {
-        Some(r) => cpu::softmax::scaled_masked_softmax(s.into_prim(), a.scale, a.causal, r),
-        None => cpu::softmax::scaled_softmax(s.into_prim(), a.scale, a.causal),
-    };
+    let p = cpu::softmax::scaled_softmax(s.into_prim(), a.scale, a.causal, rows.as_ref());
     Ok(p.ok().map(|p| a.q.wrap(p, shape)))
 }
 

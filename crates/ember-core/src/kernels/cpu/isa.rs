@@ -181,7 +181,8 @@ pub(crate) enum Int8Dot {
 /// True when f32 products run Ember's SIMD128 GEMM (`gemm::f32_simd128`): WebAssembly built
 /// with SIMD128, unless `EMBER_SIMD=baseline` (then the `gemm` crate's kernels run).
 pub(crate) fn simd128_gemm() -> bool {
-    cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && cap() > 0
+    static ON: OnceLock<bool> = OnceLock::new();
+    cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && *ON.get_or_init(|| cap() > 0)
 }
 
 /// The widest integer dot-product kernel this CPU runs (f16 scales need F16C).

@@ -96,7 +96,7 @@ fn widened_rows<E: Lane>(a: &Mat<E>, m: usize, k: usize) -> Vec<f32> {
 /// What runs f32 products of more than `FEW_ROWS` rows: Ember's SIMD128 GEMM on WebAssembly,
 /// else the `gemm` crate (noted as Ember's f32 kernel).
 pub(crate) fn gemm_impl() -> Impl {
-    if gemm_f32::runs_simd128() {
+    if super::isa::simd128_gemm() {
         Impl::CpuF32Simd128
     } else {
         Impl::CpuF32

@@ -68,16 +68,38 @@ pub(crate) fn log_softmax_backward(y: &Prim, g: &Prim) -> Option<Prim> {
 }
 
 simd_kernel! {
-    /// In place on rows of length `d`: `softmax(scale · x)`, with keys after the query masked
-    /// out when `causal` (query `q = row % tq` sees keys `j <= q`, PyTorch's `is_causal`).
-    fn softmax_rows(x: &mut [f32], d: usize, scale: f32, causal: bool, tq: usize, row0: usize) {
+    /// In place on rows `row0..` of length `d` of scores `(.., H, Tq, d)`: `softmax(scale · x
+    /// + mask)` (no mask: `softmax(scale · x)`), with keys after the query masked out when
+    /// `causal` (query `q = row % tq` sees keys `j <= q`, PyTorch's `is_causal`); `mask` is
+    /// read at each row's `(b, h, q)`.
+    fn softmax_rows(
+        x: &mut [f32],
+        d: usize,
+        scale: f32,
+        causal: bool,
+        heads_queries: [usize; 2],
+        row0: usize,
+        mask: Option<&Rows4>,
+    ) {
+        let [h, tq] = heads_queries;
         for (r, row) in x.chunks_exact_mut(d).enumerate() {
-            let seen = if causal { ((row0 + r) % tq + 1).min(d) } else { d };
+            let (r, q) = (row0 + r, (row0 + r) % tq);
+            let seen = if causal { (q + 1).min(d) } else { d };
             let (live, masked) = row.split_at_mut(seen);
             let mut max = f32::NEG_INFINITY;
-            for v in live.iter_mut() {
-                *v *= scale;
-                max = if *v > max { *v } else { max };
+            match mask {
+                Some(m) => {
+                    for (v, &m) in live.iter_mut().zip(m.row(r / (h * tq), r / tq % h, q)) {
+                        *v = *v * scale + m;
+                        max = if *v > max { *v } else { max };
+                    }
+                }
+                None => {
+                    for v in live.iter_mut() {
+                        *v *= scale;
+                        max = if *v > max { *v } else { max };
+                    }
+                }
             }
             for v in live.iter_mut() {
                 *v = exp(*v - max);
@@ -91,89 +113,40 @@ simd_kernel! {
     }
 }
 
-/// Softmax over the last dim of `scale · x`, optionally causal with queries on the
-/// second-to-last dim; in place when nothing else holds `x` (as the fresh scores of a GEMM).
-/// `x` comes back in `Err` when the kernel does not apply.
+/// Softmax over the last dim of `scale · x + mask` (no mask: `scale · x`), optionally causal
+/// with queries on the second-to-last dim; in place when nothing else holds `x` (as the fresh
+/// scores of a GEMM). The additive `mask` is read in place, broadcast to `x`'s shape, which
+/// must then be rank 4 `(B, H, Tq, Tk)` (zero strides where it broadcasts). `x` comes back in
+/// `Err` when the kernel does not apply.
 #[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
-pub(crate) fn scaled_softmax(x: Prim, scale: f64, causal: bool) -> Result<Prim, Prim> {
+pub(crate) fn scaled_softmax(
+    x: Prim,
+    scale: f64,
+    causal: bool,
+    mask: Option<&Rows4>,
+) -> Result<Prim, Prim> {
     let dims = x.dims();
     let Some(d) = row_len(&x) else { return Err(x) };
+    if mask.is_some_and(|m| m.dims.as_slice() != dims.as_slice()) {
+        return Err(x);
+    }
     let tq = if dims.len() >= 2 {
         dims[dims.len() - 2]
     } else {
         1
     };
+    let h = mask.map_or(1, |m| m.dims[1]);
     let mut t = owned(x)?;
     let Some(vals) = unique_values(&mut t) else {
         return Err(wrap(t));
     };
-    let rows = rows_per_task(d);
+    let (rows, scale) = (rows_per_task(d), scale as f32);
     if vals.len() <= rows * d {
-        softmax_rows(vals, d, scale as f32, causal, tq, 0);
+        softmax_rows(vals, d, scale, causal, [h, tq], 0, mask);
     } else {
         vals.par_chunks_mut(rows * d)
             .enumerate()
-            .for_each(|(i, chunk)| softmax_rows(chunk, d, scale as f32, causal, tq, i * rows));
-    }
-    Ok(wrap(t))
-}
-
-simd_kernel! {
-    /// In place on one row: `softmax(scale · x + mask)` over its first `seen` entries, the
-    /// rest (past a causal query's position) zero.
-    fn masked_softmax_row(row: &mut [f32], mask: &[f32], scale: f32, seen: usize) {
-        let (live, masked) = row.split_at_mut(seen);
-        let mut max = f32::NEG_INFINITY;
-        for (v, &m) in live.iter_mut().zip(mask) {
-            *v = *v * scale + m;
-            max = if *v > max { *v } else { max };
-        }
-        for v in live.iter_mut() {
-            *v = exp(*v - max);
-        }
-        let inv = 1.0 / sum(live);
-        for v in live.iter_mut() {
-            *v *= inv;
-        }
-        masked.fill(0.0);
-    }
-}
-
-/// [`scaled_softmax`] of rank-4 scores `x (B, H, Tq, Tk)` with an additive `mask` read in
-/// place, broadcast to `x`'s shape (zero strides where it broadcasts): `softmax(scale · x +
-/// mask)` per row. `x` comes back in `Err` when the kernel does not apply.
-#[allow(clippy::result_large_err)] // the primitive goes back by value, as it came
-pub(crate) fn scaled_masked_softmax(
-    x: Prim,
-    scale: f64,
-    causal: bool,
-    mask: &Rows4,
-) -> Result<Prim, Prim> {
-    let dims = x.dims();
-    let (Some(d), Ok([_, h, tq, _])) = (row_len(&x), <[usize; 4]>::try_from(dims.as_slice()))
-    else {
-        return Err(x);
-    };
-    if mask.dims.as_slice() != dims.as_slice() {
-        return Err(x);
-    }
-    let mut t = owned(x)?;
-    let Some(vals) = unique_values(&mut t) else {
-        return Err(wrap(t));
-    };
-    let rows = rows_per_task(d);
-    let run = |(i, chunk): (usize, &mut [f32])| {
-        for (r, row) in chunk.chunks_exact_mut(d).enumerate() {
-            let r = i * rows + r; // over (B, H, Tq)
-            let (bi, hi, ti) = (r / (h * tq), r / tq % h, r % tq);
-            let seen = if causal { (ti + 1).min(d) } else { d };
-            masked_softmax_row(row, mask.row(bi, hi, ti), scale as f32, seen);
-        }
-    };
-    if vals.len() <= rows * d {
-        run((0, vals));
-    } else {
-        vals.par_chunks_mut(rows * d).enumerate().for_each(run);
+            .for_each(|(i, chunk)| softmax_rows(chunk, d, scale, causal, [h, tq], i * rows, mask));
     }
     Ok(wrap(t))
 }

@@ -6,7 +6,6 @@
 use std::mem::MaybeUninit;
 
 use super::Mat;
-use crate::kernels::cpu::isa;
 
 /// Products of at least this many multiply-adds split one matrix over the threads (smaller
 /// ones run one matrix per thread across a batch).
@@ -15,11 +14,6 @@ const PARALLEL_MACS: usize = 192 * 192 * 192;
 /// Whether a product of these dims is split over the threads (else it runs on the caller's).
 pub(crate) fn splits([m, k, n]: [usize; 3]) -> bool {
     m * n * k >= PARALLEL_MACS
-}
-
-/// Whether products run Ember's SIMD128 GEMM rather than the `gemm` crate (WebAssembly).
-pub(crate) fn runs_simd128() -> bool {
-    isa::simd128_gemm()
 }
 
 /// `dst (m, n) = a (m, k) @ b (k, n)`, `dst` row-major; split over the threads when `split`.
@@ -32,7 +26,7 @@ pub(crate) fn product(
 ) {
     check(dst.len(), a, b, dims);
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if runs_simd128() {
+    if crate::kernels::cpu::isa::simd128_gemm() {
         // SAFETY: `add` is false: `dst` is only written.
         // Exercised by tests/kernels_products.rs under Node (scripts/test_wasm.sh).
         return unsafe { super::f32_simd128::gemm(dst, a, b, dims, false) };
@@ -50,7 +44,7 @@ pub(crate) fn product_add(
 ) {
     check(dst.len(), a, b, dims);
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if runs_simd128() {
+    if crate::kernels::cpu::isa::simd128_gemm() {
         // SAFETY: f32 and MaybeUninit<f32> have one layout, and the GEMM writes only
         // initialized values; `add`: every element of `dst` is initialized (a `&mut [f32]`).
         // Exercised by tests/kernels_products.rs under Node (scripts/test_wasm.sh).

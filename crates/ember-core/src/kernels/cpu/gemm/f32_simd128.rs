@@ -161,62 +161,53 @@ unsafe fn tile(kc: usize, pa: &[f32], pb: &[f32], c: *mut f32, ldc: usize, load:
 /// Packs `b`'s rows `p0 .. p0 + kc` and columns `j0 .. j0 + nc` into panels of `NR` columns:
 /// panel `q` at `out[q·NR·kc ..]`, `NR` values per row, zeros past column `nc`.
 fn pack_b(out: &mut [f32], b: &Mat<f32>, p0: usize, kc: usize, j0: usize, nc: usize) {
-    for (q, panel) in out[..nc.next_multiple_of(NR) * kc]
-        .chunks_exact_mut(NR * kc)
-        .enumerate()
-    {
-        let cols = NR.min(nc - q * NR);
-        let start = |c: usize| b.off + p0 * b.rs + (j0 + q * NR + c) * b.cs;
-        if b.rs == 1 && cols == NR {
-            // Column-major `b` (a Linear's `(out, in)` weight transposed): eight columns in step.
-            let src: [&[f32]; NR] = std::array::from_fn(|c| &b.s[start(c)..start(c) + kc]);
-            for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
-                for (x, col) in row.iter_mut().zip(&src) {
-                    *x = col[p];
-                }
-            }
-        } else {
-            for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
-                let first = start(0) + p * b.rs;
-                if b.cs == 1 {
-                    row[..cols].copy_from_slice(&b.s[first..first + cols]);
-                } else {
-                    for (c, x) in row[..cols].iter_mut().enumerate() {
-                        *x = b.s[first + c * b.cs];
-                    }
-                }
-                row[cols..].fill(0.0);
-            }
-        }
-    }
+    let first = b.off + p0 * b.rs + j0 * b.cs;
+    pack::<NR>(out, b.s, first, [nc, b.cs], [kc, b.rs]);
 }
 
 /// Packs `a`'s rows `i0 .. i0 + mc` and columns `p0 .. p0 + kc` into panels of `MR` rows:
 /// panel `r` at `out[r·MR·kc ..]`, `MR` values per column, zeros past row `mc`.
 fn pack_a(out: &mut [f32], a: &Mat<f32>, i0: usize, mc: usize, p0: usize, kc: usize) {
-    for (r, panel) in out[..mc.next_multiple_of(MR) * kc]
-        .chunks_exact_mut(MR * kc)
+    let first = a.off + i0 * a.rs + p0 * a.cs;
+    pack::<MR>(out, a.s, first, [mc, a.rs], [kc, a.cs]);
+}
+
+/// Packs `lanes` lines of `steps` values each (line `l`, step `t` at
+/// `s[first + l·lane_stride + t·step_stride]`) into panels of `L` lanes: panel `q` at
+/// `out[q·L·steps ..]`, `L` values per step, zeros past lane `lanes`. `b`'s lanes are its
+/// columns and its steps rows; `a`'s lanes are rows and its steps columns.
+fn pack<const L: usize>(
+    out: &mut [f32],
+    s: &[f32],
+    first: usize,
+    [lanes, lane_stride]: [usize; 2],
+    [steps, step_stride]: [usize; 2],
+) {
+    for (q, panel) in out[..lanes.next_multiple_of(L) * steps]
+        .chunks_exact_mut(L * steps)
         .enumerate()
     {
-        let rows = MR.min(mc - r * MR);
-        let start = |i: usize| a.off + (i0 + r * MR + i) * a.rs + p0 * a.cs;
-        if a.cs == 1 && rows == MR {
-            // Row-major `a`: four rows read in step.
-            let src: [&[f32]; MR] = std::array::from_fn(|i| &a.s[start(i)..start(i) + kc]);
-            for (p, col) in panel.chunks_exact_mut(MR).enumerate() {
-                for (x, row) in col.iter_mut().zip(&src) {
-                    *x = row[p];
+        let live = L.min(lanes - q * L);
+        let start = |l: usize| first + (q * L + l) * lane_stride;
+        if step_stride == 1 && live == L {
+            // Each lane contiguous (row-major `a`, a Linear's transposed weight as `b`): L in step.
+            let src: [&[f32]; L] = std::array::from_fn(|l| &s[start(l)..start(l) + steps]);
+            for (t, step) in panel.chunks_exact_mut(L).enumerate() {
+                for (x, line) in step.iter_mut().zip(&src) {
+                    *x = line[t];
                 }
             }
         } else {
-            for (p, col) in panel.chunks_exact_mut(MR).enumerate() {
-                for (i, x) in col.iter_mut().enumerate() {
-                    *x = if i < rows {
-                        a.s[start(i) + p * a.cs]
-                    } else {
-                        0.0
-                    };
+            for (t, step) in panel.chunks_exact_mut(L).enumerate() {
+                let at = start(0) + t * step_stride;
+                if lane_stride == 1 {
+                    step[..live].copy_from_slice(&s[at..at + live]);
+                } else {
+                    for (l, x) in step[..live].iter_mut().enumerate() {
+                        *x = s[at + l * lane_stride];
+                    }
                 }
+                step[live..].fill(0.0);
             }
         }
     }
